@@ -1,0 +1,397 @@
+//! Dispatch: running an event's sync listeners in order and enqueueing its
+//! queued ones.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use crate::event::{AnyEvent, Event};
+use crate::listener::{BoxError, Flow, ListenerDef, Run};
+use crate::queue::{Job, JobSink, QueueTarget};
+use crate::registry::{Registry, RegistryError, registry};
+use crate::testing;
+
+/// What a dispatch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    ran: usize,
+    queued: usize,
+    skipped: usize,
+    halted_by: Option<&'static str>,
+    faked: bool,
+}
+
+impl Dispatched {
+    /// How many sync listeners ran.
+    pub fn ran(&self) -> usize {
+        self.ran
+    }
+    /// How many jobs were enqueued for queued listeners.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+    /// How many listeners a `when = ..` condition skipped.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+    /// Whether a listener returned `Flow::Stop`.
+    pub fn halted(&self) -> bool {
+        self.halted_by.is_some()
+    }
+    /// The listener that returned `Flow::Stop`.
+    pub fn halted_by(&self) -> Option<&'static str> {
+        self.halted_by
+    }
+    /// Whether an [`events::fake()`](crate::fake) recorded the event instead
+    /// of dispatching it.
+    pub fn faked(&self) -> bool {
+        self.faked
+    }
+}
+
+/// Why a dispatch failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// A sync listener returned an error; the listeners after it did not run
+    /// and nothing was enqueued.
+    #[error("listener `{listener}` failed while handling `{event}`")]
+    Listener {
+        /// The failing listener.
+        listener: &'static str,
+        /// The event's name.
+        event: &'static str,
+        /// What the listener returned.
+        #[source]
+        source: BoxError,
+    },
+    /// A queued listener's event could not be turned into JSON.
+    #[error("cannot enqueue `{event}` for queued listener `{listener}`: {reason}")]
+    Serialize {
+        /// The queued listener.
+        listener: &'static str,
+        /// The event's name.
+        event: &'static str,
+        /// Why serialization failed.
+        reason: String,
+    },
+    /// The queue refused the job.
+    #[error("cannot enqueue `{event}` for queued listener `{listener}`")]
+    Enqueue {
+        /// The queued listener.
+        listener: &'static str,
+        /// The event's name.
+        event: &'static str,
+        /// What the queue said.
+        #[source]
+        source: crate::queue::QueueError,
+    },
+    /// The registry has a problem (duplicate names) that start-up validation
+    /// found.
+    #[error("the event registry is invalid")]
+    Registry(#[from] RegistryError),
+}
+
+impl DispatchError {
+    /// The listener the error concerns, if any.
+    pub fn listener(&self) -> Option<&'static str> {
+        match self {
+            DispatchError::Listener { listener, .. }
+            | DispatchError::Serialize { listener, .. }
+            | DispatchError::Enqueue { listener, .. } => Some(listener),
+            DispatchError::Registry(_) => None,
+        }
+    }
+}
+
+/// Dispatches events to the listeners the registry found.
+///
+/// Cheap to clone. Most programs use the global one through
+/// [`Dispatch::dispatch`]; tests and multi-tenant programs build instances.
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Ping;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dispatcher = events::Dispatcher::builder().build()?;
+/// let done = dispatcher.dispatch(Ping).await?;
+/// assert_eq!(done.ran(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: &'static Registry,
+    target: QueueTarget,
+}
+
+/// Configures a [`Dispatcher`].
+#[derive(Default)]
+#[must_use]
+pub struct DispatcherBuilder {
+    _private: (),
+}
+
+impl DispatcherBuilder {
+    /// Validates the registry and makes the dispatcher.
+    ///
+    /// Fails when two listeners (or two events) share a name.
+    pub fn build(self) -> Result<Dispatcher, RegistryError> {
+        let registry = registry();
+        registry.validate()?;
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                registry,
+                target: QueueTarget::InProcess,
+            }),
+        })
+    }
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("queue", &self.inner.target)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// Starts configuring a dispatcher.
+    pub fn builder() -> DispatcherBuilder {
+        DispatcherBuilder::default()
+    }
+
+    /// Dispatches `event`: runs its sync listeners in order (higher priority
+    /// first, then by name), then enqueues a job per queued listener.
+    ///
+    /// A listener returning an error stops the rest and nothing is enqueued;
+    /// one returning `Flow::Stop` stops the remaining sync listeners.
+    pub async fn dispatch<E: Event>(&self, event: E) -> Result<Dispatched, DispatchError> {
+        let fakes = testing::current();
+        if let Some(fakes) = &fakes {
+            if let Some(recorder) = fakes.events_for::<E>() {
+                recorder.record(event);
+                return Ok(Dispatched {
+                    faked: true,
+                    ..Dispatched::default()
+                });
+            }
+        }
+        let queue_fake = fakes.and_then(|f| f.queue);
+        let sink = match &queue_fake {
+            Some(fake) => JobSink::Fake(fake),
+            None => JobSink::Target(&self.inner.target),
+        };
+        self.run(&event, sink).await
+    }
+
+    async fn run<E: Event>(
+        &self,
+        event: &E,
+        sink: JobSink<'_>,
+    ) -> Result<Dispatched, DispatchError> {
+        let table = self.inner.registry.table::<E>();
+        let any = AnyEvent::new(event);
+        let mut done = Dispatched::default();
+        for def in table.inline.iter() {
+            if !admits(def, any) {
+                done.skipped += 1;
+                continue;
+            }
+            let outcome = match def.run {
+                Run::Sync(call) => call(any),
+                Run::Async(call) => call(any).await,
+                // The registry keeps queued listeners out of `inline`.
+                Run::Queued { .. } => continue,
+            };
+            done.ran += 1;
+            match outcome {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Stop) => {
+                    done.halted_by = Some(def.name);
+                    break;
+                }
+                Err(source) => {
+                    return Err(DispatchError::Listener {
+                        listener: def.name,
+                        event: E::NAME,
+                        source,
+                    });
+                }
+            }
+        }
+        if !table.queued.is_empty() {
+            enqueue(&table.queued, any, &sink, &mut done)?;
+        }
+        Ok(done)
+    }
+}
+
+fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
+    def.when.is_none_or(|when| when(event))
+}
+
+/// Enqueues one job per queued listener that admits the event, serializing
+/// the event once.
+fn enqueue(
+    queued: &[&'static ListenerDef],
+    event: &AnyEvent,
+    sink: &JobSink<'_>,
+    done: &mut Dispatched,
+) -> Result<(), DispatchError> {
+    let mut payload: Option<String> = None;
+    for &def in queued {
+        if !admits(def, event) {
+            done.skipped += 1;
+            continue;
+        }
+        let Run::Queued { options, .. } = def.run else {
+            continue;
+        };
+        let json = match &payload {
+            Some(json) => json.clone(),
+            None => {
+                let json = match event.erased().json() {
+                    Some(Ok(json)) => json,
+                    Some(Err(e)) => {
+                        return Err(serialize_error(def, event, e.to_string()));
+                    }
+                    None => {
+                        return Err(serialize_error(
+                            def,
+                            event,
+                            "its type does not implement `Serialize`".into(),
+                        ));
+                    }
+                };
+                payload.insert(json).clone()
+            }
+        };
+        let job = Job::new(def.name, event.name(), json, &options);
+        sink.push(def, job)
+            .map_err(|source| DispatchError::Enqueue {
+                listener: def.name,
+                event: event_name(def, event),
+                source,
+            })?;
+        done.queued += 1;
+    }
+    Ok(())
+}
+
+fn serialize_error(def: &ListenerDef, event: &AnyEvent, reason: String) -> DispatchError {
+    DispatchError::Serialize {
+        listener: def.name,
+        event: event_name(def, event),
+        reason,
+    }
+}
+
+/// The event's `&'static` name: the registered one for typed listeners; a
+/// wildcard listener reports its pattern when the name is not static.
+fn event_name(def: &ListenerDef, event: &AnyEvent) -> &'static str {
+    match def.target {
+        crate::listener::Target::Event { name, .. } => name,
+        crate::listener::Target::Pattern(pattern) => registry()
+            .event(event.name())
+            .map(|info| info.name())
+            .unwrap_or(pattern),
+    }
+}
+
+static INSTALLED: OnceLock<Dispatcher> = OnceLock::new();
+static DEFAULT: OnceLock<Result<Dispatcher, RegistryError>> = OnceLock::new();
+
+/// Makes `dispatcher` the global one that [`Dispatch::dispatch`] and
+/// [`dispatch`] use. Call it once, at start-up, before the first dispatch
+/// that should see it.
+///
+/// # Errors
+///
+/// Gives the dispatcher back when one is installed already.
+pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
+    INSTALLED.set(dispatcher)
+}
+
+/// The global dispatcher: the installed one, else one built with the
+/// defaults on first use.
+pub fn global() -> Result<&'static Dispatcher, DispatchError> {
+    if let Some(installed) = INSTALLED.get() {
+        return Ok(installed);
+    }
+    match DEFAULT.get_or_init(|| Dispatcher::builder().build()) {
+        Ok(dispatcher) => Ok(dispatcher),
+        Err(problem) => Err(DispatchError::Registry(problem.clone())),
+    }
+}
+
+/// Dispatches `event` through the global dispatcher.
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Ping;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events::DispatchError> {
+/// events::dispatch(Ping).await?;
+/// # Ok(()) }
+/// ```
+pub async fn dispatch<E: Event>(event: E) -> Result<Dispatched, DispatchError> {
+    global()?.dispatch(event).await
+}
+
+/// `event.dispatch()` and its conditional forms, for every [`Event`].
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Signup { vip: bool }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events::DispatchError> {
+/// let vip = true;
+/// Signup { vip }.dispatch_if(vip).await?;
+/// Signup { vip }.dispatch_unless(vip).await?;
+/// # Ok(()) }
+/// ```
+pub trait Dispatch: Event + Sized {
+    /// Dispatches the event through the global dispatcher.
+    fn dispatch(self) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+        dispatch(self)
+    }
+
+    /// Dispatches the event when `condition` holds; otherwise does nothing
+    /// and reports that nothing ran.
+    fn dispatch_if(
+        self,
+        condition: bool,
+    ) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+        async move {
+            if condition {
+                dispatch(self).await
+            } else {
+                Ok(Dispatched::default())
+            }
+        }
+    }
+
+    /// Dispatches the event unless `condition` holds.
+    fn dispatch_unless(
+        self,
+        condition: bool,
+    ) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+        self.dispatch_if(!condition)
+    }
+}
+
+impl<E: Event> Dispatch for E {}

@@ -1,0 +1,28 @@
+//! Runtime of the `events` framework: the registry that link-time
+//! registrations build, the dispatcher, queued-job execution and the test
+//! fakes. Use it through the `events` facade crate.
+
+#![warn(missing_docs)]
+
+mod dispatch;
+mod event;
+mod listener;
+mod pattern;
+pub mod queue;
+mod registry;
+mod testing;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use dispatch::{
+    Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, dispatch, global, install,
+};
+pub use event::{AnyEvent, Event};
+pub use listener::{
+    BoxError, Flow, IntoOutcome, Listener, ListenerInfo, Listens, Mode, QueueOptions,
+    assert_listening,
+};
+pub use pattern::matches as matches_pattern;
+pub use registry::{EventInfo, Registry, RegistryError, listeners_for, registry};
+pub use testing::{EventFake, EventSet, QueueFake, fake, fake_only, fake_queue};

@@ -1,0 +1,365 @@
+//! Listeners: what `#[listener]` and `#[subscriber]` register, the return
+//! types a listener may have, and the options of a queued listener.
+
+use std::any::TypeId;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::event::{AnyEvent, Event};
+
+/// What a listener returns to let the dispatch go on or stop it.
+///
+/// `Flow::Stop` is Laravel's `return false`: the remaining sync listeners of
+/// this dispatch do not run (queued listeners are still enqueued).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Let the next listener run.
+    #[default]
+    Continue,
+    /// Halt the remaining sync listeners.
+    Stop,
+}
+
+/// A listener's error, boxed.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What one run of a listener ended with.
+pub type Outcome = Result<Flow, BoxError>;
+
+/// The return types a listener may have: `()`, `Flow`, `Result<(), E>` and
+/// `Result<Flow, E>`, where `E` converts into [`BoxError`] (any
+/// `std::error::Error + Send + Sync + 'static`, `Box<dyn Error + Send + Sync>`,
+/// `anyhow::Error`, `String`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a listener return type",
+    label = "a listener returns `()`, `Flow`, `Result<(), E>` or `Result<Flow, E>`",
+    note = "the error type `E` must be a `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait IntoOutcome {
+    /// Converts the listener's return value.
+    fn into_outcome(self) -> Outcome;
+}
+
+impl IntoOutcome for () {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        Ok(Flow::Continue)
+    }
+}
+
+impl IntoOutcome for Flow {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        Ok(self)
+    }
+}
+
+impl<E: Into<BoxError>> IntoOutcome for Result<(), E> {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl<E: Into<BoxError>> IntoOutcome for Result<Flow, E> {
+    #[inline]
+    fn into_outcome(self) -> Outcome {
+        self.map_err(Into::into)
+    }
+}
+
+/// A listener, named by the type that `#[listener]` declares next to the
+/// function (same name, type namespace), so tests can refer to it:
+/// `queue.assert_pushed::<sync_to_calendar>()`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a listener",
+    label = "expected the name of a function marked `#[listener]`",
+    note = "`#[listener]` declares a type with the function's name; subscriber methods are named by string"
+)]
+pub trait Listener: 'static {
+    /// The listener's stable name: the routing key of its queued jobs.
+    const NAME: &'static str;
+}
+
+/// Implemented by a listener's type for the event it takes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not listen to `{E}`",
+    label = "this listener does not take `&{E}`",
+    note = "a listener listens to the event its parameter borrows"
+)]
+pub trait Listens<E: ?Sized>: Listener {}
+
+/// Compiles only when listener `L` takes `&E`.
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Shipped;
+///
+/// #[listener]
+/// fn notify(_: &Shipped) {}
+///
+/// events::assert_listening::<Shipped, notify>();
+/// ```
+pub fn assert_listening<E: Event, L: Listens<E>>() {}
+
+/// How a queued listener is retried and timed. Set with `#[listener(queue = ..,
+/// tries = .., backoff = .., delay = .., timeout = ..)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    queue: &'static str,
+    tries: u32,
+    backoff: &'static [Duration],
+    delay: Duration,
+    timeout: Option<Duration>,
+}
+
+impl QueueOptions {
+    /// Used by the generated code.
+    #[doc(hidden)]
+    pub const fn __new(
+        queue: &'static str,
+        tries: u32,
+        backoff: &'static [Duration],
+        delay: Duration,
+        timeout: Option<Duration>,
+    ) -> Self {
+        QueueOptions {
+            queue,
+            tries,
+            backoff,
+            delay,
+            timeout,
+        }
+    }
+
+    /// The queue the listener's jobs go to.
+    pub fn queue(&self) -> &'static str {
+        self.queue
+    }
+
+    /// How many times a job is tried before it fails (at least 1).
+    pub fn tries(&self) -> u32 {
+        self.tries
+    }
+
+    /// The backoff list as declared (empty: retry at once).
+    pub fn backoff(&self) -> &'static [Duration] {
+        self.backoff
+    }
+
+    /// How long after dispatch a job becomes available.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// How long one try may run; `None` leaves it to the worker's default.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The wait before the next try after `attempt` (1-based) failed: the
+    /// list is indexed by attempt and its last value repeats.
+    ///
+    /// ```
+    /// # use events::QueueOptions;
+    /// # use std::time::Duration;
+    /// # const B: &[Duration] = &[Duration::from_secs(1), Duration::from_secs(5)];
+    /// let o = QueueOptions::__new("default", 4, B, Duration::ZERO, None);
+    /// assert_eq!(o.backoff_after(1), Duration::from_secs(1));
+    /// assert_eq!(o.backoff_after(2), Duration::from_secs(5));
+    /// assert_eq!(o.backoff_after(3), Duration::from_secs(5));
+    /// ```
+    pub fn backoff_after(&self, attempt: u32) -> Duration {
+        let index = (attempt.max(1) - 1) as usize;
+        match self.backoff {
+            [] => Duration::ZERO,
+            list => list[index.min(list.len() - 1)],
+        }
+    }
+}
+
+/// A sync listener body, type-erased.
+#[doc(hidden)]
+pub type SyncFn = fn(&AnyEvent) -> Outcome;
+/// An async listener body, type-erased.
+#[doc(hidden)]
+pub type AsyncFn = for<'a> fn(&'a AnyEvent) -> BoxFuture<'a, Outcome>;
+/// A queued listener's job body: rebuilds the event from its name and JSON
+/// and returns the run, or the deserialization error.
+#[doc(hidden)]
+pub type JobFn = fn(&str, &str) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
+
+/// How a registered listener runs.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// A plain `fn`, called inside dispatch.
+    Sync(SyncFn),
+    /// An `async fn`, awaited inside dispatch.
+    Async(AsyncFn),
+    /// Enqueued as a job at dispatch and run by a worker.
+    Queued {
+        /// Retry and timing options.
+        options: QueueOptions,
+        /// The job body.
+        job: JobFn,
+        /// Whether the listener itself is an `async fn`.
+        is_async: bool,
+    },
+}
+
+/// The event a listener takes.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// One event type.
+    Event {
+        /// `Event::NAME`.
+        name: &'static str,
+        /// The type's id.
+        type_id: fn() -> TypeId,
+        /// `std::any::type_name` of the type.
+        type_name: fn() -> &'static str,
+    },
+    /// Every event whose name matches the pattern.
+    Pattern(&'static str),
+}
+
+/// Link-time registration of a listener, submitted by `#[listener]` and
+/// `#[subscriber]`.
+#[doc(hidden)]
+pub struct ListenerDef {
+    /// Stable name: routing key of queued jobs.
+    pub name: &'static str,
+    /// What it listens to.
+    pub target: Target,
+    /// Higher runs first.
+    pub priority: i32,
+    /// `when = predicate`, checked before the listener runs or is enqueued.
+    pub when: Option<fn(&AnyEvent) -> bool>,
+    /// How it runs.
+    pub run: Run,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+}
+
+inventory::collect!(ListenerDef);
+
+/// Whether a listener runs inside dispatch or as a queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Runs inside `dispatch`, in priority order.
+    Sync,
+    /// Enqueued at dispatch, run by a worker with these options.
+    Queued(QueueOptions),
+}
+
+/// A registered listener, as [`registry`](crate::registry) and
+/// [`listeners_for`](crate::listeners_for) describe it.
+#[derive(Clone, Copy)]
+pub struct ListenerInfo {
+    pub(crate) def: &'static ListenerDef,
+}
+
+impl ListenerInfo {
+    /// The stable name (module path and function, `Type::method` for a
+    /// subscriber method, or the `name = ".."` it pins).
+    pub fn name(&self) -> &'static str {
+        self.def.name
+    }
+
+    /// The event's name, or the pattern of a wildcard listener.
+    pub fn event(&self) -> &'static str {
+        match self.def.target {
+            Target::Event { name, .. } => name,
+            Target::Pattern(pattern) => pattern,
+        }
+    }
+
+    /// The Rust type of the event, `None` for a wildcard listener.
+    pub fn event_type(&self) -> Option<&'static str> {
+        match self.def.target {
+            Target::Event { type_name, .. } => Some(type_name()),
+            Target::Pattern(_) => None,
+        }
+    }
+
+    /// The wildcard pattern, for a wildcard listener.
+    pub fn pattern(&self) -> Option<&'static str> {
+        match self.def.target {
+            Target::Pattern(pattern) => Some(pattern),
+            Target::Event { .. } => None,
+        }
+    }
+
+    /// Sync, or queued with its options.
+    pub fn mode(&self) -> Mode {
+        match self.def.run {
+            Run::Queued { options, .. } => Mode::Queued(options),
+            Run::Sync(_) | Run::Async(_) => Mode::Sync,
+        }
+    }
+
+    /// Whether the listener is an `async fn`.
+    pub fn is_async(&self) -> bool {
+        match self.def.run {
+            Run::Sync(_) => false,
+            Run::Async(_) => true,
+            Run::Queued { is_async, .. } => is_async,
+        }
+    }
+
+    /// Whether it has a `when = ..` condition.
+    pub fn is_conditional(&self) -> bool {
+        self.def.when.is_some()
+    }
+
+    /// Higher runs first.
+    pub fn priority(&self) -> i32 {
+        self.def.priority
+    }
+
+    /// The source file it is declared in.
+    pub fn file(&self) -> &'static str {
+        self.def.file
+    }
+
+    /// The line it is declared on.
+    pub fn line(&self) -> u32 {
+        self.def.line
+    }
+
+    pub(crate) fn listens_to(&self, type_id: TypeId, name: &str) -> bool {
+        match self.def.target {
+            Target::Event { type_id: id, .. } => id() == type_id,
+            Target::Pattern(pattern) => crate::pattern::matches(pattern, name),
+        }
+    }
+}
+
+impl std::fmt::Debug for ListenerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerInfo")
+            .field("name", &self.name())
+            .field("event", &self.event())
+            .field("mode", &self.mode())
+            .field("priority", &self.priority())
+            .field("async", &self.is_async())
+            .field("conditional", &self.is_conditional())
+            .field("file", &self.file())
+            .field("line", &self.line())
+            .finish()
+    }
+}

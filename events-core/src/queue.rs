@@ -1,0 +1,299 @@
+//! Queued listeners: the job a dispatch enqueues, how one try of it runs, and
+//! the in-process runner that executes jobs when no queue is configured.
+//!
+//! A job runs on a Tokio runtime: in-process jobs are spawned on the runtime
+//! the dispatch happens on, with the listener's `delay`, `tries`, `backoff`
+//! and `timeout`. A job that fails its last try is reported through
+//! `tracing` at error level.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, QueueOptions, Run};
+use crate::registry::registry;
+use crate::testing::QueueFakeState;
+
+/// One queued listener's run of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Unique id.
+    pub id: String,
+    /// The queue it waits on.
+    pub queue: String,
+    /// The listener's stable name: the routing key.
+    pub listener: String,
+    /// The event's name.
+    pub event: String,
+    /// The event as JSON.
+    pub payload: String,
+    /// Tries made so far (0 before the first).
+    pub attempt: u32,
+    /// Tries allowed.
+    pub max_tries: u32,
+    /// When it may run.
+    pub available_at: SystemTime,
+    /// When it was first enqueued.
+    pub first_enqueued_at: SystemTime,
+    /// What the last failed try said.
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    pub(crate) fn new(listener: &str, event: &str, payload: String, options: &QueueOptions) -> Job {
+        let now = SystemTime::now();
+        Job {
+            id: new_id(now),
+            queue: options.queue().to_owned(),
+            listener: listener.to_owned(),
+            event: event.to_owned(),
+            payload,
+            attempt: 0,
+            max_tries: options.tries(),
+            available_at: now + options.delay(),
+            first_enqueued_at: now,
+            last_error: None,
+        }
+    }
+}
+
+/// A time-ordered id, unique within the process: milliseconds since the
+/// epoch, then a process-wide counter.
+fn new_id(now: SystemTime) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let millis = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{millis:013x}-{n:08x}")
+}
+
+/// Why a queue refused a job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// Queued listeners run in-process on the dispatching Tokio runtime, and
+    /// there is none.
+    #[error(
+        "queued listeners run on a Tokio runtime when no queue is configured, and this dispatch is not on one"
+    )]
+    NoRuntime,
+}
+
+/// Why one try of a job failed. The text of each is what lands in a failed
+/// job's `error`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// No listener of that name is registered (renamed or removed).
+    #[error("no listener named `{listener}` is registered (was it renamed or removed?)")]
+    UnknownListener {
+        /// The name in the job.
+        listener: String,
+    },
+    /// The listener is registered but is not queued.
+    #[error("listener `{listener}` is not a queued listener")]
+    NotQueued {
+        /// The name in the job.
+        listener: String,
+    },
+    /// The payload does not deserialize into the listener's event any more.
+    #[error("the payload of `{event}` no longer deserializes for listener `{listener}`: {source}")]
+    Payload {
+        /// The listener.
+        listener: String,
+        /// The event's name.
+        event: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// The listener returned an error.
+    #[error("listener `{listener}` failed: {source}")]
+    Failed {
+        /// The listener.
+        listener: String,
+        /// What it returned.
+        source: BoxError,
+    },
+    /// The listener panicked.
+    #[error("listener `{listener}` panicked: {message}")]
+    Panicked {
+        /// The listener.
+        listener: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The listener ran past its timeout and was cancelled.
+    #[error("listener `{listener}` timed out after {after:?}")]
+    TimedOut {
+        /// The listener.
+        listener: String,
+        /// The timeout.
+        after: Duration,
+    },
+}
+
+/// Runs one try of `job`: looks its listener up by name, rebuilds the event,
+/// runs the listener under its timeout and catches a panic. Every way it can
+/// go wrong comes back as a [`JobError`].
+pub async fn run_job(job: &Job) -> Result<(), JobError> {
+    let def = registry()
+        .listener(&job.listener)
+        .ok_or_else(|| JobError::UnknownListener {
+            listener: job.listener.clone(),
+        })?
+        .def;
+    run_job_with(def, job).await
+}
+
+pub(crate) async fn run_job_with(def: &ListenerDef, job: &Job) -> Result<(), JobError> {
+    let Run::Queued {
+        job: body, options, ..
+    } = def.run
+    else {
+        return Err(JobError::NotQueued {
+            listener: job.listener.clone(),
+        });
+    };
+    let run = body(&job.event, &job.payload).map_err(|source| JobError::Payload {
+        listener: job.listener.clone(),
+        event: job.event.clone(),
+        source,
+    })?;
+    let run = CatchUnwind(run);
+    let result = match options.timeout() {
+        Some(after) => tokio::time::timeout(after, run)
+            .await
+            .map_err(|_| JobError::TimedOut {
+                listener: job.listener.clone(),
+                after,
+            })?,
+        None => run.await,
+    };
+    match result {
+        Ok(Ok(_flow)) => Ok(()),
+        Ok(Err(source)) => Err(JobError::Failed {
+            listener: job.listener.clone(),
+            source,
+        }),
+        Err(panic) => Err(JobError::Panicked {
+            listener: job.listener.clone(),
+            message: panic_message(&*panic),
+        }),
+    }
+}
+
+/// Polls a listener's future, turning a panic into a value.
+struct CatchUnwind(BoxFuture<'static, Outcome>);
+
+impl Future for CatchUnwind {
+    type Output = Result<Outcome, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// Where a dispatcher's jobs go.
+#[derive(Debug, Clone)]
+pub(crate) enum QueueTarget {
+    /// Spawned on the dispatching Tokio runtime.
+    InProcess,
+}
+
+/// Where one dispatch's jobs go: the dispatcher's target, or the test's
+/// queue fake.
+pub(crate) enum JobSink<'a> {
+    Target(&'a QueueTarget),
+    Fake(&'a QueueFakeState),
+}
+
+impl JobSink<'_> {
+    pub(crate) fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
+        match self {
+            JobSink::Fake(fake) => {
+                fake.push(job);
+                Ok(())
+            }
+            JobSink::Target(QueueTarget::InProcess) => {
+                let runtime =
+                    tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
+                runtime.spawn(run_in_process(def, job));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs a job in-process with its listener's delay, tries and backoff.
+async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
+    let Run::Queued { options, .. } = def.run else {
+        return;
+    };
+    pause(options.delay()).await;
+    loop {
+        job.attempt += 1;
+        let Err(error) = run_job_with(def, &job).await else {
+            return;
+        };
+        if job.attempt >= job.max_tries {
+            tracing::error!(
+                listener = %job.listener,
+                event = %job.event,
+                job = %job.id,
+                attempts = job.attempt,
+                error = %error,
+                "queued listener failed after its last try"
+            );
+            return;
+        }
+        tracing::warn!(
+            listener = %job.listener,
+            job = %job.id,
+            attempt = job.attempt,
+            error = %error,
+            "queued listener failed; retrying"
+        );
+        job.last_error = Some(error.to_string());
+        pause(options.backoff_after(job.attempt)).await;
+    }
+}
+
+/// Sleeps, without touching the timer for a zero wait (so runtimes built
+/// without `enable_time` work when no delay is configured).
+async fn pause(wait: Duration) {
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "job {} ({} on `{}`, try {}/{})",
+            self.id, self.listener, self.event, self.attempt, self.max_tries
+        )
+    }
+}

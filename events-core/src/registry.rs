@@ -1,0 +1,316 @@
+//! The registry: every event and listener submitted at link time, collected
+//! once, validated, sorted (priority, then name: never link order) and indexed
+//! by event type so dispatch finds its listeners with one lookup.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{OnceLock, RwLock};
+
+use crate::event::{Event, EventDef, FromJson};
+use crate::listener::{ListenerDef, ListenerInfo, Run};
+
+/// Every listener for one event type, in run order.
+pub(crate) struct Table {
+    /// Sync and async listeners run inside dispatch.
+    pub(crate) inline: Box<[&'static ListenerDef]>,
+    /// Queued listeners, enqueued after the inline ones succeeded.
+    pub(crate) queued: Box<[&'static ListenerDef]>,
+}
+
+/// A registered event type.
+#[derive(Debug, Clone, Copy)]
+pub struct EventInfo {
+    def: &'static EventDef,
+}
+
+impl EventInfo {
+    /// `Event::NAME`.
+    pub fn name(&self) -> &'static str {
+        self.def.name
+    }
+    /// The Rust type's path.
+    pub fn type_name(&self) -> &'static str {
+        self.def.type_name
+    }
+    /// Whether a queued job can rebuild it (`Deserialize`).
+    pub fn is_deserializable(&self) -> bool {
+        (self.def.from_json)().is_some()
+    }
+    /// The source file it is declared in.
+    pub fn file(&self) -> &'static str {
+        self.def.file
+    }
+    /// The line it is declared on.
+    pub fn line(&self) -> u32 {
+        self.def.line
+    }
+}
+
+/// A mistake in what was registered, found when the registry is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two listeners share a name, so queued jobs could not tell them apart.
+    #[error(
+        "two listeners are named `{name}`: one at {first_file}:{first_line}, one at {second_file}:{second_line}; \
+         give one of them another `name = \"..\"`"
+    )]
+    DuplicateListener {
+        /// The shared name.
+        name: &'static str,
+        /// Where the first is declared.
+        first_file: &'static str,
+        /// Its line.
+        first_line: u32,
+        /// Where the second is declared.
+        second_file: &'static str,
+        /// Its line.
+        second_line: u32,
+    },
+    /// Two event types share a name, so wildcard listeners and queued jobs
+    /// could not tell them apart.
+    #[error(
+        "two events are named `{name}`: `{first_type}` at {first_file}:{first_line} and `{second_type}` at \
+         {second_file}:{second_line}; give one of them another `#[event(name = \"..\")]`"
+    )]
+    DuplicateEvent {
+        /// The shared name.
+        name: &'static str,
+        /// The first type.
+        first_type: &'static str,
+        /// Where it is declared.
+        first_file: &'static str,
+        /// Its line.
+        first_line: u32,
+        /// The second type.
+        second_type: &'static str,
+        /// Where it is declared.
+        second_file: &'static str,
+        /// Its line.
+        second_line: u32,
+    },
+}
+
+/// Everything registered in this program. Built once, on first use.
+pub struct Registry {
+    listeners: Vec<ListenerInfo>,
+    events: Vec<EventInfo>,
+    tables: HashMap<TypeId, Table, BuildHasherDefault<TypeIdHasher>>,
+    /// Tables of event types without an `EventDef` (generic events), built
+    /// on first dispatch and kept.
+    late: RwLock<HashMap<TypeId, &'static Table, BuildHasherDefault<TypeIdHasher>>>,
+    problems: Vec<RegistryError>,
+}
+
+/// The program's registry, built from the link-time submissions on first use.
+///
+/// ```
+/// for listener in events::registry().listeners() {
+///     println!("{} -> {} ({:?})", listener.event(), listener.name(), listener.mode());
+/// }
+/// ```
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        Registry::build(
+            inventory::iter::<EventDef>.into_iter().collect(),
+            inventory::iter::<ListenerDef>.into_iter().collect(),
+        )
+    })
+}
+
+/// The listeners of `E`, in the order dispatch considers them: sync ones
+/// first (higher priority, then name), then queued ones. Wildcard listeners
+/// whose pattern matches `E::NAME` are included.
+pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
+    let table = registry().table::<E>();
+    table
+        .inline
+        .iter()
+        .chain(table.queued.iter())
+        .map(|def| ListenerInfo { def })
+        .collect()
+}
+
+impl Registry {
+    pub(crate) fn build(
+        mut events: Vec<&'static EventDef>,
+        mut listeners: Vec<&'static ListenerDef>,
+    ) -> Registry {
+        listeners.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| a.name.cmp(b.name))
+                .then_with(|| a.file.cmp(b.file))
+                .then_with(|| a.line.cmp(&b.line))
+        });
+        events.sort_by(|a, b| {
+            a.name
+                .cmp(b.name)
+                .then_with(|| a.type_name.cmp(b.type_name))
+        });
+        let listeners: Vec<ListenerInfo> = listeners
+            .into_iter()
+            .map(|def| ListenerInfo { def })
+            .collect();
+        let events: Vec<EventInfo> = events.into_iter().map(|def| EventInfo { def }).collect();
+
+        let mut problems = Vec::new();
+        let mut by_name: Vec<&ListenerInfo> = listeners.iter().collect();
+        by_name.sort_by(|a, b| (a.name(), a.file(), a.line()).cmp(&(b.name(), b.file(), b.line())));
+        for pair in by_name.windows(2) {
+            if pair[0].name() == pair[1].name() {
+                problems.push(RegistryError::DuplicateListener {
+                    name: pair[0].name(),
+                    first_file: pair[0].file(),
+                    first_line: pair[0].line(),
+                    second_file: pair[1].file(),
+                    second_line: pair[1].line(),
+                });
+            }
+        }
+        for pair in events.windows(2) {
+            let (a, b) = (pair[0].def, pair[1].def);
+            if a.name == b.name && (a.type_id)() != (b.type_id)() {
+                problems.push(RegistryError::DuplicateEvent {
+                    name: a.name,
+                    first_type: a.type_name,
+                    first_file: a.file,
+                    first_line: a.line,
+                    second_type: b.type_name,
+                    second_file: b.file,
+                    second_line: b.line,
+                });
+            }
+        }
+
+        let mut tables = HashMap::default();
+        for event in &events {
+            let type_id = (event.def.type_id)();
+            tables
+                .entry(type_id)
+                .or_insert_with(|| Self::table_from(&listeners, type_id, event.def.name));
+        }
+        Registry {
+            listeners,
+            events,
+            tables,
+            late: RwLock::default(),
+            problems,
+        }
+    }
+
+    fn table_from(listeners: &[ListenerInfo], type_id: TypeId, name: &str) -> Table {
+        let mine = || listeners.iter().filter(|l| l.listens_to(type_id, name));
+        Table {
+            inline: mine()
+                .filter(|l| !matches!(l.def.run, Run::Queued { .. }))
+                .map(|l| l.def)
+                .collect(),
+            queued: mine()
+                .filter(|l| matches!(l.def.run, Run::Queued { .. }))
+                .map(|l| l.def)
+                .collect(),
+        }
+    }
+
+    /// The table of `E`. One hash lookup for every `#[event]` type; generic
+    /// event types get theirs built on first dispatch.
+    #[inline]
+    pub(crate) fn table<E: Event>(&self) -> &Table {
+        let type_id = TypeId::of::<E>();
+        if let Some(table) = self.tables.get(&type_id) {
+            return table;
+        }
+        self.late_table(type_id, E::NAME)
+    }
+
+    #[cold]
+    fn late_table(&self, type_id: TypeId, name: &str) -> &Table {
+        // A poisoned lock only means another thread panicked while inserting
+        // a complete table: the map is still consistent.
+        if let Some(table) = self
+            .late
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&type_id)
+        {
+            return table;
+        }
+        let mut late = self.late.write().unwrap_or_else(|e| e.into_inner());
+        // One leaked table per distinct generic event type, kept for the
+        // program's life like the registry itself.
+        late.entry(type_id).or_insert_with(|| {
+            Box::leak(Box::new(Self::table_from(&self.listeners, type_id, name)))
+        })
+    }
+
+    /// Every listener, sorted by priority (higher first), then name.
+    pub fn listeners(&self) -> &[ListenerInfo] {
+        &self.listeners
+    }
+
+    /// The listener with this name.
+    pub fn listener(&self, name: &str) -> Option<ListenerInfo> {
+        self.listeners.iter().find(|l| l.name() == name).copied()
+    }
+
+    /// Every `#[event]` type, sorted by name.
+    pub fn events(&self) -> &[EventInfo] {
+        &self.events
+    }
+
+    /// The event type with this name.
+    pub fn event(&self, name: &str) -> Option<EventInfo> {
+        self.events.iter().find(|e| e.name() == name).copied()
+    }
+
+    pub(crate) fn from_json(&self, name: &str) -> Option<FromJson> {
+        self.event(name).and_then(|e| (e.def.from_json)())
+    }
+
+    /// What start-up validation found: duplicate listener or event names.
+    pub fn problems(&self) -> &[RegistryError] {
+        &self.problems
+    }
+
+    /// `Ok` when nothing is wrong, else the first problem (all of them are in
+    /// [`problems`](Self::problems)).
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        match self.problems.first() {
+            Some(problem) => Err(problem.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("events", &self.events)
+            .field("listeners", &self.listeners)
+            .field("problems", &self.problems)
+            .finish()
+    }
+}
+
+/// `TypeId`s are hashes already: pass their bits through.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `TypeId` hashes through `write_u64`; mix anything else in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}

@@ -1,0 +1,480 @@
+//! Laravel's fakes: record dispatched events or queued jobs instead of running
+//! them, and assert on what was recorded.
+//!
+//! A fake is active on the thread that made it, until the returned guard is
+//! dropped: the scope `tracing::subscriber::set_default` uses. Each test runs
+//! on its own thread, so parallel tests in one binary never see each other's
+//! fakes. Everything the test thread runs sees it: a `#[tokio::test]` body
+//! (current-thread runtime), `Runtime::block_on` from the test, plain sync
+//! code. Tasks that a multi-thread runtime moves to its worker threads do
+//! not; dispatch from the test's own thread, or use a current-thread
+//! runtime.
+
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::event::Event;
+use crate::listener::Listener;
+use crate::queue::{Job, JobError, run_job};
+
+/// How many fakes are alive in the process: dispatch skips the thread-local
+/// lookup entirely while this is zero.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SCOPE: RefCell<Scope> = RefCell::new(Scope::default());
+}
+
+/// The fakes active on the current thread.
+#[derive(Clone, Default)]
+pub(crate) struct Scope {
+    events: Option<Arc<EventFakeState>>,
+    pub(crate) queue: Option<Arc<QueueFakeState>>,
+}
+
+impl Scope {
+    /// The event recorder that intercepts `E`, if any.
+    pub(crate) fn events_for<E: Event>(&self) -> Option<&EventFakeState> {
+        self.events
+            .as_deref()
+            .filter(|fake| fake.intercepts(TypeId::of::<E>()))
+    }
+}
+
+/// The fakes of this thread, or `None` (cheaply) when there are none.
+#[inline]
+pub(crate) fn current() -> Option<Scope> {
+    if ACTIVE.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    SCOPE.with(|scope| {
+        let scope = scope.borrow();
+        (scope.events.is_some() || scope.queue.is_some()).then(|| scope.clone())
+    })
+}
+
+/// Activates `install` on this thread's scope; returns what to restore.
+fn activate(install: impl FnOnce(&mut Scope)) -> Scope {
+    ACTIVE.fetch_add(1, Ordering::AcqRel);
+    SCOPE.with(|scope| {
+        let previous = scope.borrow().clone();
+        install(&mut scope.borrow_mut());
+        previous
+    })
+}
+
+/// Puts the thread's scope back as it was.
+struct Restore {
+    previous: Option<Scope>,
+    /// The guard restores a thread-local: it must drop on its thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Restore {
+    fn new(previous: Scope) -> Restore {
+        Restore {
+            previous: Some(previous),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // `try_with`: during thread teardown the scope may be gone already.
+            let _ = SCOPE.try_with(|scope| *scope.borrow_mut() = previous);
+        }
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked mid-record leaves complete entries behind.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One recorded dispatch.
+struct Recorded {
+    type_id: TypeId,
+    name: &'static str,
+    event: Box<dyn Any + Send + Sync>,
+    json: Option<String>,
+}
+
+impl Recorded {
+    fn describe(&self) -> String {
+        match &self.json {
+            Some(json) => format!("`{}` {json}", self.name),
+            None => format!("`{}`", self.name),
+        }
+    }
+}
+
+pub(crate) struct EventFakeState {
+    /// `None`: every event; else only these.
+    only: Option<Vec<TypeId>>,
+    records: Mutex<Vec<Recorded>>,
+}
+
+impl EventFakeState {
+    fn intercepts(&self, type_id: TypeId) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.contains(&type_id))
+    }
+
+    pub(crate) fn record<E: Event>(&self, event: E) {
+        let json = event.__to_json().and_then(Result::ok);
+        lock(&self.records).push(Recorded {
+            type_id: TypeId::of::<E>(),
+            name: E::NAME,
+            event: Box::new(event),
+            json,
+        });
+    }
+}
+
+/// A set of event types, for [`fake_only`]: one event type or a tuple of up
+/// to eight.
+pub trait EventSet {
+    /// The types' ids.
+    fn type_ids() -> Vec<TypeId>;
+}
+
+macro_rules! event_set_for_tuples {
+    ($($name:ident)+) => {
+        impl<$($name: Event),+> EventSet for ($($name,)+) {
+            fn type_ids() -> Vec<TypeId> {
+                vec![$(TypeId::of::<$name>()),+]
+            }
+        }
+    };
+}
+event_set_for_tuples!(A);
+event_set_for_tuples!(A B);
+event_set_for_tuples!(A B C);
+event_set_for_tuples!(A B C D);
+event_set_for_tuples!(A B C D E);
+event_set_for_tuples!(A B C D E F);
+event_set_for_tuples!(A B C D E F G);
+event_set_for_tuples!(A B C D E F G H);
+
+/// Records every event dispatched on this thread instead of running its
+/// listeners, until the returned fake is dropped (Laravel's `Event::fake()`).
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// #[derive(Clone, serde::Serialize)]
+/// struct Registered { user: u32 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events::DispatchError> {
+/// let fake = events::fake();
+/// Registered { user: 7 }.dispatch().await?;
+/// fake.assert_dispatched::<Registered>();
+/// fake.assert_dispatched_where::<Registered>(|e| e.user == 7);
+/// assert_eq!(fake.dispatched::<Registered>()[0].user, 7);
+/// # Ok(()) }
+/// ```
+#[must_use = "the fake stops recording when dropped"]
+pub fn fake() -> EventFake {
+    EventFake::install(None)
+}
+
+/// Fakes only the listed events (`events::fake_only::<(A, B)>()`); the others
+/// dispatch as usual.
+#[must_use = "the fake stops recording when dropped"]
+pub fn fake_only<S: EventSet>() -> EventFake {
+    EventFake::install(Some(S::type_ids()))
+}
+
+/// The handle of an event fake: its assertions. Dropping it ends the fake.
+pub struct EventFake {
+    state: Arc<EventFakeState>,
+    _restore: Restore,
+}
+
+impl EventFake {
+    fn install(only: Option<Vec<TypeId>>) -> EventFake {
+        let state = Arc::new(EventFakeState {
+            only,
+            records: Mutex::new(Vec::new()),
+        });
+        let installed = state.clone();
+        let previous = activate(|scope| scope.events = Some(installed));
+        EventFake {
+            state,
+            _restore: Restore::new(previous),
+        }
+    }
+
+    fn count<E: Event>(&self, matching: impl Fn(&E) -> bool) -> usize {
+        lock(&self.state.records)
+            .iter()
+            .filter(|r| r.type_id == TypeId::of::<E>())
+            .filter_map(|r| r.event.downcast_ref::<E>())
+            .filter(|e| matching(e))
+            .count()
+    }
+
+    /// What was dispatched, for failure messages.
+    fn report(&self) -> String {
+        let records = lock(&self.state.records);
+        if records.is_empty() {
+            return "nothing was dispatched".to_owned();
+        }
+        let mut out = format!("{} dispatched instead:", records.len());
+        for record in records.iter() {
+            let _ = write!(out, "\n  - {}", record.describe());
+        }
+        out
+    }
+
+    /// Panics unless an `E` was dispatched.
+    #[track_caller]
+    pub fn assert_dispatched<E: Event>(&self) {
+        if self.count::<E>(|_| true) == 0 {
+            panic!("expected `{}` to be dispatched; {}", E::NAME, self.report());
+        }
+    }
+
+    /// Panics unless an `E` for which `matching` holds was dispatched.
+    #[track_caller]
+    pub fn assert_dispatched_where<E: Event>(&self, matching: impl Fn(&E) -> bool) {
+        if self.count::<E>(matching) == 0 {
+            panic!(
+                "expected `{}` to be dispatched matching the condition; {}",
+                E::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Panics unless `E` was dispatched exactly `times` times.
+    #[track_caller]
+    pub fn assert_dispatched_times<E: Event>(&self, times: usize) {
+        let seen = self.count::<E>(|_| true);
+        if seen != times {
+            panic!(
+                "expected `{}` to be dispatched {times} time(s), but it was dispatched {seen} time(s); {}",
+                E::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Panics if an `E` was dispatched.
+    #[track_caller]
+    pub fn assert_not_dispatched<E: Event>(&self) {
+        let seen = self.count::<E>(|_| true);
+        if seen != 0 {
+            panic!(
+                "expected `{}` not to be dispatched, but it was dispatched {seen} time(s); {}",
+                E::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Panics if any event was dispatched.
+    #[track_caller]
+    pub fn assert_nothing_dispatched(&self) {
+        if !lock(&self.state.records).is_empty() {
+            panic!("expected no event to be dispatched; {}", self.report());
+        }
+    }
+
+    /// Copies of the `E`s dispatched, in order.
+    pub fn dispatched<E: Event + Clone>(&self) -> Vec<E> {
+        lock(&self.state.records)
+            .iter()
+            .filter_map(|r| r.event.downcast_ref::<E>())
+            .cloned()
+            .collect()
+    }
+
+    /// The names of every event dispatched, in order.
+    pub fn dispatched_names(&self) -> Vec<&'static str> {
+        lock(&self.state.records).iter().map(|r| r.name).collect()
+    }
+}
+
+impl std::fmt::Debug for EventFake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventFake")
+            .field("dispatched", &self.dispatched_names())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct QueueFakeState {
+    /// Every job pushed, in order.
+    pushed: Mutex<Vec<Job>>,
+    /// Jobs not yet run by `run_pending`.
+    pending: Mutex<Vec<Job>>,
+}
+
+impl QueueFakeState {
+    pub(crate) fn push(&self, job: Job) {
+        lock(&self.pushed).push(job.clone());
+        lock(&self.pending).push(job);
+    }
+}
+
+/// Runs sync listeners as usual but records the jobs of queued listeners
+/// instead of running them, until the returned fake is dropped (Laravel's
+/// `Queue::fake()`).
+///
+/// ```
+/// use events::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[event]
+/// #[derive(Serialize, Deserialize)]
+/// struct Booked { id: u64 }
+///
+/// #[listener(queue = "calendar", tries = 3)]
+/// async fn sync_calendar(_: &Booked) {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = events::fake_queue();
+/// Booked { id: 1 }.dispatch().await?;
+/// queue.assert_pushed::<sync_calendar>();
+/// assert_eq!(queue.run_pending().await?, 1);
+/// # Ok(()) }
+/// ```
+#[must_use = "the fake stops recording when dropped"]
+pub fn fake_queue() -> QueueFake {
+    let state = Arc::new(QueueFakeState::default());
+    let installed = state.clone();
+    let previous = activate(|scope| scope.queue = Some(installed));
+    QueueFake {
+        state,
+        _restore: Restore::new(previous),
+    }
+}
+
+/// The handle of a queue fake: its assertions. Dropping it ends the fake.
+pub struct QueueFake {
+    state: Arc<QueueFakeState>,
+    _restore: Restore,
+}
+
+impl QueueFake {
+    fn count(&self, listener: &str) -> usize {
+        lock(&self.state.pushed)
+            .iter()
+            .filter(|j| j.listener == listener)
+            .count()
+    }
+
+    fn report(&self) -> String {
+        let pushed = lock(&self.state.pushed);
+        if pushed.is_empty() {
+            return "nothing was pushed".to_owned();
+        }
+        let mut out = format!("{} pushed instead:", pushed.len());
+        for job in pushed.iter() {
+            let _ = write!(
+                out,
+                "\n  - `{}` on queue `{}` for `{}` {}",
+                job.listener, job.queue, job.event, job.payload
+            );
+        }
+        out
+    }
+
+    /// Panics unless a job for listener `L` was pushed.
+    #[track_caller]
+    pub fn assert_pushed<L: Listener>(&self) {
+        self.assert_pushed_named(L::NAME);
+    }
+
+    /// Panics unless a job for the listener named `listener` was pushed (use
+    /// it for subscriber methods: `"my_app::Subscriber::method"`).
+    #[track_caller]
+    pub fn assert_pushed_named(&self, listener: &str) {
+        if self.count(listener) == 0 {
+            panic!(
+                "expected a job for `{listener}` to be pushed; {}",
+                self.report()
+            );
+        }
+    }
+
+    /// Panics unless exactly `times` jobs for listener `L` were pushed.
+    #[track_caller]
+    pub fn assert_pushed_times<L: Listener>(&self, times: usize) {
+        let seen = self.count(L::NAME);
+        if seen != times {
+            panic!(
+                "expected {times} job(s) for `{}` to be pushed, but {seen} were; {}",
+                L::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Panics if a job for listener `L` was pushed.
+    #[track_caller]
+    pub fn assert_not_pushed<L: Listener>(&self) {
+        let seen = self.count(L::NAME);
+        if seen != 0 {
+            panic!(
+                "expected no job for `{}` to be pushed, but {seen} were; {}",
+                L::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Panics if any job was pushed.
+    #[track_caller]
+    pub fn assert_nothing_pushed(&self) {
+        if !lock(&self.state.pushed).is_empty() {
+            panic!("expected no job to be pushed; {}", self.report());
+        }
+    }
+
+    /// Every job pushed, in order.
+    pub fn pushed(&self) -> Vec<Job> {
+        lock(&self.state.pushed).clone()
+    }
+
+    /// Runs the jobs not run yet, in the order they were pushed, one try
+    /// each, in this task. Returns how many ran; stops at the first that
+    /// fails and returns its error (the jobs after it stay pending).
+    pub async fn run_pending(&self) -> Result<usize, JobError> {
+        let mut ran = 0;
+        loop {
+            let next = {
+                let mut pending = lock(&self.state.pending);
+                if pending.is_empty() {
+                    return Ok(ran);
+                }
+                pending.remove(0)
+            };
+            let mut job = next;
+            job.attempt += 1;
+            run_job(&job).await?;
+            ran += 1;
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueFake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueFake")
+            .field("pushed", &self.pushed())
+            .finish()
+    }
+}

@@ -1,0 +1,229 @@
+//! Typed views of the items the attributes annotate.
+
+use syn::spanned::Spanned;
+use syn::{FnArg, Pat, ReturnType, Signature, Type};
+
+use crate::ctxt::Ctxt;
+
+/// What a listener takes.
+#[derive(Clone, Copy)]
+pub enum EventParam<'a> {
+    /// `&E`: one event type.
+    Typed(&'a Type),
+    /// `&AnyEvent`: a wildcard listener.
+    Any(&'a Type),
+}
+
+/// Whether the function is free (`#[listener]`) or a method (`#[listen]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Free,
+    Method,
+}
+
+/// A listener function's signature, as the expansion needs it.
+pub struct Handler<'a> {
+    pub is_async: bool,
+    /// `None` when the signature is wrong (the error is recorded).
+    pub event: Option<EventParam<'a>>,
+    /// The declared return type; `None` for `()`.
+    pub output: Option<&'a Type>,
+}
+
+/// Reads a listener's signature, recording every way it is wrong.
+pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
+    if !sig.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &sig.generics,
+            "a listener cannot be generic: the registry needs one concrete function per event",
+        );
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(
+            unsafety,
+            "a listener cannot be an `unsafe fn`: dispatch calls it safely",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "a listener cannot have an `extern` ABI");
+    }
+    if let Some(constness) = &sig.constness {
+        cx.error_spanned_by(constness, "a listener cannot be a `const fn`");
+    }
+
+    let mut inputs = sig.inputs.iter();
+    match (kind, sig.receiver()) {
+        (Kind::Free, Some(receiver)) => {
+            cx.error_spanned_by(
+                receiver,
+                "`#[listener]` goes on a free function; for a method, put `#[subscriber]` on the `impl` and `#[listen]` on the method",
+            );
+            inputs.next();
+        }
+        (Kind::Method, Some(receiver)) => {
+            if receiver.reference.is_none()
+                || receiver.mutability.is_some()
+                || receiver.colon_token.is_some()
+            {
+                cx.error_spanned_by(
+                    receiver,
+                    "a `#[listen]` method takes `&self`: `fn on_event(&self, event: &MyEvent)`",
+                );
+            }
+            inputs.next();
+        }
+        (Kind::Method, None) => {
+            cx.error_spanned_by(
+                &sig.ident,
+                "a `#[listen]` method takes `&self` first: `fn on_event(&self, event: &MyEvent)`",
+            );
+        }
+        (Kind::Free, None) => {}
+    }
+
+    let params: Vec<&FnArg> = inputs.collect();
+    let event = match params.as_slice() {
+        [] => {
+            cx.error_at(
+                sig.paren_token.span.join(),
+                "a listener takes the event it handles as its parameter: `fn on_event(event: &MyEvent)`",
+            );
+            None
+        }
+        [only] => event_param(cx, only),
+        [first, rest @ ..] => {
+            for extra in rest {
+                cx.error_spanned_by(
+                    extra,
+                    "a listener takes exactly one parameter, the event `&E`; remove this one",
+                );
+            }
+            event_param(cx, first)
+        }
+    };
+
+    let output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
+    };
+    if let (Some(Type::ImplTrait(ty)), None) = (output, &sig.asyncness) {
+        cx.error_spanned_by(
+            ty,
+            "write `async fn` instead of returning `impl Future`: a listener returns `()`, `Flow`, `Result<(), E>` or `Result<Flow, E>`",
+        );
+    }
+
+    Handler {
+        is_async: sig.asyncness.is_some(),
+        event,
+        output,
+    }
+}
+
+fn event_param<'a>(cx: &Ctxt, arg: &'a FnArg) -> Option<EventParam<'a>> {
+    let FnArg::Typed(typed) = arg else {
+        return None;
+    };
+    if !matches!(&*typed.pat, Pat::Ident(_) | Pat::Wild(_)) {
+        cx.error_spanned_by(
+            &typed.pat,
+            "name the event parameter, such as `event: &MyEvent`",
+        );
+    }
+    match &*typed.ty {
+        Type::Reference(reference) if reference.mutability.is_some() => {
+            cx.error_spanned_by(
+                reference,
+                "a listener borrows its event immutably: write `&` instead of `&mut`",
+            );
+            None
+        }
+        Type::Reference(reference) => {
+            let inner = &*reference.elem;
+            if is_any_event(inner) {
+                Some(EventParam::Any(inner))
+            } else {
+                Some(EventParam::Typed(inner))
+            }
+        }
+        other => {
+            cx.error_at(
+                other.span(),
+                format!(
+                    "a listener borrows its event: write `&{}`",
+                    quote::ToTokens::to_token_stream(other)
+                        .to_string()
+                        .replace(' ', "")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether the type is `AnyEvent` (by its last path segment).
+fn is_any_event(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "AnyEvent" && s.arguments.is_empty()),
+        Type::Paren(paren) => is_any_event(&paren.elem),
+        Type::Group(group) => is_any_event(&group.elem),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn check(sig: Signature, kind: Kind) -> (Option<&'static str>, Option<String>) {
+        let sig = Box::leak(Box::new(sig));
+        let cx = Ctxt::new();
+        let h = handler(&cx, sig, kind);
+        let event = h.event.map(|e| match e {
+            EventParam::Typed(_) => "typed",
+            EventParam::Any(_) => "any",
+        });
+        (event, cx.check().err().map(|e| e.to_string()))
+    }
+
+    #[test]
+    fn typed_and_wildcard() {
+        assert_eq!(
+            check(parse_quote!(fn a(e: &Created)), Kind::Free),
+            (Some("typed"), None)
+        );
+        assert_eq!(
+            check(parse_quote!(async fn a(_: &events::AnyEvent)), Kind::Free),
+            (Some("any"), None)
+        );
+        assert_eq!(
+            check(parse_quote!(fn a(&self, e: &Created)), Kind::Method),
+            (Some("typed"), None)
+        );
+    }
+
+    #[test]
+    fn wrong_signatures() {
+        let (_, err) = check(parse_quote!(fn a()), Kind::Free);
+        assert!(err.unwrap().contains("takes the event it handles"));
+        let (_, err) = check(parse_quote!(fn a(e: &A, f: &B)), Kind::Free);
+        assert!(err.unwrap().contains("exactly one parameter"));
+        let (_, err) = check(parse_quote!(fn a(e: A)), Kind::Free);
+        assert!(err.unwrap().contains("write `&A`"));
+        let (_, err) = check(parse_quote!(fn a(e: &mut A)), Kind::Free);
+        assert!(err.unwrap().contains("instead of `&mut`"));
+        let (_, err) = check(parse_quote!(fn a<T>(e: &T)), Kind::Free);
+        assert!(err.unwrap().contains("cannot be generic"));
+        let (_, err) = check(parse_quote!(fn a(&self, e: &A)), Kind::Free);
+        assert!(err.unwrap().contains("goes on a free function"));
+        let (_, err) = check(parse_quote!(fn a(e: &A)), Kind::Method);
+        assert!(err.unwrap().contains("takes `&self` first"));
+        let (_, err) = check(parse_quote!(fn a(self, e: &A)), Kind::Method);
+        assert!(err.unwrap().contains("takes `&self`"));
+    }
+}

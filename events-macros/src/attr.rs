@@ -1,0 +1,607 @@
+//! Parsing of attribute arguments: keys, values, durations, the crate path.
+//! Every problem goes into the `Ctxt` and parsing goes on, so one pass reports
+//! every mistake in the attribute.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::parse::Parser;
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprLit, Lit, LitStr, Path};
+
+use crate::ctxt::Ctxt;
+use crate::symbol::*;
+
+/// A value with the span of its key, for later checks that point at it.
+#[derive(Clone, Debug)]
+pub struct Spanned<T> {
+    pub span: Span,
+    pub value: T,
+}
+
+/// One key's slot: reports a second occurrence as a duplicate.
+struct Slot<'c, T> {
+    cx: &'c Ctxt,
+    key: &'static str,
+    value: Option<Spanned<T>>,
+}
+
+impl<'c, T> Slot<'c, T> {
+    fn new(cx: &'c Ctxt, key: &'static str) -> Self {
+        Slot {
+            cx,
+            key,
+            value: None,
+        }
+    }
+
+    fn set(&mut self, span: Span, value: T) {
+        if self.value.is_some() {
+            self.cx.error_at(
+                span,
+                format!("duplicate key `{}`: it is already set above", self.key),
+            );
+        } else {
+            self.value = Some(Spanned { span, value });
+        }
+    }
+
+    fn get(self) -> Option<Spanned<T>> {
+        self.value
+    }
+}
+
+/// The arguments of `#[listener(..)]` and `#[listen(..)]`.
+#[derive(Default)]
+pub struct ListenerArgs {
+    pub queue: Option<Spanned<String>>,
+    pub tries: Option<Spanned<u32>>,
+    pub backoff: Option<Spanned<Vec<Duration>>>,
+    pub delay: Option<Spanned<Duration>>,
+    pub timeout: Option<Spanned<Duration>>,
+    pub priority: Option<Spanned<i32>>,
+    pub name: Option<Spanned<String>>,
+    pub pattern: Option<Spanned<String>>,
+    pub when: Option<Path>,
+    pub krate: Option<Path>,
+}
+
+impl ListenerArgs {
+    /// The keys that need `queue` and are set, with their spans.
+    pub fn queue_only_keys(&self) -> Vec<(&'static str, Span)> {
+        let mut keys = Vec::new();
+        if let Some(v) = &self.tries {
+            keys.push((TRIES, v.span));
+        }
+        if let Some(v) = &self.backoff {
+            keys.push((BACKOFF, v.span));
+        }
+        if let Some(v) = &self.delay {
+            keys.push((DELAY, v.span));
+        }
+        if let Some(v) = &self.timeout {
+            keys.push((TIMEOUT, v.span));
+        }
+        keys
+    }
+}
+
+/// The arguments of `#[event(..)]`.
+#[derive(Default)]
+pub struct EventArgs {
+    pub name: Option<Spanned<String>>,
+    pub krate: Option<Path>,
+}
+
+/// Parses `#[listener(..)]` (`keys` = the keys the attribute takes).
+pub fn parse_listener(
+    cx: &Ctxt,
+    attr: &'static str,
+    keys: &[&'static str],
+    tokens: TokenStream,
+) -> ListenerArgs {
+    let mut queue = Slot::new(cx, QUEUE);
+    let mut tries = Slot::new(cx, TRIES);
+    let mut backoff = Slot::new(cx, BACKOFF);
+    let mut delay = Slot::new(cx, DELAY);
+    let mut timeout = Slot::new(cx, TIMEOUT);
+    let mut priority = Slot::new(cx, PRIORITY);
+    let mut name = Slot::new(cx, NAME);
+    let mut pattern = Slot::new(cx, PATTERN);
+    let mut when = Slot::new(cx, WHEN);
+    let mut krate = Slot::new(cx, CRATE);
+
+    let parser = syn::meta::parser(|meta| {
+        let key = key_of(&meta.path);
+        let span = meta.path.span();
+        let known = keys.iter().find(|k| **k == key).copied();
+        let Some(key) = known else {
+            unknown_key(cx, attr, keys, &key, span);
+            return skip_value(&meta);
+        };
+        if key == AFTER_COMMIT {
+            cx.error_at(
+                span,
+                "`after_commit` is reserved for the transactional outbox, which is not built yet; remove it",
+            );
+            return skip_value(&meta);
+        }
+        let value: Expr = meta.value()?.parse()?;
+        match key {
+            QUEUE => {
+                if let Some(s) = string(cx, QUEUE, &value) {
+                    if s.value().trim().is_empty() {
+                        cx.error_spanned_by(&value, "`queue` needs a queue name, such as \"default\"");
+                    }
+                    queue.set(span, s.value());
+                }
+            }
+            TRIES => {
+                if let Some(n) = integer::<u32>(cx, TRIES, &value) {
+                    if n == 0 {
+                        cx.error_spanned_by(&value, "`tries` must be at least 1: a job is tried once before it can fail");
+                    }
+                    tries.set(span, n);
+                }
+            }
+            BACKOFF => {
+                if let Some(list) = durations(cx, &value) {
+                    backoff.set(span, list);
+                }
+            }
+            DELAY => {
+                if let Some(d) = duration(cx, DELAY, &value) {
+                    delay.set(span, d);
+                }
+            }
+            TIMEOUT => {
+                if let Some(d) = duration(cx, TIMEOUT, &value) {
+                    if d.is_zero() {
+                        cx.error_spanned_by(&value, "`timeout` must be longer than zero");
+                    }
+                    timeout.set(span, d);
+                }
+            }
+            PRIORITY => {
+                if let Some(p) = integer::<i32>(cx, PRIORITY, &value) {
+                    priority.set(span, p);
+                }
+            }
+            NAME => {
+                if let Some(s) = string(cx, NAME, &value) {
+                    if let Err(why) = check_name(&s.value()) {
+                        cx.error_spanned_by(&s, format!("invalid listener name: {why}"));
+                    }
+                    name.set(span, s.value());
+                }
+            }
+            PATTERN => {
+                if let Some(s) = string(cx, PATTERN, &value) {
+                    if let Err(why) = check_pattern(&s.value()) {
+                        cx.error_spanned_by(&s, why);
+                    }
+                    pattern.set(span, s.value());
+                }
+            }
+            WHEN => match value {
+                Expr::Path(p) if p.qself.is_none() => when.set(span, p.path),
+                other => cx.error_spanned_by(
+                    &other,
+                    "`when` takes the path of a function `fn(&E) -> bool`, such as `when = is_high_value`",
+                ),
+            },
+            CRATE => {
+                if let Some(path) = crate_path(cx, &value) {
+                    krate.set(span, path);
+                }
+            }
+            _ => unreachable!("key listed in `keys` without a parser"),
+        }
+        Ok(())
+    });
+    if let Err(e) = parser.parse2(tokens) {
+        cx.push(e);
+    }
+    ListenerArgs {
+        queue: queue.get(),
+        tries: tries.get(),
+        backoff: backoff.get(),
+        delay: delay.get(),
+        timeout: timeout.get(),
+        priority: priority.get(),
+        name: name.get(),
+        pattern: pattern.get(),
+        when: when.get().map(|s| s.value),
+        krate: krate.get().map(|s| s.value),
+    }
+}
+
+/// Parses `#[event(..)]`.
+pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
+    let mut name = Slot::new(cx, NAME);
+    let mut krate = Slot::new(cx, CRATE);
+    let parser = syn::meta::parser(|meta| {
+        let key = key_of(&meta.path);
+        let span = meta.path.span();
+        match key.as_str() {
+            NAME => {
+                let value: Expr = meta.value()?.parse()?;
+                if let Some(s) = string(cx, NAME, &value) {
+                    if let Err(why) = check_name(&s.value()) {
+                        cx.error_spanned_by(&s, format!("invalid event name: {why}"));
+                    }
+                    name.set(span, s.value());
+                }
+            }
+            CRATE => {
+                let value: Expr = meta.value()?.parse()?;
+                if let Some(path) = crate_path(cx, &value) {
+                    krate.set(span, path);
+                }
+            }
+            _ => {
+                unknown_key(cx, "event", EVENT_KEYS, &key, span);
+                return skip_value(&meta);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = parser.parse2(tokens) {
+        cx.push(e);
+    }
+    EventArgs {
+        name: name.get(),
+        krate: krate.get().map(|s| s.value),
+    }
+}
+
+/// Parses `#[subscriber(..)]`: only `crate = ..`.
+pub fn parse_subscriber(cx: &Ctxt, tokens: TokenStream) -> Option<Path> {
+    let mut krate = Slot::new(cx, CRATE);
+    let parser = syn::meta::parser(|meta| {
+        let key = key_of(&meta.path);
+        let span = meta.path.span();
+        if key == CRATE {
+            let value: Expr = meta.value()?.parse()?;
+            if let Some(path) = crate_path(cx, &value) {
+                krate.set(span, path);
+            }
+            Ok(())
+        } else {
+            unknown_key(cx, "subscriber", SUBSCRIBER_KEYS, &key, span);
+            skip_value(&meta)
+        }
+    });
+    if let Err(e) = parser.parse2(tokens) {
+        cx.push(e);
+    }
+    krate.get().map(|s| s.value)
+}
+
+fn key_of(path: &Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
+}
+
+/// Consumes `= value` or `(..)` after a key that is reported already.
+fn skip_value(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|inner| skip_value(&inner))?;
+    }
+    Ok(())
+}
+
+fn unknown_key(cx: &Ctxt, attr: &str, keys: &[&str], key: &str, span: Span) {
+    let mut message = format!("unknown key `{key}` in `#[{attr}]`");
+    match suggest(key, keys) {
+        Some(near) => message.push_str(&format!("; did you mean `{near}`?")),
+        None => message.push_str(&format!(
+            "; expected one of: {}",
+            keys.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    cx.error_at(span, message);
+}
+
+/// The known key nearest to a misspelled one, if any is near.
+pub fn suggest<'k>(key: &str, keys: &[&'k str]) -> Option<&'k str> {
+    keys.iter()
+        .map(|k| (strsim::jaro_winkler(key, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn string(cx: &Ctxt, key: &str, value: &Expr) -> Option<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
+        other => {
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` takes a string, such as `{key} = \"..\"`"),
+            );
+            None
+        }
+    }
+}
+
+fn integer<N>(cx: &Ctxt, key: &str, value: &Expr) -> Option<N>
+where
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
+    let (negative, lit) = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => (false, i),
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(i), ..
+            }) => (true, i),
+            _ => {
+                cx.error_spanned_by(value, format!("`{key}` takes an integer"));
+                return None;
+            }
+        },
+        other => {
+            cx.error_spanned_by(other, format!("`{key}` takes an integer"));
+            return None;
+        }
+    };
+    let digits = format!("{}{}", if negative { "-" } else { "" }, lit.base10_digits());
+    match digits.parse::<N>() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            cx.error_spanned_by(value, format!("invalid `{key}`: {e}"));
+            None
+        }
+    }
+}
+
+/// A duration: integer seconds, or a string such as `"250ms"`, `"5s"`, `"2m"`.
+fn duration(cx: &Ctxt, key: &str, value: &Expr) -> Option<Duration> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => match i.base10_parse::<u64>() {
+            Ok(secs) => Some(Duration::from_secs(secs)),
+            Err(e) => {
+                cx.error_spanned_by(i, format!("invalid `{key}`: {e}"));
+                None
+            }
+        },
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => match parse_duration(&s.value()) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                cx.error_spanned_by(s, format!("invalid duration for `{key}`: {why}"));
+                None
+            }
+        },
+        other => {
+            cx.error_spanned_by(
+                other,
+                format!("`{key}` takes a duration: integer seconds or a string such as \"250ms\", \"5s\", \"2m\""),
+            );
+            None
+        }
+    }
+}
+
+/// `backoff`: one duration or a list of them.
+fn durations(cx: &Ctxt, value: &Expr) -> Option<Vec<Duration>> {
+    match value {
+        Expr::Array(array) => {
+            if array.elems.is_empty() {
+                cx.error_spanned_by(
+                    array,
+                    "`backoff` needs at least one duration, such as [\"1s\", \"5s\"]",
+                );
+                return None;
+            }
+            let list: Vec<Option<Duration>> = array
+                .elems
+                .iter()
+                .map(|e| duration(cx, BACKOFF, e))
+                .collect();
+            list.into_iter().collect()
+        }
+        single => duration(cx, BACKOFF, single).map(|d| vec![d]),
+    }
+}
+
+/// Parses `"250ms"`, `"5s"`, `"2m"`, `"1h 30m"`: a number and a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("the string is empty; write a number and a unit, such as \"5s\"".into());
+    }
+    humantime::parse_duration(trimmed).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write a number and a unit, such as \"250ms\", \"5s\", \"2m\"")
+    })
+}
+
+fn crate_path(cx: &Ctxt, value: &Expr) -> Option<Path> {
+    match value {
+        Expr::Path(p) if p.qself.is_none() => Some(p.path.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => match s.parse::<Path>() {
+            Ok(path) => Some(path),
+            Err(_) => {
+                cx.error_spanned_by(s, "`crate` takes a path, such as `crate = ::my_events`");
+                None
+            }
+        },
+        other => {
+            cx.error_spanned_by(other, "`crate` takes a path, such as `crate = ::my_events`");
+            None
+        }
+    }
+}
+
+/// Event and listener names: non-empty, no whitespace, no `*` (which would
+/// read as a wildcard).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("the name is empty".into())
+    } else if name.chars().any(char::is_whitespace) {
+        Err(format!("`{name}` contains whitespace"))
+    } else if name.contains('*') {
+        Err(format!(
+            "`{name}` contains `*`, which patterns use as a wildcard"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A wildcard pattern must be able to match some event name.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        Err("this pattern is empty and matches no event; use \"*\" for every event".into())
+    } else if pattern.chars().any(char::is_whitespace) {
+        Err(format!(
+            "pattern `{pattern}` cannot match: event names contain no whitespace"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn listener(tokens: TokenStream) -> (ListenerArgs, Option<String>) {
+        let cx = Ctxt::new();
+        let args = parse_listener(&cx, "listener", LISTENER_KEYS, tokens);
+        let err = cx.check().err().map(|e| {
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        });
+        (args, err)
+    }
+
+    #[test]
+    fn durations_in_every_form() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn full_queued_listener() {
+        let (args, err) = listener(quote! {
+            queue = "sync", tries = 3, backoff = ["1s", 5, "15s"], delay = "5s", timeout = 30, priority = -2,
+            name = "calendar.sync", when = crate::is_big
+        });
+        assert_eq!(err, None);
+        assert_eq!(args.queue.unwrap().value, "sync");
+        assert_eq!(args.tries.unwrap().value, 3);
+        assert_eq!(
+            args.backoff.unwrap().value,
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(15)
+            ]
+        );
+        assert_eq!(args.delay.unwrap().value, Duration::from_secs(5));
+        assert_eq!(args.timeout.unwrap().value, Duration::from_secs(30));
+        assert_eq!(args.priority.unwrap().value, -2);
+        assert_eq!(args.name.unwrap().value, "calendar.sync");
+        let when = args.when.unwrap();
+        assert_eq!(quote!(#when).to_string(), quote!(crate::is_big).to_string());
+    }
+
+    #[test]
+    fn single_backoff_and_crate_path() {
+        let (args, err) = listener(quote!(queue = "q", backoff = "2s", crate = ::my_events));
+        assert_eq!(err, None);
+        assert_eq!(args.backoff.unwrap().value, vec![Duration::from_secs(2)]);
+        assert!(args.krate.is_some());
+        let (args, err) = listener(quote!(crate = "::my_events"));
+        assert_eq!(err, None);
+        assert!(args.krate.is_some());
+    }
+
+    #[test]
+    fn every_mistake_is_reported_in_one_pass() {
+        let (_, err) = listener(quote!(
+            prority = 1,
+            tries = 0,
+            tries = 2,
+            delay = "soon",
+            pattern = ""
+        ));
+        let err = err.unwrap();
+        assert!(
+            err.contains("unknown key `prority` in `#[listener]`; did you mean `priority`?"),
+            "{err}"
+        );
+        assert!(err.contains("`tries` must be at least 1"), "{err}");
+        assert!(err.contains("duplicate key `tries`"), "{err}");
+        assert!(err.contains("invalid duration for `delay`"), "{err}");
+        assert!(err.contains("pattern is empty"), "{err}");
+    }
+
+    #[test]
+    fn reserved_and_unknown_keys() {
+        let (_, err) = listener(quote!(after_commit = true));
+        assert!(
+            err.unwrap()
+                .contains("reserved for the transactional outbox")
+        );
+        let (_, err) = listener(quote!(zzz = 1));
+        assert!(err.unwrap().contains("expected one of: `queue`"));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("queu", LISTENER_KEYS), Some("queue"));
+        assert_eq!(suggest("tires", LISTENER_KEYS), Some("tries"));
+        assert_eq!(suggest("timout", LISTENER_KEYS), Some("timeout"));
+        assert_eq!(suggest("xyzzy", LISTENER_KEYS), None);
+    }
+
+    #[test]
+    fn names_and_patterns() {
+        assert!(check_name("appointment.created").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name("a.*").is_err());
+        assert!(check_pattern("appointment.*").is_ok());
+        assert!(check_pattern("*").is_ok());
+        assert!(check_pattern("").is_err());
+        assert!(check_pattern("a *").is_err());
+    }
+
+    #[test]
+    fn event_args() {
+        let cx = Ctxt::new();
+        let args = parse_event(&cx, quote!(name = "a.b", nmae = "x"));
+        let err = cx.check().unwrap_err().to_string();
+        assert!(err.contains("did you mean `name`?"), "{err}");
+        assert_eq!(args.name.unwrap().value, "a.b");
+    }
+}

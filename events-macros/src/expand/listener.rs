@@ -1,0 +1,267 @@
+//! `#[listener]` on a function, and the registration every listener shares
+//! with `#[listen]` methods.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Ident, ItemFn, Path, Type};
+
+use crate::ast::{EventParam, Handler};
+use crate::attr::ListenerArgs;
+use crate::checks;
+use crate::expand::duration;
+
+/// How the generated body reaches the user's function.
+pub enum Callee<'a> {
+    /// A free function.
+    Free(&'a Ident),
+    /// A `&self` method of a subscriber, called on a fresh `Default` value.
+    Method { self_ty: &'a Type, ident: &'a Ident },
+}
+
+/// Everything needed to register one listener.
+pub struct Registration<'a> {
+    pub krate: &'a Path,
+    pub args: &'a ListenerArgs,
+    pub handler: &'a Handler<'a>,
+    pub event: EventParam<'a>,
+    pub callee: Callee<'a>,
+    /// A `&'static str` expression: the listener's name.
+    pub name: TokenStream,
+    /// The source line.
+    pub line: u32,
+}
+
+/// The expansion of `#[listener]` on a free function: the function as
+/// written, a same-named type implementing `Listener` (and `Listens<E>`), and
+/// the registration. `registration` is `None` after a configuration error, so
+/// only the item and its type are emitted and the error stands alone.
+pub fn expand(
+    krate: &Path,
+    item: &ItemFn,
+    event: Option<EventParam>,
+    name: &TokenStream,
+    registration: Option<TokenStream>,
+) -> TokenStream {
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let doc = format!("The listener type of the function `{ident}`, declared by `#[listener]`.");
+    let listens = match event {
+        Some(EventParam::Typed(ty)) => quote!(impl #krate::__private::Listens<#ty> for #ident {}),
+        _ => quote!(),
+    };
+    quote! {
+        #item
+
+        #[doc = #doc]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #ident {}
+
+        impl #krate::__private::Listener for #ident {
+            const NAME: &'static str = #name;
+        }
+
+        #listens
+
+        #registration
+    }
+}
+
+/// The listener's name: `name = ".."`, else module path and `path`.
+pub fn name_expr(krate: &Path, args: &ListenerArgs, path: &str) -> TokenStream {
+    match &args.name {
+        Some(name) => {
+            let name = &name.value;
+            quote!(#name)
+        }
+        None => quote!(#krate::__private::concat!(#krate::__private::module_path!(), "::", #path)),
+    }
+}
+
+/// The body functions and the `inventory` submission of one listener,
+/// wrapped in an anonymous `const` so nothing leaks into the user's module.
+pub fn registration(r: &Registration) -> TokenStream {
+    let krate = r.krate;
+    let private = quote!(#krate::__private);
+    let name = &r.name;
+    let priority = r.args.priority.as_ref().map_or(0, |p| p.value);
+    let line = r.line;
+    let event_ty = match r.event {
+        EventParam::Typed(ty) => Some(ty),
+        EventParam::Any(_) => None,
+    };
+    let target = match r.event {
+        EventParam::Typed(ty) => checks::event_target(krate, ty),
+        EventParam::Any(_) => {
+            let pattern = &r
+                .args
+                .pattern
+                .as_ref()
+                .expect("validated: wildcard has a pattern")
+                .value;
+            quote!(#private::Target::Pattern(#pattern))
+        }
+    };
+
+    let (when_fn, when) = match &r.args.when {
+        Some(path) => {
+            let predicate = checks::predicate(krate, path, event_ty);
+            let body = match event_ty {
+                Some(ty) => quote! {
+                    match #private::downcast::<#ty>(__event) {
+                        #private::Some(__typed) => (#predicate)(__typed),
+                        #private::None => false,
+                    }
+                },
+                None => quote!((#predicate)(__event)),
+            };
+            (
+                quote! {
+                    fn __events_when(__event: &#private::AnyEvent) -> bool { #body }
+                },
+                quote!(#private::Some(__events_when)),
+            )
+        }
+        None => (quote!(), quote!(#private::None)),
+    };
+
+    let (body_fn, run) = match &r.args.queue {
+        None => inline_body(r),
+        Some(queue) => queued_body(r, &queue.value),
+    };
+
+    quote! {
+        #[allow(non_snake_case, clippy::all)]
+        const _: () = {
+            #when_fn
+            #body_fn
+            #private::inventory::submit! {
+                #private::ListenerDef {
+                    name: #name,
+                    target: #target,
+                    priority: #priority,
+                    when: #when,
+                    run: #run,
+                    file: #private::file!(),
+                    line: #line,
+                }
+            }
+        };
+    }
+}
+
+/// The expression calling the user's function with `arg` (a `&E` or
+/// `&AnyEvent`), awaited when it is async.
+fn call(r: &Registration, arg: TokenStream) -> TokenStream {
+    let call = match &r.callee {
+        Callee::Free(ident) => quote!(#ident(#arg)),
+        Callee::Method { self_ty, ident } => {
+            let instance = checks::subscriber(r.krate, self_ty);
+            quote!(#instance.#ident(#arg))
+        }
+    };
+    let call = if r.handler.is_async {
+        quote!(#call.await)
+    } else {
+        call
+    };
+    checks::outcome(r.krate, r.handler.output, call)
+}
+
+/// A sync or async listener: called inside dispatch.
+fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
+    let krate = r.krate;
+    let private = quote!(#krate::__private);
+    let name = &r.name;
+    let body = match r.event {
+        EventParam::Typed(ty) => {
+            let call = call(r, quote!(__typed));
+            quote! {
+                match #private::downcast::<#ty>(__event) {
+                    #private::Some(__typed) => #call,
+                    #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
+                }
+            }
+        }
+        EventParam::Any(_) => call(r, quote!(__event)),
+    };
+    if r.handler.is_async {
+        (
+            quote! {
+                fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
+                    -> #private::BoxFuture<'__a, #private::Outcome>
+                {
+                    #private::Box::pin(async move { #body })
+                }
+            },
+            quote!(#private::Run::Async(__events_call)),
+        )
+    } else {
+        (
+            quote! {
+                fn __events_call(__event: &#private::AnyEvent) -> #private::Outcome { #body }
+            },
+            quote!(#private::Run::Sync(__events_call)),
+        )
+    }
+}
+
+/// A queued listener: enqueued at dispatch; its job body rebuilds the event
+/// from JSON and runs the function.
+fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
+    let krate = r.krate;
+    let private = quote!(#krate::__private);
+    let json = format_ident!("__json", span = Span::mixed_site());
+    let rebuild = match r.event {
+        EventParam::Typed(ty) => {
+            let from_json = checks::from_json(krate, ty, &json);
+            let call = call(r, quote!(&__owned));
+            quote! {
+                let __owned: #ty = #from_json?;
+                #private::Ok(#private::Box::pin(async move { #call }))
+            }
+        }
+        EventParam::Any(_) => {
+            let call = call(r, quote!(#private::as_any_event(&*__owned)));
+            quote! {
+                let __owned = #private::rebuild_any(__name, #json)?;
+                #private::Ok(#private::Box::pin(async move { #call }))
+            }
+        }
+    };
+    let args = r.args;
+    let tries = args.tries.as_ref().map_or(1, |t| t.value);
+    let backoff: Vec<TokenStream> = args
+        .backoff
+        .iter()
+        .flat_map(|b| b.value.iter())
+        .map(|d| duration(krate, *d))
+        .collect();
+    let delay = duration(
+        krate,
+        args.delay.as_ref().map_or(Default::default(), |d| d.value),
+    );
+    let timeout = match &args.timeout {
+        Some(t) => {
+            let t = duration(krate, t.value);
+            quote!(#private::Some(#t))
+        }
+        None => quote!(#private::None),
+    };
+    let is_async = r.handler.is_async;
+    let queue_span = args.queue.as_ref().map_or_else(Span::call_site, |q| q.span);
+    let options = quote_spanned! {queue_span=>
+        #private::QueueOptions::__new(#queue, #tries, __EVENTS_BACKOFF, #delay, #timeout)
+    };
+    (
+        quote! {
+            const __EVENTS_BACKOFF: &[#private::Duration] = &[#(#backoff),*];
+            fn __events_job(__name: &str, #json: &str)
+                -> #private::Result<#private::BoxFuture<'static, #private::Outcome>, #private::serde_json::Error>
+            {
+                let _ = __name;
+                #rebuild
+            }
+        },
+        quote!(#private::Run::Queued { options: #options, job: __events_job, is_async: #is_async }),
+    )
+}

@@ -1,0 +1,128 @@
+//! `#[subscriber]` on an inherent `impl`: its `#[listen]` methods become
+//! listeners named `Type::method`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Attribute, ImplItem, ItemImpl, Path, Type};
+
+use crate::ast::{self, Kind};
+use crate::attr;
+use crate::ctxt::Ctxt;
+use crate::expand::line_of;
+use crate::expand::listener::{self, Callee, Registration};
+use crate::symbol::LISTEN_KEYS;
+use crate::valid;
+
+/// Whether an attribute is `#[listen]` (or `#[events::listen]`).
+fn is_listen(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "listen")
+}
+
+/// The impl with its `#[listen]` markers removed, plus one registration per
+/// marked method. After any error, only the cleaned impl and the errors.
+pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
+    if let Some((_, trait_path, _)) = &item.trait_ {
+        cx.error_spanned_by(
+            trait_path,
+            "`#[subscriber]` goes on an inherent `impl Type { .. }`, not on a trait implementation",
+        );
+    }
+    if !item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &item.generics,
+            "a subscriber cannot be generic: the registry needs one concrete type",
+        );
+    }
+    let type_name = match &*item.self_ty {
+        Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().map(|s| s.ident.to_string())
+        }
+        _ => None,
+    };
+    if type_name.is_none() {
+        cx.error_spanned_by(
+            &item.self_ty,
+            "`#[subscriber]` needs a named type, such as `impl MySubscriber`",
+        );
+    }
+
+    // Take the markers off first, so the impl is emitted clean either way.
+    let mut marked = Vec::new();
+    for (index, impl_item) in item.items.iter_mut().enumerate() {
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
+        let mut listens: Vec<Attribute> = Vec::new();
+        method.attrs.retain(|a| {
+            if is_listen(a) {
+                listens.push(a.clone());
+                false
+            } else {
+                true
+            }
+        });
+        if let Some(extra) = listens.get(1) {
+            cx.error_spanned_by(
+                extra,
+                "this method is already marked `#[listen]`; merge the two into one",
+            );
+        }
+        if let Some(first) = listens.into_iter().next() {
+            marked.push((index, first));
+        }
+    }
+    if marked.is_empty() {
+        cx.error_spanned_by(
+            &item.self_ty,
+            "this `#[subscriber]` has no listener: mark its listener methods with `#[listen]`",
+        );
+    }
+
+    let mut registrations = Vec::new();
+    for (index, marker) in &marked {
+        let ImplItem::Fn(method) = &item.items[*index] else {
+            continue;
+        };
+        let tokens = match &marker.meta {
+            syn::Meta::Path(_) => TokenStream::new(),
+            syn::Meta::List(list) => list.tokens.clone(),
+            syn::Meta::NameValue(nv) => {
+                cx.error_spanned_by(nv, "write `#[listen]` or `#[listen(key = value, ..)]`");
+                continue;
+            }
+        };
+        let args = attr::parse_listener(cx, "listen", LISTEN_KEYS, tokens);
+        let handler = ast::handler(cx, &method.sig, Kind::Method);
+        valid::listener(cx, &args, &handler);
+        let (Some(event), Some(type_name)) = (handler.event, &type_name) else {
+            continue;
+        };
+        if cx.has_errors() {
+            continue;
+        }
+        let ident = &method.sig.ident;
+        let registration = Registration {
+            krate,
+            args: &args,
+            handler: &handler,
+            event,
+            callee: Callee::Method {
+                self_ty: &item.self_ty,
+                ident,
+            },
+            name: listener::name_expr(krate, &args, &format!("{type_name}::{ident}")),
+            line: line_of(ident.span()),
+        };
+        registrations.push(listener::registration(&registration));
+    }
+    if cx.has_errors() {
+        registrations.clear();
+    }
+    quote! {
+        #item
+        #(#registrations)*
+    }
+}

@@ -1,0 +1,128 @@
+//! Attribute macros of the `events` framework. Use them through the `events`
+//! crate: `use events::prelude::*;`.
+//!
+//! Each entry point parses, validates and expands; every mistake found
+//! becomes a `compile_error!` at the user's token, emitted next to the
+//! original item so one mistake reads as one error.
+
+mod ast;
+mod attr;
+mod checks;
+mod ctxt;
+mod expand;
+mod symbol;
+mod valid;
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+
+use ast::Kind;
+use ctxt::Ctxt;
+use expand::listener::{Callee, Registration};
+use symbol::LISTENER_KEYS;
+
+/// Makes a struct or an enum an event: implements `Event` with `NAME` (the
+/// type's name, or `name = "a.b"`) and registers the type at link time.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let cx = Ctxt::new();
+    let args = attr::parse_event(&cx, args.into());
+    let krate = expand::crate_path(args.krate.clone());
+    let expanded = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(item) => expand::event::expand(&krate, &args, &item).unwrap_or_else(|e| {
+            cx.push(e);
+            input
+        }),
+        Err(e) => {
+            cx.push(e);
+            input
+        }
+    };
+    with_errors(cx, expanded)
+}
+
+/// Makes a function a listener of the event it takes as `&E` (or of every
+/// event whose name matches `pattern`, taking `&AnyEvent`).
+///
+/// Keys: `queue`, `tries`, `backoff`, `delay`, `timeout`, `priority`,
+/// `name`, `pattern`, `when`, `crate`. See the `events` crate's docs.
+#[proc_macro_attribute]
+pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let cx = Ctxt::new();
+    let args = attr::parse_listener(&cx, "listener", LISTENER_KEYS, args.into());
+    let krate = expand::crate_path(args.krate.clone());
+    let item = match syn::parse2::<syn::ItemFn>(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let anchor = syn::parse2::<syn::Item>(input.clone())
+                .map(|item| quote!(#item).into_iter().take(2).collect::<TokenStream2>())
+                .unwrap_or_else(|_| input.clone());
+            cx.error_spanned_by(
+                anchor,
+                "`#[listener]` goes on a `fn` or an `async fn` that takes the event as `&E`",
+            );
+            return with_errors(cx, input);
+        }
+    };
+    let handler = ast::handler(&cx, &item.sig, Kind::Free);
+    valid::listener(&cx, &args, &handler);
+    let ident = &item.sig.ident;
+    let name = expand::listener::name_expr(&krate, &args, &ident.to_string());
+    let registration = match handler.event {
+        Some(event) if !cx.has_errors() => Some(expand::listener::registration(&Registration {
+            krate: &krate,
+            args: &args,
+            handler: &handler,
+            event,
+            callee: Callee::Free(ident),
+            name: quote!(<#ident as #krate::__private::Listener>::NAME),
+            line: expand::line_of(ident.span()),
+        })),
+        _ => None,
+    };
+    let expanded = expand::listener::expand(&krate, &item, handler.event, &name, registration);
+    with_errors(cx, expanded)
+}
+
+/// Turns the `#[listen]` methods of an inherent `impl` into listeners named
+/// `Type::method`. The type must implement `Default`: each event gets a
+/// fresh value.
+#[proc_macro_attribute]
+pub fn subscriber(args: TokenStream, input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let cx = Ctxt::new();
+    let krate = expand::crate_path(attr::parse_subscriber(&cx, args.into()));
+    let expanded = match syn::parse2::<syn::ItemImpl>(input.clone()) {
+        Ok(item) => expand::subscriber::expand(&cx, &krate, item),
+        Err(_) => {
+            cx.error_spanned_by(
+                input.clone().into_iter().take(2).collect::<TokenStream2>(),
+                "`#[subscriber]` goes on an `impl` block whose methods are marked `#[listen]`",
+            );
+            input
+        }
+    };
+    with_errors(cx, expanded)
+}
+
+/// Marks a method of a `#[subscriber]` impl as a listener. Takes the keys of
+/// `#[listener]`. Anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn listen(_args: TokenStream, input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let anchor: TokenStream2 = input.clone().into_iter().take(3).collect();
+    let error = syn::Error::new_spanned(
+        anchor,
+        "`#[listen]` marks a method of an `impl` with `#[subscriber]`; on a free function, use `#[listener]`",
+    )
+    .to_compile_error();
+    quote!(#error #input).into()
+}
+
+fn with_errors(cx: Ctxt, expanded: TokenStream2) -> TokenStream {
+    let errors = cx.check().err().map(|e| e.to_compile_error());
+    quote!(#errors #expanded).into()
+}

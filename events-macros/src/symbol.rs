@@ -1,0 +1,45 @@
+//! Attribute key names, in one place.
+
+pub const QUEUE: &str = "queue";
+pub const TRIES: &str = "tries";
+pub const BACKOFF: &str = "backoff";
+pub const DELAY: &str = "delay";
+pub const TIMEOUT: &str = "timeout";
+pub const PRIORITY: &str = "priority";
+pub const NAME: &str = "name";
+pub const PATTERN: &str = "pattern";
+pub const WHEN: &str = "when";
+pub const CRATE: &str = "crate";
+pub const AFTER_COMMIT: &str = "after_commit";
+
+/// Keys of `#[listener(..)]`.
+pub const LISTENER_KEYS: &[&str] = &[
+    QUEUE,
+    TRIES,
+    BACKOFF,
+    DELAY,
+    TIMEOUT,
+    PRIORITY,
+    NAME,
+    PATTERN,
+    WHEN,
+    AFTER_COMMIT,
+    CRATE,
+];
+/// Keys of `#[listen(..)]` (the subscriber carries `crate`).
+pub const LISTEN_KEYS: &[&str] = &[
+    QUEUE,
+    TRIES,
+    BACKOFF,
+    DELAY,
+    TIMEOUT,
+    PRIORITY,
+    NAME,
+    PATTERN,
+    WHEN,
+    AFTER_COMMIT,
+];
+/// Keys of `#[event(..)]`.
+pub const EVENT_KEYS: &[&str] = &[NAME, CRATE];
+/// Keys of `#[subscriber(..)]`.
+pub const SUBSCRIBER_KEYS: &[&str] = &[CRATE];
