@@ -17,7 +17,7 @@ pub use std::result::Result::{self, Err, Ok};
 pub use std::string::String;
 pub use std::time::Duration;
 
-pub use crate::event::{AnyEvent, ErasedEvent, Event, EventDef, FromJson, spec};
+pub use crate::event::{AnyEvent, ErasedEvent, Event, EventDef, FromJson, Shareable, spec};
 pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
     Target,
@@ -34,6 +34,7 @@ use crate::registry::registry;
     note = "derive `serde::Serialize` and `serde::Deserialize` on `{Self}`, or remove `queue = ..` to run the listener inside dispatch"
 )]
 pub trait Queueable: serde::Serialize + serde::de::DeserializeOwned {}
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Queueable for T {}
 
 /// Raised on the type of an `impl` marked `#[subscriber]` that is not
@@ -44,6 +45,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Queueable for T {}
     note = "add `#[derive(Default)]` to `{Self}`"
 )]
 pub trait Subscriber: Default + Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
 impl<T: Default + Send + Sync + 'static> Subscriber for T {}
 
 // Each helper below is the one place generated code names its bound, and

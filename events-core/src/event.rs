@@ -24,7 +24,7 @@ use std::fmt;
     label = "a listener's parameter must be `&E` where `E` has `#[event]`",
     note = "add `#[event]` to `{Self}`, or take `&AnyEvent` with `pattern = \"..\"`"
 )]
-pub trait Event: Any + Send + Sync + 'static {
+pub trait Event: Shareable {
     /// The event's name, as wildcard patterns and queued jobs see it.
     const NAME: &'static str;
 
@@ -35,6 +35,18 @@ pub trait Event: Any + Send + Sync + 'static {
         None
     }
 }
+
+/// `Send + Sync + 'static`: what every event must be, since listeners and
+/// queued jobs run on other threads.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an event: it is not `Send + Sync + 'static`",
+    label = "listeners and queued jobs see events from other threads",
+    note = "replace `Rc` with `Arc`, `RefCell` with `Mutex`, and borrowed fields with owned ones"
+)]
+pub trait Shareable: Any + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Any + Send + Sync + 'static> Shareable for T {}
 
 /// The type-erased view of an event that the dispatcher and wildcard
 /// listeners work with. Implemented for every [`Event`].

@@ -18,10 +18,10 @@ pub mod __private;
 pub use dispatch::{
     Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, dispatch, global, install,
 };
-pub use event::{AnyEvent, Event};
+pub use event::{AnyEvent, Event, Shareable};
 pub use listener::{
-    BoxError, Flow, IntoOutcome, Listener, ListenerInfo, Listens, Mode, QueueOptions,
-    assert_listening,
+    BoxError, Flow, IntoOutcome, Listener, ListenerError, ListenerInfo, Listens, Mode,
+    QueueOptions, assert_listening,
 };
 pub use pattern::matches as matches_pattern;
 pub use registry::{EventInfo, Registry, RegistryError, listeners_for, registry};

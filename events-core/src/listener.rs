@@ -59,20 +59,40 @@ impl IntoOutcome for Flow {
     }
 }
 
-impl<E: Into<BoxError>> IntoOutcome for Result<(), E> {
+impl<E: ListenerError> IntoOutcome for Result<(), E> {
     #[inline]
     fn into_outcome(self) -> Outcome {
         match self {
             Ok(()) => Ok(Flow::Continue),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e.into_box_error()),
         }
     }
 }
 
-impl<E: Into<BoxError>> IntoOutcome for Result<Flow, E> {
+impl<E: ListenerError> IntoOutcome for Result<Flow, E> {
     #[inline]
     fn into_outcome(self) -> Outcome {
-        self.map_err(Into::into)
+        self.map_err(ListenerError::into_box_error)
+    }
+}
+
+/// The error types a listener may return: anything that converts into
+/// [`BoxError`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a listener's error type",
+    label = "the error of a listener's `Result` must be a `std::error::Error + Send + Sync + 'static`",
+    note = "derive one with `thiserror`, or return `Box<dyn std::error::Error + Send + Sync>` or `anyhow::Error`"
+)]
+pub trait ListenerError {
+    /// Boxes the error.
+    fn into_box_error(self) -> BoxError;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Into<BoxError>> ListenerError for E {
+    #[inline]
+    fn into_box_error(self) -> BoxError {
+        self.into()
     }
 }
 

@@ -68,6 +68,10 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let handler = ast::handler(&cx, &item.sig, Kind::Free);
+    if item.sig.receiver().is_some() {
+        // A method: a type declared next to it would not compile in an impl.
+        return with_errors(cx, input);
+    }
     valid::listener(&cx, &args, &handler);
     let ident = &item.sig.ident;
     let name = expand::listener::name_expr(&krate, &args, &ident.to_string());

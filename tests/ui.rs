@@ -1,0 +1,17 @@
+//! Compile-time checks, pinned with trybuild: `tests/ui/<attribute>/<mistake>.rs`
+//! with the compiler's output in `.stderr`, one mistake per file.
+//!
+//! The expected output depends on the compiler's wording: these files were
+//! written on rustc 1.95.0, the toolchain CI uses (the machine's only one).
+//! After an intended change: `TRYBUILD=overwrite cargo test --test ui`, then
+//! read the diff before committing.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/event/*.rs");
+    t.compile_fail("tests/ui/listener/*.rs");
+    t.compile_fail("tests/ui/subscriber/*.rs");
+    t.compile_fail("tests/ui/assert/*.rs");
+}

@@ -1,0 +1,13 @@
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event]
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}
+
+#[listener]
+pub struct NotAFunction;
+
+fn main() {}

@@ -1,0 +1,15 @@
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event]
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}
+
+#[listener(pattern = "order .*")]
+fn audit(event: &AnyEvent) {
+    let _ = event;
+}
+
+fn main() {}

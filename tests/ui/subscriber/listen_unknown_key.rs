@@ -1,0 +1,21 @@
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event]
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}
+
+#[derive(Default)]
+pub struct Subs;
+
+#[subscriber]
+impl Subs {
+    #[listen(queu = "mail")]
+    fn on_created(&self, event: &Created) {
+        let _ = event;
+    }
+}
+
+fn main() {}

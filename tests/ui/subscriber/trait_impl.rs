@@ -1,0 +1,25 @@
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event]
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}
+
+#[derive(Default)]
+pub struct Subs;
+
+pub trait Handles {
+    fn on_created(&self, event: &Created);
+}
+
+#[subscriber]
+impl Handles for Subs {
+    #[listen]
+    fn on_created(&self, event: &Created) {
+        let _ = event;
+    }
+}
+
+fn main() {}
