@@ -99,7 +99,7 @@ pub fn wrong_event(listener: &'static str, expected: &'static str, got: &AnyEven
 /// when it is registered and deserializable, else an event known by name and
 /// JSON only.
 pub fn rebuild_any(name: &str, json: &str) -> Result<Box<dyn ErasedEvent>, serde_json::Error> {
-    match registry().from_json(name) {
+    match registry().rebuilder(name) {
         Some(from_json) => from_json(json),
         None => {
             // Still reject text that is not JSON at all.

@@ -171,8 +171,9 @@ impl Dispatcher {
     /// Dispatches `event`: runs its sync listeners in order (higher priority
     /// first, then by name), then enqueues a job per queued listener.
     ///
-    /// A listener returning an error stops the rest and nothing is enqueued;
-    /// one returning `Flow::Stop` stops the remaining sync listeners.
+    /// A listener returning an error stops the rest and its error comes back;
+    /// one returning `Flow::Stop` stops the rest quietly. Either way nothing
+    /// is enqueued, since queued listeners come after the sync ones.
     pub async fn dispatch<E: Event>(&self, event: E) -> Result<Dispatched, DispatchError> {
         let fakes = testing::current();
         if let Some(fakes) = &fakes {
@@ -227,7 +228,9 @@ impl Dispatcher {
                 }
             }
         }
-        if !table.queued.is_empty() {
+        // Queued listeners come after every sync one: like Laravel's
+        // `return false`, a halt keeps them from being enqueued too.
+        if done.halted_by.is_none() && !table.queued.is_empty() {
             enqueue(&table.queued, any, &sink, &mut done)?;
         }
         Ok(done)
@@ -338,11 +341,11 @@ pub fn global() -> Result<&'static Dispatcher, DispatchError> {
 /// use events::prelude::*;
 ///
 /// #[event]
-/// struct Ping;
+/// struct Heartbeat;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), events::DispatchError> {
-/// events::dispatch(Ping).await?;
+/// events::dispatch(Heartbeat).await?;
 /// # Ok(()) }
 /// ```
 pub async fn dispatch<E: Event>(event: E) -> Result<Dispatched, DispatchError> {

@@ -11,14 +11,15 @@ use crate::event::{AnyEvent, Event};
 
 /// What a listener returns to let the dispatch go on or stop it.
 ///
-/// `Flow::Stop` is Laravel's `return false`: the remaining sync listeners of
-/// this dispatch do not run (queued listeners are still enqueued).
+/// `Flow::Stop` is Laravel's `return false`: the remaining listeners of this
+/// dispatch do not run, and since queued listeners come after every sync one,
+/// nothing is enqueued either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Flow {
     /// Let the next listener run.
     #[default]
     Continue,
-    /// Halt the remaining sync listeners.
+    /// Halt the remaining listeners (and enqueue nothing).
     Stop,
 }
 

@@ -267,7 +267,7 @@ impl Registry {
         self.events.iter().find(|e| e.name() == name).copied()
     }
 
-    pub(crate) fn from_json(&self, name: &str) -> Option<FromJson> {
+    pub(crate) fn rebuilder(&self, name: &str) -> Option<FromJson> {
         self.event(name).and_then(|e| (e.def.from_json)())
     }
 
