@@ -47,7 +47,7 @@ macro_rules! sync_listeners {
 sync_listeners!(l0 l1 l2 l3 l4 l5 l6 l7 l8 l9);
 
 fn is_even(e: &Tick) -> bool {
-    e.n % 2 == 0
+    e.n.is_multiple_of(2)
 }
 
 #[listener(when = is_even)]

@@ -22,6 +22,7 @@ pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
     Target,
 };
+pub use crate::queue::FailedJob;
 
 use crate::event::RawEvent;
 use crate::registry::registry;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::event::{AnyEvent, Event};
 use crate::listener::{BoxError, Flow, ListenerDef, Run};
-use crate::queue::{Job, JobSink, QueueTarget};
+use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{Registry, RegistryError, registry};
 use crate::testing;
 
@@ -89,6 +89,9 @@ pub enum DispatchError {
     /// found.
     #[error("the event registry is invalid")]
     Registry(#[from] RegistryError),
+    /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
+    #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
+    QueueUrl(#[source] std::sync::Arc<QueueError>),
 }
 
 impl DispatchError {
@@ -98,7 +101,7 @@ impl DispatchError {
             DispatchError::Listener { listener, .. }
             | DispatchError::Serialize { listener, .. }
             | DispatchError::Enqueue { listener, .. } => Some(listener),
-            DispatchError::Registry(_) => None,
+            DispatchError::Registry(_) | DispatchError::QueueUrl(_) => None,
         }
     }
 }
@@ -135,10 +138,19 @@ struct Inner {
 #[derive(Default)]
 #[must_use]
 pub struct DispatcherBuilder {
-    _private: (),
+    queue: Option<Queue>,
 }
 
 impl DispatcherBuilder {
+    /// Sends queued listeners' jobs to `queue`, for workers to run.
+    ///
+    /// Without one, jobs run in this process on the dispatching Tokio
+    /// runtime, with their delay, tries, backoff and timeout.
+    pub fn queue(mut self, queue: Queue) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     /// Validates the registry and makes the dispatcher.
     ///
     /// Fails when two listeners (or two events) share a name.
@@ -148,7 +160,10 @@ impl DispatcherBuilder {
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 registry,
-                target: QueueTarget::InProcess,
+                target: match self.queue {
+                    Some(queue) => QueueTarget::Queue(queue),
+                    None => QueueTarget::InProcess,
+                },
             }),
         })
     }
@@ -168,6 +183,14 @@ impl Dispatcher {
         DispatcherBuilder::default()
     }
 
+    /// The queue its jobs go to, `None` when they run in-process.
+    pub fn queue(&self) -> Option<&Queue> {
+        match &self.inner.target {
+            QueueTarget::Queue(queue) => Some(queue),
+            QueueTarget::InProcess => None,
+        }
+    }
+
     /// Dispatches `event`: runs its sync listeners in order (higher priority
     /// first, then by name), then enqueues a job per queued listener.
     ///
@@ -176,14 +199,14 @@ impl Dispatcher {
     /// is enqueued, since queued listeners come after the sync ones.
     pub async fn dispatch<E: Event>(&self, event: E) -> Result<Dispatched, DispatchError> {
         let fakes = testing::current();
-        if let Some(fakes) = &fakes {
-            if let Some(recorder) = fakes.events_for::<E>() {
-                recorder.record(event);
-                return Ok(Dispatched {
-                    faked: true,
-                    ..Dispatched::default()
-                });
-            }
+        if let Some(fakes) = &fakes
+            && let Some(recorder) = fakes.events_for::<E>()
+        {
+            recorder.record(event);
+            return Ok(Dispatched {
+                faked: true,
+                ..Dispatched::default()
+            });
         }
         let queue_fake = fakes.and_then(|f| f.queue);
         let sink = match &queue_fake {
@@ -231,7 +254,7 @@ impl Dispatcher {
         // Queued listeners come after every sync one: like Laravel's
         // `return false`, a halt keeps them from being enqueued too.
         if done.halted_by.is_none() && !table.queued.is_empty() {
-            enqueue(&table.queued, any, &sink, &mut done)?;
+            enqueue(&table.queued, any, &sink, &mut done).await?;
         }
         Ok(done)
     }
@@ -243,7 +266,7 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 
 /// Enqueues one job per queued listener that admits the event, serializing
 /// the event once.
-fn enqueue(
+async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,
     sink: &JobSink<'_>,
@@ -279,6 +302,7 @@ fn enqueue(
         };
         let job = Job::new(def.name, event.name(), json, &options);
         sink.push(def, job)
+            .await
             .map_err(|source| DispatchError::Enqueue {
                 listener: def.name,
                 event: event_name(def, event),
@@ -310,7 +334,24 @@ fn event_name(def: &ListenerDef, event: &AnyEvent) -> &'static str {
 }
 
 static INSTALLED: OnceLock<Dispatcher> = OnceLock::new();
-static DEFAULT: OnceLock<Result<Dispatcher, RegistryError>> = OnceLock::new();
+static DEFAULT: OnceLock<Result<Dispatcher, StartupError>> = OnceLock::new();
+
+/// Why the default dispatcher could not be built; kept to report on every
+/// dispatch.
+#[derive(Clone)]
+enum StartupError {
+    Registry(RegistryError),
+    QueueUrl(Arc<QueueError>),
+}
+
+impl From<StartupError> for DispatchError {
+    fn from(error: StartupError) -> Self {
+        match error {
+            StartupError::Registry(problem) => DispatchError::Registry(problem),
+            StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
+        }
+    }
+}
 
 /// Makes `dispatcher` the global one that [`Dispatch::dispatch`] and
 /// [`dispatch`] use. Call it once, at start-up, before the first dispatch
@@ -323,16 +364,25 @@ pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
     INSTALLED.set(dispatcher)
 }
 
-/// The global dispatcher: the installed one, else one built with the
-/// defaults on first use.
+/// The global dispatcher: the installed one, else one built on first use
+/// with the queue `EVENTS_QUEUE_URL` names (in-process when unset).
 pub fn global() -> Result<&'static Dispatcher, DispatchError> {
     if let Some(installed) = INSTALLED.get() {
         return Ok(installed);
     }
-    match DEFAULT.get_or_init(|| Dispatcher::builder().build()) {
-        Ok(dispatcher) => Ok(dispatcher),
-        Err(problem) => Err(DispatchError::Registry(problem.clone())),
-    }
+    DEFAULT
+        .get_or_init(default_dispatcher)
+        .as_ref()
+        .map_err(|e| e.clone().into())
+}
+
+fn default_dispatcher() -> Result<Dispatcher, StartupError> {
+    let builder = match crate::queue::from_env() {
+        Some(Ok(queue)) => Dispatcher::builder().queue(queue),
+        Some(Err(problem)) => return Err(StartupError::QueueUrl(Arc::new(problem))),
+        None => Dispatcher::builder(),
+    };
+    builder.build().map_err(StartupError::Registry)
 }
 
 /// Dispatches `event` through the global dispatcher.

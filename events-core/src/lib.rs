@@ -11,6 +11,7 @@ mod pattern;
 pub mod queue;
 mod registry;
 mod testing;
+mod worker;
 
 #[doc(hidden)]
 pub mod __private;
@@ -24,5 +25,7 @@ pub use listener::{
     QueueOptions, assert_listening,
 };
 pub use pattern::matches as matches_pattern;
+pub use queue::{FailedJob, Job, Queue};
 pub use registry::{EventInfo, Registry, RegistryError, listeners_for, registry};
 pub use testing::{EventFake, EventSet, QueueFake, fake, fake_only, fake_queue};
+pub use worker::{FailureHook, WorkReport, Worker, shutdown_signal};

@@ -270,6 +270,9 @@ pub struct ListenerDef {
     pub when: Option<fn(&AnyEvent) -> bool>,
     /// How it runs.
     pub run: Run,
+    /// Called with a queued job of this listener that ends in the failed
+    /// store (`on_failure = path`).
+    pub on_failure: Option<fn(&crate::queue::FailedJob)>,
     /// Source file.
     pub file: &'static str,
     /// Source line.

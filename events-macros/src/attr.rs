@@ -64,6 +64,7 @@ pub struct ListenerArgs {
     pub name: Option<Spanned<String>>,
     pub pattern: Option<Spanned<String>>,
     pub when: Option<Path>,
+    pub on_failure: Option<Spanned<Path>>,
     pub krate: Option<Path>,
 }
 
@@ -82,6 +83,9 @@ impl ListenerArgs {
         }
         if let Some(v) = &self.timeout {
             keys.push((TIMEOUT, v.span));
+        }
+        if let Some(v) = &self.on_failure {
+            keys.push((ON_FAILURE, v.span));
         }
         keys
     }
@@ -110,6 +114,7 @@ pub fn parse_listener(
     let mut name = Slot::new(cx, NAME);
     let mut pattern = Slot::new(cx, PATTERN);
     let mut when = Slot::new(cx, WHEN);
+    let mut on_failure = Slot::new(cx, ON_FAILURE);
     let mut krate = Slot::new(cx, CRATE);
 
     let parser = syn::meta::parser(|meta| {
@@ -191,6 +196,13 @@ pub fn parse_listener(
                     "`when` takes the path of a function `fn(&E) -> bool`, such as `when = is_high_value`",
                 ),
             },
+            ON_FAILURE => match value {
+                Expr::Path(p) if p.qself.is_none() => on_failure.set(span, p.path),
+                other => cx.error_spanned_by(
+                    &other,
+                    "`on_failure` takes the path of a function `fn(&FailedJob)`, such as `on_failure = report_failure`",
+                ),
+            },
             CRATE => {
                 if let Some(path) = crate_path(cx, &value) {
                     krate.set(span, path);
@@ -213,6 +225,7 @@ pub fn parse_listener(
         name: name.get(),
         pattern: pattern.get(),
         when: when.get().map(|s| s.value),
+        on_failure: on_failure.get(),
         krate: krate.get().map(|s| s.value),
     }
 }

@@ -47,3 +47,19 @@ pub fn predicate(krate: &Path, when: &Path, event: Option<&Type>) -> TokenStream
         }),
     }
 }
+
+/// The `on_failure = ..` hook as a `fn(&FailedJob)`, spanned on the user's
+/// path. In a subscriber, a path starting with `Self` names the subscriber.
+pub fn failure_hook(krate: &Path, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
+    let hook = match (self_ty, hook.segments.first()) {
+        (Some(self_ty), Some(first)) if first.ident == "Self" && hook.segments.len() > 1 => {
+            let rest = hook.segments.iter().skip(1);
+            quote_spanned!(hook.span()=> <#self_ty>::#(#rest)::*)
+        }
+        _ => quote::quote!(#hook),
+    };
+    quote_spanned!(hook.span()=> {
+        let __hook: fn(&#krate::__private::FailedJob) = #hook;
+        __hook
+    })
+}

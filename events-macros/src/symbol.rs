@@ -9,6 +9,7 @@ pub const PRIORITY: &str = "priority";
 pub const NAME: &str = "name";
 pub const PATTERN: &str = "pattern";
 pub const WHEN: &str = "when";
+pub const ON_FAILURE: &str = "on_failure";
 pub const CRATE: &str = "crate";
 pub const AFTER_COMMIT: &str = "after_commit";
 

@@ -124,6 +124,23 @@ pub fn registration(r: &Registration) -> TokenStream {
         None => (quote!(), quote!(#private::None)),
     };
 
+    let (hook_fn, on_failure) = match &r.args.on_failure {
+        Some(hook) => {
+            let self_ty = match &r.callee {
+                Callee::Method { self_ty, .. } => Some(*self_ty),
+                Callee::Free(_) => None,
+            };
+            let hook = checks::failure_hook(krate, &hook.value, self_ty);
+            (
+                quote! {
+                    fn __events_on_failure(__job: &#private::FailedJob) { (#hook)(__job) }
+                },
+                quote!(#private::Some(__events_on_failure)),
+            )
+        }
+        None => (quote!(), quote!(#private::None)),
+    };
+
     let (body_fn, run) = match &r.args.queue {
         None => inline_body(r),
         Some(queue) => queued_body(r, &queue.value),
@@ -133,6 +150,7 @@ pub fn registration(r: &Registration) -> TokenStream {
         #[allow(non_snake_case, clippy::all)]
         const _: () = {
             #when_fn
+            #hook_fn
             #body_fn
             #private::inventory::submit! {
                 #private::ListenerDef {
@@ -141,6 +159,7 @@ pub fn registration(r: &Registration) -> TokenStream {
                     priority: #priority,
                     when: #when,
                     run: #run,
+                    on_failure: #on_failure,
                     file: #private::file!(),
                     line: #line,
                 }

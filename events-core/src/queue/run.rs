@@ -1,90 +1,18 @@
-//! Queued listeners: the job a dispatch enqueues, how one try of it runs, and
-//! the in-process runner that executes jobs when no queue is configured.
-//!
-//! A job runs on a Tokio runtime: in-process jobs are spawned on the runtime
-//! the dispatch happens on, with the listener's `delay`, `tries`, `backoff`
-//! and `timeout`. A job that fails its last try is reported through
-//! `tracing` at error level.
+//! How one try of a job runs (the one place that catches panics and applies
+//! timeouts), where a dispatch's jobs go, and the in-process runner used when
+//! no queue is configured.
 
 use std::any::Any;
-use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, QueueOptions, Run};
+use super::{Job, Queue, QueueError};
+use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, Run};
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
-
-/// One queued listener's run of one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    /// Unique id.
-    pub id: String,
-    /// The queue it waits on.
-    pub queue: String,
-    /// The listener's stable name: the routing key.
-    pub listener: String,
-    /// The event's name.
-    pub event: String,
-    /// The event as JSON.
-    pub payload: String,
-    /// Tries made so far (0 before the first).
-    pub attempt: u32,
-    /// Tries allowed.
-    pub max_tries: u32,
-    /// When it may run.
-    pub available_at: SystemTime,
-    /// When it was first enqueued.
-    pub first_enqueued_at: SystemTime,
-    /// What the last failed try said.
-    pub last_error: Option<String>,
-}
-
-impl Job {
-    pub(crate) fn new(listener: &str, event: &str, payload: String, options: &QueueOptions) -> Job {
-        let now = SystemTime::now();
-        Job {
-            id: new_id(now),
-            queue: options.queue().to_owned(),
-            listener: listener.to_owned(),
-            event: event.to_owned(),
-            payload,
-            attempt: 0,
-            max_tries: options.tries(),
-            available_at: now + options.delay(),
-            first_enqueued_at: now,
-            last_error: None,
-        }
-    }
-}
-
-/// A time-ordered id, unique within the process: milliseconds since the
-/// epoch, then a process-wide counter.
-fn new_id(now: SystemTime) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let millis = now
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{millis:013x}-{n:08x}")
-}
-
-/// Why a queue refused a job.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueueError {
-    /// Queued listeners run in-process on the dispatching Tokio runtime, and
-    /// there is none.
-    #[error(
-        "queued listeners run on a Tokio runtime when no queue is configured, and this dispatch is not on one"
-    )]
-    NoRuntime,
-}
 
 /// Why one try of a job failed. The text of each is what lands in a failed
 /// job's `error`.
@@ -149,10 +77,16 @@ pub async fn run_job(job: &Job) -> Result<(), JobError> {
             listener: job.listener.clone(),
         })?
         .def;
-    run_job_with(def, job).await
+    run_job_with(def, job, None).await
 }
 
-pub(crate) async fn run_job_with(def: &ListenerDef, job: &Job) -> Result<(), JobError> {
+/// Runs one try of `job` with its listener `def`, under the listener's
+/// timeout or else `default_timeout`.
+pub(crate) async fn run_job_with(
+    def: &ListenerDef,
+    job: &Job,
+    default_timeout: Option<Duration>,
+) -> Result<(), JobError> {
     let Run::Queued {
         job: body, options, ..
     } = def.run
@@ -167,7 +101,7 @@ pub(crate) async fn run_job_with(def: &ListenerDef, job: &Job) -> Result<(), Job
         source,
     })?;
     let run = CatchUnwind(run);
-    let result = match options.timeout() {
+    let result = match options.timeout().or(default_timeout) {
         Some(after) => tokio::time::timeout(after, run)
             .await
             .map_err(|_| JobError::TimedOut {
@@ -220,6 +154,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 pub(crate) enum QueueTarget {
     /// Spawned on the dispatching Tokio runtime.
     InProcess,
+    /// Stored in a queue for workers.
+    Queue(Queue),
 }
 
 /// Where one dispatch's jobs go: the dispatcher's target, or the test's
@@ -230,12 +166,13 @@ pub(crate) enum JobSink<'a> {
 }
 
 impl JobSink<'_> {
-    pub(crate) fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
+    pub(crate) async fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
         match self {
             JobSink::Fake(fake) => {
                 fake.push(job);
                 Ok(())
             }
+            JobSink::Target(QueueTarget::Queue(queue)) => queue.enqueue(job).await,
             JobSink::Target(QueueTarget::InProcess) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
@@ -254,7 +191,7 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
     pause(options.delay()).await;
     loop {
         job.attempt += 1;
-        let Err(error) = run_job_with(def, &job).await else {
+        let Err(error) = run_job_with(def, &job, None).await else {
             return;
         };
         if job.attempt >= job.max_tries {
@@ -285,15 +222,5 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
 async fn pause(wait: Duration) {
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
-    }
-}
-
-impl fmt::Display for Job {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "job {} ({} on `{}`, try {}/{})",
-            self.id, self.listener, self.event, self.attempt, self.max_tries
-        )
     }
 }

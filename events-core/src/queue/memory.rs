@@ -1,0 +1,324 @@
+//! `memory://`: jobs in this process's memory, for tests and single-process
+//! programs. Per-queue FIFO lists, a heap of delayed jobs and a heap of lease
+//! deadlines, so a claim costs O(log n) however many jobs wait.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{Backend, FailedJob, Job, QueueError, QueueStats};
+
+/// The in-memory backend.
+#[derive(Default)]
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Ready jobs per queue, oldest first.
+    ready: HashMap<String, VecDeque<Job>>,
+    /// Jobs not available yet, by (available_at, sequence).
+    delayed: BinaryHeap<Reverse<Timed<Job>>>,
+    /// Claimed jobs by id, with their lease deadline.
+    reserved: HashMap<String, (Job, SystemTime)>,
+    /// Lease deadlines; stale entries (extended, acked) are skipped.
+    leases: BinaryHeap<Reverse<Timed<(String, u32)>>>,
+    failed: Vec<FailedJob>,
+    sequence: u64,
+}
+
+/// A heap entry ordered by time, then insertion order.
+struct Timed<T> {
+    at: SystemTime,
+    sequence: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Timed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.sequence) == (other.at, other.sequence)
+    }
+}
+impl<T> Eq for Timed<T> {}
+impl<T> PartialOrd for Timed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Timed<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.sequence).cmp(&(other.at, other.sequence))
+    }
+}
+
+impl State {
+    fn timed<T>(&mut self, at: SystemTime, item: T) -> Reverse<Timed<T>> {
+        self.sequence += 1;
+        Reverse(Timed {
+            at,
+            sequence: self.sequence,
+            item,
+        })
+    }
+
+    fn put(&mut self, job: Job, now: SystemTime) {
+        if job.available_at > now {
+            let entry = self.timed(job.available_at, job);
+            self.delayed.push(entry);
+        } else {
+            self.ready
+                .entry(job.queue.clone())
+                .or_default()
+                .push_back(job);
+        }
+    }
+
+    /// Moves due delayed jobs to their queues and lapsed leases back to the
+    /// front of theirs.
+    fn promote(&mut self, now: SystemTime) {
+        while self.delayed.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            if let Some(Reverse(timed)) = self.delayed.pop() {
+                let job = timed.item;
+                self.ready
+                    .entry(job.queue.clone())
+                    .or_default()
+                    .push_back(job);
+            }
+        }
+        while self.leases.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            let Some(Reverse(timed)) = self.leases.pop() else {
+                break;
+            };
+            let (id, attempt) = timed.item;
+            let lapsed = self
+                .reserved
+                .get(&id)
+                .is_some_and(|(job, deadline)| job.attempt == attempt && *deadline <= now);
+            if lapsed && let Some((job, _)) = self.reserved.remove(&id) {
+                self.ready
+                    .entry(job.queue.clone())
+                    .or_default()
+                    .push_front(job);
+            }
+        }
+    }
+
+    /// Removes the job reserved under `attempt`, if it still is.
+    fn take_reserved(&mut self, id: &str, attempt: u32) -> Option<Job> {
+        match self.reserved.get(id) {
+            Some((job, _)) if job.attempt == attempt => {
+                self.reserved.remove(id).map(|(job, _)| job)
+            }
+            _ => None,
+        }
+    }
+
+    /// The next time something becomes available.
+    fn next_due(&self) -> Option<SystemTime> {
+        let delayed = self.delayed.peek().map(|Reverse(t)| t.at);
+        let lease = self.leases.peek().map(|Reverse(t)| t.at);
+        match (delayed, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl MemoryBackend {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is updated in whole steps under the lock; a panic cannot
+        // leave it half-changed.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
+        self.lock().put(job, SystemTime::now());
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, QueueError> {
+        let now = SystemTime::now();
+        let deadline = now + lease;
+        let mut state = self.lock();
+        state.promote(now);
+        let mut claimed = Vec::new();
+        for queue in queues {
+            while claimed.len() < limit {
+                let Some(mut job) = state.ready.get_mut(queue).and_then(VecDeque::pop_front) else {
+                    break;
+                };
+                job.attempt += 1;
+                let entry = state.timed(deadline, (job.id.clone(), job.attempt));
+                state.leases.push(entry);
+                state
+                    .reserved
+                    .insert(job.id.clone(), (job.clone(), deadline));
+                claimed.push(job);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
+        let deadline = SystemTime::now() + lease;
+        let mut state = self.lock();
+        match state.reserved.get_mut(id) {
+            Some((job, until)) if job.attempt == attempt => {
+                *until = deadline;
+                let entry = state.timed(deadline, (id.to_owned(), attempt));
+                state.leases.push(entry);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
+        Ok(self.lock().take_reserved(id, attempt).is_some())
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, QueueError> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let Some(mut job) = state.take_reserved(id, attempt) else {
+            return Ok(false);
+        };
+        job.available_at = now + delay;
+        job.last_error = Some(error.to_owned());
+        state.put(job, now);
+        drop(state);
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    async fn abandon(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
+        let mut state = self.lock();
+        let Some(mut job) = state.take_reserved(id, attempt) else {
+            return Ok(false);
+        };
+        job.attempt = job.attempt.saturating_sub(1);
+        state
+            .ready
+            .entry(job.queue.clone())
+            .or_default()
+            .push_front(job);
+        drop(state);
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    async fn fail(&self, id: &str, attempt: u32, error: &str) -> Result<bool, QueueError> {
+        let mut state = self.lock();
+        let Some(job) = state.take_reserved(id, attempt) else {
+            return Ok(false);
+        };
+        state
+            .failed
+            .push(FailedJob::from_job(job, error, SystemTime::now()));
+        Ok(true)
+    }
+
+    async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
+        Ok(self.lock().failed.clone())
+    }
+
+    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let Some(index) = state.failed.iter().position(|f| f.id == id) else {
+            return Ok(false);
+        };
+        let job = state.failed.remove(index).into_job(now);
+        state.put(job, now);
+        drop(state);
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    async fn retry_all(&self) -> Result<usize, QueueError> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let failed = std::mem::take(&mut state.failed);
+        let count = failed.len();
+        for job in failed {
+            state.put(job.into_job(now), now);
+        }
+        drop(state);
+        self.wake.notify_one();
+        Ok(count)
+    }
+
+    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
+        let mut state = self.lock();
+        let before = state.failed.len();
+        state.failed.retain(|f| f.id != id);
+        Ok(state.failed.len() != before)
+    }
+
+    async fn flush_failed(&self) -> Result<usize, QueueError> {
+        Ok(std::mem::take(&mut self.lock().failed).len())
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
+        let state = self.lock();
+        let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
+        // Not a hot path: one key allocation per job counted is fine.
+        let mut count = |queue: &str, bump: fn(&mut QueueStats)| {
+            bump(stats.entry(queue.to_owned()).or_insert_with(|| QueueStats {
+                queue: queue.to_owned(),
+                ..QueueStats::default()
+            }));
+        };
+        for jobs in state.ready.values() {
+            for job in jobs {
+                count(&job.queue, |s| s.pending += 1);
+            }
+        }
+        for Reverse(timed) in &state.delayed {
+            count(&timed.item.queue, |s| s.pending += 1);
+        }
+        for (job, _) in state.reserved.values() {
+            count(&job.queue, |s| s.reserved += 1);
+        }
+        for failed in &state.failed {
+            count(&failed.queue, |s| s.failed += 1);
+        }
+        Ok(stats.into_values().collect())
+    }
+
+    async fn wait(&self, max: Duration) {
+        let wait = {
+            let state = self.lock();
+            let now = SystemTime::now();
+            match state.next_due() {
+                Some(due) => due.duration_since(now).unwrap_or_default().min(max),
+                None => max,
+            }
+        };
+        if wait.is_zero() {
+            return;
+        }
+        let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+    }
+}

@@ -1,0 +1,441 @@
+//! `sqlite://path`: the embedded durable queue, through rusqlite.
+//!
+//! - WAL mode, checked after asking for it (a misspelled pragma or an
+//!   unsupported filesystem would silently leave it off).
+//! - Every write runs under `BEGIN IMMEDIATE`, so writers queue on SQLite's
+//!   lock (with a busy timeout) instead of failing mid-transaction.
+//! - One column, `ready_at`, holds when a waiting job becomes available or
+//!   when a claimed job's lease lapses. A claim is then one
+//!   `UPDATE .. WHERE queue = ? AND ready_at <= now .. RETURNING` that takes
+//!   due jobs and lapsed leases alike, served by one index.
+//! - The schema is created and migrated by the library, versioned with
+//!   `PRAGMA user_version`.
+//!
+//! Each operation is one short local transaction, run on the calling task.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::Notify;
+
+use super::{Backend, FailedJob, Job, QueueError, QueueStats, from_millis, millis};
+
+/// The newest schema version this build knows.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations, by the version they lead to.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE events_jobs (
+        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                TEXT NOT NULL UNIQUE,
+        queue             TEXT NOT NULL,
+        listener          TEXT NOT NULL,
+        event             TEXT NOT NULL,
+        payload           TEXT NOT NULL,
+        attempt           INTEGER NOT NULL,
+        max_tries         INTEGER NOT NULL,
+        available_at      INTEGER NOT NULL,
+        first_enqueued_at INTEGER NOT NULL,
+        last_error        TEXT,
+        reserved          INTEGER NOT NULL DEFAULT 0,
+        ready_at          INTEGER NOT NULL
+    );
+    CREATE INDEX events_jobs_ready ON events_jobs (queue, ready_at);
+    CREATE TABLE events_failed_jobs (
+        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                TEXT NOT NULL UNIQUE,
+        queue             TEXT NOT NULL,
+        listener          TEXT NOT NULL,
+        event             TEXT NOT NULL,
+        payload           TEXT NOT NULL,
+        error             TEXT NOT NULL,
+        attempts          INTEGER NOT NULL,
+        max_tries         INTEGER NOT NULL,
+        first_enqueued_at INTEGER NOT NULL,
+        failed_at         INTEGER NOT NULL
+    );",
+)];
+
+const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error";
+
+/// The SQLite backend: one connection per handle, used by one task at a time.
+pub struct SqliteBackend {
+    path: String,
+    connection: Mutex<Connection>,
+    /// Wakes workers in this process when this handle enqueues; workers in
+    /// other processes find new jobs at their next poll.
+    wake: Notify,
+}
+
+impl SqliteBackend {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteBackend, QueueError> {
+        let name = path.display().to_string();
+        let err = |source| QueueError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let connection = Connection::open(path).map_err(err)?;
+        connection
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(err)?;
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(QueueError::NoWal { path: name, mode });
+        }
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let backend = SqliteBackend {
+            path: name,
+            connection: Mutex::new(connection),
+            wake: Notify::new(),
+        };
+        backend.migrate()?;
+        Ok(backend)
+    }
+
+    fn migrate(&self) -> Result<(), QueueError> {
+        self.write(|tx| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Ok(Err(version));
+            }
+            for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", to)?;
+            }
+            Ok(Ok(()))
+        })?
+        .map_err(|found| QueueError::SchemaTooNew {
+            path: self.path.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside a transaction rolls it back when the transaction is
+        // dropped: the connection stays usable.
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits it.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, QueueError> {
+        let mut connection = self.lock();
+        let result = (|| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|source| QueueError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Runs a read.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, QueueError> {
+        f(&self.lock()).map_err(|source| QueueError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        listener: row.get(2)?,
+        event: row.get(3)?,
+        payload: row.get(4)?,
+        attempt: row.get(5)?,
+        max_tries: row.get(6)?,
+        available_at: from_millis(row.get(7)?),
+        first_enqueued_at: from_millis(row.get(8)?),
+        last_error: row.get(9)?,
+    })
+}
+
+fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
+    Ok(FailedJob {
+        id: row.get(0)?,
+        queue: row.get(1)?,
+        listener: row.get(2)?,
+        event: row.get(3)?,
+        payload: row.get(4)?,
+        error: row.get(5)?,
+        attempts: row.get(6)?,
+        max_tries: row.get(7)?,
+        first_enqueued_at: from_millis(row.get(8)?),
+        failed_at: from_millis(row.get(9)?),
+    })
+}
+
+fn insert_job(tx: &rusqlite::Transaction<'_>, job: &Job) -> rusqlite::Result<()> {
+    let available = millis(job.available_at);
+    tx.prepare_cached(
+        "INSERT INTO events_jobs (id, queue, listener, event, payload, attempt, max_tries, available_at,
+                                  first_enqueued_at, last_error, reserved, ready_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?8)",
+    )?
+    .execute(params![
+        job.id,
+        job.queue,
+        job.listener,
+        job.event,
+        job.payload,
+        job.attempt,
+        job.max_tries,
+        available,
+        millis(job.first_enqueued_at),
+        job.last_error,
+    ])?;
+    Ok(())
+}
+
+/// Moves failed jobs back to their queues, tries reset; `id = None` for all.
+fn retry_failed(
+    tx: &rusqlite::Transaction<'_>,
+    id: Option<&str>,
+    now: SystemTime,
+) -> rusqlite::Result<usize> {
+    let failed: Vec<FailedJob> = {
+        let mut statement = tx.prepare_cached(
+            "DELETE FROM events_failed_jobs WHERE ?1 IS NULL OR id = ?1
+             RETURNING id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at",
+        )?;
+        statement
+            .query_map(params![id], failed_from_row)?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for job in &failed {
+        insert_job(tx, &job.clone().into_job(now))?;
+    }
+    Ok(failed.len())
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
+        self.write(|tx| insert_job(tx, &job))?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, QueueError> {
+        let now = millis(SystemTime::now());
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        self.write(|tx| {
+            let mut claimed = Vec::new();
+            for queue in queues {
+                let room = limit.saturating_sub(claimed.len());
+                if room == 0 {
+                    break;
+                }
+                let mut statement = tx.prepare_cached(&format!(
+                    "UPDATE events_jobs SET attempt = attempt + 1, reserved = 1, ready_at = ?1
+                     WHERE seq IN (SELECT seq FROM events_jobs WHERE queue = ?2 AND ready_at <= ?3
+                                   ORDER BY ready_at, seq LIMIT ?4)
+                     RETURNING {JOB_COLUMNS}, seq"
+                ))?;
+                let mut rows: Vec<(i64, Job)> = statement
+                    .query_map(params![until, queue, now, room as i64], |row| {
+                        Ok((row.get::<_, i64>(10)?, job_from_row(row)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                // RETURNING has no order: oldest first, as they were chosen.
+                rows.sort_by_key(|(seq, job)| (job.available_at, *seq));
+                claimed.extend(rows.into_iter().map(|(_, job)| job));
+            }
+            Ok(claimed)
+        })
+    }
+
+    async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
+        let until = millis(SystemTime::now() + lease);
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE events_jobs SET ready_at = ?1 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
+            )?
+            .execute(params![until, id, attempt])
+            .map(|n| n == 1)
+        })
+    }
+
+    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "DELETE FROM events_jobs WHERE id = ?1 AND attempt = ?2 AND reserved = 1",
+            )?
+            .execute(params![id, attempt])
+            .map(|n| n == 1)
+        })
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, QueueError> {
+        let at = millis(SystemTime::now() + delay);
+        let released = self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE events_jobs SET reserved = 0, available_at = ?1, ready_at = ?1, last_error = ?2
+                 WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
+            )?
+            .execute(params![at, error, id, attempt])
+            .map(|n| n == 1)
+        })?;
+        self.wake.notify_one();
+        Ok(released)
+    }
+
+    async fn abandon(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
+        let now = millis(SystemTime::now());
+        let abandoned = self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1, ready_at = ?1
+                 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
+            )?
+            .execute(params![now, id, attempt])
+            .map(|n| n == 1)
+        })?;
+        self.wake.notify_one();
+        Ok(abandoned)
+    }
+
+    async fn fail(&self, id: &str, attempt: u32, error: &str) -> Result<bool, QueueError> {
+        let now = SystemTime::now();
+        self.write(|tx| {
+            let job = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM events_jobs WHERE id = ?1 AND attempt = ?2 AND reserved = 1 RETURNING {JOB_COLUMNS}"
+                ))?
+                .query_row(params![id, attempt], job_from_row)
+                .optional()?;
+            let Some(job) = job else {
+                return Ok(false);
+            };
+            let failed = FailedJob::from_job(job, error, now);
+            tx.prepare_cached(
+                "INSERT INTO events_failed_jobs (id, queue, listener, event, payload, error, attempts, max_tries,
+                                                 first_enqueued_at, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
+                                                failed_at = excluded.failed_at",
+            )?
+            .execute(params![
+                failed.id,
+                failed.queue,
+                failed.listener,
+                failed.event,
+                failed.payload,
+                failed.error,
+                failed.attempts,
+                failed.max_tries,
+                millis(failed.first_enqueued_at),
+                millis(failed.failed_at),
+            ])?;
+            Ok(true)
+        })
+    }
+
+    async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
+        self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at,
+                            failed_at
+                     FROM events_failed_jobs ORDER BY failed_at, seq",
+                )?
+                .query_map([], failed_from_row)?
+                .collect()
+        })
+    }
+
+    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+        let retried = self.write(|tx| retry_failed(tx, Some(id), SystemTime::now()))?;
+        self.wake.notify_one();
+        Ok(retried == 1)
+    }
+
+    async fn retry_all(&self) -> Result<usize, QueueError> {
+        let retried = self.write(|tx| retry_failed(tx, None, SystemTime::now()))?;
+        self.wake.notify_one();
+        Ok(retried)
+    }
+
+    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM events_failed_jobs WHERE id = ?1")?
+                .execute(params![id])
+                .map(|n| n == 1)
+        })
+    }
+
+    async fn flush_failed(&self) -> Result<usize, QueueError> {
+        self.write(|tx| tx.execute("DELETE FROM events_failed_jobs", []))
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
+        self.read(|connection| {
+            connection
+                .prepare_cached(
+                    "SELECT queue, SUM(pending), SUM(reserved), SUM(failed) FROM (
+                         SELECT queue, reserved = 0 AS pending, reserved = 1 AS reserved, 0 AS failed
+                         FROM events_jobs
+                         UNION ALL
+                         SELECT queue, 0, 0, 1 FROM events_failed_jobs
+                     ) GROUP BY queue ORDER BY queue",
+                )?
+                .query_map([], |row| {
+                    Ok(QueueStats {
+                        queue: row.get(0)?,
+                        pending: row.get::<_, i64>(1)? as usize,
+                        reserved: row.get::<_, i64>(2)? as usize,
+                        failed: row.get::<_, i64>(3)? as usize,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    async fn wait(&self, max: Duration) {
+        // The next job or lease that comes due later: jobs due already were
+        // just offered to the claim (or belong to queues this worker skips).
+        let now = millis(SystemTime::now());
+        let next = self.read(|connection| {
+            connection.query_row(
+                "SELECT MIN(ready_at) FROM events_jobs WHERE ready_at > ?1",
+                params![now],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+        });
+        let wait = match next {
+            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(max),
+            _ => max,
+        };
+        if !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+        }
+    }
+}

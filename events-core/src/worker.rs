@@ -1,0 +1,527 @@
+//! Workers: claim queued jobs under a lease and run their listeners, with
+//! retries, timeouts, panic capture, a failed store and graceful shutdown.
+//!
+//! The retry rule lives here, in [`Worker::settle`]: after a failed try, a job
+//! with tries left is released to run again after the listener's backoff for
+//! that attempt (the list's last value repeats, optional jitter on top);
+//! after its last try it moves to the failed store and the failure hooks run.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+
+use crate::listener::{ListenerDef, Run};
+use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, run_job_with};
+use crate::registry::{Registry, registry};
+
+/// A hook called with each job that ends in the failed store.
+pub type FailureHook = Arc<dyn Fn(&FailedJob) + Send + Sync>;
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkReport {
+    /// Jobs whose listener succeeded.
+    pub succeeded: u64,
+    /// Tries that failed and were released to run again.
+    pub retried: u64,
+    /// Jobs moved to the failed store.
+    pub failed: u64,
+    /// Jobs whose lease was lost (the job was claimed again elsewhere), so
+    /// their result was discarded.
+    pub lost: u64,
+    /// Jobs handed back untried at shutdown.
+    pub released_at_shutdown: u64,
+}
+
+impl WorkReport {
+    /// Tries finished, whatever their end.
+    pub fn processed(&self) -> u64 {
+        self.succeeded + self.retried + self.failed + self.lost
+    }
+}
+
+/// Runs queued jobs.
+///
+/// ```
+/// use events::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[event]
+/// #[derive(Serialize, Deserialize)]
+/// struct Invoiced { number: u32 }
+///
+/// #[listener(queue = "billing", tries = 3)]
+/// async fn archive(_: &Invoiced) {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = events::queue::connect("memory://").await?;
+/// let dispatcher = events::Dispatcher::builder().queue(queue.clone()).build()?;
+/// dispatcher.dispatch(Invoiced { number: 1 }).await?;
+///
+/// let report = events::Worker::new(queue).queues(["billing"]).run_until_empty().await?;
+/// assert_eq!(report.succeeded, 1);
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct Worker {
+    queue: Queue,
+    queues: Vec<String>,
+    concurrency: usize,
+    lease: Duration,
+    timeout: Duration,
+    grace: Duration,
+    poll: Duration,
+    jitter: f64,
+    max_jobs: Option<u64>,
+    hooks: Vec<FailureHook>,
+    registry: &'static Registry,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("queue", &self.queue)
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a worker's run ends.
+enum Stop<S> {
+    /// On this future (a signal, a test's trigger).
+    On(S),
+    /// When the worked queues hold no job.
+    WhenEmpty,
+}
+
+impl Worker {
+    /// A worker for `queue`, working every queue that a registered queued
+    /// listener names (in name order) until [`queues`](Self::queues) says
+    /// otherwise.
+    pub fn new(queue: Queue) -> Worker {
+        let registry = registry();
+        let mut queues: Vec<String> = registry
+            .listeners()
+            .iter()
+            .filter_map(|l| match l.def.run {
+                Run::Queued { options, .. } => Some(options.queue().to_owned()),
+                _ => None,
+            })
+            .collect();
+        queues.sort();
+        queues.dedup();
+        Worker {
+            queue,
+            queues,
+            concurrency: 1,
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            jitter: 0.0,
+            max_jobs: None,
+            hooks: Vec::new(),
+            registry,
+        }
+    }
+
+    /// The queues to work, highest priority first: a claim takes the first
+    /// queue's jobs before the next one's.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many jobs run at once (at least 1; default 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// How long a claim holds a job before another worker may take it
+    /// (default 30 s). The worker extends it every third of that while the
+    /// job runs, so only a dead or stalled worker loses it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The timeout of listeners that declare none (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for running jobs before handing them back
+    /// (default 30 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The longest wait between looks for jobs enqueued by other processes
+    /// (default 1 s). Jobs enqueued through the same `Queue` handle wake the
+    /// worker at once.
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Adds up to this fraction of each backoff at random (0.0 to 1.0), so
+    /// jobs that failed together do not retry together.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Stops claiming after this many jobs (the CLI's `--max-jobs`).
+    pub fn max_jobs(mut self, n: u64) -> Self {
+        self.max_jobs = Some(n);
+        self
+    }
+
+    /// Calls `hook` with every job that ends in the failed store, after the
+    /// listener's own `on_failure` hook.
+    pub fn on_failure(mut self, hook: impl Fn(&FailedJob) + Send + Sync + 'static) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
+    /// Works until `shutdown` completes, then shuts down gracefully: stops
+    /// claiming, lets running jobs finish for up to the grace period, and
+    /// hands the rest back to the queue untried.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<WorkReport, QueueError> {
+        self.work(Stop::On(shutdown)).await
+    }
+
+    /// Works until the worked queues hold no job (ready, delayed or
+    /// running): for tests and `work --stop-when-empty`.
+    pub async fn run_until_empty(self) -> Result<WorkReport, QueueError> {
+        self.work(Stop::<std::future::Pending<()>>::WhenEmpty).await
+    }
+
+    /// Works until SIGINT or SIGTERM (Ctrl-C elsewhere), then shuts down
+    /// gracefully.
+    pub async fn run(self) -> Result<WorkReport, QueueError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    async fn work<S: Future<Output = ()> + Send>(
+        self,
+        stop: Stop<S>,
+    ) -> Result<WorkReport, QueueError> {
+        let worker = Arc::new(self);
+        let report = Arc::new(Mutex::new(WorkReport::default()));
+        let in_flight: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        let mut claimed_total = 0u64;
+        let stop_when_empty = matches!(stop, Stop::WhenEmpty);
+        let mut shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match stop {
+            Stop::On(signal) => Box::pin(signal),
+            Stop::WhenEmpty => Box::pin(std::future::pending()),
+        };
+        loop {
+            let room = worker.concurrency - tasks.len();
+            let allowed = worker.max_jobs.map_or(room, |max| {
+                room.min(max.saturating_sub(claimed_total) as usize)
+            });
+            let mut claimed_now = 0;
+            if allowed > 0 {
+                let jobs = worker
+                    .queue
+                    .backend()
+                    .claim(&worker.queues, allowed, worker.lease)
+                    .await?;
+                claimed_now = jobs.len();
+                claimed_total += jobs.len() as u64;
+                for job in jobs {
+                    lock(&in_flight).insert(job.id.clone(), job.attempt);
+                    let (worker, report, in_flight) =
+                        (worker.clone(), report.clone(), in_flight.clone());
+                    tasks.spawn(async move {
+                        let id = job.id.clone();
+                        worker.process(job, &report).await;
+                        lock(&in_flight).remove(&id);
+                    });
+                }
+            }
+            if worker.max_jobs.is_some_and(|max| claimed_total >= max) && tasks.is_empty() {
+                break;
+            }
+            if claimed_now > 0 && tasks.len() < worker.concurrency {
+                continue;
+            }
+            if stop_when_empty
+                && tasks.is_empty()
+                && claimed_now == 0
+                && worker.pending().await? == 0
+            {
+                break;
+            }
+            let idle = tasks.len() < worker.concurrency;
+            tokio::select! {
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => log_join(done),
+                () = &mut shutdown => break,
+                _ = worker.queue.backend().wait(worker.poll), if idle => {}
+            }
+        }
+        worker.drain(&mut tasks, &in_flight, &report).await;
+        let report = lock(&report).clone();
+        Ok(report)
+    }
+
+    /// Jobs waiting or running on the worked queues.
+    async fn pending(&self) -> Result<usize, QueueError> {
+        Ok(self
+            .queue
+            .stats()
+            .await?
+            .iter()
+            .filter(|s| self.queues.contains(&s.queue))
+            .map(|s| s.pending + s.reserved)
+            .sum())
+    }
+
+    /// Graceful end: wait up to the grace period, then hand back what runs.
+    async fn drain(
+        &self,
+        tasks: &mut JoinSet<()>,
+        in_flight: &Mutex<HashMap<String, u32>>,
+        report: &Mutex<WorkReport>,
+    ) {
+        let finish = async {
+            while let Some(done) = tasks.join_next().await {
+                log_join(done);
+            }
+        };
+        if tokio::time::timeout(self.grace, finish).await.is_ok() {
+            return;
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let unfinished: Vec<(String, u32)> = lock(in_flight).drain().collect();
+        for (id, attempt) in unfinished {
+            match self.queue.backend().abandon(&id, attempt).await {
+                Ok(true) => lock(report).released_at_shutdown += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
+                }
+            }
+        }
+    }
+
+    /// Runs one claimed job to its end: success, retry, failure or lost lease.
+    async fn process(&self, job: Job, report: &Mutex<WorkReport>) {
+        let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
+            let error = JobError::UnknownListener {
+                listener: job.listener.clone(),
+            };
+            self.fail(&job, None, &error.to_string(), report).await;
+            return;
+        };
+        if job.attempt > job.max_tries {
+            let error = format!(
+                "tried {} times, more than its {} allowed: a worker died or stalled while running it and its lease lapsed",
+                job.attempt, job.max_tries
+            );
+            self.fail(&job, Some(def), &error, report).await;
+            return;
+        }
+        let outcome = tokio::select! {
+            outcome = run_job_with(def, &job, Some(self.timeout)) => Some(outcome),
+            () = self.keep_lease(&job) => None,
+        };
+        match outcome {
+            None => {
+                tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
+                lock(report).lost += 1;
+            }
+            Some(Ok(())) => match self.queue.backend().ack(&job.id, job.attempt).await {
+                Ok(true) => lock(report).succeeded += 1,
+                Ok(false) => lock(report).lost += 1,
+                Err(error) => {
+                    tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
+                }
+            },
+            Some(Err(error)) => self.settle(&job, def, &error.to_string(), report).await,
+        }
+    }
+
+    /// The retry rule: release with backoff while tries remain, else fail.
+    async fn settle(
+        &self,
+        job: &Job,
+        def: &'static ListenerDef,
+        error: &str,
+        report: &Mutex<WorkReport>,
+    ) {
+        let Run::Queued { options, .. } = def.run else {
+            self.fail(job, Some(def), error, report).await;
+            return;
+        };
+        if job.attempt >= job.max_tries {
+            self.fail(job, Some(def), error, report).await;
+            return;
+        }
+        let delay = with_jitter(
+            options.backoff_after(job.attempt),
+            self.jitter,
+            &job.id,
+            job.attempt,
+        );
+        tracing::warn!(job = %job.id, listener = %job.listener, attempt = job.attempt, %error, retry_in = ?delay, "queued listener failed; retrying");
+        match self
+            .queue
+            .backend()
+            .release(&job.id, job.attempt, delay, error)
+            .await
+        {
+            Ok(true) => lock(report).retried += 1,
+            Ok(false) => lock(report).lost += 1,
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "could not release a failed job; it runs again once its lease lapses")
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        job: &Job,
+        def: Option<&'static ListenerDef>,
+        error: &str,
+        report: &Mutex<WorkReport>,
+    ) {
+        tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
+        match self.queue.backend().fail(&job.id, job.attempt, error).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lock(report).lost += 1;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "could not store a failed job; it runs again once its lease lapses");
+                return;
+            }
+        }
+        lock(report).failed += 1;
+        let failed = FailedJob::from_job(job.clone(), error, SystemTime::now());
+        let hooks = def.and_then(|d| d.on_failure).into_iter();
+        for hook in hooks {
+            call_hook(&job.listener, || hook(&failed));
+        }
+        for hook in &self.hooks {
+            call_hook(&job.listener, || hook(&failed));
+        }
+    }
+
+    /// Extends the job's lease every third of its length; returns when the
+    /// lease is lost.
+    async fn keep_lease(&self, job: &Job) {
+        let every = self.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .queue
+                .backend()
+                .extend(&job.id, job.attempt, self.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                // A passing storage error: the next tick tries again, and the
+                // lease still has two thirds to run.
+                Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
+            }
+        }
+    }
+}
+
+/// A failure hook must not take the worker down.
+fn call_hook(listener: &str, hook: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+        tracing::error!(%listener, "a failure hook panicked");
+    }
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    // `process` catches listener panics: a panic here is the worker's own bug.
+    if let Err(error) = done
+        && error.is_panic()
+    {
+        tracing::error!(%error, "a worker task panicked");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `backoff` plus up to `fraction` of it, spread by the job and attempt.
+fn with_jitter(backoff: Duration, fraction: f64, id: &str, attempt: u32) -> Duration {
+    if fraction <= 0.0 || backoff.is_zero() {
+        return backoff;
+    }
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(id.as_bytes());
+    hasher.write_u32(attempt);
+    let unit = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    backoff + backoff.mul_f64(fraction * unit)
+}
+
+/// Completes on SIGINT or SIGTERM (on other platforms, Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_jitter;
+    use std::time::Duration;
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let base = Duration::from_secs(10);
+        assert_eq!(with_jitter(base, 0.0, "a", 1), base);
+        for attempt in 0..50 {
+            let d = with_jitter(base, 0.5, "job", attempt);
+            assert!(d >= base && d <= base + base / 2, "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The backend conformance suite: every behaviour is written once, as a
+//! function over a `Queue`, and run against each backend. A new backend
+//! (Redis next) adds one line at the bottom.
+
+use std::time::{Duration, SystemTime};
+
+use events::queue::{Job, Queue};
+
+fn job(queue: &str, n: u32) -> Job {
+    let now = SystemTime::now();
+    Job {
+        id: format!("job-{queue}-{n}"),
+        queue: queue.into(),
+        listener: "tests::listener".into(),
+        event: "test.event".into(),
+        payload: format!("{{\"n\":{n}}}"),
+        attempt: 0,
+        max_tries: 3,
+        available_at: now,
+        first_enqueued_at: now,
+        last_error: None,
+    }
+}
+
+fn ids(jobs: &[Job]) -> Vec<&str> {
+    jobs.iter().map(|j| j.id.as_str()).collect()
+}
+
+fn q(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn claims_oldest_first_up_to_the_limit(queue: Queue) {
+    for n in 1..=3 {
+        queue.enqueue(job("a", n)).await.unwrap();
+        // Distinct enqueue times, so "oldest" is well defined.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = queue.backend().claim(&q(&["a"]), 2, LEASE).await.unwrap();
+    assert_eq!(ids(&first), ["job-a-1", "job-a-2"]);
+    assert!(first.iter().all(|j| j.attempt == 1), "a claim starts try 1");
+    let second = queue.backend().claim(&q(&["a"]), 2, LEASE).await.unwrap();
+    assert_eq!(ids(&second), ["job-a-3"]);
+    assert!(
+        queue
+            .backend()
+            .claim(&q(&["a"]), 2, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(second[0].payload, r#"{"n":3}"#);
+    assert_eq!(second[0].listener, "tests::listener");
+}
+
+async fn takes_queues_in_priority_order(queue: Queue) {
+    queue.enqueue(job("low", 1)).await.unwrap();
+    queue.enqueue(job("high", 1)).await.unwrap();
+    queue.enqueue(job("other", 1)).await.unwrap();
+    let claimed = queue
+        .backend()
+        .claim(&q(&["high", "low"]), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), ["job-high-1", "job-low-1"]);
+    assert_eq!(
+        queue.size("other").await.unwrap(),
+        1,
+        "unlisted queues are left alone"
+    );
+}
+
+async fn delayed_jobs_wait_their_turn(queue: Queue) {
+    let mut delayed = job("a", 1);
+    delayed.available_at = SystemTime::now() + Duration::from_millis(150);
+    queue.enqueue(delayed).await.unwrap();
+    assert!(
+        queue
+            .backend()
+            .claim(&q(&["a"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(queue.size("a").await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ids(&queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap()),
+        ["job-a-1"]
+    );
+}
+
+async fn ack_removes_the_job_once(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    let claimed = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap()[0].reserved, 1);
+    assert!(queue.backend().ack(&claimed[0].id, 1).await.unwrap());
+    assert!(
+        !queue.backend().ack(&claimed[0].id, 1).await.unwrap(),
+        "a second ack is refused"
+    );
+    assert_eq!(queue.size("a").await.unwrap(), 0);
+}
+
+async fn a_lapsed_lease_is_claimed_again_and_fences_the_stale_worker(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    let stale = queue
+        .backend()
+        .claim(&q(&["a"]), 1, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(stale[0].attempt, 1);
+    assert!(
+        queue
+            .backend()
+            .claim(&q(&["a"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let fresh = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(ids(&fresh), ["job-a-1"]);
+    assert_eq!(
+        fresh[0].attempt, 2,
+        "the attempt number is the fencing token"
+    );
+
+    let b = queue.backend();
+    assert!(!b.ack("job-a-1", 1).await.unwrap(), "stale ack rejected");
+    assert!(
+        !b.fail("job-a-1", 1, "stale").await.unwrap(),
+        "stale fail rejected"
+    );
+    assert!(
+        !b.release("job-a-1", 1, Duration::ZERO, "stale")
+            .await
+            .unwrap(),
+        "stale release rejected"
+    );
+    assert!(
+        !b.extend("job-a-1", 1, LEASE).await.unwrap(),
+        "stale extend rejected"
+    );
+    assert!(
+        !b.abandon("job-a-1", 1).await.unwrap(),
+        "stale abandon rejected"
+    );
+    assert!(queue.failed().await.unwrap().is_empty());
+    assert!(
+        b.ack("job-a-1", 2).await.unwrap(),
+        "the current holder acks"
+    );
+}
+
+async fn extending_keeps_the_lease(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    queue
+        .backend()
+        .claim(&q(&["a"]), 1, Duration::from_millis(80))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert!(
+        queue
+            .backend()
+            .extend("job-a-1", 1, Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(
+        queue
+            .backend()
+            .claim(&q(&["a"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an extended lease holds past its first deadline"
+    );
+}
+
+async fn release_retries_later_with_the_error(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert!(
+        queue
+            .backend()
+            .release("job-a-1", 1, Duration::from_millis(100), "boom")
+            .await
+            .unwrap()
+    );
+    assert!(
+        queue
+            .backend()
+            .claim(&q(&["a"]), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "backoff"
+    );
+    tokio::time::sleep(Duration::from_millis(130)).await;
+    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("boom"));
+}
+
+async fn abandon_hands_back_untried(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert!(queue.backend().abandon("job-a-1", 1).await.unwrap());
+    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(
+        again[0].attempt, 1,
+        "an abandoned claim does not count as a try"
+    );
+}
+
+async fn the_failed_store(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    queue.enqueue(job("b", 2)).await.unwrap();
+    let claimed = queue
+        .backend()
+        .claim(&q(&["a", "b"]), 2, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        queue
+            .backend()
+            .fail("job-a-1", 1, "listener `x` failed: said no")
+            .await
+            .unwrap()
+    );
+    assert!(queue.backend().fail("job-b-2", 1, "other").await.unwrap());
+
+    let failed = queue.failed().await.unwrap();
+    assert_eq!(failed.len(), 2);
+    let a = &failed[0];
+    assert_eq!(
+        (a.id.as_str(), a.queue.as_str(), a.listener.as_str()),
+        ("job-a-1", "a", "tests::listener")
+    );
+    assert_eq!(
+        (a.event.as_str(), a.payload.as_str()),
+        ("test.event", r#"{"n":1}"#)
+    );
+    assert_eq!(
+        (a.error.as_str(), a.attempts, a.max_tries),
+        ("listener `x` failed: said no", 1, 3)
+    );
+    assert!(a.failed_at >= a.first_enqueued_at);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        (stats[0].queue.as_str(), stats[0].pending, stats[0].failed),
+        ("a", 0, 1)
+    );
+    assert_eq!(
+        queue.size("a").await.unwrap(),
+        0,
+        "failed jobs are not waiting"
+    );
+
+    assert!(queue.retry("job-a-1").await.unwrap());
+    assert!(!queue.retry("job-a-1").await.unwrap(), "retried already");
+    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(
+        again[0].attempt, 1,
+        "a retried job gets all its tries again"
+    );
+    assert_eq!(
+        again[0].last_error.as_deref(),
+        Some("listener `x` failed: said no")
+    );
+    assert!(queue.backend().fail("job-a-1", 1, "again").await.unwrap());
+
+    assert_eq!(queue.retry_all().await.unwrap(), 2);
+    assert!(queue.failed().await.unwrap().is_empty());
+    let both = queue
+        .backend()
+        .claim(&q(&["a", "b"]), 5, LEASE)
+        .await
+        .unwrap();
+    for j in &both {
+        assert!(
+            queue
+                .backend()
+                .fail(&j.id, j.attempt, "third time")
+                .await
+                .unwrap()
+        );
+    }
+    assert!(queue.forget("job-a-1").await.unwrap());
+    assert!(!queue.forget("job-a-1").await.unwrap());
+    assert_eq!(queue.flush_failed().await.unwrap(), 1);
+    assert!(queue.failed().await.unwrap().is_empty());
+    assert!(
+        queue.stats().await.unwrap().is_empty(),
+        "nothing left anywhere"
+    );
+}
+
+async fn wait_wakes_on_enqueue(queue: Queue) {
+    let waiter = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            queue.backend().wait(Duration::from_secs(20)).await;
+            started.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue.enqueue(job("a", 1)).await.unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "woke after {waited:?}");
+}
+
+macro_rules! conformance {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            use super::*;
+            conformance!(@cases $open;
+                claims_oldest_first_up_to_the_limit
+                takes_queues_in_priority_order
+                delayed_jobs_wait_their_turn
+                ack_removes_the_job_once
+                a_lapsed_lease_is_claimed_again_and_fences_the_stale_worker
+                extending_keeps_the_lease
+                release_retries_later_with_the_error
+                abandon_hands_back_untried
+                the_failed_store
+                wait_wakes_on_enqueue
+            );
+        }
+    };
+    (@cases $open:path; $($case:ident)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let (queue, _keep) = $open();
+            super::$case(queue).await;
+        }
+    )*};
+}
+
+fn memory() -> (Queue, ()) {
+    (Queue::memory(), ())
+}
+
+fn sqlite() -> (Queue, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::sqlite(dir.path().join("queue.sqlite")).unwrap();
+    (queue, dir)
+}
+
+conformance!(memory_backend, memory);
+conformance!(sqlite_backend, sqlite);
+
+// --- SQLite only: what a file gives -----------------------------------------------
+
+#[tokio::test]
+async fn sqlite_jobs_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    {
+        let queue = events::queue::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        queue.enqueue(job("a", 1)).await.unwrap();
+    }
+    let reopened = Queue::sqlite(&path).unwrap();
+    let claimed = reopened
+        .backend()
+        .claim(&q(&["a"]), 1, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(ids(&claimed), ["job-a-1"]);
+}
+
+#[test]
+fn sqlite_is_in_wal_mode_with_a_versioned_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    Queue::sqlite(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    // Reopening an up-to-date file migrates nothing and works.
+    Queue::sqlite(&path).unwrap();
+    // A file from a newer release is refused in words, not misread.
+    raw.pragma_update(None, "user_version", 99).unwrap();
+    let error = Queue::sqlite(&path).unwrap_err().to_string();
+    assert!(
+        error.contains("has schema version 99, newer than the 1 this build knows"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unsupported_urls_are_named() {
+    let error = Queue::open("redis://127.0.0.1:6379/0")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "unsupported queue URL `redis://127.0.0.1:6379/0`: expected `memory://` or `sqlite://path`"
+    );
+}
