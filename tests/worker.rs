@@ -1,0 +1,513 @@
+//! Workers end to end, and the reliability scenarios: retries, the failed
+//! store, bad input, graceful shutdown, a worker killed with SIGKILL, and two
+//! workers sharing one SQLite file. Each test has its own queue.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use events::prelude::*;
+use events::queue::{FailedJob, Job, Queue};
+use events::{Dispatcher, Worker};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(String);
+
+fn dispatcher(queue: &Queue) -> Dispatcher {
+    Dispatcher::builder().queue(queue.clone()).build().unwrap()
+}
+
+// --- retries and the failed store ---------------------------------------------
+
+static FLAKY: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
+static HOOKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[event(name = "sync.requested")]
+#[derive(Serialize, Deserialize)]
+pub struct SyncRequested {
+    pub id: u64,
+    pub fail_times: u32,
+}
+
+fn record_failure(job: &FailedJob) {
+    HOOKED
+        .lock()
+        .unwrap()
+        .push(format!("{} {}", job.listener, job.error));
+}
+
+#[listener(queue = "retry", tries = 3, backoff = ["10ms", "20ms"], on_failure = record_failure)]
+async fn flaky_sync(e: &SyncRequested) -> Result<(), Failure> {
+    let tries = {
+        let mut log = FLAKY.lock().unwrap();
+        log.push((e.id, 0));
+        log.iter().filter(|(id, _)| *id == e.id).count() as u32
+    };
+    if tries <= e.fail_times {
+        return Err(Failure(format!("try {tries} of #{} failed", e.id)));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flaky_listener_succeeds_on_its_third_try() {
+    let queue = Queue::memory();
+    dispatcher(&queue)
+        .dispatch(SyncRequested {
+            id: 1,
+            fail_times: 2,
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let report = Worker::new(queue.clone())
+        .queues(["retry"])
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.retried, report.failed), (1, 2, 0));
+    assert!(
+        started.elapsed() >= Duration::from_millis(30),
+        "backoff 10ms then 20ms was waited"
+    );
+    assert!(queue.failed().await.unwrap().is_empty());
+    assert_eq!(queue.size("retry").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs() {
+    let queue = Queue::memory();
+    let worker_hook = std::sync::Arc::new(AtomicUsize::new(0));
+    dispatcher(&queue)
+        .dispatch(SyncRequested {
+            id: 2,
+            fail_times: 99,
+        })
+        .await
+        .unwrap();
+    let seen = worker_hook.clone();
+    let report = Worker::new(queue.clone())
+        .queues(["retry"])
+        .on_failure(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.retried, report.failed), (0, 2, 1));
+    let failed = queue.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].listener, "worker::flaky_sync");
+    assert_eq!(failed[0].event, "sync.requested");
+    assert_eq!(
+        failed[0].error,
+        "listener `worker::flaky_sync` failed: try 3 of #2 failed"
+    );
+    assert_eq!((failed[0].attempts, failed[0].max_tries), (3, 3));
+    assert!(HOOKED.lock().unwrap().contains(
+        &"worker::flaky_sync listener `worker::flaky_sync` failed: try 3 of #2 failed".to_owned()
+    ));
+    assert_eq!(worker_hook.load(Ordering::SeqCst), 1);
+
+    // Retried from the store, it gets all its tries again (and fails again).
+    assert!(queue.retry(&failed[0].id).await.unwrap());
+    let report = Worker::new(queue.clone())
+        .queues(["retry"])
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 1);
+    assert_eq!(queue.failed().await.unwrap()[0].attempts, 3);
+}
+
+// --- bad input ------------------------------------------------------------------
+
+static GOOD: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "risky")]
+#[derive(Serialize, Deserialize)]
+pub struct Risky {
+    pub mode: String,
+}
+
+#[listener(queue = "risky", timeout = "100ms")]
+async fn risky(e: &Risky) -> Result<(), Failure> {
+    match e.mode.as_str() {
+        "panic" => panic!("the listener panicked on purpose"),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        _ => {
+            GOOD.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+}
+
+fn raw_job(listener: &str, payload: &str) -> Job {
+    let now = SystemTime::now();
+    Job {
+        id: format!("raw-{listener}-{}", payload.len()),
+        queue: "risky".into(),
+        listener: listener.into(),
+        event: "risky".into(),
+        payload: payload.into(),
+        attempt: 0,
+        max_tries: 1,
+        available_at: now,
+        first_enqueued_at: now,
+        last_error: None,
+    }
+}
+
+#[tokio::test]
+async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs() {
+    let queue = Queue::memory();
+    let d = dispatcher(&queue);
+    d.dispatch(Risky {
+        mode: "panic".into(),
+    })
+    .await
+    .unwrap();
+    d.dispatch(Risky {
+        mode: "hang".into(),
+    })
+    .await
+    .unwrap();
+    queue
+        .enqueue(raw_job("worker::risky", r#"{"mood":"typo"}"#))
+        .await
+        .unwrap();
+    queue
+        .enqueue(raw_job("worker::renamed_long_ago", r#"{"mode":"fine"}"#))
+        .await
+        .unwrap();
+    d.dispatch(Risky {
+        mode: "fine".into(),
+    })
+    .await
+    .unwrap();
+
+    let report = Worker::new(queue.clone())
+        .queues(["risky"])
+        .concurrency(2)
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.failed), (1, 4), "{report:?}");
+    assert_eq!(
+        GOOD.load(Ordering::SeqCst),
+        1,
+        "the worker kept going after the bad jobs"
+    );
+
+    let mut errors: Vec<String> = queue
+        .failed()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.error)
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            "listener `worker::risky` panicked: the listener panicked on purpose",
+            "listener `worker::risky` timed out after 100ms",
+            "no listener named `worker::renamed_long_ago` is registered (was it renamed or removed?)",
+            "the payload of `risky` no longer deserializes for listener `worker::risky`: \
+             missing field `mode` at line 1 column 15",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn queues_are_worked_in_priority_order() {
+    static ORDER: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let queue = Queue::memory();
+    for (q, name) in [("low", "l1"), ("high", "h1"), ("low", "l2"), ("high", "h2")] {
+        let mut job = raw_job("worker::ordered", &format!(r#"{{"name":"{name}"}}"#));
+        job.id = name.into();
+        job.queue = q.into();
+        queue.enqueue(job).await.unwrap();
+    }
+    let report = Worker::new(queue)
+        .queues(["high", "low"])
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 4);
+    assert_eq!(*ORDER.lock().unwrap(), ["h1", "h2", "l1", "l2"]);
+
+    #[event(name = "ordered")]
+    #[derive(Serialize, Deserialize)]
+    pub struct Ordered {
+        pub name: String,
+    }
+
+    #[listener(queue = "low", name = "worker::ordered")]
+    fn ordered(e: &Ordered) {
+        ORDER.lock().unwrap().push(e.name.clone());
+    }
+}
+
+// --- graceful shutdown -------------------------------------------------------------
+
+static SLOW_DONE: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "slow")]
+#[derive(Serialize, Deserialize)]
+pub struct Slow {
+    pub millis: u64,
+}
+
+#[listener(queue = "slow", timeout = "1h")]
+async fn slow(e: &Slow) {
+    tokio::time::sleep(Duration::from_millis(e.millis)).await;
+    SLOW_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued() {
+    let queue = Queue::memory();
+    let d = dispatcher(&queue);
+    for _ in 0..5 {
+        d.dispatch(Slow { millis: 200 }).await.unwrap();
+    }
+    let before = SLOW_DONE.load(Ordering::SeqCst);
+    let report = Worker::new(queue.clone())
+        .queues(["slow"])
+        .concurrency(2)
+        .grace(Duration::from_secs(5))
+        .run_until(tokio::time::sleep(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.succeeded, 2,
+        "the two running jobs finished: {report:?}"
+    );
+    assert_eq!(SLOW_DONE.load(Ordering::SeqCst) - before, 2);
+    assert_eq!(
+        queue.size("slow").await.unwrap(),
+        3,
+        "the unclaimed three wait, none lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
+    let queue = Queue::memory();
+    let d = dispatcher(&queue);
+    for _ in 0..2 {
+        d.dispatch(Slow { millis: 60_000 }).await.unwrap();
+    }
+    let report = Worker::new(queue.clone())
+        .queues(["slow"])
+        .concurrency(2)
+        .grace(Duration::from_millis(50))
+        .run_until(tokio::time::sleep(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    assert_eq!(report.released_at_shutdown, 2, "{report:?}");
+    let again = queue
+        .backend()
+        .claim(&["slow".to_owned()], 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2, "both are back in the queue");
+    assert!(
+        again.iter().all(|j| j.attempt == 1),
+        "the interrupted try was not counted"
+    );
+}
+
+// --- SIGKILL ------------------------------------------------------------------------
+
+#[event(name = "crash.test")]
+#[derive(Serialize, Deserialize)]
+pub struct CrashTest {
+    pub dir: String,
+}
+
+/// The first run announces itself and then hangs, so the parent can kill its
+/// process mid-job; any later run finishes. The killed try counts as one of
+/// its three (so a job that kills every worker cannot loop forever).
+#[listener(queue = "crash", tries = 3, timeout = "1h")]
+async fn survives_a_crash(e: &CrashTest) {
+    let dir = Path::new(&e.dir);
+    let started = dir.join("started");
+    if !started.exists() {
+        std::fs::write(&started, std::process::id().to_string()).unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    std::fs::write(dir.join("done"), std::process::id().to_string()).unwrap();
+}
+
+const CHILD_DB: &str = "EVENTS_TEST_CHILD_DB";
+
+/// Not a test of its own: the worker process that the SIGKILL test starts
+/// (this binary again, with `CHILD_DB` set). Without it, it does nothing.
+#[tokio::test]
+async fn child_worker_process() {
+    let Ok(db) = std::env::var(CHILD_DB) else {
+        return;
+    };
+    let queue = Queue::sqlite(&db).unwrap();
+    Worker::new(queue)
+        .queues(["crash"])
+        .lease(Duration::from_millis(600))
+        .run_until_empty()
+        .await
+        .unwrap();
+}
+
+fn wait_for(path: &Path, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_was_killed_runs_again_once_its_lease_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = Queue::sqlite(&db).unwrap();
+    dispatcher(&queue)
+        .dispatch(CrashTest {
+            dir: dir.path().display().to_string(),
+        })
+        .await
+        .unwrap();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_DB, &db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for(&dir.path().join("started"), Duration::from_secs(60));
+    child.kill().unwrap(); // SIGKILL: no destructor, no shutdown, no ack.
+    child.wait().unwrap();
+    assert!(started, "the child worker never started the job");
+    let child_pid = std::fs::read_to_string(dir.path().join("started")).unwrap();
+    assert_eq!(
+        queue.size("crash").await.unwrap(),
+        1,
+        "the killed worker's job is still there"
+    );
+
+    let started = Instant::now();
+    let report = Worker::new(queue.clone())
+        .queues(["crash"])
+        .lease(Duration::from_millis(600))
+        .poll_interval(Duration::from_millis(50))
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.failed), (1, 0), "{report:?}");
+    assert!(dir.path().join("done").exists());
+    let finisher = std::fs::read_to_string(dir.path().join("done")).unwrap();
+    assert_ne!(finisher, child_pid, "a different process finished it");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(queue.size("crash").await.unwrap(), 0);
+    assert!(queue.failed().await.unwrap().is_empty());
+}
+
+// --- many workers, one file -----------------------------------------------------------
+
+static SEEN: Mutex<Option<HashMap<u32, u32>>> = Mutex::new(None);
+
+#[event(name = "numbered")]
+#[derive(Serialize, Deserialize)]
+pub struct Numbered {
+    pub n: u32,
+}
+
+#[listener(queue = "bulk")]
+fn count_numbered(e: &Numbered) {
+    *SEEN
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(e.n)
+        .or_default() += 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_sqlite_file_process_10_000_jobs_once_each() {
+    const JOBS: u32 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.sqlite");
+    let producer = Queue::sqlite(&db).unwrap();
+    let d = dispatcher(&producer);
+    for n in 0..JOBS {
+        d.dispatch(Numbered { n }).await.unwrap();
+    }
+    // Two handles, two connections: the same file contention two processes see.
+    let workers = [Queue::sqlite(&db).unwrap(), Queue::sqlite(&db).unwrap()].map(|q| {
+        tokio::spawn(
+            Worker::new(q)
+                .queues(["bulk"])
+                .concurrency(4)
+                .poll_interval(Duration::from_millis(20))
+                .run_until_empty(),
+        )
+    });
+    let mut total = 0;
+    for worker in workers {
+        let report = worker.await.unwrap().unwrap();
+        assert_eq!((report.failed, report.lost), (0, 0), "{report:?}");
+        assert!(report.succeeded > 0, "both workers took part: {report:?}");
+        total += report.succeeded;
+    }
+    assert_eq!(total, u64::from(JOBS));
+    let seen = SEEN.lock().unwrap().take().unwrap();
+    assert_eq!(seen.len(), JOBS as usize, "every job ran");
+    assert!(seen.values().all(|&times| times == 1), "no job ran twice");
+    assert_eq!(producer.size("bulk").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_on_the_last_try_lands_in_the_failed_store_in_words() {
+    let queue = Queue::memory();
+    dispatcher(&queue)
+        .dispatch(Risky {
+            mode: "fine".into(),
+        })
+        .await
+        .unwrap();
+    // A worker claims the only try and dies: its lease lapses.
+    let claimed = queue
+        .backend()
+        .claim(&["risky".to_owned()], 1, Duration::from_millis(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let report = Worker::new(queue.clone())
+        .queues(["risky"])
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.failed), (0, 1));
+    assert_eq!(
+        queue.failed().await.unwrap()[0].error,
+        "tried 2 times, more than its 1 allowed: a worker died or stalled while running it and its lease lapsed"
+    );
+}
