@@ -328,3 +328,53 @@ async fn catch_all_wildcard_runs_unless_faked() {
     assert_eq!(faked.ran(), 0);
     fake.assert_dispatched_times::<AuditPing>(1);
 }
+
+// --- fakes dropped in any order ------------------------------------------------------
+
+static FIXTURE_RAN: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "fixture.ping")]
+#[derive(Serialize, Deserialize)]
+pub struct FixturePing;
+
+#[listener]
+fn fixture_sync(_: &FixturePing) {
+    FIXTURE_RAN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[listener(queue = "fixture")]
+fn fixture_queued(_: &FixturePing) {}
+
+/// A test fixture: fields drop in declaration order, the fake first.
+struct Harness {
+    events: events::EventFake,
+    queue: events::QueueFake,
+}
+
+#[tokio::test]
+async fn fakes_dropped_in_creation_order_leave_nothing_behind() {
+    {
+        let harness = Harness {
+            events: events::fake(),
+            queue: events::fake_queue(),
+        };
+        FixturePing.dispatch().await.unwrap();
+        harness.events.assert_dispatched::<FixturePing>();
+        harness.queue.assert_nothing_pushed();
+    }
+    // Neither fake may come back with a later one.
+    let queue = events::fake_queue();
+    let done = FixturePing.dispatch().await.unwrap();
+    assert!(!done.faked(), "a dropped event fake came back");
+    assert_eq!(FIXTURE_RAN.load(Ordering::SeqCst), 1);
+    queue.assert_pushed::<fixture_queued>();
+
+    // Dropping the older of two fakes keeps the newer one working.
+    let events_fake = events::fake();
+    let second_queue = events::fake_queue();
+    drop(queue);
+    drop(events_fake);
+    FixturePing.dispatch().await.unwrap();
+    assert_eq!(FIXTURE_RAN.load(Ordering::SeqCst), 2, "the event fake is gone");
+    second_queue.assert_pushed_times::<fixture_queued>(1);
+}

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 mod dispatch;
 mod event;
 mod listener;

@@ -25,11 +25,16 @@ use crate::queue::{Job, JobError, run_job};
 /// lookup entirely while this is zero.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    static SCOPE: RefCell<Scope> = RefCell::new(Scope::default());
+/// The fakes alive on the current thread: a stack per kind, the newest on
+/// top. Each guard removes its own entry when dropped, so guards may drop in
+/// any order (fields of a test fixture drop in declaration order).
+#[derive(Default)]
+struct Stacks {
+    events: Vec<Arc<EventFakeState>>,
+    queue: Vec<Arc<QueueFakeState>>,
 }
 
-/// The fakes active on the current thread.
+/// The fakes in force for one dispatch.
 #[derive(Clone, Default)]
 pub(crate) struct Scope {
     events: Option<Arc<EventFakeState>>,
@@ -39,10 +44,12 @@ pub(crate) struct Scope {
 impl Scope {
     /// The event recorder that intercepts `E`, if any.
     pub(crate) fn events_for<E: Event>(&self) -> Option<&EventFakeState> {
-        self.events
-            .as_deref()
-            .filter(|fake| fake.intercepts(TypeId::of::<E>()))
+        self.events.as_deref().filter(|fake| fake.intercepts(TypeId::of::<E>()))
     }
+}
+
+thread_local! {
+    static SCOPE: RefCell<Stacks> = RefCell::new(Stacks::default());
 }
 
 /// The fakes of this thread, or `None` (cheaply) when there are none.
@@ -51,44 +58,56 @@ pub(crate) fn current() -> Option<Scope> {
     if ACTIVE.load(Ordering::Acquire) == 0 {
         return None;
     }
-    SCOPE.with(|scope| {
-        let scope = scope.borrow();
-        (scope.events.is_some() || scope.queue.is_some()).then(|| scope.clone())
+    SCOPE.with(|stacks| {
+        let stacks = stacks.borrow();
+        let scope = Scope {
+            events: stacks.events.last().cloned(),
+            queue: stacks.queue.last().cloned(),
+        };
+        (scope.events.is_some() || scope.queue.is_some()).then_some(scope)
     })
 }
 
-/// Activates `install` on this thread's scope; returns what to restore.
-fn activate(install: impl FnOnce(&mut Scope)) -> Scope {
-    ACTIVE.fetch_add(1, Ordering::AcqRel);
-    SCOPE.with(|scope| {
-        let previous = scope.borrow().clone();
-        install(&mut scope.borrow_mut());
-        previous
-    })
+/// Which fake a guard installed.
+enum Installed {
+    Events(Arc<EventFakeState>),
+    Queue(Arc<QueueFakeState>),
 }
 
-/// Puts the thread's scope back as it was.
-struct Restore {
-    previous: Option<Scope>,
-    /// The guard restores a thread-local: it must drop on its thread.
+/// Installs a fake on this thread until dropped.
+struct Guard {
+    installed: Installed,
+    /// The guard edits a thread-local: it must drop on its thread.
     _not_send: PhantomData<*const ()>,
 }
 
-impl Restore {
-    fn new(previous: Scope) -> Restore {
-        Restore {
-            previous: Some(previous),
+impl Guard {
+    fn install(installed: Installed) -> Guard {
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+        SCOPE.with(|stacks| {
+            let mut stacks = stacks.borrow_mut();
+            match &installed {
+                Installed::Events(state) => stacks.events.push(state.clone()),
+                Installed::Queue(state) => stacks.queue.push(state.clone()),
+            }
+        });
+        Guard {
+            installed,
             _not_send: PhantomData,
         }
     }
 }
 
-impl Drop for Restore {
+impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            // `try_with`: during thread teardown the scope may be gone already.
-            let _ = SCOPE.try_with(|scope| *scope.borrow_mut() = previous);
-        }
+        // `try_with`: during thread teardown the stacks may be gone already.
+        let _ = SCOPE.try_with(|stacks| {
+            let mut stacks = stacks.borrow_mut();
+            match &self.installed {
+                Installed::Events(mine) => stacks.events.retain(|s| !Arc::ptr_eq(s, mine)),
+                Installed::Queue(mine) => stacks.queue.retain(|s| !Arc::ptr_eq(s, mine)),
+            }
+        });
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -139,8 +158,8 @@ impl EventFakeState {
     }
 }
 
-/// A set of event types, for [`fake_only`]: one event type or a tuple of up
-/// to eight.
+/// A set of event types, for [`fake_only`]: a tuple of one to eight event
+/// types, such as `(A,)` or `(A, B)`.
 pub trait EventSet {
     /// The types' ids.
     fn type_ids() -> Vec<TypeId>;
@@ -198,7 +217,7 @@ pub fn fake_only<S: EventSet>() -> EventFake {
 /// The handle of an event fake: its assertions. Dropping it ends the fake.
 pub struct EventFake {
     state: Arc<EventFakeState>,
-    _restore: Restore,
+    _guard: Guard,
 }
 
 impl EventFake {
@@ -207,11 +226,9 @@ impl EventFake {
             only,
             records: Mutex::new(Vec::new()),
         });
-        let installed = state.clone();
-        let previous = activate(|scope| scope.events = Some(installed));
         EventFake {
+            _guard: Guard::install(Installed::Events(state.clone())),
             state,
-            _restore: Restore::new(previous),
         }
     }
 
@@ -355,18 +372,16 @@ impl QueueFakeState {
 #[must_use = "the fake stops recording when dropped"]
 pub fn fake_queue() -> QueueFake {
     let state = Arc::new(QueueFakeState::default());
-    let installed = state.clone();
-    let previous = activate(|scope| scope.queue = Some(installed));
     QueueFake {
+        _guard: Guard::install(Installed::Queue(state.clone())),
         state,
-        _restore: Restore::new(previous),
     }
 }
 
 /// The handle of a queue fake: its assertions. Dropping it ends the fake.
 pub struct QueueFake {
     state: Arc<QueueFakeState>,
-    _restore: Restore,
+    _guard: Guard,
 }
 
 impl QueueFake {

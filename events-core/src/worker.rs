@@ -94,14 +94,6 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// How a worker's run ends.
-enum Stop<S> {
-    /// On this future (a signal, a test's trigger).
-    On(S),
-    /// When the worked queues hold no job.
-    WhenEmpty,
-}
-
 impl Worker {
     /// A worker for `queue`, working every queue that a registered queued
     /// listener names (in name order) until [`queues`](Self::queues) says
@@ -206,13 +198,13 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<WorkReport, QueueError> {
-        self.work(Stop::On(shutdown)).await
+        self.work(shutdown, false).await
     }
 
     /// Works until the worked queues hold no job (ready, delayed or
     /// running): for tests and `work --stop-when-empty`.
     pub async fn run_until_empty(self) -> Result<WorkReport, QueueError> {
-        self.work(Stop::<std::future::Pending<()>>::WhenEmpty).await
+        self.work(std::future::pending(), true).await
     }
 
     /// Works until SIGINT or SIGTERM (Ctrl-C elsewhere), then shuts down
@@ -221,20 +213,19 @@ impl Worker {
         self.run_until(shutdown_signal()).await
     }
 
-    async fn work<S: Future<Output = ()> + Send>(
+    /// Works until `shutdown` completes or, with `stop_when_empty`, until
+    /// the worked queues hold no job.
+    pub(crate) async fn work(
         self,
-        stop: Stop<S>,
+        shutdown: impl Future<Output = ()> + Send,
+        stop_when_empty: bool,
     ) -> Result<WorkReport, QueueError> {
         let worker = Arc::new(self);
         let report = Arc::new(Mutex::new(WorkReport::default()));
         let in_flight: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         let mut tasks = JoinSet::new();
         let mut claimed_total = 0u64;
-        let stop_when_empty = matches!(stop, Stop::WhenEmpty);
-        let mut shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match stop {
-            Stop::On(signal) => Box::pin(signal),
-            Stop::WhenEmpty => Box::pin(std::future::pending()),
-        };
+        let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let room = worker.concurrency - tasks.len();
             let allowed = worker.max_jobs.map_or(room, |max| {
