@@ -558,3 +558,50 @@ async fn generic_events_dispatch_by_concrete_type() {
     assert_eq!(other.ran(), 0);
     assert_eq!(GENERIC.load(Ordering::SeqCst), 5);
 }
+
+// --- review findings: serialization edge cases -------------------------------------
+
+static GENERIC_QUEUED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[event(name = "parcel")]
+#[derive(Serialize, Deserialize)]
+pub struct Parcel<T: Send + Sync + 'static> {
+    pub content: T,
+}
+
+#[listener(queue = "parcels")]
+fn store_parcel(e: &Parcel<u32>) {
+    GENERIC_QUEUED.lock().unwrap().push(e.content);
+}
+
+#[tokio::test]
+async fn a_generic_event_can_be_queued() {
+    let queue = events::fake_queue();
+    let done = Parcel { content: 7u32 }.dispatch().await.unwrap();
+    assert_eq!(done.queued(), 1);
+    assert_eq!(queue.pushed()[0].payload, r#"{"content":7}"#);
+    assert_eq!(queue.run_pending().await.unwrap(), 1);
+    assert_eq!(*GENERIC_QUEUED.lock().unwrap(), [7]);
+}
+
+static PLAIN_SYNC: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "ledger.plain")]
+pub struct LedgerPlain;
+
+#[listener]
+fn plain_sync_listener(_: &LedgerPlain) {
+    PLAIN_SYNC.fetch_add(1, Ordering::SeqCst);
+}
+
+#[listener(pattern = "ledger.*", queue = "audit")]
+fn ledger_audit(_: &AnyEvent) {}
+
+#[tokio::test]
+async fn a_queued_wildcard_skips_events_it_cannot_store() {
+    let queue = events::fake_queue();
+    let done = LedgerPlain.dispatch().await.unwrap();
+    assert_eq!((done.ran(), done.queued(), done.skipped()), (1, 0, 1));
+    assert_eq!(PLAIN_SYNC.load(Ordering::SeqCst), 1);
+    queue.assert_nothing_pushed();
+}

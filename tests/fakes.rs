@@ -375,6 +375,10 @@ async fn fakes_dropped_in_creation_order_leave_nothing_behind() {
     drop(queue);
     drop(events_fake);
     FixturePing.dispatch().await.unwrap();
-    assert_eq!(FIXTURE_RAN.load(Ordering::SeqCst), 2, "the event fake is gone");
+    assert_eq!(
+        FIXTURE_RAN.load(Ordering::SeqCst),
+        2,
+        "the event fake is gone"
+    );
     second_queue.assert_pushed_times::<fixture_queued>(1);
 }

@@ -511,3 +511,35 @@ async fn a_crash_on_the_last_try_lands_in_the_failed_store_in_words() {
         "tried 2 times, more than its 1 allowed: a worker died or stalled while running it and its lease lapsed"
     );
 }
+
+#[event(name = "blocking")]
+#[derive(Serialize, Deserialize)]
+pub struct Blocking;
+
+/// A plain `fn` that blocks: its timeout must still fire.
+#[listener(queue = "blocking", timeout = "100ms")]
+fn blocks(_: &Blocking) {
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn a_blocking_plain_fn_listener_still_times_out() {
+    let queue = Queue::memory();
+    dispatcher(&queue).dispatch(Blocking).await.unwrap();
+    let started = Instant::now();
+    let report = Worker::new(queue.clone())
+        .queues(["blocking"])
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "the worker waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.failed, 1);
+    assert_eq!(
+        queue.failed().await.unwrap()[0].error,
+        "listener `worker::blocks` timed out after 100ms"
+    );
+}

@@ -39,15 +39,16 @@ pub trait Queueable: serde::Serialize + serde::de::DeserializeOwned {}
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Queueable for T {}
 
 /// Raised on the type of an `impl` marked `#[subscriber]` that is not
-/// `Default + Send + Sync + 'static`.
+/// `Default`. (What its async methods need besides, `Sync`, rustc reports
+/// about their futures in its own words.)
 #[diagnostic::on_unimplemented(
     message = "subscriber `{Self}` must implement `Default`",
     label = "`#[subscriber]` builds this type with `Default::default()` for every event it handles",
     note = "add `#[derive(Default)]` to `{Self}`"
 )]
-pub trait Subscriber: Default + Send + Sync + 'static {}
+pub trait Subscriber: Default {}
 #[diagnostic::do_not_recommend]
-impl<T: Default + Send + Sync + 'static> Subscriber for T {}
+impl<T: Default> Subscriber for T {}
 
 // Each helper below is the one place generated code names its bound, and
 // the macros span the call on the user's own token: one mistake, one error.
@@ -61,9 +62,37 @@ pub const fn event_target<E: Event>() -> Target {
     }
 }
 
-/// Rebuilds a queued listener's event; requires `E: Serialize + Deserialize`.
-pub fn from_json<E: Queueable>(json: &str) -> Result<E, serde_json::Error> {
+/// How a typed queued listener stores its event: the one place generated
+/// code requires `E: Serialize + Deserialize`.
+pub struct Codec<E> {
+    /// Rebuilds the event from a job's payload.
+    pub decode: fn(&str) -> Result<E, serde_json::Error>,
+    /// The event as JSON; `None` when the event is another type.
+    pub encode: fn(&AnyEvent) -> Option<Result<String, serde_json::Error>>,
+}
+
+/// The codec of a queued listener's event `E`.
+pub const fn codec<E: Queueable + 'static>() -> Codec<E> {
+    Codec {
+        decode: decode::<E>,
+        encode: encode::<E>,
+    }
+}
+
+fn decode<E: serde::de::DeserializeOwned>(json: &str) -> Result<E, serde_json::Error> {
     serde_json::from_str(json)
+}
+
+fn encode<E: serde::Serialize + 'static>(
+    event: &AnyEvent,
+) -> Option<Result<String, serde_json::Error>> {
+    downcast::<E>(event).map(serde_json::to_string)
+}
+
+/// The encoder of a queued wildcard listener: the event's own JSON, `None`
+/// when its type is not `Serialize`.
+pub fn encode_any(event: &AnyEvent) -> Option<Result<String, serde_json::Error>> {
+    event.erased().json()
 }
 
 /// Converts a listener's return value; requires a listener return type.

@@ -31,7 +31,9 @@ pub enum CliError {
     #[error("{0}")]
     Usage(#[from] clap::Error),
     /// The command needs a queue and none is configured.
-    #[error("no queue configured: pass --queue-url, set EVENTS_QUEUE_URL, or install a dispatcher with a queue")]
+    #[error(
+        "no queue configured: pass --queue-url, set EVENTS_QUEUE_URL, or install a dispatcher with a queue"
+    )]
     NoQueue,
     /// The queue failed.
     #[error(transparent)]
@@ -45,7 +47,10 @@ pub enum CliError {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "Events and queued jobs: inspect, work, retry.", disable_version_flag = true)]
+#[command(
+    about = "Events and queued jobs: inspect, work, retry.",
+    disable_version_flag = true
+)]
 struct Cli {
     /// The queue to use (memory://, sqlite://path); default: EVENTS_QUEUE_URL.
     #[arg(long, global = true, value_name = "URL")]
@@ -123,7 +128,11 @@ where
 }
 
 /// Like [`run_from`], writing to `out`: for tests and embedding.
-pub async fn run_to<I, T>(args: I, queue: Option<Queue>, out: &mut (dyn Write + Send)) -> Result<(), CliError>
+pub async fn run_to<I, T>(
+    args: I,
+    queue: Option<Queue>,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -146,7 +155,10 @@ where
         if let Some(queue) = crate::queue::from_env() {
             return Ok(queue?);
         }
-        global().ok().and_then(|d| d.queue().cloned()).ok_or(CliError::NoQueue)
+        global()
+            .ok()
+            .and_then(|d| d.queue().cloned())
+            .ok_or(CliError::NoQueue)
     };
     match &cli.command {
         Command::List { json } => list(out, *json),
@@ -158,7 +170,9 @@ where
             max_jobs,
             timeout,
         } => {
-            let mut worker = Worker::new(queue()?).concurrency(*concurrency).timeout(*timeout);
+            let mut worker = Worker::new(queue()?)
+                .concurrency(*concurrency)
+                .timeout(*timeout);
             if !queues.is_empty() {
                 worker = worker.queues(queues.clone());
             }
@@ -252,7 +266,13 @@ fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
     let events: Vec<(&str, &str, Vec<ListenerInfo>)> = registry
         .events()
         .iter()
-        .map(|e| (e.name(), e.type_name(), listeners_of(e.name(), e.type_name())))
+        .map(|e| {
+            (
+                e.name(),
+                e.type_name(),
+                listeners_of(e.name(), e.type_name()),
+            )
+        })
         .collect();
     if as_json {
         let value = json!({
@@ -263,7 +283,11 @@ fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
             })).collect::<Vec<_>>(),
             "listeners": registry.listeners().iter().map(listener_json).collect::<Vec<_>>(),
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value).unwrap_or_default())?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )?;
         return Ok(());
     }
     for (name, type_name, listeners) in &events {
@@ -282,7 +306,11 @@ fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
             if l.is_conditional() {
                 flags.push("conditional".to_owned());
             }
-            let flags = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", flags.join(", "))
+            };
             writeln!(
                 out,
                 "  -> {}: {}{flags}  ({}:{})",
@@ -364,7 +392,11 @@ fn graph(out: &mut dyn Write) -> Result<(), CliError> {
                 (Mode::Sync, Some(p)) => p.to_owned(),
                 (Mode::Sync, None) => "sync".to_owned(),
             };
-            let arrow = if matches!(l.mode(), Mode::Queued(_)) { "-.->" } else { "-->" };
+            let arrow = if matches!(l.mode(), Mode::Queued(_)) {
+                "-.->"
+            } else {
+                "-->"
+            };
             writeln!(out, "    E{ei} {arrow}|\"{}\"| L{li}", mermaid_text(&label))?;
         }
     }
@@ -382,7 +414,11 @@ async fn failed(out: &mut dyn Write, queue: &Queue) -> Result<(), CliError> {
         writeln!(out, "no failed jobs")?;
         return Ok(());
     }
-    writeln!(out, "{:<30} {:<14} {:<40} {:<8} {:<20} ERROR", "ID", "QUEUE", "LISTENER", "TRIES", "FAILED AT")?;
+    writeln!(
+        out,
+        "{:<30} {:<14} {:<40} {:<8} {:<20} ERROR",
+        "ID", "QUEUE", "LISTENER", "TRIES", "FAILED AT"
+    )?;
     for job in failed {
         writeln!(
             out,
@@ -404,12 +440,20 @@ fn format_time(at: SystemTime) -> String {
 
 async fn monitor(out: &mut dyn Write, queue: &Queue) -> Result<(), CliError> {
     let stats = queue.stats().await?;
-    writeln!(out, "{:<20} {:>8} {:>9} {:>7}", "QUEUE", "PENDING", "RESERVED", "FAILED")?;
+    writeln!(
+        out,
+        "{:<20} {:>8} {:>9} {:>7}",
+        "QUEUE", "PENDING", "RESERVED", "FAILED"
+    )?;
     if stats.is_empty() {
         writeln!(out, "(no jobs)")?;
     }
     for s in stats {
-        writeln!(out, "{:<20} {:>8} {:>9} {:>7}", s.queue, s.pending, s.reserved, s.failed)?;
+        writeln!(
+            out,
+            "{:<20} {:>8} {:>9} {:>7}",
+            s.queue, s.pending, s.reserved, s.failed
+        )?;
     }
     Ok(())
 }

@@ -29,7 +29,8 @@ impl Dispatched {
     pub fn queued(&self) -> usize {
         self.queued
     }
-    /// How many listeners a `when = ..` condition skipped.
+    /// How many listeners were skipped: a `when = ..` condition said no, or
+    /// a queued wildcard listener met an event that cannot be serialized.
     pub fn skipped(&self) -> usize {
         self.skipped
     }
@@ -64,7 +65,8 @@ pub enum DispatchError {
         #[source]
         source: BoxError,
     },
-    /// A queued listener's event could not be turned into JSON.
+    /// A queued listener's event failed to serialize (its `Serialize` impl
+    /// returned an error).
     #[error("cannot enqueue `{event}` for queued listener `{listener}`: {reason}")]
     Serialize {
         /// The queued listener.
@@ -265,7 +267,8 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 }
 
 /// Enqueues one job per queued listener that admits the event, serializing
-/// the event once.
+/// the event once. A queued wildcard listener skips events whose type is not
+/// `Serialize`: they cannot be stored.
 async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,
@@ -278,27 +281,22 @@ async fn enqueue(
             done.skipped += 1;
             continue;
         }
-        let Run::Queued { options, .. } = def.run else {
+        let Run::Queued {
+            options, encode, ..
+        } = def.run
+        else {
             continue;
         };
         let json = match &payload {
             Some(json) => json.clone(),
-            None => {
-                let json = match event.erased().json() {
-                    Some(Ok(json)) => json,
-                    Some(Err(e)) => {
-                        return Err(serialize_error(def, event, e.to_string()));
-                    }
-                    None => {
-                        return Err(serialize_error(
-                            def,
-                            event,
-                            "its type does not implement `Serialize`".into(),
-                        ));
-                    }
-                };
-                payload.insert(json).clone()
-            }
+            None => match encode(event) {
+                Some(Ok(json)) => payload.insert(json).clone(),
+                Some(Err(e)) => return Err(serialize_error(def, event, e.to_string())),
+                None => {
+                    done.skipped += 1;
+                    continue;
+                }
+            },
         };
         let job = Job::new(def.name, event.name(), json, &options);
         sink.push(def, job)

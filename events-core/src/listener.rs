@@ -234,6 +234,9 @@ pub enum Run {
         options: QueueOptions,
         /// The job body.
         job: JobFn,
+        /// The event as the job's payload; `None` when it cannot be
+        /// serialized (a wildcard listener's non-`Serialize` event).
+        encode: fn(&AnyEvent) -> Option<Result<String, serde_json::Error>>,
         /// Whether the listener itself is an `async fn`.
         is_async: bool,
     },

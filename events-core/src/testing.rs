@@ -44,7 +44,9 @@ pub(crate) struct Scope {
 impl Scope {
     /// The event recorder that intercepts `E`, if any.
     pub(crate) fn events_for<E: Event>(&self) -> Option<&EventFakeState> {
-        self.events.as_deref().filter(|fake| fake.intercepts(TypeId::of::<E>()))
+        self.events
+            .as_deref()
+            .filter(|fake| fake.intercepts(TypeId::of::<E>()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Typed views of the items the attributes annotate.
 
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned;
 use syn::{FnArg, Pat, ReturnType, Signature, Type};
 
@@ -32,10 +33,16 @@ pub struct Handler<'a> {
 
 /// Reads a listener's signature, recording every way it is wrong.
 pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
-    if !sig.generics.params.is_empty() {
+    if sig.generics.type_params().next().is_some() || sig.generics.const_params().next().is_some() {
         cx.error_spanned_by(
             &sig.generics,
             "a listener cannot be generic: the registry needs one concrete function per event",
+        );
+    }
+    if sig.ident.unraw().to_string().starts_with("__events") {
+        cx.error_spanned_by(
+            &sig.ident,
+            "names starting with `__events` are reserved for the code `events` generates; rename this function",
         );
     }
     if let Some(unsafety) = &sig.unsafety {
@@ -140,6 +147,16 @@ fn event_param<'a>(cx: &Ctxt, arg: &'a FnArg) -> Option<EventParam<'a>> {
         }
         Type::Reference(reference) => {
             let inner = &*reference.elem;
+            if is_unsized(inner) {
+                cx.error_spanned_by(
+                    inner,
+                    format!(
+                        "`{}` is not an event: a listener's parameter must be `&E` where `E` has `#[event]`",
+                        quote::ToTokens::to_token_stream(inner).to_string().replace(' ', "")
+                    ),
+                );
+                return None;
+            }
             if is_any_event(inner) {
                 Some(EventParam::Any(inner))
             } else {
@@ -158,6 +175,18 @@ fn event_param<'a>(cx: &Ctxt, arg: &'a FnArg) -> Option<EventParam<'a>> {
             );
             None
         }
+    }
+}
+
+/// `str`, slices and trait objects: never events (an event is a sized
+/// struct or enum), and rustc's own errors about them would be about size.
+fn is_unsized(ty: &Type) -> bool {
+    match ty {
+        Type::Slice(_) | Type::TraitObject(_) => true,
+        Type::Path(path) => path.qself.is_none() && path.path.is_ident("str"),
+        Type::Paren(paren) => is_unsized(&paren.elem),
+        Type::Group(group) => is_unsized(&group.elem),
+        _ => false,
     }
 }
 
@@ -219,6 +248,14 @@ mod tests {
         assert!(err.unwrap().contains("instead of `&mut`"));
         let (_, err) = check(parse_quote!(fn a<T>(e: &T)), Kind::Free);
         assert!(err.unwrap().contains("cannot be generic"));
+        assert_eq!(
+            check(parse_quote!(fn a<'x>(e: &'x A)), Kind::Free),
+            (Some("typed"), None)
+        );
+        let (_, err) = check(parse_quote!(fn a(e: &str)), Kind::Free);
+        assert!(err.unwrap().contains("`str` is not an event"));
+        let (_, err) = check(parse_quote!(fn __events_call(e: &A)), Kind::Free);
+        assert!(err.unwrap().contains("reserved"));
         let (_, err) = check(parse_quote!(fn a(&self, e: &A)), Kind::Free);
         assert!(err.unwrap().contains("goes on a free function"));
         let (_, err) = check(parse_quote!(fn a(e: &A)), Kind::Method);

@@ -372,6 +372,13 @@ where
             return None;
         }
     };
+    if !lit.suffix().is_empty() {
+        cx.error_spanned_by(
+            value,
+            format!("`{key}` takes a plain integer, without a suffix"),
+        );
+        return None;
+    }
     let digits = format!("{}{}", if negative { "-" } else { "" }, lit.base10_digits());
     match digits.parse::<N>() {
         Ok(n) => Some(n),
@@ -385,6 +392,18 @@ where
 /// A duration: integer seconds, or a string such as `"250ms"`, `"5s"`, `"2m"`.
 fn duration(cx: &Ctxt, key: &str, value: &Expr) -> Option<Duration> {
     match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) if !i.suffix().is_empty() => {
+            cx.error_spanned_by(
+                i,
+                format!(
+                    "`{i}` reads as {} seconds: a duration's unit goes inside quotes, such as \"{i}\"",
+                    i.base10_digits()
+                ),
+            );
+            None
+        }
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
         }) => match i.base10_parse::<u64>() {
@@ -576,6 +595,14 @@ mod tests {
         assert!(err.contains("duplicate key `tries`"), "{err}");
         assert!(err.contains("invalid duration for `delay`"), "{err}");
         assert!(err.contains("pattern is empty"), "{err}");
+    }
+
+    #[test]
+    fn units_must_be_quoted() {
+        let (_, err) = listener(quote!(queue = "q", timeout = 250ms, tries = 3u8));
+        let err = err.unwrap();
+        assert!(err.contains("`250ms` reads as 250 seconds"), "{err}");
+        assert!(err.contains("`tries` takes a plain integer"), "{err}");
     }
 
     #[test]

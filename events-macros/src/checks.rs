@@ -12,17 +12,25 @@ pub fn event_target(krate: &Path, ty: &Type) -> TokenStream {
     quote_spanned!(ty.span()=> #krate::__private::event_target::<#ty>())
 }
 
-/// Rebuilds a queued listener's event from JSON, which requires
+/// The codec of a queued listener's event, which requires
 /// `ty: Serialize + DeserializeOwned`: the one place that names that bound.
-pub fn from_json(krate: &Path, ty: &Type, json: &syn::Ident) -> TokenStream {
-    quote_spanned!(ty.span()=> #krate::__private::from_json::<#ty>(#json))
+pub fn codec(krate: &Path, ty: &Type) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        const __EVENTS_CODEC: #krate::__private::Codec<#ty> = #krate::__private::codec::<#ty>();
+    }
 }
 
 /// Converts the listener's return value, which requires a listener return
 /// type; spanned on the declared return type.
 pub fn outcome(krate: &Path, output: Option<&Type>, value: TokenStream) -> TokenStream {
     match output {
-        Some(ty) => quote_spanned!(ty.span()=> #krate::__private::outcome::<#ty>(#value)),
+        // The value is bound to a local spanned on the return type, so a
+        // wrong type is reported there; no turbofish, since naming the type
+        // again would repeat any error in it.
+        Some(ty) => quote_spanned! {ty.span()=> {
+            let __events_value = #value;
+            #krate::__private::outcome(__events_value)
+        }},
         None => quote::quote!(#krate::__private::outcome::<()>(#value)),
     }
 }
@@ -33,15 +41,34 @@ pub fn subscriber(krate: &Path, self_ty: &Type) -> TokenStream {
     quote_spanned!(self_ty.span()=> #krate::__private::subscriber::<#self_ty>())
 }
 
+/// A path as written, or, in a subscriber, with a leading `Self` replaced by
+/// the subscriber's type (the generated code lives outside the `impl`).
+pub fn resolve_self(path: &Path, self_ty: Option<&Type>) -> TokenStream {
+    match (self_ty, path.segments.first()) {
+        (Some(self_ty), Some(first)) if first.ident == "Self" && path.segments.len() > 1 => {
+            let rest = path.segments.iter().skip(1);
+            quote_spanned!(path.span()=> <#self_ty>::#(#rest)::*)
+        }
+        _ => quote::quote!(#path),
+    }
+}
+
 /// The `when = ..` predicate as a fn pointer of the right shape; spanned on
 /// the user's path so a wrong signature is reported there.
-pub fn predicate(krate: &Path, when: &Path, event: Option<&Type>) -> TokenStream {
+pub fn predicate(
+    krate: &Path,
+    when: &Path,
+    self_ty: Option<&Type>,
+    event: Option<&Type>,
+) -> TokenStream {
+    let when_span = when.span();
+    let when = resolve_self(when, self_ty);
     match event {
-        Some(ty) => quote_spanned!(when.span()=> {
+        Some(ty) => quote_spanned!(when_span=> {
             let __predicate: fn(&#ty) -> bool = #when;
             __predicate
         }),
-        None => quote_spanned!(when.span()=> {
+        None => quote_spanned!(when_span=> {
             let __predicate: fn(&#krate::__private::AnyEvent) -> bool = #when;
             __predicate
         }),
@@ -51,14 +78,9 @@ pub fn predicate(krate: &Path, when: &Path, event: Option<&Type>) -> TokenStream
 /// The `on_failure = ..` hook as a `fn(&FailedJob)`, spanned on the user's
 /// path. In a subscriber, a path starting with `Self` names the subscriber.
 pub fn failure_hook(krate: &Path, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
-    let hook = match (self_ty, hook.segments.first()) {
-        (Some(self_ty), Some(first)) if first.ident == "Self" && hook.segments.len() > 1 => {
-            let rest = hook.segments.iter().skip(1);
-            quote_spanned!(hook.span()=> <#self_ty>::#(#rest)::*)
-        }
-        _ => quote::quote!(#hook),
-    };
-    quote_spanned!(hook.span()=> {
+    let span = hook.span();
+    let hook = resolve_self(hook, self_ty);
+    quote_spanned!(span=> {
         let __hook: fn(&#krate::__private::FailedJob) = #hook;
         __hook
     })

@@ -16,6 +16,7 @@ mod valid;
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
+use syn::ext::IdentExt as _;
 
 use ast::Kind;
 use ctxt::Ctxt;
@@ -74,7 +75,7 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     }
     valid::listener(&cx, &args, &handler);
     let ident = &item.sig.ident;
-    let name = expand::listener::name_expr(&krate, &args, &ident.to_string());
+    let name = expand::listener::name_expr(&krate, &args, &ident.unraw().to_string());
     let registration = match handler.event {
         Some(event) if !cx.has_errors() => Some(expand::listener::registration(&Registration {
             krate: &krate,
@@ -84,6 +85,7 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
             callee: Callee::Free(ident),
             name: quote!(<#ident as #krate::__private::Listener>::NAME),
             line: expand::line_of(ident.span()),
+            cfgs: &[],
         })),
         _ => None,
     };

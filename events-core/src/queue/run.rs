@@ -81,14 +81,33 @@ pub async fn run_job(job: &Job) -> Result<(), JobError> {
 }
 
 /// Runs one try of `job` with its listener `def`, under the listener's
-/// timeout or else `default_timeout`.
+/// timeout or else `default_timeout`. A panic anywhere in the try (in the
+/// listener, its event's `Deserialize`, or the timer) comes back as
+/// [`JobError::Panicked`].
 pub(crate) async fn run_job_with(
     def: &ListenerDef,
     job: &Job,
     default_timeout: Option<Duration>,
 ) -> Result<(), JobError> {
+    match CatchUnwind(Box::pin(try_once(def, job, default_timeout))).await {
+        Ok(result) => result,
+        Err(panic) => Err(JobError::Panicked {
+            listener: job.listener.clone(),
+            message: panic_message(&*panic),
+        }),
+    }
+}
+
+async fn try_once(
+    def: &ListenerDef,
+    job: &Job,
+    default_timeout: Option<Duration>,
+) -> Result<(), JobError> {
     let Run::Queued {
-        job: body, options, ..
+        job: body,
+        options,
+        is_async,
+        ..
     } = def.run
     else {
         return Err(JobError::NotQueued {
@@ -100,8 +119,8 @@ pub(crate) async fn run_job_with(
         event: job.event.clone(),
         source,
     })?;
-    let run = CatchUnwind(run);
-    let result = match options.timeout().or(default_timeout) {
+    let run = run_off_thread_if_blocking(run, is_async, &job.listener);
+    let outcome = match options.timeout().or(default_timeout) {
         Some(after) => tokio::time::timeout(after, run)
             .await
             .map_err(|_| JobError::TimedOut {
@@ -110,30 +129,62 @@ pub(crate) async fn run_job_with(
             })?,
         None => run.await,
     };
-    match result {
-        Ok(Ok(_flow)) => Ok(()),
-        Ok(Err(source)) => Err(JobError::Failed {
+    match outcome {
+        Ok(_flow) => Ok(()),
+        Err(source) => Err(JobError::Failed {
             listener: job.listener.clone(),
             source,
-        }),
-        Err(panic) => Err(JobError::Panicked {
-            listener: job.listener.clone(),
-            message: panic_message(&*panic),
         }),
     }
 }
 
-/// Polls a listener's future, turning a panic into a value.
-struct CatchUnwind(BoxFuture<'static, Outcome>);
+/// A plain `fn` listener blocks while it runs: run it on the blocking pool,
+/// so its timeout can fire and the runtime's other tasks go on. (Past its
+/// timeout it is abandoned; its thread finishes in the background.)
+fn run_off_thread_if_blocking(
+    run: BoxFuture<'static, Outcome>,
+    is_async: bool,
+    listener: &str,
+) -> BoxFuture<'static, Outcome> {
+    if is_async {
+        return run;
+    }
+    let listener = listener.to_owned();
+    Box::pin(async move {
+        match tokio::task::spawn_blocking(move || poll_to_end(run)).await {
+            Ok(outcome) => outcome,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => Err(format!("listener `{listener}` was cancelled: {error}").into()),
+            },
+        }
+    })
+}
 
-impl Future for CatchUnwind {
-    type Output = Result<Outcome, Box<dyn Any + Send>>;
+/// Drives a future whose body is synchronous: it completes on its first
+/// poll, so no wake-up is ever needed.
+fn poll_to_end<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Polls a future, turning a panic into a value.
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &mut self.0;
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
             Err(panic) => Poll::Ready(Err(panic)),
         }
     }

@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::ext::IdentExt as _;
 use syn::{Item, Path};
 
 use crate::attr::EventArgs;
@@ -15,15 +16,32 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
         Item::Enum(e) => (&e.ident, &e.generics),
         other => return Err(not_a_type(other)),
     };
+    if let Some(lifetime) = generics.lifetimes().next() {
+        return Err(syn::Error::new_spanned(
+            lifetime,
+            "an event cannot borrow: listeners and queued jobs see it after the code that made it, \
+             so it must own its data (`String` rather than `&str`)",
+        ));
+    }
     let private = quote!(#krate::__private);
     let name = match &args.name {
         Some(name) => name.value.clone(),
-        None => ident.to_string(),
+        None => ident.unraw().to_string(),
     };
-    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    // Like serde's derives: each type parameter gets the bounds an event
+    // needs, so `Wrapper<T>` is an event exactly when `T` can be in one.
+    let mut bounded = generics.clone();
+    for param in generics.type_params() {
+        let param = &param.ident;
+        bounded
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(#param: ::core::marker::Send + ::core::marker::Sync + 'static));
+    }
+    let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
     let registration = if generics.params.is_empty() {
         let line = line_of(ident.span());
-        let type_name = ident.to_string();
+        let type_name = ident.unraw().to_string();
         quote! {
             #[allow(non_snake_case, clippy::all)]
             const _: () = {

@@ -29,6 +29,9 @@ pub struct Registration<'a> {
     pub name: TokenStream,
     /// The source line.
     pub line: u32,
+    /// The item's `#[cfg(..)]` attributes: the registration exists only
+    /// where the function does.
+    pub cfgs: &'a [syn::Attribute],
 }
 
 /// The expansion of `#[listener]` on a free function: the function as
@@ -83,6 +86,7 @@ pub fn registration(r: &Registration) -> TokenStream {
     let krate = r.krate;
     let private = quote!(#krate::__private);
     let name = &r.name;
+    let cfgs = r.cfgs;
     let priority = r.args.priority.as_ref().map_or(0, |p| p.value);
     let line = r.line;
     let event_ty = match r.event {
@@ -104,7 +108,11 @@ pub fn registration(r: &Registration) -> TokenStream {
 
     let (when_fn, when) = match &r.args.when {
         Some(path) => {
-            let predicate = checks::predicate(krate, path, event_ty);
+            let self_ty = match &r.callee {
+                Callee::Method { self_ty, .. } => Some(*self_ty),
+                Callee::Free(_) => None,
+            };
+            let predicate = checks::predicate(krate, path, self_ty, event_ty);
             let body = match event_ty {
                 Some(ty) => quote! {
                     match #private::downcast::<#ty>(__event) {
@@ -147,7 +155,8 @@ pub fn registration(r: &Registration) -> TokenStream {
     };
 
     quote! {
-        #[allow(non_snake_case, clippy::all)]
+        #(#cfgs)*
+        #[allow(non_snake_case, deprecated, clippy::all)]
         const _: () = {
             #when_fn
             #hook_fn
@@ -230,21 +239,28 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
     let krate = r.krate;
     let private = quote!(#krate::__private);
     let json = format_ident!("__json", span = Span::mixed_site());
-    let rebuild = match r.event {
+    let (codec, rebuild, encode) = match r.event {
         EventParam::Typed(ty) => {
-            let from_json = checks::from_json(krate, ty, &json);
             let call = call(r, quote!(&__owned));
-            quote! {
-                let __owned: #ty = #from_json?;
-                #private::Ok(#private::Box::pin(async move { #call }))
-            }
+            (
+                checks::codec(krate, ty),
+                quote! {
+                    let __owned: #ty = (__EVENTS_CODEC.decode)(#json)?;
+                    #private::Ok(#private::Box::pin(async move { #call }))
+                },
+                quote!(__EVENTS_CODEC.encode),
+            )
         }
         EventParam::Any(_) => {
             let call = call(r, quote!(#private::as_any_event(&*__owned)));
-            quote! {
-                let __owned = #private::rebuild_any(__name, #json)?;
-                #private::Ok(#private::Box::pin(async move { #call }))
-            }
+            (
+                quote!(),
+                quote! {
+                    let __owned = #private::rebuild_any(__name, #json)?;
+                    #private::Ok(#private::Box::pin(async move { #call }))
+                },
+                quote!(#private::encode_any),
+            )
         }
     };
     let args = r.args;
@@ -273,6 +289,7 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
     };
     (
         quote! {
+            #codec
             const __EVENTS_BACKOFF: &[#private::Duration] = &[#(#backoff),*];
             fn __events_job(__name: &str, #json: &str)
                 -> #private::Result<#private::BoxFuture<'static, #private::Outcome>, #private::serde_json::Error>
@@ -281,6 +298,11 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
                 #rebuild
             }
         },
-        quote!(#private::Run::Queued { options: #options, job: __events_job, is_async: #is_async }),
+        quote!(#private::Run::Queued {
+            options: #options,
+            job: __events_job,
+            encode: #encode,
+            is_async: #is_async,
+        }),
     )
 }

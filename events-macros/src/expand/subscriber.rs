@@ -3,6 +3,8 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::ext::IdentExt as _;
+use syn::visit_mut::VisitMut;
 use syn::{Attribute, ImplItem, ItemImpl, Path, Type};
 
 use crate::ast::{self, Kind};
@@ -95,7 +97,10 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
             }
         };
         let args = attr::parse_listener(cx, "listen", LISTEN_KEYS, tokens);
-        let handler = ast::handler(cx, &method.sig, Kind::Method);
+        // The registration lives outside the impl: `Self` must be spelled out.
+        let mut sig = method.sig.clone();
+        ReplaceSelf(&item.self_ty).visit_signature_mut(&mut sig);
+        let handler = ast::handler(cx, &sig, Kind::Method);
         valid::listener(cx, &args, &handler);
         let (Some(event), Some(type_name)) = (handler.event, &type_name) else {
             continue;
@@ -104,6 +109,12 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
             continue;
         }
         let ident = &method.sig.ident;
+        let cfgs: Vec<Attribute> = method
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .cloned()
+            .collect();
         let registration = Registration {
             krate,
             args: &args,
@@ -113,8 +124,9 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
                 self_ty: &item.self_ty,
                 ident,
             },
-            name: listener::name_expr(krate, &args, &format!("{type_name}::{ident}")),
+            name: listener::name_expr(krate, &args, &format!("{type_name}::{}", ident.unraw())),
             line: line_of(ident.span()),
+            cfgs: &cfgs,
         };
         registrations.push(listener::registration(&registration));
     }
@@ -124,5 +136,24 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
     quote! {
         #item
         #(#registrations)*
+    }
+}
+
+/// Replaces `Self` in types with the subscriber's type.
+struct ReplaceSelf<'a>(&'a Type);
+
+impl VisitMut for ReplaceSelf<'_> {
+    /// `&self` stays as written: it is checked, not used, by the expansion.
+    fn visit_receiver_mut(&mut self, _: &mut syn::Receiver) {}
+
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::Path(path) = ty
+            && path.qself.is_none()
+            && path.path.is_ident("Self")
+        {
+            *ty = self.0.clone();
+            return;
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
     }
 }
