@@ -2,15 +2,24 @@
 //! and nothing registered by hand. Run it with `cargo run --example booking`.
 //!
 //! It prints what is registered, then every listener as it runs, in order.
-//! Queued listeners (the calendar sync, the cancellation notice) run in this
-//! process on the Tokio runtime until a durable queue is configured.
+//! Queued jobs go to a SQLite file (no server); a worker then runs them: a
+//! flaky calendar sync succeeds on its third try, a CRM push ends in the
+//! failed store. Afterwards the operator commands work on the same file:
+//!
+//! ```text
+//! cargo run --example booking -- failed
+//! cargo run --example booking -- retry all
+//! cargo run --example booking -- list
+//! cargo run --example booking -- graph
+//! ```
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use events::prelude::*;
-use events::{DispatchError, Mode};
+use events::queue::Queue;
+use events::{DispatchError, Mode, Worker};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- the events
@@ -129,19 +138,26 @@ fn notify_high_value(e: &AppointmentCreated) {
     );
 }
 
-static CALENDAR_CALLS: AtomicUsize = AtomicUsize::new(0);
-static QUEUED_DONE: AtomicUsize = AtomicUsize::new(0);
+static CALENDAR_TRIES: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 
-/// Queued: runs after dispatch returns, retried with backoff. The calendar
-/// service fails the first call, so the story shows a retry.
+/// Queued: runs in a worker, retried with backoff. The calendar service times
+/// out twice for appointment #7, so its job succeeds on the third try.
 #[listener(queue = "calendar", tries = 3, backoff = ["100ms", "200ms"], timeout = "5s")]
 async fn sync_to_calendar(e: &AppointmentCreated) -> Result<(), CalendarError> {
-    let call = CALENDAR_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
-    if call == 1 {
+    let attempt = {
+        let mut tries = CALENDAR_TRIES.lock().unwrap();
+        let n = tries
+            .get_or_insert_with(HashMap::new)
+            .entry(e.appointment_id)
+            .or_default();
+        *n += 1;
+        *n
+    };
+    if e.appointment_id == 7 && attempt < 3 {
         say(
             "sync_to_calendar [queued]",
             format!(
-                "#{}: calendar answered 503; the job will retry in 100ms",
+                "#{} try {attempt}: calendar answered 503, retrying",
                 e.appointment_id
             ),
         );
@@ -149,10 +165,24 @@ async fn sync_to_calendar(e: &AppointmentCreated) -> Result<(), CalendarError> {
     }
     say(
         "sync_to_calendar [queued]",
-        format!("#{} added to the calendar", e.appointment_id),
+        format!("#{} try {attempt}: added to the calendar", e.appointment_id),
     );
-    QUEUED_DONE.fetch_add(1, Ordering::SeqCst);
     Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("CRM rejected the API key")]
+pub struct CrmError;
+
+/// Queued, and doomed: the CRM rejects every call, so after its two tries the
+/// job lands in the failed store (see `-- failed`, `-- retry all`).
+#[listener(queue = "crm", tries = 2, backoff = "50ms")]
+async fn push_to_crm(e: &CustomerCreated) -> Result<(), CrmError> {
+    say(
+        "push_to_crm [queued]",
+        format!("customer {}: CRM said no", e.customer_id),
+    );
+    Err(CrmError)
 }
 
 #[listener]
@@ -192,7 +222,6 @@ impl AppointmentSubscriber {
                 e.appointment_id, e.reason
             ),
         );
-        QUEUED_DONE.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -242,17 +271,46 @@ async fn step<E: Event>(title: &str, event: E) -> Result<events::Dispatched, Dis
     result
 }
 
-// One thread: queued jobs run when `main` waits for them, so the story
-// prints in a stable order.
+/// The queue: `EVENTS_QUEUE_URL`, else a SQLite file in the temp directory,
+/// kept between runs so the operator commands can look at it.
+fn queue_url() -> String {
+    std::env::var("EVENTS_QUEUE_URL").unwrap_or_else(|_| {
+        let path = std::env::temp_dir().join("events-booking.sqlite");
+        format!("sqlite://{}", path.display())
+    })
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = queue_url();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() > 1 {
+        // `cargo run --example booking -- failed` and friends.
+        let queue = events::queue::connect(&url).await?;
+        events::cli::run_from(args, Some(queue)).await?;
+        return Ok(());
+    }
+
+    // A fresh story each run: start from an empty queue file.
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+    let queue = events::queue::connect(&url).await?;
+    println!("Queue: {url}\n");
+
     // Start-up validation: duplicate listener or event names fail here.
-    let dispatcher = events::Dispatcher::builder().build()?;
+    let dispatcher = events::Dispatcher::builder().queue(queue.clone()).build()?;
     if events::install(dispatcher).is_err() {
         unreachable!("installed once, at start-up");
     }
     print_registry();
+    story().await?;
+    work(queue).await
+}
 
+async fn story() -> Result<(), Box<dyn std::error::Error>> {
     step(
         "1. A customer signs up",
         CustomerCreated {
@@ -332,21 +390,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
+    Ok(())
+}
 
-    // Queued jobs: the calendar sync for #7 and #8, the cancellation notice.
-    println!("8. Queued jobs finish in the background");
-    let expected = 3;
-    for _ in 0..300 {
-        if QUEUED_DONE.load(Ordering::SeqCst) >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+async fn work(queue: Queue) -> Result<(), Box<dyn std::error::Error>> {
+    println!("8. A worker runs the queued jobs (retries wait out their backoff)");
+    for s in queue.stats().await? {
+        println!("    queue `{}`: {} waiting", s.queue, s.pending);
     }
-    let finished = QUEUED_DONE.load(Ordering::SeqCst);
-    println!("    => {finished} of {expected} queued jobs done\n");
-    if finished < expected {
-        return Err(format!("only {finished} of {expected} queued jobs finished").into());
+    let report = Worker::new(queue.clone()).run_until_empty().await?;
+    println!(
+        "    => {} succeeded, {} retried, {} failed\n",
+        report.succeeded, report.retried, report.failed
+    );
+
+    println!("9. The failed store");
+    let failed = queue.failed().await?;
+    for job in &failed {
+        println!(
+            "    {} {} after {} tries: {}",
+            job.id, job.listener, job.attempts, job.error
+        );
     }
-    println!("Done: every listener above was found by its attribute alone.");
+    println!();
+
+    // The story's promises, checked: a newcomer sees it work, CI sees it break.
+    let expected = (3, 3, 1);
+    let got = (report.succeeded, report.retried, report.failed);
+    if got != expected {
+        return Err(
+            format!("expected (succeeded, retried, failed) = {expected:?}, got {got:?}").into(),
+        );
+    }
+    println!("Every listener above was found by its attribute alone. Now try:");
+    for command in ["failed", "retry all", "list", "graph"] {
+        println!("    cargo run --example booking -- {command}");
+    }
     Ok(())
 }

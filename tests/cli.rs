@@ -52,16 +52,26 @@ fn sqlite() -> (Queue, tempfile::TempDir) {
 async fn list_shows_events_listeners_options_and_sources() {
     let (queue, _dir) = sqlite();
     let out = cli(&queue, &["list"]).await.unwrap();
-    assert!(out.starts_with("order.placed (cli::OrderPlaced)\n"), "{out}");
+    assert!(
+        out.starts_with("order.placed (cli::OrderPlaced)\n"),
+        "{out}"
+    );
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[1].starts_with("  -> cli::reserve_stock: sync [priority 5]  (tests/cli.rs:"), "{out}");
-    assert!(lines[2].starts_with("  -> cli::order_audit: sync [pattern `order.*`]  (tests/cli.rs:"), "{out}");
+    assert!(
+        lines[1].starts_with("  -> cli::reserve_stock: sync [priority 5]  (tests/cli.rs:"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("  -> cli::order_audit: sync [pattern `order.*`]  (tests/cli.rs:"),
+        "{out}"
+    );
     assert!(
         lines[3].starts_with("  -> cli::mail_receipt: queued `mail`, tries 2, backoff 10ms, timeout 5s  (tests/cli.rs:"),
         "{out}"
     );
 
-    let json: serde_json::Value = serde_json::from_str(&cli(&queue, &["list", "--json"]).await.unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&queue, &["list", "--json"]).await.unwrap()).unwrap();
     assert_eq!(json["events"][0]["name"], "order.placed");
     assert_eq!(json["events"][0]["listeners"].as_array().unwrap().len(), 3);
     let mail = json["listeners"]
@@ -82,7 +92,10 @@ async fn list_shows_events_listeners_options_and_sources() {
 async fn graph_is_a_mermaid_flowchart() {
     let (queue, _dir) = sqlite();
     let out = cli(&queue, &["graph"]).await.unwrap();
-    assert!(out.starts_with("flowchart LR\n    E0[\"order.placed\"]\n"), "{out}");
+    assert!(
+        out.starts_with("flowchart LR\n    E0[\"order.placed\"]\n"),
+        "{out}"
+    );
     assert!(out.contains("-->|\"sync\"|"), "{out}");
     assert!(out.contains("-->|\"order.*\"|"), "{out}");
     assert!(out.contains("-.->|\"queued: mail\"|"), "{out}");
@@ -91,14 +104,28 @@ async fn graph_is_a_mermaid_flowchart() {
 #[tokio::test]
 async fn work_failed_retry_forget_flush_monitor() {
     let (queue, _dir) = sqlite();
-    let dispatcher = events::Dispatcher::builder().queue(queue.clone()).build().unwrap();
-    dispatcher.dispatch(OrderPlaced { id: 1, fail: true }).await.unwrap();
-    dispatcher.dispatch(OrderPlaced { id: 2, fail: false }).await.unwrap();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    dispatcher
+        .dispatch(OrderPlaced { id: 1, fail: true })
+        .await
+        .unwrap();
+    dispatcher
+        .dispatch(OrderPlaced { id: 2, fail: false })
+        .await
+        .unwrap();
 
     let out = cli(&queue, &["monitor"]).await.unwrap();
-    assert_eq!(out, "QUEUE                 PENDING  RESERVED  FAILED\nmail                        2         0       0\n");
+    assert_eq!(
+        out,
+        "QUEUE                 PENDING  RESERVED  FAILED\nmail                        2         0       0\n"
+    );
 
-    let out = cli(&queue, &["work", "--queue", "mail", "--stop-when-empty"]).await.unwrap();
+    let out = cli(&queue, &["work", "--queue", "mail", "--stop-when-empty"])
+        .await
+        .unwrap();
     assert_eq!(
         out,
         "worked 3 job(s): 1 succeeded, 1 retried, 1 failed, 0 lost their lease, 0 handed back\n"
@@ -112,7 +139,10 @@ async fn work_failed_retry_forget_flush_monitor() {
     assert!(out.contains(&id), "{out}");
     assert!(out.contains("cli::mail_receipt"), "{out}");
     assert!(out.contains("2/2"), "{out}");
-    assert!(out.contains("listener `cli::mail_receipt` failed: the mail server said no"), "{out}");
+    assert!(
+        out.contains("listener `cli::mail_receipt` failed: the mail server said no"),
+        "{out}"
+    );
 
     assert_eq!(
         cli(&queue, &["retry", &id]).await.unwrap(),
@@ -120,16 +150,31 @@ async fn work_failed_retry_forget_flush_monitor() {
     );
     assert_eq!(queue.size("mail").await.unwrap(), 1);
     cli(&queue, &["work", "--stop-when-empty"]).await.unwrap();
-    assert_eq!(cli(&queue, &["retry", "all"]).await.unwrap(), "1 failed job(s) put back on their queues\n");
+    assert_eq!(
+        cli(&queue, &["retry", "all"]).await.unwrap(),
+        "1 failed job(s) put back on their queues\n"
+    );
     cli(&queue, &["work", "--max-jobs", "1"]).await.unwrap();
     cli(&queue, &["work", "--stop-when-empty"]).await.unwrap();
 
     let out = cli(&queue, &["monitor"]).await.unwrap();
-    assert!(out.ends_with("mail                        0         0       1\n"), "{out}");
-    assert_eq!(cli(&queue, &["forget", &id]).await.unwrap(), format!("failed job {id} deleted\n"));
+    assert!(
+        out.ends_with("mail                        0         0       1\n"),
+        "{out}"
+    );
+    assert_eq!(
+        cli(&queue, &["forget", &id]).await.unwrap(),
+        format!("failed job {id} deleted\n")
+    );
     assert_eq!(cli(&queue, &["failed"]).await.unwrap(), "no failed jobs\n");
-    assert_eq!(cli(&queue, &["flush"]).await.unwrap(), "0 failed job(s) deleted\n");
-    assert_eq!(cli(&queue, &["monitor"]).await.unwrap(), "QUEUE                 PENDING  RESERVED  FAILED\n(no jobs)\n");
+    assert_eq!(
+        cli(&queue, &["flush"]).await.unwrap(),
+        "0 failed job(s) deleted\n"
+    );
+    assert_eq!(
+        cli(&queue, &["monitor"]).await.unwrap(),
+        "QUEUE                 PENDING  RESERVED  FAILED\n(no jobs)\n"
+    );
 }
 
 #[tokio::test]
@@ -140,11 +185,23 @@ async fn mistakes_are_reported_in_words() {
     let error = cli(&queue, &["forget", "no-such-job"]).await.unwrap_err();
     assert!(matches!(error, CliError::NotFound(_)));
     let error = cli(&queue, &["wrok"]).await.unwrap_err();
-    assert!(error.to_string().contains("unrecognized subcommand 'wrok'"), "{error}");
+    assert!(
+        error.to_string().contains("unrecognized subcommand 'wrok'"),
+        "{error}"
+    );
     let help = cli(&queue, &["--help"]).await.unwrap();
-    for command in ["list", "work", "failed", "retry", "forget", "flush", "monitor", "graph"] {
+    for command in [
+        "list", "work", "failed", "retry", "forget", "flush", "monitor", "graph",
+    ] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
-    let error = cli(&queue, &["--queue-url", "kafka://x", "failed"]).await.unwrap_err();
-    assert!(error.to_string().starts_with("unsupported queue URL `kafka://x`"), "{error}");
+    let error = cli(&queue, &["--queue-url", "kafka://x", "failed"])
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("unsupported queue URL `kafka://x`"),
+        "{error}"
+    );
 }
