@@ -9,9 +9,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::listener::{ListenerDef, Run};
@@ -215,65 +217,147 @@ impl Worker {
 
     /// Works until `shutdown` completes or, with `stop_when_empty`, until
     /// the worked queues hold no job.
+    ///
+    /// `concurrency` slots each claim a small batch in one round trip and
+    /// run it in turn, keeping the leases of everything they hold alive.
     pub(crate) async fn work(
         self,
         shutdown: impl Future<Output = ()> + Send,
         stop_when_empty: bool,
     ) -> Result<WorkReport, QueueError> {
         let worker = Arc::new(self);
-        let report = Arc::new(Mutex::new(WorkReport::default()));
-        let in_flight: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let mut tasks = JoinSet::new();
-        let mut claimed_total = 0u64;
+        let shared = Arc::new(Shared::default());
+        let mut slots = JoinSet::new();
+        for _ in 0..worker.concurrency {
+            slots.spawn(worker.clone().slot(shared.clone(), stop_when_empty));
+        }
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut stopping = false;
         loop {
-            let room = worker.concurrency - tasks.len();
-            let allowed = worker.max_jobs.map_or(room, |max| {
-                room.min(max.saturating_sub(claimed_total) as usize)
-            });
-            let mut claimed_now = 0;
-            if allowed > 0 {
-                let jobs = worker
-                    .queue
-                    .backend()
-                    .claim(&worker.queues, allowed, worker.lease)
-                    .await?;
-                claimed_now = jobs.len();
-                claimed_total += jobs.len() as u64;
-                for job in jobs {
-                    lock(&in_flight).insert(job.id.clone(), job.attempt);
-                    let (worker, report, in_flight) =
-                        (worker.clone(), report.clone(), in_flight.clone());
-                    tasks.spawn(async move {
-                        let id = job.id.clone();
-                        worker.process(job, &report).await;
-                        lock(&in_flight).remove(&id);
-                    });
+            tokio::select! {
+                done = slots.join_next() => match done {
+                    Some(done) => log_join(done),
+                    None => break,
+                },
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    shared.stop();
+                    break;
                 }
             }
-            if worker.max_jobs.is_some_and(|max| claimed_total >= max) && tasks.is_empty() {
-                break;
+        }
+        if stopping {
+            worker.drain(&mut slots, &shared).await;
+        }
+        if let Some(error) = lock(&shared.error).take() {
+            return Err(error);
+        }
+        let report = lock(&shared.report).clone();
+        Ok(report)
+    }
+
+    /// One slot: claim a batch, run it, repeat until told to stop.
+    ///
+    /// The batch starts at one job and doubles (up to [`BATCH`]) while jobs
+    /// finish within [`QUICK`]: quick jobs share one claim's round trip,
+    /// while slow jobs are claimed one at a time so that idle slots and
+    /// other workers can take the rest.
+    async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
+        let mut batch_size = 1;
+        loop {
+            if shared.stopped() {
+                return;
             }
-            if claimed_now > 0 && tasks.len() < worker.concurrency {
+            let limit = match self.max_jobs {
+                Some(max) => {
+                    let taken = shared.claimed.load(AtomicOrdering::Acquire);
+                    (max.saturating_sub(taken) as usize).min(batch_size)
+                }
+                None => batch_size,
+            };
+            if limit == 0 {
+                return;
+            }
+            let jobs = match self
+                .queue
+                .backend()
+                .claim(&self.queues, limit, self.lease)
+                .await
+            {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::error!(%error, "cannot claim jobs; the worker stops");
+                    lock(&shared.error).get_or_insert(error);
+                    shared.stop();
+                    return;
+                }
+            };
+            if jobs.is_empty() {
+                if stop_when_empty {
+                    match self.pending().await {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(error) => {
+                            lock(&shared.error).get_or_insert(error);
+                            shared.stop();
+                            return;
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = self.queue.backend().wait(self.poll) => {}
+                    () = shared.progress.notified() => {}
+                    () = shared.stopped_signal() => return,
+                }
                 continue;
             }
-            if stop_when_empty
-                && tasks.is_empty()
-                && claimed_now == 0
-                && worker.pending().await? == 0
+            shared
+                .claimed
+                .fetch_add(jobs.len() as u64, AtomicOrdering::AcqRel);
             {
-                break;
+                let mut held = lock(&shared.held);
+                for job in &jobs {
+                    held.insert(job.id.clone(), job.attempt);
+                }
             }
-            let idle = tasks.len() < worker.concurrency;
-            tokio::select! {
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => log_join(done),
-                () = &mut shutdown => break,
-                _ = worker.queue.backend().wait(worker.poll), if idle => {}
+            let claimed = jobs.len();
+            let started = std::time::Instant::now();
+            let mut batch = jobs.into_iter();
+            while let Some(job) = batch.next() {
+                if shared.stopped() {
+                    // Shutting down: hand back what this slot has not started.
+                    for untouched in std::iter::once(job).chain(batch.by_ref()) {
+                        self.hand_back(&untouched, &shared).await;
+                    }
+                    return;
+                }
+                let id = job.id.clone();
+                let waiting: Vec<(String, u32)> = batch
+                    .as_slice()
+                    .iter()
+                    .map(|j| (j.id.clone(), j.attempt))
+                    .collect();
+                self.process(job, &waiting, &shared.report).await;
+                lock(&shared.held).remove(&id);
+                shared.progress.notify_waiters();
+            }
+            batch_size = if started.elapsed() <= QUICK * claimed as u32 {
+                (batch_size * 2).min(BATCH)
+            } else {
+                1
+            };
+        }
+    }
+
+    async fn hand_back(&self, job: &Job, shared: &Shared) {
+        match self.queue.backend().abandon(&job.id, job.attempt).await {
+            Ok(true) => lock(&shared.report).released_at_shutdown += 1,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(job = %job.id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
             }
         }
-        worker.drain(&mut tasks, &in_flight, &report).await;
-        let report = lock(&report).clone();
-        Ok(report)
+        lock(&shared.held).remove(&job.id);
     }
 
     /// Jobs waiting or running on the worked queues.
@@ -288,27 +372,23 @@ impl Worker {
             .sum())
     }
 
-    /// Graceful end: wait up to the grace period, then hand back what runs.
-    async fn drain(
-        &self,
-        tasks: &mut JoinSet<()>,
-        in_flight: &Mutex<HashMap<String, u32>>,
-        report: &Mutex<WorkReport>,
-    ) {
+    /// Graceful end: let the slots finish their running job for up to the
+    /// grace period, then cancel them and hand back what they held.
+    async fn drain(&self, slots: &mut JoinSet<()>, shared: &Shared) {
         let finish = async {
-            while let Some(done) = tasks.join_next().await {
+            while let Some(done) = slots.join_next().await {
                 log_join(done);
             }
         };
         if tokio::time::timeout(self.grace, finish).await.is_ok() {
             return;
         }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        let unfinished: Vec<(String, u32)> = lock(in_flight).drain().collect();
+        slots.abort_all();
+        while slots.join_next().await.is_some() {}
+        let unfinished: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in unfinished {
             match self.queue.backend().abandon(&id, attempt).await {
-                Ok(true) => lock(report).released_at_shutdown += 1,
+                Ok(true) => lock(&shared.report).released_at_shutdown += 1,
                 Ok(false) => {}
                 Err(error) => {
                     tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
@@ -318,7 +398,7 @@ impl Worker {
     }
 
     /// Runs one claimed job to its end: success, retry, failure or lost lease.
-    async fn process(&self, job: Job, report: &Mutex<WorkReport>) {
+    async fn process(&self, job: Job, waiting: &[(String, u32)], report: &Mutex<WorkReport>) {
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             let error = JobError::UnknownListener {
                 listener: job.listener.clone(),
@@ -336,7 +416,7 @@ impl Worker {
         }
         let outcome = tokio::select! {
             outcome = run_job_with(def, &job, Some(self.timeout)) => Some(outcome),
-            () = self.keep_lease(&job) => None,
+            () = self.keep_leases(&job, waiting) => None,
         };
         match outcome {
             None => {
@@ -421,9 +501,10 @@ impl Worker {
         }
     }
 
-    /// Extends the job's lease every third of its length; returns when the
-    /// lease is lost.
-    async fn keep_lease(&self, job: &Job) {
+    /// Extends the running job's lease, and those of the jobs waiting behind
+    /// it in the slot's batch, every third of the lease; returns when the
+    /// running job's lease is lost.
+    async fn keep_leases(&self, job: &Job, waiting: &[(String, u32)]) {
         let every = self.lease / 3;
         loop {
             tokio::time::sleep(every).await;
@@ -439,7 +520,51 @@ impl Worker {
                 // lease still has two thirds to run.
                 Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
             }
+            for (id, attempt) in waiting {
+                // A waiting job whose lease is lost is fenced anyway: its
+                // ack will be refused and counted as lost.
+                let _ = self.queue.backend().extend(id, *attempt, self.lease).await;
+            }
         }
+    }
+}
+
+/// The most jobs a slot claims in one round trip.
+const BATCH: usize = 16;
+
+/// Jobs faster than this, on average, let a slot claim bigger batches.
+const QUICK: Duration = Duration::from_millis(2);
+
+/// What a worker's slots share.
+#[derive(Default)]
+struct Shared {
+    report: Mutex<WorkReport>,
+    /// Jobs claimed and not settled: handed back if shutdown cuts them off.
+    held: Mutex<HashMap<String, u32>>,
+    claimed: AtomicU64,
+    stopping: AtomicBool,
+    stop_signal: Notify,
+    /// Wakes idle slots when a job settles (for `run_until_empty`).
+    progress: Notify,
+    error: Mutex<Option<QueueError>>,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.stopping.store(true, AtomicOrdering::Release);
+        self.stop_signal.notify_waiters();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    async fn stopped_signal(&self) {
+        let notified = self.stop_signal.notified();
+        if self.stopped() {
+            return;
+        }
+        notified.await;
     }
 }
 
