@@ -332,38 +332,48 @@ async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
 #[derive(Serialize, Deserialize)]
 pub struct CrashTest {
     pub dir: String,
+    pub linger_ms: Option<u64>,
 }
 
-/// The first run announces itself and then hangs, so the parent can kill its
-/// process mid-job; any later run finishes. The killed try counts as one of
-/// its three (so a job that kills every worker cannot loop forever).
+/// The first run announces itself and then waits (an hour, or `linger_ms`),
+/// so the parent can signal its process mid-job; any later run finishes at
+/// once. A try killed with SIGKILL counts as one of its three (so a job that
+/// kills every worker cannot loop forever).
 #[listener(queue = "crash", tries = 3, timeout = "1h")]
 async fn survives_a_crash(e: &CrashTest) {
     let dir = Path::new(&e.dir);
     let started = dir.join("started");
     if !started.exists() {
         std::fs::write(&started, std::process::id().to_string()).unwrap();
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+        tokio::time::sleep(Duration::from_millis(e.linger_ms.unwrap_or(3_600_000))).await;
     }
     std::fs::write(dir.join("done"), std::process::id().to_string()).unwrap();
 }
 
 const CHILD_DB: &str = "EVENTS_TEST_CHILD_DB";
+const CHILD_MODE: &str = "EVENTS_TEST_CHILD_MODE";
 
-/// Not a test of its own: the worker process that the SIGKILL test starts
-/// (this binary again, with `CHILD_DB` set). Without it, it does nothing.
+/// Not a test of its own: the worker process that the SIGKILL and SIGTERM
+/// tests start (this binary again, with `CHILD_DB` set). Without it, it does
+/// nothing.
 #[tokio::test]
 async fn child_worker_process() {
     let Ok(db) = std::env::var(CHILD_DB) else {
         return;
     };
     let queue = Queue::sqlite(&db).unwrap();
-    Worker::new(queue)
+    let worker = Worker::new(queue)
         .queues(["crash"])
         .lease(Duration::from_millis(600))
-        .run_until_empty()
-        .await
-        .unwrap();
+        .grace(Duration::from_secs(20));
+    let report = if std::env::var(CHILD_MODE).as_deref() == Ok("signals") {
+        // Until SIGTERM, as `my-app work` runs in production.
+        worker.run().await.unwrap()
+    } else {
+        worker.run_until_empty().await.unwrap()
+    };
+    let dir = Path::new(&db).parent().unwrap();
+    std::fs::write(dir.join("report"), format!("{report:?}")).unwrap();
 }
 
 fn wait_for(path: &Path, limit: Duration) -> bool {
@@ -385,6 +395,7 @@ async fn a_job_whose_worker_was_killed_runs_again_once_its_lease_lapses() {
     dispatcher(&queue)
         .dispatch(CrashTest {
             dir: dir.path().display().to_string(),
+            linger_ms: None,
         })
         .await
         .unwrap();
@@ -542,4 +553,97 @@ async fn a_blocking_plain_fn_listener_still_times_out() {
         queue.failed().await.unwrap()[0].error,
         "listener `worker::blocks` timed out after 100ms"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_running_job_finish_then_the_worker_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = Queue::sqlite(&db).unwrap();
+    let d = dispatcher(&queue);
+    d.dispatch(CrashTest {
+        dir: dir.path().display().to_string(),
+        linger_ms: Some(500),
+    })
+    .await
+    .unwrap();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_DB, &db)
+        .env(CHILD_MODE, "signals")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(&dir.path().join("started"), Duration::from_secs(60)),
+        "the job never started"
+    );
+    // Another job arrives while the first runs; after SIGTERM it must not start.
+    d.dispatch(CrashTest {
+        dir: dir.path().display().to_string(),
+        linger_ms: Some(0),
+    })
+    .await
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the worker exited with {exit:?}");
+
+    let report = std::fs::read_to_string(dir.path().join("report")).unwrap();
+    assert!(report.starts_with("WorkReport { succeeded: 1,"), "{report}");
+    assert!(dir.path().join("done").exists(), "the running job finished");
+    assert_eq!(
+        queue.size("crash").await.unwrap(),
+        1,
+        "the unstarted job waits, none lost"
+    );
+    assert!(queue.failed().await.unwrap().is_empty());
+}
+
+static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "long")]
+#[derive(Serialize, Deserialize)]
+pub struct Long;
+
+#[listener(queue = "long", timeout = "1h")]
+async fn outlives_its_lease(_: &Long) {
+    LONG_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_keeps_its_lease_past_its_length() {
+    let queue = Queue::memory();
+    dispatcher(&queue).dispatch(Long).await.unwrap();
+    // Two workers with 90 ms leases; the job runs 500 ms. Without extension
+    // the second worker would take it again after 90 ms.
+    let workers = [queue.clone(), queue.clone()].map(|q| {
+        tokio::spawn(
+            Worker::new(q)
+                .queues(["long"])
+                .lease(Duration::from_millis(90))
+                .poll_interval(Duration::from_millis(10))
+                .run_until_empty(),
+        )
+    });
+    let mut succeeded = 0;
+    for worker in workers {
+        let report = worker.await.unwrap().unwrap();
+        assert_eq!(report.lost, 0, "{report:?}");
+        succeeded += report.succeeded;
+    }
+    assert_eq!(succeeded, 1);
+    assert_eq!(LONG_RUNS.load(Ordering::SeqCst), 1, "the job ran once");
 }
