@@ -146,3 +146,9 @@ pub fn rebuild_any(name: &str, json: &str) -> Result<Box<dyn ErasedEvent>, serde
 pub fn as_any_event(event: &dyn ErasedEvent) -> &AnyEvent {
     AnyEvent::from_erased(event)
 }
+
+/// A registry built afresh from the link-time submissions, apart from the
+/// global one: what start-up costs (for benchmarks).
+pub fn build_registry() -> crate::registry::Registry {
+    crate::registry::Registry::from_inventory()
+}

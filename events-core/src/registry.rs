@@ -113,12 +113,7 @@ pub struct Registry {
 /// ```
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        Registry::build(
-            inventory::iter::<EventDef>.into_iter().collect(),
-            inventory::iter::<ListenerDef>.into_iter().collect(),
-        )
-    })
+    REGISTRY.get_or_init(Registry::from_inventory)
 }
 
 /// The listeners of `E`, in the order dispatch considers them: sync ones
@@ -135,6 +130,14 @@ pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
 }
 
 impl Registry {
+    /// Collects, validates and indexes what was submitted at link time.
+    pub(crate) fn from_inventory() -> Registry {
+        Registry::build(
+            inventory::iter::<EventDef>.into_iter().collect(),
+            inventory::iter::<ListenerDef>.into_iter().collect(),
+        )
+    }
+
     pub(crate) fn build(
         mut events: Vec<&'static EventDef>,
         mut listeners: Vec<&'static ListenerDef>,

@@ -132,7 +132,7 @@ pub fn parse_listener(
             );
             return skip_value(&meta);
         }
-        let value: Expr = meta.value()?.parse()?;
+        let value: Expr = ungroup(meta.value()?.parse()?);
         match key {
             QUEUE => {
                 if let Some(s) = string(cx, QUEUE, &value) {
@@ -239,7 +239,7 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
         let span = meta.path.span();
         match key.as_str() {
             NAME => {
-                let value: Expr = meta.value()?.parse()?;
+                let value: Expr = ungroup(meta.value()?.parse()?);
                 if let Some(s) = string(cx, NAME, &value) {
                     if let Err(why) = check_name(&s.value()) {
                         cx.error_spanned_by(&s, format!("invalid event name: {why}"));
@@ -248,7 +248,7 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
                 }
             }
             CRATE => {
-                let value: Expr = meta.value()?.parse()?;
+                let value: Expr = ungroup(meta.value()?.parse()?);
                 if let Some(path) = crate_path(cx, &value) {
                     krate.set(span, path);
                 }
@@ -276,7 +276,7 @@ pub fn parse_subscriber(cx: &Ctxt, tokens: TokenStream) -> Option<Path> {
         let key = key_of(&meta.path);
         let span = meta.path.span();
         if key == CRATE {
-            let value: Expr = meta.value()?.parse()?;
+            let value: Expr = ungroup(meta.value()?.parse()?);
             if let Some(path) = crate_path(cx, &value) {
                 krate.set(span, path);
             }
@@ -290,6 +290,19 @@ pub fn parse_subscriber(cx: &Ctxt, tokens: TokenStream) -> Option<Path> {
         cx.push(e);
     }
     krate.get().map(|s| s.value)
+}
+
+/// A value that came through a `macro_rules!` fragment (`$pattern:literal`,
+/// `$n:expr`) arrives wrapped in an invisible group: look through it.
+fn ungroup(value: Expr) -> Expr {
+    match value {
+        Expr::Group(group) => ungroup(*group.expr),
+        Expr::Array(mut array) => {
+            array.elems = array.elems.into_iter().map(ungroup).collect();
+            Expr::Array(array)
+        }
+        other => other,
+    }
 }
 
 fn key_of(path: &Path) -> String {
@@ -353,12 +366,12 @@ where
     let (negative, lit) = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
-        }) => (false, i),
+        }) => (false, i.clone()),
         Expr::Unary(syn::ExprUnary {
             op: syn::UnOp::Neg(_),
             expr,
             ..
-        }) => match &**expr {
+        }) => match ungroup((**expr).clone()) {
             Expr::Lit(ExprLit {
                 lit: Lit::Int(i), ..
             }) => (true, i),
@@ -595,6 +608,17 @@ mod tests {
         assert!(err.contains("duplicate key `tries`"), "{err}");
         assert!(err.contains("invalid duration for `delay`"), "{err}");
         assert!(err.contains("pattern is empty"), "{err}");
+    }
+
+    #[test]
+    fn values_from_macro_rules_fragments() {
+        // What `$pattern:literal` and `$n:expr` look like after expansion.
+        let pattern = proc_macro2::Group::new(proc_macro2::Delimiter::None, quote!("order.*"));
+        let tries = proc_macro2::Group::new(proc_macro2::Delimiter::None, quote!(3));
+        let (args, err) = listener(quote!(pattern = #pattern, queue = "q", tries = #tries));
+        assert_eq!(err, None);
+        assert_eq!(args.pattern.unwrap().value, "order.*");
+        assert_eq!(args.tries.unwrap().value, 3);
     }
 
     #[test]
