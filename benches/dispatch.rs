@@ -137,7 +137,11 @@ fn sync_vs_direct(c: &mut Criterion) {
         b.iter(|| run(Ten { n: black_box(1) }.dispatch()).unwrap())
     });
     group.bench_function(BenchmarkId::new("direct", 100), |b| {
-        b.iter(|| DIRECT_HUNDRED.iter().for_each(|f| f(black_box(&Hundred { n: 1 }))))
+        b.iter(|| {
+            DIRECT_HUNDRED
+                .iter()
+                .for_each(|f| f(black_box(&Hundred { n: 1 })))
+        })
     });
     group.bench_function(BenchmarkId::new("dispatch", 100), |b| {
         b.iter(|| run(Hundred { n: black_box(1) }.dispatch()).unwrap())
@@ -162,7 +166,12 @@ fn wildcards_and_fakes(c: &mut Criterion) {
         b.iter(|| run(Wild { n: black_box(1) }.dispatch()).unwrap())
     });
     group.bench_function("matches_pattern", |b| {
-        b.iter(|| events::matches_pattern(black_box("appointment.*"), black_box("appointment.slot.moved")))
+        b.iter(|| {
+            events::matches_pattern(
+                black_box("appointment.*"),
+                black_box("appointment.slot.moved"),
+            )
+        })
     });
     group.finish();
 

@@ -20,7 +20,7 @@ pub use std::time::Duration;
 pub use crate::event::{AnyEvent, ErasedEvent, Event, EventDef, FromJson, Shareable, spec};
 pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
-    Target,
+    Target, TypedCall,
 };
 pub use crate::queue::FailedJob;
 

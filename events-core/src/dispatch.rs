@@ -1,13 +1,16 @@
 //! Dispatch: running an event's sync listeners in order and enqueueing its
 //! queued ones.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use crate::event::{AnyEvent, Event};
-use crate::listener::{BoxError, Flow, ListenerDef, Run};
+use std::ops::ControlFlow;
+
+use crate::listener::{BoxError, Flow, ListenerDef, Outcome, Run};
 use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
-use crate::registry::{Registry, RegistryError, registry};
+use crate::registry::{Call, Inline, Registry, RegistryError, Table, registry};
 use crate::testing;
 
 /// What a dispatch did.
@@ -224,41 +227,117 @@ impl Dispatcher {
         sink: JobSink<'_>,
     ) -> Result<Dispatched, DispatchError> {
         let table = self.inner.registry.table::<E>();
-        let any = AnyEvent::new(event);
         let mut done = Dispatched::default();
-        for def in table.inline.iter() {
-            if !admits(def, any) {
-                done.skipped += 1;
-                continue;
-            }
-            let outcome = match def.run {
-                Run::Sync(call) => call(any),
-                Run::Async(call) => call(any).await,
-                // The registry keeps queued listeners out of `inline`.
-                Run::Queued { .. } => continue,
-            };
-            done.ran += 1;
-            match outcome {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Stop) => {
-                    done.halted_by = Some(def.name);
-                    break;
-                }
-                Err(source) => {
-                    return Err(DispatchError::Listener {
-                        listener: def.name,
-                        event: E::NAME,
-                        source,
-                    });
-                }
-            }
+        if table.all_sync {
+            // The hot path: a plain loop, no `.await`.
+            run_sync(table, event, &mut done)
+        } else {
+            run_mixed(table, event, &mut done).await
         }
-        // Queued listeners come after every sync one: like Laravel's
-        // `return false`, a halt keeps them from being enqueued too.
+        .map_err(listener_error::<E>)?;
+        // Queued listeners come after every sync one: like Laravel's `return
+        // false`, a halt keeps them from being enqueued too. Boxed, so its
+        // state does not make every dispatch's future bigger (it allocates
+        // for the JSON and the job anyway).
         if done.halted_by.is_none() && !table.queued.is_empty() {
-            enqueue(&table.queued, any, &sink, &mut done).await?;
+            Box::pin(enqueue(
+                &table.queued,
+                AnyEvent::new(event),
+                &sink,
+                &mut done,
+            ))
+            .await?;
         }
         Ok(done)
+    }
+}
+
+fn listener_error<E: Event>((listener, source): (&'static str, BoxError)) -> DispatchError {
+    DispatchError::Listener {
+        listener,
+        event: E::NAME,
+        source,
+    }
+}
+
+/// Calls one sync entry.
+#[inline(always)]
+fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outcome> {
+    match entry.call {
+        Call::Typed(call) => {
+            debug_assert!(table.typed_for == TypeId::of::<E>());
+            // SAFETY: `table` is `registry.table::<E>()`, the table keyed by
+            // `TypeId::of::<E>()`, and the registry admits a `Call::Typed`
+            // into a table only when the call was built for the table's key
+            // (`Registry::table_from`).
+            let call = unsafe { call.assume::<E>() };
+            Some(call(event))
+        }
+        Call::Sync(call) => Some(call(AnyEvent::new(event))),
+        Call::Async(_) => None,
+    }
+}
+
+/// The fast path, when every inline listener is a plain `fn`: a loop with no
+/// `.await`, which the optimizer keeps in registers.
+fn run_sync<E: Event>(
+    table: &Table,
+    event: &E,
+    done: &mut Dispatched,
+) -> Result<(), (&'static str, BoxError)> {
+    for entry in table.inline.iter() {
+        if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
+            done.skipped += 1;
+            continue;
+        }
+        let Some(outcome) = call_sync(table, entry, event) else {
+            unreachable!("`all_sync` tables hold no async listener")
+        };
+        if settle(entry, outcome, done)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The general path: sync and async listeners in order.
+async fn run_mixed<E: Event>(
+    table: &Table,
+    event: &E,
+    done: &mut Dispatched,
+) -> Result<(), (&'static str, BoxError)> {
+    for entry in table.inline.iter() {
+        if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
+            done.skipped += 1;
+            continue;
+        }
+        let outcome = match (call_sync(table, entry, event), entry.call) {
+            (Some(outcome), _) => outcome,
+            (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
+            (None, _) => unreachable!("only async calls have no sync outcome"),
+        };
+        if settle(entry, outcome, done)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Records one listener's outcome: go on, halt, or fail the dispatch.
+#[inline(always)]
+fn settle(
+    entry: &Inline,
+    outcome: Outcome,
+    done: &mut Dispatched,
+) -> Result<ControlFlow<()>, (&'static str, BoxError)> {
+    done.ran += 1;
+    match outcome {
+        Ok(Flow::Continue) => Ok(ControlFlow::Continue(())),
+        Ok(Flow::Stop) => {
+            done.halted_by = Some(entry.name);
+            Ok(ControlFlow::Break(()))
+        }
+        Err(source) => Err((entry.name, source)),
     }
 }
 

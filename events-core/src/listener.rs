@@ -220,11 +220,60 @@ pub type AsyncFn = for<'a> fn(&'a AnyEvent) -> BoxFuture<'a, Outcome>;
 #[doc(hidden)]
 pub type JobFn = fn(&str, &str) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
 
+/// A plain `fn` listener's body for its own event type `E`, with `E` erased.
+///
+/// Only [`TypedCall::new`] builds one, recording `E`'s `TypeId` next to the
+/// function, so the registry can check which event type it takes before it
+/// ever calls it as `fn(&E)`.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct TypedCall {
+    erased: *const (),
+    type_id: fn() -> TypeId,
+}
+
+// SAFETY: `erased` is a function pointer, which is `Send + Sync`.
+unsafe impl Send for TypedCall {}
+// SAFETY: as above.
+unsafe impl Sync for TypedCall {}
+
+impl TypedCall {
+    /// Erases `call`, remembering the event type it takes.
+    pub const fn new<E: 'static>(call: fn(&E) -> Outcome) -> TypedCall {
+        TypedCall {
+            erased: call as *const (),
+            type_id: TypeId::of::<E>,
+        }
+    }
+
+    /// The event type the function takes.
+    pub(crate) fn type_id(&self) -> TypeId {
+        (self.type_id)()
+    }
+
+    /// The function, typed again.
+    ///
+    /// # Safety
+    ///
+    /// `E` must be the type this call was built for: `self.type_id()` must
+    /// equal `TypeId::of::<E>()`.
+    #[inline(always)]
+    pub(crate) unsafe fn assume<E: 'static>(self) -> fn(&E) -> Outcome {
+        debug_assert!(self.type_id() == TypeId::of::<E>());
+        // SAFETY: `erased` came from a `fn(&E) -> Outcome` (see `new`), and
+        // the caller vouches that this `E` is that `E`.
+        unsafe { std::mem::transmute::<*const (), fn(&E) -> Outcome>(self.erased) }
+    }
+}
+
 /// How a registered listener runs.
 #[doc(hidden)]
 #[derive(Clone, Copy)]
 pub enum Run {
-    /// A plain `fn`, called inside dispatch.
+    /// A plain `fn` taking one event type, called inside dispatch without
+    /// type erasure.
+    Typed(TypedCall),
+    /// A plain `fn` taking `&AnyEvent`, called inside dispatch.
     Sync(SyncFn),
     /// An `async fn`, awaited inside dispatch.
     Async(AsyncFn),
@@ -335,14 +384,14 @@ impl ListenerInfo {
     pub fn mode(&self) -> Mode {
         match self.def.run {
             Run::Queued { options, .. } => Mode::Queued(options),
-            Run::Sync(_) | Run::Async(_) => Mode::Sync,
+            Run::Typed(_) | Run::Sync(_) | Run::Async(_) => Mode::Sync,
         }
     }
 
     /// Whether the listener is an `async fn`.
     pub fn is_async(&self) -> bool {
         match self.def.run {
-            Run::Sync(_) => false,
+            Run::Typed(_) | Run::Sync(_) => false,
             Run::Async(_) => true,
             Run::Queued { is_async, .. } => is_async,
         }

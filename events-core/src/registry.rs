@@ -13,10 +13,35 @@ use crate::listener::{ListenerDef, ListenerInfo, Run};
 
 /// Every listener for one event type, in run order.
 pub(crate) struct Table {
-    /// Sync and async listeners run inside dispatch.
-    pub(crate) inline: Box<[&'static ListenerDef]>,
+    /// Sync and async listeners run inside dispatch: what dispatch reads,
+    /// copied into one contiguous array.
+    pub(crate) inline: Box<[Inline]>,
+    /// Whether every inline listener is a plain `fn` (the fast path).
+    pub(crate) all_sync: bool,
+    /// The event type every `Call::Typed` entry takes: the table's key.
+    pub(crate) typed_for: TypeId,
+    /// The inline listeners' registrations, for reports.
+    pub(crate) inline_defs: Box<[&'static ListenerDef]>,
     /// Queued listeners, enqueued after the inline ones succeeded.
     pub(crate) queued: Box<[&'static ListenerDef]>,
+}
+
+/// One listener run inside dispatch.
+#[derive(Clone, Copy)]
+pub(crate) struct Inline {
+    pub(crate) call: Call,
+    pub(crate) when: Option<fn(&crate::event::AnyEvent) -> bool>,
+    pub(crate) name: &'static str,
+}
+
+/// How an inline listener is called.
+#[derive(Clone, Copy)]
+pub(crate) enum Call {
+    /// Checked when the table was built: takes exactly the table's event
+    /// type, so dispatch may call it as `fn(&E)` (see [`Table::typed_for`]).
+    Typed(crate::listener::TypedCall),
+    Sync(crate::listener::SyncFn),
+    Async(crate::listener::AsyncFn),
 }
 
 /// A registered event type.
@@ -122,7 +147,7 @@ pub fn registry() -> &'static Registry {
 pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
     let table = registry().table::<E>();
     table
-        .inline
+        .inline_defs
         .iter()
         .chain(table.queued.iter())
         .map(|def| ListenerInfo { def })
@@ -207,8 +232,30 @@ impl Registry {
 
     fn table_from(listeners: &[ListenerInfo], type_id: TypeId, name: &str) -> Table {
         let mine = || listeners.iter().filter(|l| l.listens_to(type_id, name));
+        let inline: Box<[Inline]> = mine()
+            .filter_map(|l| {
+                let call = match l.def.run {
+                    // Only a call built for this very type may be called as
+                    // `fn(&E)` by `dispatch::<E>`; any other (a registration
+                    // not made by the macros) is left out.
+                    Run::Typed(call) if call.type_id() == type_id => Call::Typed(call),
+                    Run::Typed(_) => return None,
+                    Run::Sync(call) => Call::Sync(call),
+                    Run::Async(call) => Call::Async(call),
+                    Run::Queued { .. } => return None,
+                };
+                Some(Inline {
+                    call,
+                    when: l.def.when,
+                    name: l.def.name,
+                })
+            })
+            .collect();
         Table {
-            inline: mine()
+            all_sync: inline.iter().all(|i| !matches!(i.call, Call::Async(_))),
+            typed_for: type_id,
+            inline,
+            inline_defs: mine()
                 .filter(|l| !matches!(l.def.run, Run::Queued { .. }))
                 .map(|l| l.def)
                 .collect(),

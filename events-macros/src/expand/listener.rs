@@ -200,36 +200,58 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
     let krate = r.krate;
     let private = quote!(#krate::__private);
     let name = &r.name;
-    let body = match r.event {
-        EventParam::Typed(ty) => {
+    match (r.event, r.handler.is_async) {
+        // The hot path: a plain fn taking its own event type is registered
+        // typed, and dispatch calls it as `fn(&E)` with no downcast.
+        (EventParam::Typed(ty), false) => {
             let call = call(r, quote!(__typed));
-            quote! {
-                match #private::downcast::<#ty>(__event) {
-                    #private::Some(__typed) => #call,
-                    #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
-                }
-            }
+            (
+                quote! {
+                    fn __events_call(__typed: &#ty) -> #private::Outcome { #call }
+                },
+                quote!(#private::Run::Typed(#private::TypedCall::new::<#ty>(__events_call))),
+            )
         }
-        EventParam::Any(_) => call(r, quote!(__event)),
-    };
-    if r.handler.is_async {
-        (
-            quote! {
-                fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
-                    -> #private::BoxFuture<'__a, #private::Outcome>
-                {
-                    #private::Box::pin(async move { #body })
-                }
-            },
-            quote!(#private::Run::Async(__events_call)),
-        )
-    } else {
-        (
-            quote! {
-                fn __events_call(__event: &#private::AnyEvent) -> #private::Outcome { #body }
-            },
-            quote!(#private::Run::Sync(__events_call)),
-        )
+        (EventParam::Typed(ty), true) => {
+            let call = call(r, quote!(__typed));
+            (
+                quote! {
+                    fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
+                        -> #private::BoxFuture<'__a, #private::Outcome>
+                    {
+                        #private::Box::pin(async move {
+                            match #private::downcast::<#ty>(__event) {
+                                #private::Some(__typed) => #call,
+                                #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
+                            }
+                        })
+                    }
+                },
+                quote!(#private::Run::Async(__events_call)),
+            )
+        }
+        (EventParam::Any(_), true) => {
+            let call = call(r, quote!(__event));
+            (
+                quote! {
+                    fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
+                        -> #private::BoxFuture<'__a, #private::Outcome>
+                    {
+                        #private::Box::pin(async move { #call })
+                    }
+                },
+                quote!(#private::Run::Async(__events_call)),
+            )
+        }
+        (EventParam::Any(_), false) => {
+            let call = call(r, quote!(__event));
+            (
+                quote! {
+                    fn __events_call(__event: &#private::AnyEvent) -> #private::Outcome { #call }
+                },
+                quote!(#private::Run::Sync(__events_call)),
+            )
+        }
     }
 }
 
