@@ -263,13 +263,19 @@ fn listener_error<E: Event>((listener, source): (&'static str, BoxError)) -> Dis
 /// Calls one sync entry.
 #[inline(always)]
 fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outcome> {
+    debug_assert!(table.typed_for == TypeId::of::<E>());
     match entry.call {
-        Call::Typed(call) => {
-            debug_assert!(table.typed_for == TypeId::of::<E>());
+        Call::TypedUnit(call) => {
             // SAFETY: `table` is `registry.table::<E>()`, the table keyed by
-            // `TypeId::of::<E>()`, and the registry admits a `Call::Typed`
-            // into a table only when the call was built for the table's key
-            // (`Registry::table_from`).
+            // `TypeId::of::<E>()`, and the registry admits a typed call into
+            // a table only when it was built for the table's key
+            // (`Registry::table_from`), as a unit call for `TypedUnit`.
+            let call = unsafe { call.assume_unit::<E>() };
+            call(event);
+            Some(Ok(Flow::Continue))
+        }
+        Call::Typed(call) => {
+            // SAFETY: as above, built as an outcome call for `Typed`.
             let call = unsafe { call.assume::<E>() };
             Some(call(event))
         }
@@ -280,11 +286,7 @@ fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outco
 
 /// The fast path, when every inline listener is a plain `fn`: a loop with no
 /// `.await`, which the optimizer keeps in registers.
-fn run_sync<E: Event>(
-    table: &Table,
-    event: &E,
-    done: &mut Dispatched,
-) -> Result<(), (&'static str, BoxError)> {
+fn run_sync<E: Event>(table: &Table, event: &E, done: &mut Dispatched) -> Result<(), (&'static str, BoxError)> {
     for entry in table.inline.iter() {
         if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
             done.skipped += 1;

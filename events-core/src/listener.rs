@@ -230,6 +230,8 @@ pub type JobFn = fn(&str, &str) -> Result<BoxFuture<'static, Outcome>, serde_jso
 pub struct TypedCall {
     erased: *const (),
     type_id: fn() -> TypeId,
+    /// `fn(&E)` rather than `fn(&E) -> Outcome`.
+    unit: bool,
 }
 
 // SAFETY: `erased` is a function pointer, which is `Send + Sync`.
@@ -243,7 +245,23 @@ impl TypedCall {
         TypedCall {
             erased: call as *const (),
             type_id: TypeId::of::<E>,
+            unit: false,
         }
+    }
+
+    /// Erases a listener that returns nothing: the user's own function,
+    /// called with no wrapper and no outcome to read back.
+    pub const fn unit<E: 'static>(call: fn(&E)) -> TypedCall {
+        TypedCall {
+            erased: call as *const (),
+            type_id: TypeId::of::<E>,
+            unit: true,
+        }
+    }
+
+    /// Whether it returns nothing.
+    pub(crate) fn is_unit(&self) -> bool {
+        self.unit
     }
 
     /// The event type the function takes.
@@ -259,10 +277,23 @@ impl TypedCall {
     /// equal `TypeId::of::<E>()`.
     #[inline(always)]
     pub(crate) unsafe fn assume<E: 'static>(self) -> fn(&E) -> Outcome {
-        debug_assert!(self.type_id() == TypeId::of::<E>());
+        debug_assert!(self.type_id() == TypeId::of::<E>() && !self.unit);
         // SAFETY: `erased` came from a `fn(&E) -> Outcome` (see `new`), and
         // the caller vouches that this `E` is that `E`.
         unsafe { std::mem::transmute::<*const (), fn(&E) -> Outcome>(self.erased) }
+    }
+
+    /// The unit function, typed again.
+    ///
+    /// # Safety
+    ///
+    /// As for [`assume`](Self::assume), and `self.is_unit()` must hold.
+    #[inline(always)]
+    pub(crate) unsafe fn assume_unit<E: 'static>(self) -> fn(&E) {
+        debug_assert!(self.type_id() == TypeId::of::<E>() && self.unit);
+        // SAFETY: `erased` came from a `fn(&E)` (see `unit`), and the caller
+        // vouches for `E`.
+        unsafe { std::mem::transmute::<*const (), fn(&E)>(self.erased) }
     }
 }
 

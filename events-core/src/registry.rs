@@ -38,8 +38,11 @@ pub(crate) struct Inline {
 #[derive(Clone, Copy)]
 pub(crate) enum Call {
     /// Checked when the table was built: takes exactly the table's event
-    /// type, so dispatch may call it as `fn(&E)` (see [`Table::typed_for`]).
+    /// type, so dispatch may call it as `fn(&E) -> Outcome` (see
+    /// [`Table::typed_for`]).
     Typed(crate::listener::TypedCall),
+    /// The same, for a listener returning nothing: called as `fn(&E)`.
+    TypedUnit(crate::listener::TypedCall),
     Sync(crate::listener::SyncFn),
     Async(crate::listener::AsyncFn),
 }
@@ -238,6 +241,7 @@ impl Registry {
                     // Only a call built for this very type may be called as
                     // `fn(&E)` by `dispatch::<E>`; any other (a registration
                     // not made by the macros) is left out.
+                    Run::Typed(call) if call.type_id() == type_id && call.is_unit() => Call::TypedUnit(call),
                     Run::Typed(call) if call.type_id() == type_id => Call::Typed(call),
                     Run::Typed(_) => return None,
                     Run::Sync(call) => Call::Sync(call),

@@ -195,6 +195,15 @@ fn call(r: &Registration, arg: TokenStream) -> TokenStream {
     checks::outcome(r.krate, r.handler.output, call)
 }
 
+/// Whether the listener declares no return type, or `()`.
+fn returns_unit(r: &Registration) -> bool {
+    match r.handler.output {
+        None => true,
+        Some(Type::Tuple(tuple)) => tuple.elems.is_empty(),
+        Some(_) => false,
+    }
+}
+
 /// A sync or async listener: called inside dispatch.
 fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
     let krate = r.krate;
@@ -203,6 +212,22 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
     match (r.event, r.handler.is_async) {
         // The hot path: a plain fn taking its own event type is registered
         // typed, and dispatch calls it as `fn(&E)` with no downcast.
+        // A free fn returning nothing is registered as itself: no wrapper.
+        (EventParam::Typed(ty), false) if returns_unit(r) => match &r.callee {
+            Callee::Free(ident) => (
+                quote!(),
+                quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(#ident))),
+            ),
+            Callee::Method { self_ty, ident } => {
+                let instance = checks::subscriber(krate, self_ty);
+                (
+                    quote! {
+                        fn __events_call(__typed: &#ty) { #instance.#ident(__typed) }
+                    },
+                    quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(__events_call))),
+                )
+            }
+        },
         (EventParam::Typed(ty), false) => {
             let call = call(r, quote!(__typed));
             (
