@@ -23,6 +23,7 @@ pub use crate::listener::{
     Target, TypedCall,
 };
 pub use crate::queue::FailedJob;
+pub use crate::registry::TableSlot;
 
 use crate::event::RawEvent;
 use crate::registry::registry;

@@ -202,54 +202,63 @@ impl Dispatcher {
     /// A listener returning an error stops the rest and its error comes back;
     /// one returning `Flow::Stop` stops the rest quietly. Either way nothing
     /// is enqueued, since queued listeners come after the sync ones.
-    pub async fn dispatch<E: Event>(&self, event: E) -> Result<Dispatched, DispatchError> {
-        let fakes = testing::current();
-        if let Some(fakes) = &fakes
-            && let Some(recorder) = fakes.events_for::<E>()
-        {
-            recorder.record(event);
-            return Ok(Dispatched {
-                faked: true,
-                ..Dispatched::default()
-            });
-        }
+    pub fn dispatch<E: Event>(
+        &self,
+        event: E,
+    ) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send + '_ {
+        dispatch_on(Some(self), event)
+    }
+}
+
+/// The whole dispatch as one state machine (no nested async fns, whose
+/// futures would be copied into each other). `None` means the global
+/// dispatcher could not be built; `global()` then says why.
+async fn dispatch_on<E: Event>(
+    dispatcher: Option<&Dispatcher>,
+    event: E,
+) -> Result<Dispatched, DispatchError> {
+    let dispatcher = match dispatcher {
+        Some(dispatcher) => dispatcher,
+        None => global()?,
+    };
+    let fakes = testing::current();
+    if let Some(fakes) = &fakes
+        && let Some(recorder) = fakes.events_for::<E>()
+    {
+        recorder.record(event);
+        return Ok(Dispatched {
+            faked: true,
+            ..Dispatched::default()
+        });
+    }
+    let table = dispatcher.inner.registry.table::<E>();
+    let mut done = Dispatched::default();
+    if table.all_sync {
+        // The hot path: a plain loop, no `.await`.
+        run_sync(table, &event, &mut done)
+    } else {
+        run_mixed(table, &event, &mut done).await
+    }
+    .map_err(listener_error::<E>)?;
+    // Queued listeners come after every sync one: like Laravel's `return
+    // false`, a halt keeps them from being enqueued too. Boxed, so its state
+    // does not make every dispatch's future bigger (it allocates for the
+    // JSON and the job anyway).
+    if done.halted_by.is_none() && !table.queued.is_empty() {
         let queue_fake = fakes.and_then(|f| f.queue);
         let sink = match &queue_fake {
             Some(fake) => JobSink::Fake(fake),
-            None => JobSink::Target(&self.inner.target),
+            None => JobSink::Target(&dispatcher.inner.target),
         };
-        self.run(&event, sink).await
+        Box::pin(enqueue(
+            &table.queued,
+            AnyEvent::new(&event),
+            &sink,
+            &mut done,
+        ))
+        .await?;
     }
-
-    async fn run<E: Event>(
-        &self,
-        event: &E,
-        sink: JobSink<'_>,
-    ) -> Result<Dispatched, DispatchError> {
-        let table = self.inner.registry.table::<E>();
-        let mut done = Dispatched::default();
-        if table.all_sync {
-            // The hot path: a plain loop, no `.await`.
-            run_sync(table, event, &mut done)
-        } else {
-            run_mixed(table, event, &mut done).await
-        }
-        .map_err(listener_error::<E>)?;
-        // Queued listeners come after every sync one: like Laravel's `return
-        // false`, a halt keeps them from being enqueued too. Boxed, so its
-        // state does not make every dispatch's future bigger (it allocates
-        // for the JSON and the job anyway).
-        if done.halted_by.is_none() && !table.queued.is_empty() {
-            Box::pin(enqueue(
-                &table.queued,
-                AnyEvent::new(event),
-                &sink,
-                &mut done,
-            ))
-            .await?;
-        }
-        Ok(done)
-    }
+    Ok(done)
 }
 
 fn listener_error<E: Event>((listener, source): (&'static str, BoxError)) -> DispatchError {
@@ -286,7 +295,12 @@ fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outco
 
 /// The fast path, when every inline listener is a plain `fn`: a loop with no
 /// `.await`, which the optimizer keeps in registers.
-fn run_sync<E: Event>(table: &Table, event: &E, done: &mut Dispatched) -> Result<(), (&'static str, BoxError)> {
+#[inline(always)]
+fn run_sync<E: Event>(
+    table: &Table,
+    event: &E,
+    done: &mut Dispatched,
+) -> Result<(), (&'static str, BoxError)> {
     for entry in table.inline.iter() {
         if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
             done.skipped += 1;
@@ -445,10 +459,19 @@ pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
 
 /// The global dispatcher: the installed one, else one built on first use
 /// with the queue `EVENTS_QUEUE_URL` names (in-process when unset).
+#[inline]
 pub fn global() -> Result<&'static Dispatcher, DispatchError> {
     if let Some(installed) = INSTALLED.get() {
         return Ok(installed);
     }
+    match DEFAULT.get() {
+        Some(Ok(dispatcher)) => Ok(dispatcher),
+        _ => global_slow(),
+    }
+}
+
+#[cold]
+fn global_slow() -> Result<&'static Dispatcher, DispatchError> {
     DEFAULT
         .get_or_init(default_dispatcher)
         .as_ref()
@@ -477,8 +500,10 @@ fn default_dispatcher() -> Result<Dispatcher, StartupError> {
 /// events::dispatch(Heartbeat).await?;
 /// # Ok(()) }
 /// ```
-pub async fn dispatch<E: Event>(event: E) -> Result<Dispatched, DispatchError> {
-    global()?.dispatch(event).await
+pub fn dispatch<E: Event>(
+    event: E,
+) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+    dispatch_on(global().ok(), event)
 }
 
 /// `event.dispatch()` and its conditional forms, for every [`Event`].

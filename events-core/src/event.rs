@@ -34,6 +34,15 @@ pub trait Event: Shareable {
     fn __to_json(&self) -> Option<Result<String, serde_json::Error>> {
         None
     }
+
+    /// A slot caching this type's listener table, so dispatch skips the
+    /// registry's hash lookup. `#[event]` gives each non-generic type one; a
+    /// generic type has none (a static in a generic impl would be shared by
+    /// every instantiation).
+    #[doc(hidden)]
+    fn __table_slot() -> Option<&'static crate::registry::TableSlot> {
+        None
+    }
 }
 
 /// `Send + Sync + 'static`: what every event must be, since listeners and

@@ -26,6 +26,23 @@ pub(crate) struct Table {
     pub(crate) queued: Box<[&'static ListenerDef]>,
 }
 
+/// A per-event-type cache of the global registry's table for that type.
+#[doc(hidden)]
+pub struct TableSlot(OnceLock<&'static Table>);
+
+impl TableSlot {
+    /// An empty slot, for a `static`.
+    pub const fn new() -> TableSlot {
+        TableSlot(OnceLock::new())
+    }
+}
+
+impl Default for TableSlot {
+    fn default() -> Self {
+        TableSlot::new()
+    }
+}
+
 /// One listener run inside dispatch.
 #[derive(Clone, Copy)]
 pub(crate) struct Inline {
@@ -241,7 +258,9 @@ impl Registry {
                     // Only a call built for this very type may be called as
                     // `fn(&E)` by `dispatch::<E>`; any other (a registration
                     // not made by the macros) is left out.
-                    Run::Typed(call) if call.type_id() == type_id && call.is_unit() => Call::TypedUnit(call),
+                    Run::Typed(call) if call.type_id() == type_id && call.is_unit() => {
+                        Call::TypedUnit(call)
+                    }
                     Run::Typed(call) if call.type_id() == type_id => Call::Typed(call),
                     Run::Typed(_) => return None,
                     Run::Sync(call) => Call::Sync(call),
@@ -270,10 +289,21 @@ impl Registry {
         }
     }
 
-    /// The table of `E`. One hash lookup for every `#[event]` type; generic
-    /// event types get theirs built on first dispatch.
+    /// The table of `E`: from the type's own slot once filled (one atomic
+    /// load), else one hash lookup; generic event types get theirs built on
+    /// first dispatch.
     #[inline]
-    pub(crate) fn table<E: Event>(&self) -> &Table {
+    pub(crate) fn table<E: Event>(&'static self) -> &'static Table {
+        match E::__table_slot() {
+            // Slots cache the global registry's tables only.
+            Some(slot) if std::ptr::eq(self, registry()) => {
+                slot.0.get_or_init(|| self.lookup::<E>())
+            }
+            _ => self.lookup::<E>(),
+        }
+    }
+
+    fn lookup<E: Event>(&'static self) -> &'static Table {
         let type_id = TypeId::of::<E>();
         if let Some(table) = self.tables.get(&type_id) {
             return table;
@@ -282,7 +312,7 @@ impl Registry {
     }
 
     #[cold]
-    fn late_table(&self, type_id: TypeId, name: &str) -> &Table {
+    fn late_table(&'static self, type_id: TypeId, name: &str) -> &'static Table {
         // A poisoned lock only means another thread panicked while inserting
         // a complete table: the map is still consistent.
         if let Some(table) = self

@@ -39,6 +39,16 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
             .push(syn::parse_quote!(#param: ::core::marker::Send + ::core::marker::Sync + 'static));
     }
     let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
+    let table_slot = if generics.params.is_empty() {
+        quote! {
+            fn __table_slot() -> #private::Option<&'static #private::TableSlot> {
+                static SLOT: #private::TableSlot = #private::TableSlot::new();
+                #private::Some(&SLOT)
+            }
+        }
+    } else {
+        quote!()
+    };
     let registration = if generics.params.is_empty() {
         let line = line_of(ident.span());
         let type_name = ident.unraw().to_string();
@@ -78,6 +88,8 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
                 use #private::spec::{NoSerialize as _, ViaSerialize as _};
                 (&&#private::spec::Probe::<Self>(#private::PhantomData)).__events_to_json(self)
             }
+
+            #table_slot
         }
 
         #registration
