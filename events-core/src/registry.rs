@@ -9,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{OnceLock, RwLock};
 
 use crate::event::{Event, EventDef, FromJson};
-use crate::listener::{ListenerDef, ListenerInfo, Run};
+use crate::listener::{ListenerDef, ListenerInfo, Run, Target};
 
 /// Every listener for one event type, in run order.
 pub(crate) struct Table {
@@ -187,13 +187,7 @@ impl Registry {
         mut events: Vec<&'static EventDef>,
         mut listeners: Vec<&'static ListenerDef>,
     ) -> Registry {
-        listeners.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then_with(|| a.name.cmp(b.name))
-                .then_with(|| a.file.cmp(b.file))
-                .then_with(|| a.line.cmp(&b.line))
-        });
+        listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
         events.sort_by(|a, b| {
             a.name
                 .cmp(b.name)
@@ -234,12 +228,24 @@ impl Registry {
             }
         }
 
+        // One pass to group typed listeners by event type (kept in run
+        // order) and set wildcard ones apart; then each event's table is its
+        // own group plus the wildcards its name matches.
+        let mut typed: HashMap<TypeId, Vec<ListenerInfo>, BuildHasherDefault<TypeIdHasher>> = HashMap::default();
+        let mut wildcards = Vec::new();
+        for listener in &listeners {
+            match listener.def.target {
+                Target::Event { type_id, .. } => typed.entry(type_id()).or_default().push(*listener),
+                Target::Pattern(_) => wildcards.push(*listener),
+            }
+        }
         let mut tables = HashMap::default();
         for event in &events {
             let type_id = (event.def.type_id)();
-            tables
-                .entry(type_id)
-                .or_insert_with(|| Self::table_from(&listeners, type_id, event.def.name));
+            tables.entry(type_id).or_insert_with(|| {
+                let mine = typed.get(&type_id).map_or(&[][..], Vec::as_slice);
+                Self::table_from(mine, &wildcards, type_id, event.def.name)
+            });
         }
         Registry {
             listeners,
@@ -250,8 +256,18 @@ impl Registry {
         }
     }
 
-    fn table_from(listeners: &[ListenerInfo], type_id: TypeId, name: &str) -> Table {
-        let mine = || listeners.iter().filter(|l| l.listens_to(type_id, name));
+    /// The table of one event type, from its typed listeners and every
+    /// wildcard listener (both in run order), merged back into run order.
+    fn table_from(typed: &[ListenerInfo], wildcards: &[ListenerInfo], type_id: TypeId, name: &str) -> Table {
+        let mut listeners: Vec<ListenerInfo> = typed
+            .iter()
+            .chain(wildcards.iter().filter(|l| l.listens_to(type_id, name)))
+            .copied()
+            .collect();
+        if listeners.len() > typed.len() {
+            listeners.sort_by(run_order);
+        }
+        let mine = || listeners.iter();
         let inline: Box<[Inline]> = mine()
             .filter_map(|l| {
                 let call = match l.def.run {
@@ -327,7 +343,12 @@ impl Registry {
         // One leaked table per distinct generic event type, kept for the
         // program's life like the registry itself.
         late.entry(type_id).or_insert_with(|| {
-            Box::leak(Box::new(Self::table_from(&self.listeners, type_id, name)))
+            let (typed, wildcards): (Vec<ListenerInfo>, Vec<ListenerInfo>) = self
+                .listeners
+                .iter()
+                .filter(|l| l.pattern().is_some() || l.listens_to(type_id, name))
+                .partition(|l| l.pattern().is_none());
+            Box::leak(Box::new(Self::table_from(&typed, &wildcards, type_id, name)))
         })
     }
 
@@ -378,6 +399,16 @@ impl fmt::Debug for Registry {
             .field("problems", &self.problems)
             .finish()
     }
+}
+
+/// Higher priority first, then by name; file and line break exact ties so
+/// the order never depends on link order.
+fn run_order(a: &ListenerInfo, b: &ListenerInfo) -> std::cmp::Ordering {
+    b.priority()
+        .cmp(&a.priority())
+        .then_with(|| a.name().cmp(b.name()))
+        .then_with(|| a.file().cmp(b.file()))
+        .then_with(|| a.line().cmp(&b.line()))
 }
 
 /// `TypeId`s are hashes already: pass their bits through.
