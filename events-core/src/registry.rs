@@ -231,11 +231,14 @@ impl Registry {
         // One pass to group typed listeners by event type (kept in run
         // order) and set wildcard ones apart; then each event's table is its
         // own group plus the wildcards its name matches.
-        let mut typed: HashMap<TypeId, Vec<ListenerInfo>, BuildHasherDefault<TypeIdHasher>> = HashMap::default();
+        let mut typed: HashMap<TypeId, Vec<ListenerInfo>, BuildHasherDefault<TypeIdHasher>> =
+            HashMap::default();
         let mut wildcards = Vec::new();
         for listener in &listeners {
             match listener.def.target {
-                Target::Event { type_id, .. } => typed.entry(type_id()).or_default().push(*listener),
+                Target::Event { type_id, .. } => {
+                    typed.entry(type_id()).or_default().push(*listener)
+                }
                 Target::Pattern(_) => wildcards.push(*listener),
             }
         }
@@ -258,7 +261,12 @@ impl Registry {
 
     /// The table of one event type, from its typed listeners and every
     /// wildcard listener (both in run order), merged back into run order.
-    fn table_from(typed: &[ListenerInfo], wildcards: &[ListenerInfo], type_id: TypeId, name: &str) -> Table {
+    fn table_from(
+        typed: &[ListenerInfo],
+        wildcards: &[ListenerInfo],
+        type_id: TypeId,
+        name: &str,
+    ) -> Table {
         let mut listeners: Vec<ListenerInfo> = typed
             .iter()
             .chain(wildcards.iter().filter(|l| l.listens_to(type_id, name)))
@@ -348,7 +356,9 @@ impl Registry {
                 .iter()
                 .filter(|l| l.pattern().is_some() || l.listens_to(type_id, name))
                 .partition(|l| l.pattern().is_none());
-            Box::leak(Box::new(Self::table_from(&typed, &wildcards, type_id, name)))
+            Box::leak(Box::new(Self::table_from(
+                &typed, &wildcards, type_id, name,
+            )))
         })
     }
 

@@ -1,0 +1,233 @@
+//! One table of what the framework costs, measured in one run:
+//!
+//! ```text
+//! cargo run --release --example perf_summary
+//! ```
+//!
+//! Times are medians of 11 rounds of 100,000 dispatches each (fewer for the
+//! slow cases); ratios compare against the same listener bodies called
+//! directly through a static array of function pointers, in the same run.
+//! Allocation counts and bytes come from a counting global allocator and are
+//! exact. `benches/dispatch.rs` measures the same cases with criterion.
+
+#[path = "../benches/support/listeners.rs"]
+mod listeners;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use events::prelude::*;
+use listeners::*;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator, counting on the way.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Median time per iteration of `f`, in nanoseconds, over 11 rounds of `n`
+/// iterations.
+fn per_iteration(n: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let mut rounds: Vec<f64> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[5]
+}
+
+/// Heap allocations per call of `f`, over 1,000 calls.
+fn allocations_per(mut f: impl FnMut()) -> f64 {
+    f();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..1_000 {
+        f();
+    }
+    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / 1_000.0
+}
+
+fn row(case: &str, nanos: f64, baseline: Option<f64>, allocations: f64) {
+    let ratio = baseline.map_or(String::new(), |b| format!("{:.2}x", nanos / b));
+    println!("{case:<52} {nanos:>10.1} {ratio:>9} {allocations:>8.1}");
+}
+
+fn main() {
+    println!(
+        "{:<52} {:>10} {:>9} {:>8}",
+        "case", "ns/event", "vs direct", "allocs"
+    );
+    for (n, direct, dispatch) in [
+        (
+            1,
+            Box::new(|| DIRECT_ONE.iter().for_each(|f| f(black_box(&One { n: 1 }))))
+                as Box<dyn FnMut()>,
+            Box::new(|| drop(run(One { n: black_box(1) }.dispatch()).unwrap())) as Box<dyn FnMut()>,
+        ),
+        (
+            10,
+            Box::new(|| DIRECT_TEN.iter().for_each(|f| f(black_box(&Ten { n: 1 })))),
+            Box::new(|| drop(run(Ten { n: black_box(1) }.dispatch()).unwrap())),
+        ),
+        (
+            100,
+            Box::new(|| {
+                DIRECT_HUNDRED
+                    .iter()
+                    .for_each(|f| f(black_box(&Hundred { n: 1 })))
+            }),
+            Box::new(|| drop(run(Hundred { n: black_box(1) }.dispatch()).unwrap())),
+        ),
+    ] {
+        let (mut direct, mut dispatch) = (direct, dispatch);
+        let base = per_iteration(100_000, &mut direct);
+        row(
+            &format!("direct calls, {n} listener(s)"),
+            base,
+            None,
+            allocations_per(&mut direct),
+        );
+        let time = per_iteration(100_000, &mut dispatch);
+        row(
+            &format!("sync dispatch, {n} fn listener(s)"),
+            time,
+            Some(base),
+            allocations_per(&mut dispatch),
+        );
+    }
+    let mut one = || drop(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
+    row(
+        "async dispatch, 1 async fn listener",
+        per_iteration(100_000, &mut one),
+        None,
+        allocations_per(&mut one),
+    );
+    let mut ten = || drop(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
+    row(
+        "async dispatch, 10 async fn listeners",
+        per_iteration(100_000, &mut ten),
+        None,
+        allocations_per(&mut ten),
+    );
+    let mut wild = || drop(run(Wild { n: black_box(1) }.dispatch()).unwrap());
+    row(
+        "dispatch, 100 wildcard patterns registered, 1 hit",
+        per_iteration(100_000, &mut wild),
+        None,
+        allocations_per(&mut wild),
+    );
+    let mut pattern = || {
+        black_box(events::matches_pattern(
+            black_box("appointment.*"),
+            black_box("appointment.slot.moved"),
+        ));
+    };
+    row(
+        "matches_pattern (one pattern, one name)",
+        per_iteration(100_000, &mut pattern),
+        None,
+        0.0,
+    );
+    {
+        let fake = events::fake();
+        let mut faked = || drop(run(Ten { n: black_box(1) }.dispatch()).unwrap());
+        row(
+            "dispatch recorded by events::fake()",
+            per_iteration(20_000, &mut faked),
+            None,
+            allocations_per(&mut faked),
+        );
+        drop(fake);
+    }
+    let registry = events::registry();
+    let build = per_iteration(200, || drop(black_box(events::__private::build_registry())));
+    row(
+        &format!(
+            "registry build, {} listeners (once, at start-up)",
+            registry.listeners().len()
+        ),
+        build,
+        None,
+        allocations_per(|| drop(events::__private::build_registry())),
+    );
+
+    // Memory per 1,000 queued events: jobs waiting in a memory queue.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let queue = events::queue::Queue::memory();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    runtime
+        .block_on(dispatcher.dispatch(Queued {
+            id: 0,
+            payload: String::new(),
+        }))
+        .unwrap();
+    let before = LIVE_BYTES.load(Ordering::SeqCst);
+    for id in 1..=1_000 {
+        let event = Queued {
+            id,
+            payload: "appointment 7 for customer 42".into(),
+        };
+        runtime.block_on(dispatcher.dispatch(event)).unwrap();
+    }
+    let bytes = LIVE_BYTES.load(Ordering::SeqCst) - before;
+    println!(
+        "{:<52} {:>10} (a {}-byte JSON payload each)",
+        "memory per 1,000 queued events (memory://)",
+        format!("{:.1} KiB", bytes as f64 / 1024.0),
+        serde_json::to_string(&Queued {
+            id: 1_000,
+            payload: "appointment 7 for customer 42".into()
+        })
+        .unwrap()
+        .len()
+    );
+}
+
+#[event(name = "perf.queued")]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Queued {
+    pub id: u64,
+    pub payload: String,
+}
+
+#[listener(queue = "perf")]
+async fn queued_listener(e: &Queued) {
+    body(e.id);
+}
