@@ -94,12 +94,13 @@ fn main() {
             1,
             Box::new(|| DIRECT_ONE.iter().for_each(|f| f(black_box(&One { n: 1 }))))
                 as Box<dyn FnMut()>,
-            Box::new(|| drop(run(One { n: black_box(1) }.dispatch()).unwrap())) as Box<dyn FnMut()>,
+            Box::new(|| black_box(run(One { n: black_box(1) }.dispatch()).unwrap()))
+                as Box<dyn FnMut()>,
         ),
         (
             10,
             Box::new(|| DIRECT_TEN.iter().for_each(|f| f(black_box(&Ten { n: 1 })))),
-            Box::new(|| drop(run(Ten { n: black_box(1) }.dispatch()).unwrap())),
+            Box::new(|| black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap())),
         ),
         (
             100,
@@ -108,7 +109,7 @@ fn main() {
                     .iter()
                     .for_each(|f| f(black_box(&Hundred { n: 1 })))
             }),
-            Box::new(|| drop(run(Hundred { n: black_box(1) }.dispatch()).unwrap())),
+            Box::new(|| black_box(run(Hundred { n: black_box(1) }.dispatch()).unwrap())),
         ),
     ] {
         let (mut direct, mut dispatch) = (direct, dispatch);
@@ -127,21 +128,21 @@ fn main() {
             allocations_per(&mut dispatch),
         );
     }
-    let mut one = || drop(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
+    let mut one = || black_box(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
     row(
         "async dispatch, 1 async fn listener",
         per_iteration(100_000, &mut one),
         None,
         allocations_per(&mut one),
     );
-    let mut ten = || drop(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
+    let mut ten = || black_box(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
     row(
         "async dispatch, 10 async fn listeners",
         per_iteration(100_000, &mut ten),
         None,
         allocations_per(&mut ten),
     );
-    let mut wild = || drop(run(Wild { n: black_box(1) }.dispatch()).unwrap());
+    let mut wild = || black_box(run(Wild { n: black_box(1) }.dispatch()).unwrap());
     row(
         "dispatch, 100 wildcard patterns registered, 1 hit",
         per_iteration(100_000, &mut wild),
@@ -162,7 +163,7 @@ fn main() {
     );
     {
         let fake = events::fake();
-        let mut faked = || drop(run(Ten { n: black_box(1) }.dispatch()).unwrap());
+        let mut faked = || black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap());
         row(
             "dispatch recorded by events::fake()",
             per_iteration(20_000, &mut faked),
