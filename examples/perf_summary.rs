@@ -94,13 +94,16 @@ fn main() {
             1,
             Box::new(|| DIRECT_ONE.iter().for_each(|f| f(black_box(&One { n: 1 }))))
                 as Box<dyn FnMut()>,
-            Box::new(|| black_box(run(One { n: black_box(1) }.dispatch()).unwrap()))
-                as Box<dyn FnMut()>,
+            Box::new(|| {
+                black_box(run(One { n: black_box(1) }.dispatch()).unwrap());
+            }) as Box<dyn FnMut()>,
         ),
         (
             10,
             Box::new(|| DIRECT_TEN.iter().for_each(|f| f(black_box(&Ten { n: 1 })))),
-            Box::new(|| black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap())),
+            Box::new(|| {
+                black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap());
+            }),
         ),
         (
             100,
@@ -109,7 +112,9 @@ fn main() {
                     .iter()
                     .for_each(|f| f(black_box(&Hundred { n: 1 })))
             }),
-            Box::new(|| black_box(run(Hundred { n: black_box(1) }.dispatch()).unwrap())),
+            Box::new(|| {
+                black_box(run(Hundred { n: black_box(1) }.dispatch()).unwrap());
+            }),
         ),
     ] {
         let (mut direct, mut dispatch) = (direct, dispatch);
@@ -128,21 +133,27 @@ fn main() {
             allocations_per(&mut dispatch),
         );
     }
-    let mut one = || black_box(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
+    let mut one = || {
+        black_box(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
+    };
     row(
         "async dispatch, 1 async fn listener",
         per_iteration(100_000, &mut one),
         None,
         allocations_per(&mut one),
     );
-    let mut ten = || black_box(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
+    let mut ten = || {
+        black_box(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
+    };
     row(
         "async dispatch, 10 async fn listeners",
         per_iteration(100_000, &mut ten),
         None,
         allocations_per(&mut ten),
     );
-    let mut wild = || black_box(run(Wild { n: black_box(1) }.dispatch()).unwrap());
+    let mut wild = || {
+        black_box(run(Wild { n: black_box(1) }.dispatch()).unwrap());
+    };
     row(
         "dispatch, 100 wildcard patterns registered, 1 hit",
         per_iteration(100_000, &mut wild),
@@ -163,7 +174,9 @@ fn main() {
     );
     {
         let fake = events::fake();
-        let mut faked = || black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap());
+        let mut faked = || {
+            black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap());
+        };
         row(
             "dispatch recorded by events::fake()",
             per_iteration(20_000, &mut faked),
