@@ -302,8 +302,7 @@ fn run_sync<E: Event>(
     done: &mut Dispatched,
 ) -> Result<(), (&'static str, BoxError)> {
     for entry in table.inline.iter() {
-        if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
-            done.skipped += 1;
+        if !admitted(entry, event, done) {
             continue;
         }
         let Some(outcome) = call_sync(table, entry, event) else {
@@ -323,8 +322,7 @@ async fn run_mixed<E: Event>(
     done: &mut Dispatched,
 ) -> Result<(), (&'static str, BoxError)> {
     for entry in table.inline.iter() {
-        if entry.when.is_some_and(|when| !when(AnyEvent::new(event))) {
-            done.skipped += 1;
+        if !admitted(entry, event, done) {
             continue;
         }
         let outcome = match (call_sync(table, entry, event), entry.call) {
@@ -337,6 +335,16 @@ async fn run_mixed<E: Event>(
         }
     }
     Ok(())
+}
+
+/// Whether the entry's `when` lets it run; counts it as skipped if not.
+#[inline(always)]
+fn admitted<E: Event>(entry: &Inline, event: &E, done: &mut Dispatched) -> bool {
+    let admitted = entry.when.is_none_or(|when| when(AnyEvent::new(event)));
+    if !admitted {
+        done.skipped += 1;
+    }
+    admitted
 }
 
 /// Records one listener's outcome: go on, halt, or fail the dispatch.

@@ -327,7 +327,8 @@ impl Worker {
                 if shared.stopped() {
                     // Shutting down: hand back what this slot has not started.
                     for untouched in std::iter::once(job).chain(batch.by_ref()) {
-                        self.hand_back(&untouched, &shared).await;
+                        self.hand_back(&untouched.id, untouched.attempt, &shared)
+                            .await;
                     }
                     return;
                 }
@@ -349,15 +350,16 @@ impl Worker {
         }
     }
 
-    async fn hand_back(&self, job: &Job, shared: &Shared) {
-        match self.queue.backend().abandon(&job.id, job.attempt).await {
+    /// Hands a claimed job back untried at shutdown.
+    async fn hand_back(&self, id: &str, attempt: u32, shared: &Shared) {
+        match self.queue.backend().abandon(id, attempt).await {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
+                tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
             }
         }
-        lock(&shared.held).remove(&job.id);
+        lock(&shared.held).remove(id);
     }
 
     /// Jobs waiting or running on the worked queues.
@@ -387,13 +389,7 @@ impl Worker {
         while slots.join_next().await.is_some() {}
         let unfinished: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in unfinished {
-            match self.queue.backend().abandon(&id, attempt).await {
-                Ok(true) => lock(&shared.report).released_at_shutdown += 1,
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
-                }
-            }
+            self.hand_back(&id, attempt, shared).await;
         }
     }
 
