@@ -275,9 +275,10 @@ fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outco
     debug_assert!(table.typed_for == TypeId::of::<E>());
     match entry.call {
         Call::TypedUnit(call) => {
-            // SAFETY: `table` is `registry.table::<E>()`, the table keyed by
-            // `TypeId::of::<E>()`, and the registry admits a typed call into
-            // a table only when it was built for the table's key
+            // SAFETY: `table` is `registry.table::<E>()`, which returns only a
+            // table keyed by `TypeId::of::<E>()` (checked there, whatever a
+            // type's slot holds), and the registry admits a typed call into a
+            // table only when it was built for the table's key
             // (`Registry::table_from`), as a unit call for `TypedUnit`.
             let call = unsafe { call.assume_unit::<E>() };
             call(event);

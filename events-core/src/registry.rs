@@ -316,17 +316,28 @@ impl Registry {
     /// The table of `E`: from the type's own slot once filled (one atomic
     /// load), else one hash lookup; generic event types get theirs built on
     /// first dispatch.
+    ///
+    /// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
+    /// relies on it to call typed listeners as `fn(&E)`. A slot is only a
+    /// cache, and `Event` is a safe trait whose hidden `__table_slot` a
+    /// hand-written impl could share between types, so what a slot holds is
+    /// checked against `E` before it is used.
     #[inline]
     pub(crate) fn table<E: Event>(&'static self) -> &'static Table {
-        match E::__table_slot() {
+        if let Some(slot) = E::__table_slot()
             // Slots cache the global registry's tables only.
-            Some(slot) if std::ptr::eq(self, registry()) => {
-                slot.0.get_or_init(|| self.lookup::<E>())
+            && std::ptr::eq(self, registry())
+        {
+            let table = slot.0.get_or_init(|| self.lookup::<E>());
+            if table.typed_for == TypeId::of::<E>() {
+                return table;
             }
-            _ => self.lookup::<E>(),
         }
+        self.lookup::<E>()
     }
 
+    /// The table keyed by `TypeId::of::<E>()` (every table's `typed_for` is
+    /// its key).
     fn lookup<E: Event>(&'static self) -> &'static Table {
         let type_id = TypeId::of::<E>();
         if let Some(table) = self.tables.get(&type_id) {
