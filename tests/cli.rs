@@ -162,6 +162,8 @@ async fn work_failed_retry_forget_flush_monitor() {
         out.ends_with("mail                        0         0       1\n"),
         "{out}"
     );
+    // Each retry enqueued the job under a new id (see `Backend::retry`).
+    let id = queue.failed().await.unwrap()[0].id.clone();
     assert_eq!(
         cli(&queue, &["forget", &id]).await.unwrap(),
         format!("failed job {id} deleted\n")

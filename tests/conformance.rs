@@ -271,11 +271,14 @@ async fn the_failed_store(queue: Queue) {
         again[0].attempt, 1,
         "a retried job gets all its tries again"
     );
+    assert_eq!(again[0].payload, r#"{"n":1}"#);
+    assert_ne!(again[0].id, "job-a-1", "a retried job gets a new id");
     assert_eq!(
         again[0].last_error.as_deref(),
         Some("listener `x` failed: said no")
     );
-    assert!(queue.backend().fail("job-a-1", 1, "again").await.unwrap());
+    let retried = again[0].id.clone();
+    assert!(queue.backend().fail(&retried, 1, "again").await.unwrap());
 
     assert_eq!(queue.retry_all().await.unwrap(), 2);
     assert!(queue.failed().await.unwrap().is_empty());
@@ -284,6 +287,7 @@ async fn the_failed_store(queue: Queue) {
         .claim(&q(&["a", "b"]), 5, LEASE)
         .await
         .unwrap();
+    assert_eq!(both.len(), 2);
     for j in &both {
         assert!(
             queue
@@ -293,13 +297,46 @@ async fn the_failed_store(queue: Queue) {
                 .unwrap()
         );
     }
-    assert!(queue.forget("job-a-1").await.unwrap());
-    assert!(!queue.forget("job-a-1").await.unwrap());
+    let first = queue.failed().await.unwrap()[0].id.clone();
+    assert!(queue.forget(&first).await.unwrap());
+    assert!(!queue.forget(&first).await.unwrap());
     assert_eq!(queue.flush_failed().await.unwrap(), 1);
     assert!(queue.failed().await.unwrap().is_empty());
     assert!(
         queue.stats().await.unwrap().is_empty(),
         "nothing left anywhere"
+    );
+}
+
+async fn a_stale_claim_cannot_touch_the_job_after_a_retry(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    // Worker A claims and stalls; its lease lapses.
+    queue
+        .backend()
+        .claim(&q(&["a"]), 1, Duration::from_millis(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Worker B claims it and fails it; an operator retries it.
+    let b = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert!(
+        queue
+            .backend()
+            .fail(&b[0].id, b[0].attempt, "B failed")
+            .await
+            .unwrap()
+    );
+    assert!(queue.retry("job-a-1").await.unwrap());
+    // Worker C runs the retried job, on its first try again.
+    let c = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    assert_eq!(c[0].attempt, 1);
+    // A wakes up holding ("job-a-1", 1): it must not touch C's job.
+    assert!(!queue.backend().fail("job-a-1", 1, "stale A").await.unwrap());
+    assert!(!queue.backend().ack("job-a-1", 1).await.unwrap());
+    assert!(queue.failed().await.unwrap().is_empty());
+    assert!(
+        queue.backend().ack(&c[0].id, 1).await.unwrap(),
+        "C finishes its job"
     );
 }
 
@@ -332,6 +369,7 @@ macro_rules! conformance {
                 release_retries_later_with_the_error
                 abandon_hands_back_untried
                 the_failed_store
+                a_stale_claim_cannot_touch_the_job_after_a_retry
                 wait_wakes_on_enqueue
             );
         }

@@ -81,12 +81,21 @@ impl fmt::Display for Job {
     }
 }
 
-/// A time-ordered id, unique across processes in practice: milliseconds
-/// since the epoch, the process id, then a process-wide counter.
+/// A time-ordered id, unique across processes: milliseconds since the epoch,
+/// a random number drawn once per process (process ids repeat across
+/// containers sharing a file), then a process-wide counter.
 fn new_id(now: SystemTime) -> String {
+    use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let process = *PROCESS.get_or_init(|| {
+        // `RandomState` is seeded from the OS's randomness.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{:012x}-{:06x}-{n:08x}", millis(now), std::process::id())
+    format!("{:012x}-{:016x}-{n:08x}", millis(now), process)
 }
 
 /// Milliseconds since the epoch (0 before it).
@@ -142,10 +151,13 @@ impl FailedJob {
         }
     }
 
-    /// The job to enqueue again: its tries start over, available now.
+    /// The job to enqueue again: its tries start over, available now, under
+    /// a new id. The id and attempt together are the fencing token: with the
+    /// old id kept and the attempt reset, a worker that lost the job's lease
+    /// before it failed would hold a token that is valid again.
     pub(crate) fn into_job(self, now: SystemTime) -> Job {
         Job {
-            id: self.id,
+            id: new_id(now),
             queue: self.queue,
             listener: self.listener,
             event: self.event,
@@ -270,7 +282,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The failed store, oldest failure first.
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError>;
 
-    /// Moves a failed job back to its queue with its tries reset.
+    /// Moves a failed job back to its queue with its tries reset, under a
+    /// new id (so no stale claim of it can match).
     async fn retry(&self, id: &str) -> Result<bool, QueueError>;
 
     /// Moves every failed job back; returns how many.
