@@ -647,3 +647,49 @@ async fn a_running_job_keeps_its_lease_past_its_length() {
     assert_eq!(succeeded, 1);
     assert_eq!(LONG_RUNS.load(Ordering::SeqCst), 1, "the job ran once");
 }
+
+static BATCHED_RUNS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[event(name = "batched")]
+#[derive(Serialize, Deserialize)]
+pub struct Batched {
+    pub id: u64,
+    pub millis: u64,
+}
+
+#[listener(queue = "batched", timeout = "1h")]
+async fn batched(e: &Batched) {
+    tokio::time::sleep(Duration::from_millis(e.millis)).await;
+    BATCHED_RUNS.lock().unwrap().push(e.id);
+}
+
+/// Quick jobs grow a slot's batch; the slow jobs claimed in that batch then
+/// wait longer than their lease. They must still run exactly once, on their
+/// one try. (Found in review: another slot took the lapsed ones, and they ran
+/// twice or landed in the failed store.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_jobs_claimed_in_a_big_batch_keep_their_leases() {
+    let queue = Queue::memory();
+    let d = dispatcher(&queue);
+    for id in 0..15 {
+        d.dispatch(Batched { id, millis: 0 }).await.unwrap();
+    }
+    for id in 100..116 {
+        d.dispatch(Batched { id, millis: 90 }).await.unwrap();
+    }
+    let report = Worker::new(queue.clone())
+        .queues(["batched"])
+        .concurrency(2)
+        .lease(Duration::from_millis(300))
+        .poll_interval(Duration::from_millis(10))
+        .run_until_empty()
+        .await
+        .unwrap();
+    let mut runs = BATCHED_RUNS.lock().unwrap().clone();
+    runs.sort();
+    let twice: Vec<u64> = runs.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    assert!(twice.is_empty(), "ran twice: {twice:?}; {report:?}");
+    assert_eq!(runs.len(), 31, "{report:?}");
+    assert_eq!((report.succeeded, report.failed), (31, 0), "{report:?}");
+    assert!(queue.failed().await.unwrap().is_empty());
+}

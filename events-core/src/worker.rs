@@ -322,6 +322,8 @@ impl Worker {
             }
             let claimed = jobs.len();
             let started = std::time::Instant::now();
+            let every = self.lease / 3;
+            let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let mut batch = jobs.into_iter();
             while let Some(job) = batch.next() {
                 if shared.stopped() {
@@ -333,12 +335,22 @@ impl Worker {
                     return;
                 }
                 let id = job.id.clone();
-                let waiting: Vec<(String, u32)> = batch
-                    .as_slice()
-                    .iter()
-                    .map(|j| (j.id.clone(), j.attempt))
-                    .collect();
-                self.process(job, &waiting, &shared.report).await;
+                // A job that waited behind others may have used up a third
+                // of its lease: renew it before starting, and skip it if it
+                // is no longer ours (another worker has it now).
+                if started.elapsed() >= self.lease / 3 && !self.renew(&job, &shared).await {
+                    continue;
+                }
+                // The jobs waiting behind this one keep their leases on a
+                // heartbeat that runs across job boundaries.
+                let run = self.process(job, &shared.report);
+                let mut run = std::pin::pin!(run);
+                loop {
+                    tokio::select! {
+                        () = &mut run => break,
+                        _ = heartbeat.tick() => self.extend_all(batch.as_slice()).await,
+                    }
+                }
                 lock(&shared.held).remove(&id);
                 shared.progress.notify_waiters();
             }
@@ -347,6 +359,25 @@ impl Worker {
             } else {
                 1
             };
+        }
+    }
+
+    /// Renews the lease of a job about to start; `false` when it was lost.
+    async fn renew(&self, job: &Job, shared: &Shared) -> bool {
+        match self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while waiting in a batch; another worker has the job");
+                lock(&shared.report).lost += 1;
+                lock(&shared.held).remove(&job.id);
+                false
+            }
+            // A passing storage error: run it; a lost lease would still fence
+            // its ack.
+            Err(error) => {
+                tracing::warn!(job = %job.id, %error, "could not renew a lease");
+                true
+            }
         }
     }
 
@@ -394,7 +425,7 @@ impl Worker {
     }
 
     /// Runs one claimed job to its end: success, retry, failure or lost lease.
-    async fn process(&self, job: Job, waiting: &[(String, u32)], report: &Mutex<WorkReport>) {
+    async fn process(&self, job: Job, report: &Mutex<WorkReport>) {
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             let error = JobError::UnknownListener {
                 listener: job.listener.clone(),
@@ -412,7 +443,7 @@ impl Worker {
         }
         let outcome = tokio::select! {
             outcome = run_job_with(def, &job, Some(self.timeout)) => Some(outcome),
-            () = self.keep_leases(&job, waiting) => None,
+            () = self.keep_lease(&job) => None,
         };
         match outcome {
             None => {
@@ -497,29 +528,28 @@ impl Worker {
         }
     }
 
-    /// Extends the running job's lease, and those of the jobs waiting behind
-    /// it in the slot's batch, every third of the lease; returns when the
-    /// running job's lease is lost.
-    async fn keep_leases(&self, job: &Job, waiting: &[(String, u32)]) {
+    /// Extends the running job's lease every third of the lease; returns
+    /// when it is lost.
+    async fn keep_lease(&self, job: &Job) {
         let every = self.lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            match self
-                .queue
-                .backend()
-                .extend(&job.id, job.attempt, self.lease)
-                .await
-            {
+            match self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
                 Ok(true) => {}
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
                 // lease still has two thirds to run.
                 Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
             }
-            for (id, attempt) in waiting {
-                // A waiting job whose lease is lost is fenced anyway: its
-                // ack will be refused and counted as lost.
-                let _ = self.queue.backend().extend(id, *attempt, self.lease).await;
+        }
+    }
+
+    /// Extends the leases of jobs waiting in a slot's batch. One whose lease
+    /// is lost is skipped when its turn comes (`renew`), and fenced anyway.
+    async fn extend_all(&self, waiting: &[Job]) {
+        for job in waiting {
+            if let Err(error) = self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
+                tracing::warn!(job = %job.id, %error, "could not extend a lease");
             }
         }
     }
