@@ -687,9 +687,51 @@ async fn slow_jobs_claimed_in_a_big_batch_keep_their_leases() {
         .unwrap();
     let mut runs = BATCHED_RUNS.lock().unwrap().clone();
     runs.sort();
-    let twice: Vec<u64> = runs.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let twice: Vec<u64> = runs
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
     assert!(twice.is_empty(), "ran twice: {twice:?}; {report:?}");
     assert_eq!(runs.len(), 31, "{report:?}");
     assert_eq!((report.succeeded, report.failed), (31, 0), "{report:?}");
     assert!(queue.failed().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn jobs_on_a_queue_no_listener_names_end_in_the_failed_store() {
+    let queue = Queue::memory();
+    let mut job = raw_job("app::removed_listener", "{}");
+    job.queue = "old-queue".into();
+    queue.enqueue(job).await.unwrap();
+    // The default worker works every queue that holds jobs, not only those
+    // today's listeners name.
+    let report = Worker::new(queue.clone()).run_until_empty().await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(
+        queue.failed().await.unwrap()[0].error,
+        "no listener named `app::removed_listener` is registered (was it renamed or removed?)"
+    );
+    assert_eq!(queue.size("old-queue").await.unwrap(), 0);
+}
+
+#[event(name = "forever")]
+#[derive(Serialize, Deserialize)]
+pub struct Forever;
+
+#[listener(queue = "forever")]
+fn forever(_: &Forever) {}
+
+#[tokio::test]
+async fn a_lease_of_duration_max_means_never_and_does_not_panic() {
+    let queue = Queue::memory();
+    dispatcher(&queue).dispatch(Forever).await.unwrap();
+    let report = Worker::new(queue.clone())
+        .queues(["forever"])
+        .lease(Duration::MAX)
+        .grace(Duration::MAX)
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
 }

@@ -38,6 +38,9 @@ pub enum CliError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
+    #[error("cannot open the queue that EVENTS_QUEUE_URL names: {0}")]
+    QueueUrl(std::sync::Arc<QueueError>),
     /// No failed job has that id.
     #[error("no failed job with id `{0}`")]
     NotFound(String),
@@ -152,13 +155,15 @@ where
         if let Some(queue) = &queue {
             return Ok(queue.clone());
         }
-        if let Some(queue) = crate::queue::from_env() {
-            return Ok(queue?);
+        // The dispatcher's own queue (the default one reads EVENTS_QUEUE_URL):
+        // opening the URL again would give `memory://` a second, empty queue.
+        match global() {
+            Ok(dispatcher) => dispatcher.queue().cloned().ok_or(CliError::NoQueue),
+            Err(crate::dispatch::DispatchError::QueueUrl(problem)) => {
+                Err(CliError::QueueUrl(problem))
+            }
+            Err(_) => Err(CliError::NoQueue),
         }
-        global()
-            .ok()
-            .and_then(|d| d.queue().cloned())
-            .ok_or(CliError::NoQueue)
     };
     match &cli.command {
         Command::List { json } => list(out, *json),

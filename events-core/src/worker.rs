@@ -82,6 +82,9 @@ pub struct Worker {
     max_jobs: Option<u64>,
     hooks: Vec<FailureHook>,
     registry: &'static Registry,
+    /// Whether `queues(..)` chose the queues (else: the registry's, and
+    /// whatever queues hold jobs when the worker starts).
+    queues_chosen: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -124,6 +127,7 @@ impl Worker {
             max_jobs: None,
             hooks: Vec::new(),
             registry,
+            queues_chosen: false,
         }
     }
 
@@ -135,6 +139,7 @@ impl Worker {
         S: Into<String>,
     {
         self.queues = queues.into_iter().map(Into::into).collect();
+        self.queues_chosen = true;
         self
     }
 
@@ -148,20 +153,20 @@ impl Worker {
     /// (default 30 s). The worker extends it every third of that while the
     /// job runs, so only a dead or stalled worker loses it.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(30));
+        self.lease = lease.clamp(Duration::from_millis(30), LONGEST);
         self
     }
 
     /// The timeout of listeners that declare none (default 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(LONGEST);
         self
     }
 
     /// How long shutdown waits for running jobs before handing them back
     /// (default 30 s).
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = grace.min(LONGEST);
         self
     }
 
@@ -169,7 +174,7 @@ impl Worker {
     /// (default 1 s). Jobs enqueued through the same `Queue` handle wake the
     /// worker at once.
     pub fn poll_interval(mut self, poll: Duration) -> Self {
-        self.poll = poll.max(Duration::from_millis(1));
+        self.poll = poll.clamp(Duration::from_millis(1), LONGEST);
         self
     }
 
@@ -225,7 +230,18 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send,
         stop_when_empty: bool,
     ) -> Result<WorkReport, QueueError> {
-        let worker = Arc::new(self);
+        let mut this = self;
+        if !this.queues_chosen {
+            // Also work queues that hold jobs but that no listener names any
+            // more (a removed or renamed listener): their jobs then end in the
+            // failed store, with the reason, instead of waiting forever.
+            for stats in this.queue.stats().await? {
+                if !this.queues.contains(&stats.queue) {
+                    this.queues.push(stats.queue);
+                }
+            }
+        }
+        let worker = Arc::new(this);
         let shared = Arc::new(Shared::default());
         let mut slots = JoinSet::new();
         for _ in 0..worker.concurrency {
@@ -236,7 +252,7 @@ impl Worker {
         loop {
             tokio::select! {
                 done = slots.join_next() => match done {
-                    Some(done) => log_join(done),
+                    Some(done) => settle_slot(done, &shared),
                     None => break,
                 },
                 () = &mut shutdown, if !stopping => {
@@ -248,6 +264,11 @@ impl Worker {
         }
         if stopping {
             worker.drain(&mut slots, &shared).await;
+        }
+        // What a slot held when it panicked goes back to the queue untried.
+        let left: Vec<(String, u32)> = lock(&shared.held).drain().collect();
+        for (id, attempt) in left {
+            worker.hand_back(&id, attempt, &shared).await;
         }
         if let Some(error) = lock(&shared.error).take() {
             return Err(error);
@@ -264,6 +285,7 @@ impl Worker {
     /// other workers can take the rest.
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
         let mut batch_size = 1;
+        let mut failed_claims = 0;
         loop {
             if shared.stopped() {
                 return;
@@ -284,12 +306,26 @@ impl Worker {
                 .claim(&self.queues, limit, self.lease)
                 .await
             {
-                Ok(jobs) => jobs,
+                Ok(jobs) => {
+                    failed_claims = 0;
+                    jobs
+                }
+                // A busy database or a passing I/O error: wait and try again;
+                // give up only when it keeps failing.
                 Err(error) => {
-                    tracing::error!(%error, "cannot claim jobs; the worker stops");
-                    lock(&shared.error).get_or_insert(error);
-                    shared.stop();
-                    return;
+                    failed_claims += 1;
+                    if failed_claims >= CLAIM_ATTEMPTS {
+                        tracing::error!(%error, "cannot claim jobs; the worker stops");
+                        lock(&shared.error).get_or_insert(error);
+                        shared.stop();
+                        return;
+                    }
+                    tracing::warn!(%error, attempt = failed_claims, "cannot claim jobs; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
+                        () = shared.stopped_signal() => return,
+                    }
+                    continue;
                 }
             };
             if jobs.is_empty() {
@@ -323,7 +359,8 @@ impl Worker {
             let claimed = jobs.len();
             let started = std::time::Instant::now();
             let every = self.lease / 3;
-            let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut heartbeat =
+                tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             let mut batch = jobs.into_iter();
             while let Some(job) = batch.next() {
                 if shared.stopped() {
@@ -364,7 +401,12 @@ impl Worker {
 
     /// Renews the lease of a job about to start; `false` when it was lost.
     async fn renew(&self, job: &Job, shared: &Shared) -> bool {
-        match self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
+        match self
+            .queue
+            .backend()
+            .extend(&job.id, job.attempt, self.lease)
+            .await
+        {
             Ok(true) => true,
             Ok(false) => {
                 tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while waiting in a batch; another worker has the job");
@@ -410,7 +452,7 @@ impl Worker {
     async fn drain(&self, slots: &mut JoinSet<()>, shared: &Shared) {
         let finish = async {
             while let Some(done) = slots.join_next().await {
-                log_join(done);
+                settle_slot(done, shared);
             }
         };
         if tokio::time::timeout(self.grace, finish).await.is_ok() {
@@ -534,7 +576,12 @@ impl Worker {
         let every = self.lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            match self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
+            match self
+                .queue
+                .backend()
+                .extend(&job.id, job.attempt, self.lease)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
@@ -548,12 +595,24 @@ impl Worker {
     /// is lost is skipped when its turn comes (`renew`), and fenced anyway.
     async fn extend_all(&self, waiting: &[Job]) {
         for job in waiting {
-            if let Err(error) = self.queue.backend().extend(&job.id, job.attempt, self.lease).await {
+            if let Err(error) = self
+                .queue
+                .backend()
+                .extend(&job.id, job.attempt, self.lease)
+                .await
+            {
                 tracing::warn!(job = %job.id, %error, "could not extend a lease");
             }
         }
     }
 }
+
+/// The longest lease, grace, timeout or poll a worker takes: timers further
+/// out would overflow `Instant` arithmetic.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Consecutive failed claims after which a worker gives up.
+const CLAIM_ATTEMPTS: u32 = 5;
 
 /// The most jobs a slot claims in one round trip.
 const BATCH: usize = 16;
@@ -601,12 +660,26 @@ fn call_hook(listener: &str, hook: impl FnOnce()) {
     }
 }
 
-fn log_join(done: Result<(), tokio::task::JoinError>) {
+/// A slot that ended by panicking stops the worker with an error, so
+/// `run_until_empty` cannot report an empty queue it did not empty.
+fn settle_slot(done: Result<(), tokio::task::JoinError>, shared: &Shared) {
     // `process` catches listener panics: a panic here is the worker's own bug.
     if let Err(error) = done
         && error.is_panic()
     {
-        tracing::error!(%error, "a worker task panicked");
+        tracing::error!(%error, "a worker slot panicked; the worker stops");
+        lock(&shared.error)
+            .get_or_insert(QueueError::WorkerPanicked(panic_text(error.into_panic())));
+        shared.stop();
+    }
+}
+
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or_else(|| "a panic".to_owned(), |s| (*s).to_owned()),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Backend, FailedJob, Job, QueueError, QueueStats};
+use super::{Backend, FailedJob, Job, QueueError, QueueStats, later};
 
 /// The in-memory backend.
 #[derive(Default)]
@@ -153,7 +153,7 @@ impl Backend for MemoryBackend {
         lease: Duration,
     ) -> Result<Vec<Job>, QueueError> {
         let now = SystemTime::now();
-        let deadline = now + lease;
+        let deadline = later(now, lease);
         let mut state = self.lock();
         state.promote(now);
         let mut claimed = Vec::new();
@@ -175,7 +175,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let deadline = SystemTime::now() + lease;
+        let deadline = later(SystemTime::now(), lease);
         let mut state = self.lock();
         match state.reserved.get_mut(id) {
             Some((job, until)) if job.attempt == attempt => {
@@ -204,7 +204,7 @@ impl Backend for MemoryBackend {
         let Some(mut job) = state.take_reserved(id, attempt) else {
             return Ok(false);
         };
-        job.available_at = now + delay;
+        job.available_at = later(now, delay);
         job.last_error = Some(error.to_owned());
         state.put(job, now);
         drop(state);

@@ -64,7 +64,7 @@ impl Job {
             payload,
             attempt: 0,
             max_tries: options.tries(),
-            available_at: now + options.delay(),
+            available_at: later(now, options.delay()),
             first_enqueued_at: now,
             last_error: None,
         }
@@ -96,6 +96,13 @@ fn new_id(now: SystemTime) -> String {
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{:012x}-{:016x}-{n:08x}", millis(now), process)
+}
+
+/// `at + wait`, saturating far in the future instead of overflowing (a
+/// lease or delay of `Duration::MAX` means "never").
+pub(crate) fn later(at: SystemTime, wait: Duration) -> SystemTime {
+    at.checked_add(wait)
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_millis(i64::MAX as u64 / 2))
 }
 
 /// Milliseconds since the epoch (0 before it).
@@ -231,6 +238,10 @@ pub enum QueueError {
         /// The newest this build migrates to.
         supported: i64,
     },
+    /// A worker's slot panicked (a bug in the worker or a backend); the
+    /// jobs it held were handed back.
+    #[error("a worker slot panicked: {0}")]
+    WorkerPanicked(String),
     /// A stored row could not be read back.
     #[error("corrupt job row in the queue: {0}")]
     Corrupt(String),

@@ -251,9 +251,12 @@ impl Backend for SqliteBackend {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Job>, QueueError> {
-        let now = millis(SystemTime::now());
-        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         self.write(|tx| {
+            // Read the clock once the write lock is held: time spent waiting
+            // for it must not shorten the lease.
+            let now = millis(SystemTime::now());
+            let until = now.saturating_add(lease);
             let mut claimed = Vec::new();
             for queue in queues {
                 let room = limit.saturating_sub(claimed.len());
@@ -280,7 +283,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let until = millis(SystemTime::now() + lease);
+        let until = millis(super::later(SystemTime::now(), lease));
         self.write(|tx| {
             tx.prepare_cached(
                 "UPDATE events_jobs SET ready_at = ?1 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
@@ -307,7 +310,7 @@ impl Backend for SqliteBackend {
         delay: Duration,
         error: &str,
     ) -> Result<bool, QueueError> {
-        let at = millis(SystemTime::now() + delay);
+        let at = millis(super::later(SystemTime::now(), delay));
         let released = self.write(|tx| {
             tx.prepare_cached(
                 "UPDATE events_jobs SET reserved = 0, available_at = ?1, ready_at = ?1, last_error = ?2
