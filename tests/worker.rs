@@ -376,6 +376,24 @@ async fn child_worker_process() {
     std::fs::write(dir.join("report"), format!("{report:?}")).unwrap();
 }
 
+/// Starts this test binary again as a worker process on `db` (see
+/// `child_worker_process`).
+fn spawn_child_worker(db: &Path, mode: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_DB, db)
+        .env(CHILD_MODE, mode)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for(path: &Path, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -400,18 +418,7 @@ async fn a_job_whose_worker_was_killed_runs_again_once_its_lease_lapses() {
         .await
         .unwrap();
 
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_worker_process",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(CHILD_DB, &db)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_worker(&db, "until-empty");
     let started = wait_for(&dir.path().join("started"), Duration::from_secs(60));
     child.kill().unwrap(); // SIGKILL: no destructor, no shutdown, no ack.
     child.wait().unwrap();
@@ -568,19 +575,7 @@ async fn sigterm_lets_the_running_job_finish_then_the_worker_exits() {
     .await
     .unwrap();
 
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_worker_process",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env(CHILD_DB, &db)
-        .env(CHILD_MODE, "signals")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_worker(&db, "signals");
     assert!(
         wait_for(&dir.path().join("started"), Duration::from_secs(60)),
         "the job never started"
