@@ -219,6 +219,88 @@ async fn every_dispatch_form() {
     assert_eq!(FORMS.load(Ordering::SeqCst), 5);
 }
 
+// --- the dispatch future ------------------------------------------------------
+
+static LAZY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[event]
+pub struct Lazy;
+
+#[listener]
+fn lazy_plain(_: &Lazy) {
+    LAZY.lock().unwrap().push("plain".into());
+}
+
+#[tokio::test]
+async fn a_dispatch_future_does_nothing_until_awaited() {
+    let pending = Lazy.dispatch();
+    drop(pending);
+    let pending = events::dispatch(Lazy);
+    assert!(
+        take(&LAZY).is_empty(),
+        "nothing runs before the future is polled"
+    );
+    assert_eq!(pending.await.unwrap().ran(), 1);
+    assert_eq!(take(&LAZY), ["plain"]);
+}
+
+static WAITS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[event]
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Waits {
+    pub label: String,
+}
+
+#[listener(priority = 2)]
+fn waits_before(e: &Waits) {
+    WAITS.lock().unwrap().push(format!("before {}", e.label));
+}
+
+/// Returns `Pending` twice: the dispatch future is polled again each time,
+/// with the event and the counts kept across polls.
+#[listener(priority = 1)]
+async fn waits_twice(e: &Waits) {
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    WAITS.lock().unwrap().push(format!("waited {}", e.label));
+}
+
+#[listener(when = is_kept)]
+fn waits_skipped(_: &Waits) {
+    WAITS.lock().unwrap().push("never".into());
+}
+
+fn is_kept(e: &Waits) -> bool {
+    e.label != "x"
+}
+
+#[listener(priority = -1)]
+fn waits_after(e: &Waits) -> Flow {
+    WAITS.lock().unwrap().push(format!("after {}", e.label));
+    Flow::Continue
+}
+
+#[listener(queue = "sync")]
+async fn waits_queued(e: &Waits) {
+    WAITS.lock().unwrap().push(format!("queued {}", e.label));
+}
+
+#[tokio::test]
+async fn a_listener_that_waits_keeps_the_dispatch_in_order() {
+    let queue = events::fake_queue();
+    let done = Waits { label: "x".into() }.dispatch().await.unwrap();
+    assert_eq!(
+        take(&WAITS),
+        ["before x", "waited x", "after x"],
+        "sync, async and sync again, in order, across several polls"
+    );
+    assert_eq!((done.ran(), done.skipped(), done.queued()), (3, 1, 1));
+    queue.assert_pushed_times::<waits_queued>(1);
+    queue.run_pending().await.unwrap();
+    assert_eq!(take(&WAITS), ["queued x"]);
+}
+
 // --- wildcards ----------------------------------------------------------------
 
 static WILD: Mutex<Vec<String>> = Mutex::new(Vec::new());

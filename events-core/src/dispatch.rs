@@ -3,22 +3,28 @@
 
 use std::any::TypeId;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
 
 use crate::event::{AnyEvent, Event};
 use std::ops::ControlFlow;
 
+use crate::listener::UnitFn;
 use crate::listener::{BoxError, Flow, ListenerDef, Outcome, Run};
 use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
-use crate::registry::{Call, Inline, Registry, RegistryError, Table, registry};
+use crate::registry::{self, Call, Inline, RegistryError, Table};
 use crate::testing;
 
 /// What a dispatch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dispatched {
-    ran: usize,
-    queued: usize,
-    skipped: usize,
+    // `u32` keeps a dispatch's result small: it is returned by every
+    // dispatch, through every future's `poll`.
+    ran: u32,
+    queued: u32,
+    skipped: u32,
     halted_by: Option<&'static str>,
     faked: bool,
 }
@@ -26,16 +32,16 @@ pub struct Dispatched {
 impl Dispatched {
     /// How many sync listeners ran.
     pub fn ran(&self) -> usize {
-        self.ran
+        self.ran as usize
     }
     /// How many jobs were enqueued for queued listeners.
     pub fn queued(&self) -> usize {
-        self.queued
+        self.queued as usize
     }
     /// How many listeners were skipped: a `when = ..` condition said no, or
     /// a queued wildcard listener met an event that cannot be serialized.
     pub fn skipped(&self) -> usize {
-        self.skipped
+        self.skipped as usize
     }
     /// Whether a listener returned `Flow::Stop`.
     pub fn halted(&self) -> bool {
@@ -88,15 +94,24 @@ pub enum DispatchError {
         event: &'static str,
         /// What the queue said.
         #[source]
-        source: crate::queue::QueueError,
+        source: Box<crate::queue::QueueError>,
     },
     /// The registry has a problem (duplicate names) that start-up validation
     /// found.
     #[error("the event registry is invalid")]
-    Registry(#[from] RegistryError),
+    Registry(#[source] Box<RegistryError>),
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
     #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
     QueueUrl(#[source] std::sync::Arc<QueueError>),
+}
+
+// The big payloads are boxed: a dispatch's result is returned through
+// every poll, and the common `Ok` should not carry a large `Err`'s size.
+
+impl From<RegistryError> for DispatchError {
+    fn from(problem: RegistryError) -> Self {
+        DispatchError::Registry(Box::new(problem))
+    }
 }
 
 impl DispatchError {
@@ -135,7 +150,6 @@ pub struct Dispatcher {
 }
 
 struct Inner {
-    registry: &'static Registry,
     target: QueueTarget,
 }
 
@@ -160,11 +174,9 @@ impl DispatcherBuilder {
     ///
     /// Fails when two listeners (or two events) share a name.
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
-        let registry = registry();
-        registry.validate()?;
+        registry::registry().validate()?;
         Ok(Dispatcher {
             inner: Arc::new(Inner {
-                registry,
                 target: match self.queue {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
@@ -210,54 +222,179 @@ impl Dispatcher {
     }
 }
 
-/// The whole dispatch as one state machine (no nested async fns, whose
-/// futures would be copied into each other). `None` means the global
-/// dispatcher could not be built; `global()` then says why.
-async fn dispatch_on<E: Event>(
-    dispatcher: Option<&Dispatcher>,
+/// The future every dispatch returns. Its first poll does the whole
+/// dispatch when nothing in it waits: no fake intercepts the event, and every
+/// inline listener is a plain `fn` (then, unless a listener halts or fails,
+/// queued listeners still need enqueueing). Only what waits (async listeners,
+/// enqueueing) moves into a boxed state machine, so the common future is
+/// small and never allocates.
+struct Dispatching<'d, E: Event> {
+    state: State<'d, E>,
+}
+
+enum State<'d, E> {
+    /// Not polled yet. `None` means the global dispatcher, found on the first
+    /// poll (where `global()` says why it cannot be built, if it cannot).
+    Start(Option<&'d Dispatcher>, E),
+    /// Waiting: the rest of the dispatch.
+    Waiting(Pin<Box<dyn Future<Output = Result<Dispatched, DispatchError>> + Send + 'd>>),
+    /// Finished.
+    Done,
+}
+
+// No field is pinned: the event is moved out on the first poll, and what
+// waits is boxed.
+impl<E: Event> Unpin for Dispatching<'_, E> {}
+
+fn dispatch_on<E: Event>(dispatcher: Option<&Dispatcher>, event: E) -> Dispatching<'_, E> {
+    Dispatching {
+        state: State::Start(dispatcher, event),
+    }
+}
+
+impl<'d, E: Event> Future for Dispatching<'d, E> {
+    type Output = Result<Dispatched, DispatchError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let state = &mut self.state;
+        if let State::Start(..) = state {
+            let State::Start(dispatcher, event) = std::mem::replace(state, State::Done) else {
+                unreachable!()
+            };
+            return start(state, dispatcher, event, cx);
+        }
+        poll_waiting(state, cx)
+    }
+}
+
+/// Polls what waits, once `start` has boxed it.
+#[inline(never)]
+fn poll_waiting<E>(
+    state: &mut State<'_, E>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Dispatched, DispatchError>> {
+    let State::Waiting(rest) = state else {
+        panic!("a dispatch future polled after it completed")
+    };
+    let result = ready!(rest.as_mut().poll(cx));
+    *state = State::Done;
+    Poll::Ready(result)
+}
+
+/// The first poll's hot path: no fake alive, every listener a bare `fn(&E)`,
+/// nothing queued. Everything else goes to [`start_slow`], out of line, so
+/// this stays small enough to inline into the caller's `poll`.
+#[inline(always)]
+fn start<'d, E: Event>(
+    state: &mut State<'d, E>,
+    dispatcher: Option<&'d Dispatcher>,
     event: E,
-) -> Result<Dispatched, DispatchError> {
+    cx: &mut Context<'_>,
+) -> Poll<Result<Dispatched, DispatchError>> {
     let dispatcher = match dispatcher {
         Some(dispatcher) => dispatcher,
-        None => global()?,
+        None => match global() {
+            Ok(dispatcher) => dispatcher,
+            Err(error) => return Poll::Ready(Err(error)),
+        },
     };
+    if !testing::active() {
+        let table = registry::table::<E>();
+        if let Some(plain) = &table.plain
+            && table.queued.is_empty()
+        {
+            return Poll::Ready(Ok(Dispatched {
+                ran: run_plain(table, plain, &event),
+                ..Dispatched::default()
+            }));
+        }
+    }
+    start_slow(state, dispatcher, event, cx)
+}
+
+/// Calls every listener of a `plain` table, in order, with nothing to check
+/// per listener, as a static array of function pointers would be called.
+#[inline(always)]
+fn run_plain<E: Event>(table: &Table, plain: &[UnitFn], event: &E) -> u32 {
+    debug_assert!(table.typed_for == TypeId::of::<E>());
+    for call in plain {
+        // SAFETY: `table` is `registry::table::<E>()`, which returns only a
+        // table keyed by `TypeId::of::<E>()`, and the registry puts a unit
+        // call into a table's `plain` array only when it was built for the
+        // table's key (`Registry::table_from`).
+        let call = unsafe { call.assume::<E>() };
+        call(event);
+    }
+    plain.len() as u32
+}
+
+/// The first poll, in general: fakes, `when` conditions, listeners that
+/// return an outcome; then what waits (async listeners, enqueueing) goes
+/// into `state`, boxed, and is polled from there.
+#[inline(never)]
+fn start_slow<'d, E: Event>(
+    state: &mut State<'d, E>,
+    dispatcher: &'d Dispatcher,
+    event: E,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Dispatched, DispatchError>> {
     let fakes = testing::current();
     if let Some(fakes) = &fakes
         && let Some(recorder) = fakes.events_for::<E>()
     {
         recorder.record(event);
-        return Ok(Dispatched {
+        return Poll::Ready(Ok(Dispatched {
             faked: true,
             ..Dispatched::default()
-        });
+        }));
     }
-    let table = dispatcher.inner.registry.table::<E>();
+    let table = registry::table::<E>();
     let mut done = Dispatched::default();
-    if table.all_sync {
-        // The hot path: a plain loop, no `.await`.
-        run_sync(table, &event, &mut done)
+    if let Some(plain) = &table.plain {
+        done.ran = run_plain(table, plain, &event);
+    } else if table.all_sync {
+        if let Err(failed) = run_sync(table, &event, &mut done) {
+            return Poll::Ready(Err(listener_error::<E>(failed)));
+        }
     } else {
-        run_mixed(table, &event, &mut done).await
+        *state = State::Waiting(Box::pin(finish(dispatcher, table, event, fakes, 0, done)));
+        return poll_waiting(state, cx);
     }
-    .map_err(listener_error::<E>)?;
     // Queued listeners come after every sync one: like Laravel's `return
-    // false`, a halt keeps them from being enqueued too. Boxed, so its state
-    // does not make every dispatch's future bigger (it allocates for the
-    // JSON and the job anyway).
-    if done.halted_by.is_none() && !table.queued.is_empty() {
-        let queue_fake = fakes.and_then(|f| f.queue);
-        let sink = match &queue_fake {
-            Some(fake) => JobSink::Fake(fake),
-            None => JobSink::Target(&dispatcher.inner.target),
-        };
-        Box::pin(enqueue(
-            &table.queued,
-            AnyEvent::new(&event),
-            &sink,
-            &mut done,
-        ))
-        .await?;
+    // false`, a halt keeps them from being enqueued too.
+    if done.halted_by.is_some() || table.queued.is_empty() {
+        return Poll::Ready(Ok(done));
     }
+    let from = table.inline.len();
+    *state = State::Waiting(Box::pin(finish(
+        dispatcher, table, event, fakes, from, done,
+    )));
+    poll_waiting(state, cx)
+}
+
+/// The rest of a dispatch: the inline listeners from index `from` on
+/// (async ones among them), then enqueueing.
+async fn finish<E: Event>(
+    dispatcher: &Dispatcher,
+    table: &'static Table,
+    event: E,
+    fakes: Option<testing::Scope>,
+    from: usize,
+    mut done: Dispatched,
+) -> Result<Dispatched, DispatchError> {
+    run_mixed(&table.inline[from..], table, &event, &mut done)
+        .await
+        .map_err(listener_error::<E>)?;
+    if done.halted_by.is_some() || table.queued.is_empty() {
+        return Ok(done);
+    }
+    let queue_fake = fakes.and_then(|f| f.queue);
+    let sink = match &queue_fake {
+        Some(fake) => JobSink::Fake(fake),
+        None => JobSink::Target(&dispatcher.inner.target),
+    };
+    enqueue(&table.queued, AnyEvent::new(&event), &sink, &mut done).await?;
     Ok(done)
 }
 
@@ -275,7 +412,7 @@ fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outco
     debug_assert!(table.typed_for == TypeId::of::<E>());
     match entry.call {
         Call::TypedUnit(call) => {
-            // SAFETY: `table` is `registry.table::<E>()`, which returns only a
+            // SAFETY: `table` is `registry::table::<E>()`, which returns only a
             // table keyed by `TypeId::of::<E>()` (checked there, whatever a
             // type's slot holds), and the registry admits a typed call into a
             // table only when it was built for the table's key
@@ -318,11 +455,12 @@ fn run_sync<E: Event>(
 
 /// The general path: sync and async listeners in order.
 async fn run_mixed<E: Event>(
+    entries: &[Inline],
     table: &Table,
     event: &E,
     done: &mut Dispatched,
 ) -> Result<(), (&'static str, BoxError)> {
-    for entry in table.inline.iter() {
+    for entry in entries {
         if !admitted(entry, event, done) {
             continue;
         }
@@ -408,7 +546,7 @@ async fn enqueue(
             .map_err(|source| DispatchError::Enqueue {
                 listener: def.name,
                 event: event_name(def, event),
-                source,
+                source: Box::new(source),
             })?;
         done.queued += 1;
     }
@@ -428,7 +566,7 @@ fn serialize_error(def: &ListenerDef, event: &AnyEvent, reason: String) -> Dispa
 fn event_name(def: &ListenerDef, event: &AnyEvent) -> &'static str {
     match def.target {
         crate::listener::Target::Event { name, .. } => name,
-        crate::listener::Target::Pattern(pattern) => registry()
+        crate::listener::Target::Pattern(pattern) => registry::registry()
             .event(event.name())
             .map(|info| info.name())
             .unwrap_or(pattern),
@@ -436,6 +574,8 @@ fn event_name(def: &ListenerDef, event: &AnyEvent) -> &'static str {
 }
 
 static INSTALLED: OnceLock<Dispatcher> = OnceLock::new();
+/// What `global()` returns, once known: the hot path's one atomic load.
+static GLOBAL: AtomicPtr<Dispatcher> = AtomicPtr::new(std::ptr::null_mut());
 static DEFAULT: OnceLock<Result<Dispatcher, StartupError>> = OnceLock::new();
 
 /// Why the default dispatcher could not be built; kept to report on every
@@ -449,7 +589,7 @@ enum StartupError {
 impl From<StartupError> for DispatchError {
     fn from(error: StartupError) -> Self {
         match error {
-            StartupError::Registry(problem) => DispatchError::Registry(problem),
+            StartupError::Registry(problem) => DispatchError::Registry(Box::new(problem)),
             StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
         }
     }
@@ -463,28 +603,44 @@ impl From<StartupError> for DispatchError {
 ///
 /// Gives the dispatcher back when one is installed already.
 pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
-    INSTALLED.set(dispatcher)
+    INSTALLED.set(dispatcher)?;
+    if let Some(installed) = INSTALLED.get() {
+        GLOBAL.store(std::ptr::from_ref(installed).cast_mut(), Ordering::Release);
+    }
+    Ok(())
 }
 
 /// The global dispatcher: the installed one, else one built on first use
 /// with the queue `EVENTS_QUEUE_URL` names (in-process when unset).
 #[inline]
 pub fn global() -> Result<&'static Dispatcher, DispatchError> {
-    if let Some(installed) = INSTALLED.get() {
-        return Ok(installed);
+    let found = GLOBAL.load(Ordering::Acquire);
+    if found.is_null() {
+        return global_slow();
     }
-    match DEFAULT.get() {
-        Some(Ok(dispatcher)) => Ok(dispatcher),
-        _ => global_slow(),
-    }
+    // SAFETY: `GLOBAL` holds null or a pointer made from a `&'static
+    // Dispatcher` (in `install` and `global_slow`).
+    Ok(unsafe { &*found })
 }
 
 #[cold]
 fn global_slow() -> Result<&'static Dispatcher, DispatchError> {
-    DEFAULT
-        .get_or_init(default_dispatcher)
-        .as_ref()
-        .map_err(|e| e.clone().into())
+    let dispatcher = match INSTALLED.get() {
+        Some(installed) => installed,
+        None => DEFAULT
+            .get_or_init(default_dispatcher)
+            .as_ref()
+            .map_err(|e| DispatchError::from(e.clone()))?,
+    };
+    // An `install` racing with this keeps its own pointer: it stores
+    // unconditionally, this only replaces null.
+    let _ = GLOBAL.compare_exchange(
+        std::ptr::null_mut(),
+        std::ptr::from_ref(dispatcher).cast_mut(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    Ok(dispatcher)
 }
 
 fn default_dispatcher() -> Result<Dispatcher, StartupError> {
@@ -512,7 +668,7 @@ fn default_dispatcher() -> Result<Dispatcher, StartupError> {
 pub fn dispatch<E: Event>(
     event: E,
 ) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
-    dispatch_on(global().ok(), event)
+    dispatch_on(None, event)
 }
 
 /// `event.dispatch()` and its conditional forms, for every [`Event`].

@@ -40,7 +40,7 @@ pub trait Event: Shareable {
     /// generic type has none (a static in a generic impl would be shared by
     /// every instantiation).
     #[doc(hidden)]
-    fn __table_slot() -> Option<&'static crate::registry::TableSlot> {
+    fn __table_slot() -> Option<&'static crate::registry::TableSlot<Self>> {
         None
     }
 }

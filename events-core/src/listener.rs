@@ -283,6 +283,12 @@ impl TypedCall {
         unsafe { std::mem::transmute::<*const (), fn(&E) -> Outcome>(self.erased) }
     }
 
+    /// The bare function pointer of a unit call, for a table's dense array
+    /// of plain listeners.
+    pub(crate) fn unit_fn(self) -> Option<UnitFn> {
+        self.unit.then_some(UnitFn(self.erased))
+    }
+
     /// The unit function, typed again.
     ///
     /// # Safety
@@ -294,6 +300,31 @@ impl TypedCall {
         // SAFETY: `erased` came from a `fn(&E)` (see `unit`), and the caller
         // vouches for `E`.
         unsafe { std::mem::transmute::<*const (), fn(&E)>(self.erased) }
+    }
+}
+
+/// A `fn(&E)` with `E` erased: one word, as in a static array of function
+/// pointers. Only [`Table`](crate::registry::Table)s keyed by `E` hold one.
+#[derive(Clone, Copy)]
+pub(crate) struct UnitFn(*const ());
+
+// SAFETY: the pointer is a function pointer, which is `Send + Sync`.
+unsafe impl Send for UnitFn {}
+// SAFETY: as above.
+unsafe impl Sync for UnitFn {}
+
+impl UnitFn {
+    /// The function, typed again.
+    ///
+    /// # Safety
+    ///
+    /// `E` must be the type the [`TypedCall::unit`] it came from was built
+    /// for.
+    #[inline(always)]
+    pub(crate) unsafe fn assume<E: 'static>(self) -> fn(&E) {
+        // SAFETY: the pointer came from a `fn(&E)` (`TypedCall::unit`), and
+        // the caller vouches for `E`.
+        unsafe { std::mem::transmute::<*const (), fn(&E)>(self.0) }
     }
 }
 

@@ -6,10 +6,11 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::marker::PhantomData;
 use std::sync::{OnceLock, RwLock};
 
 use crate::event::{Event, EventDef, FromJson};
-use crate::listener::{ListenerDef, ListenerInfo, Run, Target};
+use crate::listener::{ListenerDef, ListenerInfo, Run, Target, UnitFn};
 
 /// Every listener for one event type, in run order.
 pub(crate) struct Table {
@@ -18,6 +19,10 @@ pub(crate) struct Table {
     pub(crate) inline: Box<[Inline]>,
     /// Whether every inline listener is a plain `fn` (the fast path).
     pub(crate) all_sync: bool,
+    /// When every inline listener is a typed `fn(&E)` returning `()` with no
+    /// `when`, the bare function pointers in run order: dispatch calls them
+    /// as a static array would be called. Nothing to check per listener.
+    pub(crate) plain: Option<Box<[UnitFn]>>,
     /// The event type every `Call::Typed` entry takes: the table's key.
     pub(crate) typed_for: TypeId,
     /// The inline listeners' registrations, for reports.
@@ -26,18 +31,22 @@ pub(crate) struct Table {
     pub(crate) queued: Box<[&'static ListenerDef]>,
 }
 
-/// A per-event-type cache of the global registry's table for that type.
+/// A per-event-type cache of the global registry's table for `E`.
+///
+/// Typed by the event, so one type's slot cannot be handed out as another's:
+/// a slot for `E` is filled only by `Registry::table::<E>`, with the table
+/// keyed by `TypeId::of::<E>()`.
 #[doc(hidden)]
-pub struct TableSlot(OnceLock<&'static Table>);
+pub struct TableSlot<E: ?Sized>(OnceLock<&'static Table>, PhantomData<fn() -> E>);
 
-impl TableSlot {
+impl<E: ?Sized> TableSlot<E> {
     /// An empty slot, for a `static`.
-    pub const fn new() -> TableSlot {
-        TableSlot(OnceLock::new())
+    pub const fn new() -> TableSlot<E> {
+        TableSlot(OnceLock::new(), PhantomData)
     }
 }
 
-impl Default for TableSlot {
+impl<E: ?Sized> Default for TableSlot<E> {
     fn default() -> Self {
         TableSlot::new()
     }
@@ -156,16 +165,39 @@ pub struct Registry {
 ///     println!("{} -> {} ({:?})", listener.event(), listener.name(), listener.mode());
 /// }
 /// ```
+#[inline]
 pub fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::from_inventory)
+}
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// The global registry's table of `E`: from the type's own slot once filled
+/// (one atomic load), else one hash lookup; generic event types get theirs
+/// built on first dispatch.
+///
+/// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
+/// relies on it to call typed listeners as `fn(&E)`. A slot holds the table
+/// of its own type only: `__table_slot` returns a `TableSlot<Self>`, which no
+/// other type's impl can return (a safe hand-written impl can at most leak a
+/// fresh one), and slots are filled here alone, from `lookup::<E>()`.
+#[inline]
+pub(crate) fn table<E: Event>() -> &'static Table {
+    match E::__table_slot() {
+        Some(slot) => {
+            let table = slot.0.get_or_init(|| registry().lookup::<E>());
+            debug_assert!(table.typed_for == TypeId::of::<E>());
+            table
+        }
+        None => registry().lookup::<E>(),
+    }
 }
 
 /// The listeners of `E`, in the order dispatch considers them: sync ones
 /// first (higher priority, then name), then queued ones. Wildcard listeners
 /// whose pattern matches `E::NAME` are included.
 pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
-    let table = registry().table::<E>();
+    let table = table::<E>();
     table
         .inline_defs
         .iter()
@@ -298,8 +330,16 @@ impl Registry {
                 })
             })
             .collect();
+        let plain = inline
+            .iter()
+            .map(|i| match i.call {
+                Call::TypedUnit(call) if i.when.is_none() => call.unit_fn(),
+                _ => None,
+            })
+            .collect();
         Table {
             all_sync: inline.iter().all(|i| !matches!(i.call, Call::Async(_))),
+            plain,
             typed_for: type_id,
             inline,
             inline_defs: mine()
@@ -311,29 +351,6 @@ impl Registry {
                 .map(|l| l.def)
                 .collect(),
         }
-    }
-
-    /// The table of `E`: from the type's own slot once filled (one atomic
-    /// load), else one hash lookup; generic event types get theirs built on
-    /// first dispatch.
-    ///
-    /// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
-    /// relies on it to call typed listeners as `fn(&E)`. A slot is only a
-    /// cache, and `Event` is a safe trait whose hidden `__table_slot` a
-    /// hand-written impl could share between types, so what a slot holds is
-    /// checked against `E` before it is used.
-    #[inline]
-    pub(crate) fn table<E: Event>(&'static self) -> &'static Table {
-        if let Some(slot) = E::__table_slot()
-            // Slots cache the global registry's tables only.
-            && std::ptr::eq(self, registry())
-        {
-            let table = slot.0.get_or_init(|| self.lookup::<E>());
-            if table.typed_for == TypeId::of::<E>() {
-                return table;
-            }
-        }
-        self.lookup::<E>()
     }
 
     /// The table keyed by `TypeId::of::<E>()` (every table's `typed_for` is

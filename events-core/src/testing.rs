@@ -54,10 +54,17 @@ thread_local! {
     static SCOPE: RefCell<Stacks> = RefCell::new(Stacks::default());
 }
 
+/// Whether any fake is alive, on any thread: one atomic load. When it says
+/// no, [`current`] would return `None`.
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire) != 0
+}
+
 /// The fakes of this thread, or `None` (cheaply) when there are none.
 #[inline]
 pub(crate) fn current() -> Option<Scope> {
-    if ACTIVE.load(Ordering::Acquire) == 0 {
+    if !active() {
         return None;
     }
     SCOPE.with(|stacks| {

@@ -41,8 +41,8 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
     let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
     let table_slot = if generics.params.is_empty() {
         quote! {
-            fn __table_slot() -> #private::Option<&'static #private::TableSlot> {
-                static SLOT: #private::TableSlot = #private::TableSlot::new();
+            fn __table_slot() -> #private::Option<&'static #private::TableSlot<Self>> {
+                static SLOT: #private::TableSlot<#ident> = #private::TableSlot::new();
                 #private::Some(&SLOT)
             }
         }
