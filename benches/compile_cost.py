@@ -10,14 +10,29 @@ Generates three crates under target/bench-crates/ and measures them:
   startup   200 events and 1,000 listeners (with the macros); its `main`
             times building the registry
 
-`cargo check` of `macros` against `manual` (dependencies built once, then the
-crate alone re-checked after a touch, RUNS times each) gives the compile-cost
-ratio; the goal is <= 1.3x. Run from the repository root:
+`cargo check` of `macros` against `manual` gives the compile-cost ratio (goal
+<= 1.3x), measured two ways, RUNS times each, with dependencies built once:
 
-    python3 benches/compile_cost.py [RUNS]
+  fresh     the crate checked from scratch (`cargo clean -p` first): all the
+            work the compiler does for it
+  recheck   the crate re-checked after a touch, with incremental compilation:
+            proc macros run again, while most other results come from the
+            cache, so this is the edit-and-check loop and mostly shows
+            macro expansion
+
+Each crate is timed as wall and CPU time (user + system), the two crates
+taking turns so load on the machine falls on both alike. With
+`--instructions`, valgrind also counts the instructions rustc executes for a
+fresh check without incremental compilation, which repeat to the last digit.
+
+Run from the repository root:
+
+    python3 benches/compile_cost.py [RUNS] [--instructions]
 """
 
 import os
+import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -72,7 +87,7 @@ def manual_crate():
     out = [
         "#![allow(non_upper_case_globals)]",
         "use serde::{Deserialize, Serialize};",
-        f"use {p}::{{Duration, ListenerDef, QueueOptions, Run, TypedCall, Target}};",
+        f"use {p}::{{Duration, ListenerDef, QueueOptions, Run, TypedCall}};",
         "",
     ]
     for e in range(EVENTS):
@@ -141,42 +156,91 @@ def write_crate(name, lines, main):
     return path
 
 
-def cargo(path, *args):
+def cargo(path, *args, capture=False):
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-    subprocess.run(["cargo", *args, "-q"], cwd=path, env=env, check=True)
+    return subprocess.run(["cargo", *args], cwd=path, env=env, check=True,
+                          capture_output=capture, text=True)
 
 
-def timed_check(path, runs):
-    cargo(path, "check")  # dependencies, once
-    times = []
-    for _ in range(runs):
+def one_check(path, fresh):
+    """Wall and CPU seconds of one `cargo check` of the crate at `path`."""
+    if fresh:
+        cargo(path, "clean", "-q", "-p", os.path.basename(path))
+    else:
         os.utime(os.path.join(path, "src", "main.rs"))
-        start = time.perf_counter()
-        cargo(path, "check")
-        times.append(time.perf_counter() - start)
-    return times
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    cargo(path, "check", "-q")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+
+
+def instructions(path):
+    """Instructions rustc executes checking the crate from scratch, without
+    incremental compilation, counted by valgrind: repeatable where times are
+    not."""
+    name = os.path.basename(path)
+    cargo(path, "clean", "-q", "-p", name)
+    out = cargo(path, "check", "-v", capture=True).stderr
+    line = next(l for l in out.splitlines() if "Running `" in l and f"--crate-name {name} " in l)
+    words = shlex.split(line.split("Running `", 1)[1].rstrip("`"))
+    argv = []
+    for word in words:
+        if word.startswith("incremental=") and argv and argv[-1] == "-C":
+            argv.pop()
+        elif not word.startswith(("--error-format", "--json")):
+            argv.append(word)
+    run = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                          "--cachegrind-out-file=/dev/null", *argv],
+                         cwd=path, capture_output=True, text=True, check=True)
+    refs = next(l for l in run.stderr.splitlines() if "I   refs" in l or "I refs" in l)
+    return int(refs.split()[-1].replace(",", ""))
+
+
+def summary(values, unit="s"):
+    return (f"median {statistics.median(values):.2f}{unit} "
+            f"(min {min(values):.2f}, max {max(values):.2f})")
 
 
 def main():
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    runs = int(next((a for a in sys.argv[1:] if a.isdigit()), 10))
+    count_instructions = "--instructions" in sys.argv
     shutil.rmtree(OUT, ignore_errors=True)
     empty_main = "\nfn main() {}\n"
-    macros = write_crate("macros", macros_crate(LISTENERS), empty_main)
-    manual = write_crate("manual", manual_crate(), empty_main)
+    crates = {
+        "manual": write_crate("manual", manual_crate(), empty_main),
+        "macros": write_crate("macros", macros_crate(LISTENERS), empty_main),
+    }
     startup = write_crate("startup", macros_crate(STARTUP_LISTENERS), STARTUP_MAIN)
+    for path in crates.values():
+        cargo(path, "check", "-q")  # dependencies, once
 
-    results = {}
-    for name, path in [("manual", manual), ("macros", macros)]:
-        t = timed_check(path, runs)
-        results[name] = t
-        print(f"cargo check, {name:<6} ({EVENTS} events, {LISTENERS} listeners): "
-              f"median {statistics.median(t):.2f}s (min {min(t):.2f}, max {max(t):.2f})")
-    ratio = statistics.median(results["macros"]) / statistics.median(results["manual"])
-    print(f"ratio macros / manual: {ratio:.2f}x (goal <= 1.3x)")
+    print(f"cargo check of {EVENTS} events and {LISTENERS} listeners, {runs} runs of each, "
+          "the two crates taking turns")
+    for mode in ["fresh", "recheck"]:
+        wall = {name: [] for name in crates}
+        cpu = {name: [] for name in crates}
+        for _ in range(runs):
+            for name, path in crates.items():
+                w, c = one_check(path, fresh=(mode == "fresh"))
+                wall[name].append(w)
+                cpu[name].append(c)
+        for name in crates:
+            print(f"  {mode:<7} {name:<6} wall {summary(wall[name])}, cpu {summary(cpu[name])}")
+        ratio_wall = statistics.median(wall["macros"]) / statistics.median(wall["manual"])
+        ratio_cpu = statistics.median(cpu["macros"]) / statistics.median(cpu["manual"])
+        print(f"  {mode:<7} ratio macros / manual: wall {ratio_wall:.2f}x, cpu {ratio_cpu:.2f}x "
+              "(goal <= 1.3x)")
 
-    cargo(startup, "build", "--release")
-    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-    subprocess.run(["cargo", "run", "-q", "--release"], cwd=startup, env=env, check=True)
+    if count_instructions:
+        counts = {name: instructions(path) for name, path in crates.items()}
+        for name, n in counts.items():
+            print(f"  instructions {name:<6} {n:,}")
+        print(f"  instructions ratio macros / manual: {counts['macros'] / counts['manual']:.3f}x")
+
+    cargo(startup, "build", "-q", "--release")
+    cargo(startup, "run", "-q", "--release")
 
 
 if __name__ == "__main__":

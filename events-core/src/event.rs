@@ -221,7 +221,7 @@ inventory::collect!(EventDef);
 /// `Deserialize` path when the type has it, the `None` path otherwise.
 #[doc(hidden)]
 pub mod spec {
-    use super::{ErasedEvent, Event, FromJson};
+    use super::{Event, FromJson};
     use std::marker::PhantomData;
 
     /// Wraps a type for method-resolution-based specialization.
@@ -234,7 +234,7 @@ pub mod spec {
     }
     impl<T: serde::Serialize> ViaSerialize<T> for &Probe<T> {
         fn __events_to_json(&self, value: &T) -> Option<Result<String, serde_json::Error>> {
-            Some(serde_json::to_string(value))
+            crate::__private::to_json(value)
         }
     }
 
@@ -254,12 +254,7 @@ pub mod spec {
     }
     impl<T: serde::de::DeserializeOwned + Event> ViaDeserialize<T> for &Probe<T> {
         fn __events_from_json(&self) -> Option<FromJson> {
-            fn rebuild<T: serde::de::DeserializeOwned + Event>(
-                text: &str,
-            ) -> Result<Box<dyn ErasedEvent>, serde_json::Error> {
-                Ok(Box::new(serde_json::from_str::<T>(text)?))
-            }
-            Some(rebuild::<T>)
+            crate::__private::from_json::<T>()
         }
     }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use crate::event::{Event, EventDef, FromJson};
@@ -34,15 +35,16 @@ pub(crate) struct Table {
 /// A per-event-type cache of the global registry's table for `E`.
 ///
 /// Typed by the event, so one type's slot cannot be handed out as another's:
-/// a slot for `E` is filled only by `Registry::table::<E>`, with the table
-/// keyed by `TypeId::of::<E>()`.
+/// a slot for `E` is filled only by `registry::table::<E>`, with the table
+/// keyed by `TypeId::of::<E>()`. A bare atomic pointer: cheap for the
+/// compiler to evaluate in every event's `static`, and one load to read.
 #[doc(hidden)]
-pub struct TableSlot<E: ?Sized>(OnceLock<&'static Table>, PhantomData<fn() -> E>);
+pub struct TableSlot<E: ?Sized>(AtomicPtr<Table>, PhantomData<fn() -> E>);
 
 impl<E: ?Sized> TableSlot<E> {
     /// An empty slot, for a `static`.
     pub const fn new() -> TableSlot<E> {
-        TableSlot(OnceLock::new(), PhantomData)
+        TableSlot(AtomicPtr::new(std::ptr::null_mut()), PhantomData)
     }
 }
 
@@ -183,14 +185,22 @@ static REGISTRY: OnceLock<Registry> = OnceLock::new();
 /// fresh one), and slots are filled here alone, from `lookup::<E>()`.
 #[inline]
 pub(crate) fn table<E: Event>() -> &'static Table {
-    match E::__table_slot() {
-        Some(slot) => {
-            let table = slot.0.get_or_init(|| registry().lookup::<E>());
-            debug_assert!(table.typed_for == TypeId::of::<E>());
-            table
-        }
-        None => registry().lookup::<E>(),
+    let Some(slot) = E::__table_slot() else {
+        return registry().lookup::<E>();
+    };
+    let cached = slot.0.load(Ordering::Acquire);
+    if cached.is_null() {
+        // Threads racing here store the same `&'static Table`.
+        let table = registry().lookup::<E>();
+        slot.0
+            .store(std::ptr::from_ref(table).cast_mut(), Ordering::Release);
+        return table;
     }
+    // SAFETY: a slot holds null or a pointer made from a `&'static Table`
+    // (the store above, the only one).
+    let table = unsafe { &*cached };
+    debug_assert!(table.typed_for == TypeId::of::<E>());
+    table
 }
 
 /// The listeners of `E`, in the order dispatch considers them: sync ones

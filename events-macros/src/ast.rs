@@ -1,10 +1,32 @@
 //! Typed views of the items the attributes annotate.
 
+use proc_macro2::TokenStream;
 use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, Pat, ReturnType, Signature, Type};
+use syn::{Attribute, FnArg, Pat, ReturnType, Signature, Type, Visibility};
 
 use crate::ctxt::Ctxt;
+
+/// A function as `#[listener]` needs it: everything but the body, which is
+/// kept as tokens, unparsed. The item itself is emitted as written, so the
+/// body never needs parsing (and a syntax error in it is rustc's to report).
+pub struct FnHead {
+    pub vis: Visibility,
+    pub sig: Signature,
+}
+
+impl Parse for FnHead {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        Attribute::parse_outer(input)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let body;
+        syn::braced!(body in input);
+        body.parse::<TokenStream>()?;
+        Ok(FnHead { vis, sig })
+    }
+}
 
 /// What a listener takes.
 #[derive(Clone, Copy)]

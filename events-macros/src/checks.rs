@@ -1,6 +1,7 @@
 //! Spanned type assertions: each places the bound on the user's own token, so
 //! rustc prints the trait's `on_unimplemented` message under it.
 
+use proc_macro2::Ident;
 use proc_macro2::TokenStream;
 use quote::quote_spanned;
 use syn::spanned::Spanned;
@@ -8,37 +9,37 @@ use syn::{Path, Type};
 
 /// The listener's target, which requires `ty: Event`: the one place the
 /// generated code names that bound.
-pub fn event_target(krate: &Path, ty: &Type) -> TokenStream {
-    quote_spanned!(ty.span()=> #krate::__private::event_target::<#ty>())
+pub fn event_target(private: &Ident, ty: &Type) -> TokenStream {
+    quote_spanned!(ty.span()=> #private::event_target::<#ty>())
 }
 
 /// The codec of a queued listener's event, which requires
 /// `ty: Serialize + DeserializeOwned`: the one place that names that bound.
-pub fn codec(krate: &Path, ty: &Type) -> TokenStream {
+pub fn codec(private: &Ident, ty: &Type) -> TokenStream {
     quote_spanned! {ty.span()=>
-        const __EVENTS_CODEC: #krate::__private::Codec<#ty> = #krate::__private::codec::<#ty>();
+        const __EVENTS_CODEC: #private::Codec<#ty> = #private::codec::<#ty>();
     }
 }
 
 /// Converts the listener's return value, which requires a listener return
 /// type; spanned on the declared return type.
-pub fn outcome(krate: &Path, output: Option<&Type>, value: TokenStream) -> TokenStream {
+pub fn outcome(private: &Ident, output: Option<&Type>, value: TokenStream) -> TokenStream {
     match output {
         // The value is bound to a local spanned on the return type, so a
         // wrong type is reported there; no turbofish, since naming the type
         // again would repeat any error in it.
         Some(ty) => quote_spanned! {ty.span()=> {
             let __events_value = #value;
-            #krate::__private::outcome(__events_value)
+            #private::outcome(__events_value)
         }},
-        None => quote::quote!(#krate::__private::outcome::<()>(#value)),
+        None => quote::quote!(#private::outcome::<()>(#value)),
     }
 }
 
 /// A fresh instance of a subscriber, which requires `Default`; spanned on
 /// the `impl`'s self type.
-pub fn subscriber(krate: &Path, self_ty: &Type) -> TokenStream {
-    quote_spanned!(self_ty.span()=> #krate::__private::subscriber::<#self_ty>())
+pub fn subscriber(private: &Ident, self_ty: &Type) -> TokenStream {
+    quote_spanned!(self_ty.span()=> #private::subscriber::<#self_ty>())
 }
 
 /// A path as written, or, in a subscriber, with a leading `Self` replaced by
@@ -56,7 +57,7 @@ pub fn resolve_self(path: &Path, self_ty: Option<&Type>) -> TokenStream {
 /// The `when = ..` predicate as a fn pointer of the right shape; spanned on
 /// the user's path so a wrong signature is reported there.
 pub fn predicate(
-    krate: &Path,
+    private: &Ident,
     when: &Path,
     self_ty: Option<&Type>,
     event: Option<&Type>,
@@ -69,7 +70,7 @@ pub fn predicate(
             __predicate
         }),
         None => quote_spanned!(when_span=> {
-            let __predicate: fn(&#krate::__private::AnyEvent) -> bool = #when;
+            let __predicate: fn(&#private::AnyEvent) -> bool = #when;
             __predicate
         }),
     }
@@ -77,11 +78,11 @@ pub fn predicate(
 
 /// The `on_failure = ..` hook as a `fn(&FailedJob)`, spanned on the user's
 /// path. In a subscriber, a path starting with `Self` names the subscriber.
-pub fn failure_hook(krate: &Path, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
+pub fn failure_hook(private: &Ident, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
     let span = hook.span();
     let hook = resolve_self(hook, self_ty);
     quote_spanned!(span=> {
-        let __hook: fn(&#krate::__private::FailedJob) = #hook;
+        let __hook: fn(&#private::FailedJob) = #hook;
         __hook
     })
 }

@@ -32,7 +32,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = attr::parse_event(&cx, args.into());
     let krate = expand::crate_path(args.krate.clone());
     let expanded = match syn::parse2::<syn::Item>(input.clone()) {
-        Ok(item) => expand::event::expand(&krate, &args, &item).unwrap_or_else(|e| {
+        Ok(item) => expand::event::expand(&krate, &args, &item, &input).unwrap_or_else(|e| {
             cx.push(e);
             input
         }),
@@ -55,7 +55,7 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let args = attr::parse_listener(&cx, "listener", LISTENER_KEYS, args.into());
     let krate = expand::crate_path(args.krate.clone());
-    let item = match syn::parse2::<syn::ItemFn>(input.clone()) {
+    let item = match syn::parse2::<ast::FnHead>(input.clone()) {
         Ok(item) => item,
         Err(_) => {
             let anchor = syn::parse2::<syn::Item>(input.clone())
@@ -75,21 +75,21 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     }
     valid::listener(&cx, &args, &handler);
     let ident = &item.sig.ident;
-    let name = expand::listener::name_expr(&krate, &args, &ident.unraw().to_string());
+    let name = expand::listener::name_expr(&args, &ident.unraw().to_string());
+    let private = expand::private();
     let registration = match handler.event {
         Some(event) if !cx.has_errors() => Some(expand::listener::registration(&Registration {
-            krate: &krate,
             args: &args,
             handler: &handler,
             event,
             callee: Callee::Free(ident),
-            name: quote!(<#ident as #krate::__private::Listener>::NAME),
+            name: quote!(<#ident as #private::Listener>::NAME),
             line: expand::line_of(ident.span()),
-            cfgs: &[],
         })),
         _ => None,
     };
-    let expanded = expand::listener::expand(&krate, &item, handler.event, &name, registration);
+    let expanded =
+        expand::listener::expand(&krate, input, &item, handler.event, &name, registration);
     with_errors(cx, expanded)
 }
 

@@ -1,19 +1,26 @@
 //! `#[event]` on a struct or an enum.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens as _;
 use quote::quote;
 use syn::ext::IdentExt as _;
-use syn::{Item, Path};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Item, Path, Token};
 
 use crate::attr::EventArgs;
 use crate::expand::line_of;
 
-/// The item as written, its `Event` impl and, for a non-generic type, its
+/// The item as written (its tokens, untouched), its `Event` impl and, for a non-generic type, its
 /// link-time registration.
-pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenStream> {
-    let (ident, generics) = match item {
-        Item::Struct(s) => (&s.ident, &s.generics),
-        Item::Enum(e) => (&e.ident, &e.generics),
+pub fn expand(
+    krate: &Path,
+    args: &EventArgs,
+    item: &Item,
+    input: &TokenStream,
+) -> syn::Result<TokenStream> {
+    let (ident, generics, attrs) = match item {
+        Item::Struct(s) => (&s.ident, &s.generics, &s.attrs),
+        Item::Enum(e) => (&e.ident, &e.generics, &e.attrs),
         other => return Err(not_a_type(other)),
     };
     if let Some(lifetime) = generics.lifetimes().next() {
@@ -23,7 +30,8 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
              so it must own its data (`String` rather than `&str`)",
         ));
     }
-    let private = quote!(#krate::__private);
+    let private = super::private();
+    let use_private = super::use_private(krate);
     let name = match &args.name {
         Some(name) => name.value.clone(),
         None => ident.unraw().to_string(),
@@ -49,28 +57,55 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
     } else {
         quote!()
     };
+    // Whether the event is JSON is found by autoref probes, which work
+    // whatever implements serde's traits but cost the compiler a method
+    // resolution each. Where a non-generic item derives them in plain sight,
+    // the generated code calls serde directly instead. (A generic type's
+    // derives hold only under bounds on its parameters, which the probes
+    // resolve as they always have.)
+    let derived = if generics.params.is_empty() {
+        SerdeDerives::of(attrs)
+    } else {
+        SerdeDerives::default()
+    };
+    let to_json = if derived.serialize {
+        quote!(#private::to_json(self))
+    } else {
+        quote! {
+            #[allow(unused_imports)]
+            use #private::spec::{NoSerialize as _, ViaSerialize as _};
+            (&&#private::spec::Probe::<Self>(#private::PhantomData)).__events_to_json(self)
+        }
+    };
     let registration = if generics.params.is_empty() {
         let line = line_of(ident.span());
         let type_name = ident.unraw().to_string();
-        quote! {
-            #[allow(non_snake_case, clippy::all)]
-            const _: () = {
-                fn __events_from_json() -> #private::Option<#private::FromJson> {
-                    #[allow(unused_imports)]
-                    use #private::spec::{NoDeserialize as _, ViaDeserialize as _};
-                    (&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_from_json()
-                }
-                #private::inventory::submit! {
-                    #private::EventDef {
-                        name: <#ident as #private::Event>::NAME,
-                        type_name: #private::concat!(#private::module_path!(), "::", #type_name),
-                        type_id: #private::TypeId::of::<#ident>,
-                        from_json: __events_from_json,
-                        file: #private::file!(),
-                        line: #line,
+        let (from_json_fn, from_json) = if derived.deserialize {
+            (quote!(), quote!(#private::from_json::<#ident>))
+        } else {
+            (
+                quote! {
+                    fn __events_from_json() -> #private::Option<#private::FromJson> {
+                        #[allow(unused_imports)]
+                        use #private::spec::{NoDeserialize as _, ViaDeserialize as _};
+                        (&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_from_json()
                     }
+                },
+                quote!(__events_from_json),
+            )
+        };
+        quote! {
+            #from_json_fn
+            #private::inventory::submit! {
+                #private::EventDef {
+                    name: <#ident as #private::Event>::NAME,
+                    type_name: #private::concat!(#private::module_path!(), "::", #type_name),
+                    type_id: #private::TypeId::of::<#ident>,
+                    from_json: #from_json,
+                    file: #private::file!(),
+                    line: #line,
                 }
-            };
+            }
         }
     } else {
         // A generic type has no single `TypeId` to register; dispatch builds
@@ -78,22 +113,78 @@ pub fn expand(krate: &Path, args: &EventArgs, item: &Item) -> syn::Result<TokenS
         quote!()
     };
     Ok(quote! {
-        #item
+        #input
 
-        impl #impl_generics #private::Event for #ident #ty_generics #where_clause {
-            const NAME: &'static str = #name;
+        #[allow(non_snake_case, clippy::all)]
+        const _: () = {
+            #use_private
 
-            fn __to_json(&self) -> #private::Option<#private::Result<#private::String, #private::serde_json::Error>> {
-                #[allow(unused_imports)]
-                use #private::spec::{NoSerialize as _, ViaSerialize as _};
-                (&&#private::spec::Probe::<Self>(#private::PhantomData)).__events_to_json(self)
+            impl #impl_generics #private::Event for #ident #ty_generics #where_clause {
+                const NAME: &'static str = #name;
+
+                fn __to_json(&self) -> #private::Option<#private::Result<#private::String, #private::serde_json::Error>> {
+                    #to_json
+                }
+
+                #table_slot
             }
 
-            #table_slot
-        }
-
-        #registration
+            #registration
+        };
     })
+}
+
+/// serde derives written on the item itself, below `#[event]`: only
+/// `Serialize`, `serde::Serialize` and `::serde::Serialize` (and the same for
+/// `Deserialize`) count, and none at all under `#[serde(remote = ..)]`, which
+/// derives for another type. Anything else is left to the probes.
+#[derive(Default)]
+struct SerdeDerives {
+    serialize: bool,
+    deserialize: bool,
+}
+
+impl SerdeDerives {
+    fn of(attrs: &[Attribute]) -> SerdeDerives {
+        let mut found = SerdeDerives::default();
+        for attr in attrs {
+            if attr.path().is_ident("serde")
+                && attr.meta.to_token_stream().to_string().contains("remote")
+            {
+                return SerdeDerives::default();
+            }
+            if !attr.path().is_ident("derive") {
+                continue;
+            }
+            let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+            else {
+                continue;
+            };
+            for path in paths {
+                match serde_trait(&path) {
+                    Some("Serialize") => found.serialize = true,
+                    Some("Deserialize") => found.deserialize = true,
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+}
+
+/// `Serialize` or `Deserialize` when `path` names serde's derive plainly.
+fn serde_trait(path: &Path) -> Option<&'static str> {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let name = match segments.as_slice() {
+        [name] if path.leading_colon.is_none() => name,
+        [krate, name] if krate == "serde" => name,
+        _ => return None,
+    };
+    match name.as_str() {
+        "Serialize" => Some("Serialize"),
+        "Deserialize" => Some("Deserialize"),
+        _ => None,
+    }
 }
 
 fn not_a_type(item: &Item) -> syn::Error {

@@ -3,9 +3,9 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{Ident, ItemFn, Path, Type};
+use syn::{Ident, Path, Type};
 
-use crate::ast::{EventParam, Handler};
+use crate::ast::{EventParam, FnHead, Handler};
 use crate::attr::ListenerArgs;
 use crate::checks;
 use crate::expand::duration;
@@ -20,7 +20,6 @@ pub enum Callee<'a> {
 
 /// Everything needed to register one listener.
 pub struct Registration<'a> {
-    pub krate: &'a Path,
     pub args: &'a ListenerArgs,
     pub handler: &'a Handler<'a>,
     pub event: EventParam<'a>,
@@ -29,18 +28,16 @@ pub struct Registration<'a> {
     pub name: TokenStream,
     /// The source line.
     pub line: u32,
-    /// The item's `#[cfg(..)]` attributes: the registration exists only
-    /// where the function does.
-    pub cfgs: &'a [syn::Attribute],
 }
 
 /// The expansion of `#[listener]` on a free function: the function as
-/// written, a same-named type implementing `Listener` (and `Listens<E>`), and
+/// written (its tokens, untouched), a same-named type implementing `Listener` (and `Listens<E>`), and
 /// the registration. `registration` is `None` after a configuration error, so
 /// only the item and its type are emitted and the error stands alone.
 pub fn expand(
     krate: &Path,
-    item: &ItemFn,
+    input: TokenStream,
+    item: &FnHead,
     event: Option<EventParam>,
     name: &TokenStream,
     registration: Option<TokenStream>,
@@ -48,45 +45,55 @@ pub fn expand(
     let ident = &item.sig.ident;
     let vis = &item.vis;
     let doc = format!("The listener type of the function `{ident}`, declared by `#[listener]`.");
+    let private = super::private();
+    let use_private = super::use_private(krate);
     let listens = match event {
-        Some(EventParam::Typed(ty)) => quote!(impl #krate::__private::Listens<#ty> for #ident {}),
+        Some(EventParam::Typed(ty)) => quote!(impl #private::Listens<#ty> for #ident {}),
         _ => quote!(),
     };
     quote! {
-        #item
+        #input
 
         #[doc = #doc]
         #[allow(non_camel_case_types, dead_code)]
         #vis struct #ident {}
 
-        impl #krate::__private::Listener for #ident {
-            const NAME: &'static str = #name;
-        }
+        #[allow(non_snake_case, deprecated, clippy::all)]
+        const _: () = {
+            #use_private
 
-        #listens
+            impl #private::Listener for #ident {
+                const NAME: &'static str = #name;
+            }
 
-        #registration
+            #listens
+
+            #registration
+        };
     }
 }
 
-/// The listener's name: `name = ".."`, else module path and `path`.
-pub fn name_expr(krate: &Path, args: &ListenerArgs, path: &str) -> TokenStream {
+/// The listener's name: `name = ".."`, else module path and `path`. Used
+/// inside a block that has [`super::use_private`].
+pub fn name_expr(args: &ListenerArgs, path: &str) -> TokenStream {
     match &args.name {
         Some(name) => {
             let name = &name.value;
             quote!(#name)
         }
-        None => quote!(#krate::__private::concat!(#krate::__private::module_path!(), "::", #path)),
+        None => {
+            let private = super::private();
+            quote!(#private::concat!(#private::module_path!(), "::", #path))
+        }
     }
 }
 
-/// The body functions and the `inventory` submission of one listener,
-/// wrapped in an anonymous `const` so nothing leaks into the user's module.
+/// The body functions and the `inventory` submission of one listener: items
+/// for a `const _` block that has [`super::use_private`], so nothing leaks
+/// into the user's module.
 pub fn registration(r: &Registration) -> TokenStream {
-    let krate = r.krate;
-    let private = quote!(#krate::__private);
+    let private = &super::private();
     let name = &r.name;
-    let cfgs = r.cfgs;
     let priority = r.args.priority.as_ref().map_or(0, |p| p.value);
     let line = r.line;
     let event_ty = match r.event {
@@ -94,7 +101,7 @@ pub fn registration(r: &Registration) -> TokenStream {
         EventParam::Any(_) => None,
     };
     let target = match r.event {
-        EventParam::Typed(ty) => checks::event_target(krate, ty),
+        EventParam::Typed(ty) => checks::event_target(private, ty),
         EventParam::Any(_) => {
             let pattern = &r
                 .args
@@ -112,7 +119,7 @@ pub fn registration(r: &Registration) -> TokenStream {
                 Callee::Method { self_ty, .. } => Some(*self_ty),
                 Callee::Free(_) => None,
             };
-            let predicate = checks::predicate(krate, path, self_ty, event_ty);
+            let predicate = checks::predicate(private, path, self_ty, event_ty);
             let body = match event_ty {
                 Some(ty) => quote! {
                     match #private::downcast::<#ty>(__event) {
@@ -138,7 +145,7 @@ pub fn registration(r: &Registration) -> TokenStream {
                 Callee::Method { self_ty, .. } => Some(*self_ty),
                 Callee::Free(_) => None,
             };
-            let hook = checks::failure_hook(krate, &hook.value, self_ty);
+            let hook = checks::failure_hook(private, &hook.value, self_ty);
             (
                 quote! {
                     fn __events_on_failure(__job: &#private::FailedJob) { (#hook)(__job) }
@@ -155,25 +162,21 @@ pub fn registration(r: &Registration) -> TokenStream {
     };
 
     quote! {
-        #(#cfgs)*
-        #[allow(non_snake_case, deprecated, clippy::all)]
-        const _: () = {
-            #when_fn
-            #hook_fn
-            #body_fn
-            #private::inventory::submit! {
-                #private::ListenerDef {
-                    name: #name,
-                    target: #target,
-                    priority: #priority,
-                    when: #when,
-                    run: #run,
-                    on_failure: #on_failure,
-                    file: #private::file!(),
-                    line: #line,
-                }
+        #when_fn
+        #hook_fn
+        #body_fn
+        #private::inventory::submit! {
+            #private::ListenerDef {
+                name: #name,
+                target: #target,
+                priority: #priority,
+                when: #when,
+                run: #run,
+                on_failure: #on_failure,
+                file: #private::file!(),
+                line: #line,
             }
-        };
+        }
     }
 }
 
@@ -183,7 +186,7 @@ fn call(r: &Registration, arg: TokenStream) -> TokenStream {
     let call = match &r.callee {
         Callee::Free(ident) => quote!(#ident(#arg)),
         Callee::Method { self_ty, ident } => {
-            let instance = checks::subscriber(r.krate, self_ty);
+            let instance = checks::subscriber(&super::private(), self_ty);
             quote!(#instance.#ident(#arg))
         }
     };
@@ -192,7 +195,7 @@ fn call(r: &Registration, arg: TokenStream) -> TokenStream {
     } else {
         call
     };
-    checks::outcome(r.krate, r.handler.output, call)
+    checks::outcome(&super::private(), r.handler.output, call)
 }
 
 /// Whether the listener declares no return type, or `()`.
@@ -206,8 +209,7 @@ fn returns_unit(r: &Registration) -> bool {
 
 /// A sync or async listener: called inside dispatch.
 fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
-    let krate = r.krate;
-    let private = quote!(#krate::__private);
+    let private = &super::private();
     let name = &r.name;
     match (r.event, r.handler.is_async) {
         // The hot path: a plain fn taking its own event type is registered
@@ -219,7 +221,7 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
                 quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(#ident))),
             ),
             Callee::Method { self_ty, ident } => {
-                let instance = checks::subscriber(krate, self_ty);
+                let instance = checks::subscriber(private, self_ty);
                 (
                     quote! {
                         fn __events_call(__typed: &#ty) { #instance.#ident(__typed) }
@@ -283,14 +285,13 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
 /// A queued listener: enqueued at dispatch; its job body rebuilds the event
 /// from JSON and runs the function.
 fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
-    let krate = r.krate;
-    let private = quote!(#krate::__private);
+    let private = &super::private();
     let json = format_ident!("__json", span = Span::mixed_site());
     let (codec, rebuild, encode) = match r.event {
         EventParam::Typed(ty) => {
             let call = call(r, quote!(&__owned));
             (
-                checks::codec(krate, ty),
+                checks::codec(private, ty),
                 quote! {
                     let __owned: #ty = (__EVENTS_CODEC.decode)(#json)?;
                     #private::Ok(#private::Box::pin(async move { #call }))
@@ -316,15 +317,15 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
         .backoff
         .iter()
         .flat_map(|b| b.value.iter())
-        .map(|d| duration(krate, *d))
+        .map(|d| duration(private, *d))
         .collect();
     let delay = duration(
-        krate,
+        private,
         args.delay.as_ref().map_or(Default::default(), |d| d.value),
     );
     let timeout = match &args.timeout {
         Some(t) => {
-            let t = duration(krate, t.value);
+            let t = duration(private, t.value);
             quote!(#private::Some(#t))
         }
         None => quote!(#private::None),

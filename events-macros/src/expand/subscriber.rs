@@ -51,6 +51,8 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
         );
     }
 
+    let use_private = super::use_private(krate);
+
     // Take the markers off first, so the impl is emitted clean either way.
     let mut marked = Vec::new();
     for (index, impl_item) in item.items.iter_mut().enumerate() {
@@ -116,7 +118,6 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
             .cloned()
             .collect();
         let registration = Registration {
-            krate,
             args: &args,
             handler: &handler,
             event,
@@ -124,11 +125,19 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
                 self_ty: &item.self_ty,
                 ident,
             },
-            name: listener::name_expr(krate, &args, &format!("{type_name}::{}", ident.unraw())),
+            name: listener::name_expr(&args, &format!("{type_name}::{}", ident.unraw())),
             line: line_of(ident.span()),
-            cfgs: &cfgs,
         };
-        registrations.push(listener::registration(&registration));
+        let items = listener::registration(&registration);
+        // The registration exists only where the method does.
+        registrations.push(quote! {
+            #(#cfgs)*
+            #[allow(non_snake_case, deprecated, clippy::all)]
+            const _: () = {
+                #use_private
+                #items
+            };
+        });
     }
     if cx.has_errors() {
         registrations.clear();

@@ -1,0 +1,92 @@
+//! `#[event]` finds out whether an event is JSON in two ways: serde derives
+//! written below it are read from the item (direct calls, cheaper to
+//! compile), anything else goes through autoref probes. Both must give the
+//! same answers.
+
+use events::AnyEvent;
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[event(name = "detect.below")]
+#[derive(Serialize, Deserialize)]
+pub struct DerivedBelow {
+    pub n: u32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[event(name = "detect.above")]
+pub struct DerivedAbove {
+    pub n: u32,
+}
+
+#[event(name = "detect.by_hand")]
+pub struct ByHand {
+    pub n: u32,
+}
+
+impl Serialize for ByHand {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.n)
+    }
+}
+
+#[event(name = "detect.serialize_only")]
+#[derive(::serde::Serialize)]
+pub struct SerializeOnly {
+    pub n: u32,
+}
+
+#[event(name = "detect.neither")]
+pub struct Neither {
+    pub n: u32,
+}
+
+/// A remote derive implements serde's traits for another type, not this one.
+pub struct Foreign {
+    pub n: u32,
+}
+
+#[event(name = "detect.remote")]
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Foreign")]
+pub struct RemoteShape {
+    pub n: u32,
+}
+
+fn json_of<E: Event>(event: &E) -> Option<String> {
+    AnyEvent::new(event).payload_json()
+}
+
+fn deserializable(name: &str) -> bool {
+    events::registry()
+        .event(name)
+        .unwrap_or_else(|| panic!("`{name}` is registered"))
+        .is_deserializable()
+}
+
+#[test]
+fn json_support_is_the_same_whichever_way_serde_is_reached() {
+    assert_eq!(
+        json_of(&DerivedBelow { n: 1 }).as_deref(),
+        Some(r#"{"n":1}"#)
+    );
+    assert_eq!(
+        json_of(&DerivedAbove { n: 2 }).as_deref(),
+        Some(r#"{"n":2}"#)
+    );
+    assert_eq!(json_of(&ByHand { n: 3 }).as_deref(), Some("3"));
+    assert_eq!(
+        json_of(&SerializeOnly { n: 4 }).as_deref(),
+        Some(r#"{"n":4}"#)
+    );
+    assert_eq!(json_of(&Neither { n: 5 }), None);
+    assert_eq!(json_of(&RemoteShape { n: 6 }), None);
+    assert_eq!(Foreign { n: 7 }.n, 7);
+
+    assert!(deserializable("detect.below"));
+    assert!(deserializable("detect.above"));
+    assert!(!deserializable("detect.by_hand"));
+    assert!(!deserializable("detect.serialize_only"));
+    assert!(!deserializable("detect.neither"));
+    assert!(!deserializable("detect.remote"));
+}
