@@ -7,6 +7,9 @@
 //! Times are medians of 11 rounds of 100,000 dispatches each (fewer for the
 //! slow cases); ratios compare against the same listener bodies called
 //! directly through a static array of function pointers, in the same run.
+//! "Awaited" dispatches run one after another inside one async block, as a
+//! service awaits them; "polled" ones are each a future of their own, polled
+//! from sync code with a fresh `Context`.
 //! Allocation counts and bytes come from a counting global allocator and are
 //! exact. `benches/dispatch.rs` measures the same cases with criterion.
 
@@ -79,6 +82,26 @@ fn allocations_per(mut f: impl FnMut()) -> f64 {
     (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / 1_000.0
 }
 
+/// Median time per dispatch, in nanoseconds, over 11 rounds of `n`
+/// dispatches awaited one after another inside one async block: how a
+/// service calls `event.dispatch().await`.
+fn per_awaited_dispatch<E: Event>(n: u32, make: impl Fn() -> E) -> f64 {
+    let mut rounds: Vec<f64> = (0..12)
+        .map(|_| {
+            run(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(make().dispatch().await.unwrap());
+                }
+                start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+            })
+        })
+        .skip(1)
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[5]
+}
+
 fn row(case: &str, nanos: f64, baseline: Option<f64>, allocations: f64) {
     let ratio = baseline.map_or(String::new(), |b| format!("{:.2}x", nanos / b));
     println!("{case:<52} {nanos:>10.1} {ratio:>9} {allocations:>8.1}");
@@ -89,56 +112,42 @@ fn main() {
         "{:<52} {:>10} {:>9} {:>8}",
         "case", "ns/event", "vs direct", "allocs"
     );
-    for (n, direct, dispatch) in [
-        (
-            1,
-            Box::new(|| DIRECT_ONE.iter().for_each(|f| f(black_box(&One { n: 1 }))))
-                as Box<dyn FnMut()>,
-            Box::new(|| {
-                black_box(run(One { n: black_box(1) }.dispatch()).unwrap());
-            }) as Box<dyn FnMut()>,
-        ),
-        (
-            10,
-            Box::new(|| DIRECT_TEN.iter().for_each(|f| f(black_box(&Ten { n: 1 })))),
-            Box::new(|| {
-                black_box(run(Ten { n: black_box(1) }.dispatch()).unwrap());
-            }),
-        ),
-        (
-            100,
-            Box::new(|| {
-                DIRECT_HUNDRED
-                    .iter()
-                    .for_each(|f| f(black_box(&Hundred { n: 1 })))
-            }),
-            Box::new(|| {
-                black_box(run(Hundred { n: black_box(1) }.dispatch()).unwrap());
-            }),
-        ),
-    ] {
-        let (mut direct, mut dispatch) = (direct, dispatch);
-        let base = per_iteration(100_000, &mut direct);
-        row(
-            &format!("direct calls, {n} listener(s)"),
-            base,
-            None,
-            allocations_per(&mut direct),
-        );
-        let time = per_iteration(100_000, &mut dispatch);
-        row(
-            &format!("sync dispatch, {n} fn listener(s)"),
-            time,
-            Some(base),
-            allocations_per(&mut dispatch),
-        );
+    macro_rules! sync_rows {
+        ($n:expr, $direct:expr, $event:ident) => {{
+            let mut direct = || $direct.iter().for_each(|f| f(black_box(&$event { n: 1 })));
+            let base = per_iteration(100_000, &mut direct);
+            row(
+                &format!("direct calls, {} listener(s)", $n),
+                base,
+                None,
+                allocations_per(&mut direct),
+            );
+            let mut polled = || {
+                black_box(run($event { n: black_box(1) }.dispatch()).unwrap());
+            };
+            row(
+                &format!("sync dispatch, {} fn listener(s), awaited", $n),
+                per_awaited_dispatch(100_000, || $event { n: black_box(1) }),
+                Some(base),
+                allocations_per(&mut polled),
+            );
+            row(
+                &format!("sync dispatch, {} fn listener(s), polled", $n),
+                per_iteration(100_000, &mut polled),
+                Some(base),
+                allocations_per(&mut polled),
+            );
+        }};
     }
+    sync_rows!(1, DIRECT_ONE, One);
+    sync_rows!(10, DIRECT_TEN, Ten);
+    sync_rows!(100, DIRECT_HUNDRED, Hundred);
     let mut one = || {
         black_box(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
     };
     row(
-        "async dispatch, 1 async fn listener",
-        per_iteration(100_000, &mut one),
+        "async dispatch, 1 async fn listener, awaited",
+        per_awaited_dispatch(100_000, || AsyncOne { n: black_box(1) }),
         None,
         allocations_per(&mut one),
     );
@@ -146,8 +155,8 @@ fn main() {
         black_box(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
     };
     row(
-        "async dispatch, 10 async fn listeners",
-        per_iteration(100_000, &mut ten),
+        "async dispatch, 10 async fn listeners, awaited",
+        per_awaited_dispatch(100_000, || AsyncTen { n: black_box(1) }),
         None,
         allocations_per(&mut ten),
     );

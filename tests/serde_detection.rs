@@ -1,7 +1,8 @@
-//! `#[event]` finds out whether an event is JSON in two ways: serde derives
-//! written below it are read from the item (direct calls, cheaper to
-//! compile), anything else goes through autoref probes. Both must give the
-//! same answers.
+//! `#[event]` finds out whether an event is JSON in two ways: a
+//! `serde::Serialize` derive written below it, spelled with its crate, is
+//! read from the item (a direct call, cheaper to compile); anything else goes
+//! through autoref probes. Both must give the same answers, and no event that
+//! compiled with the probes may fail to compile.
 
 use events::AnyEvent;
 use events::prelude::*;
@@ -53,6 +54,33 @@ pub struct RemoteShape {
     pub n: u32,
 }
 
+/// A bare `Serialize` with borrowed `'static` fields: serde's `Deserialize`
+/// is then `Deserialize<'static>`, not `DeserializeOwned`.
+#[event(name = "detect.static_str")]
+#[derive(Serialize, Deserialize)]
+pub struct StaticStr {
+    pub source: &'static str,
+}
+
+/// The same, spelled with the crate: serialized directly, rebuilt never.
+#[event(name = "detect.qualified_static_str")]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct QualifiedStaticStr {
+    pub source: &'static str,
+}
+
+pub struct Foreign2 {
+    pub n: u32,
+}
+
+/// A remote derive hidden behind `cfg_attr`.
+#[event(name = "detect.cfg_remote")]
+#[derive(serde::Serialize)]
+#[cfg_attr(all(), serde(remote = "Foreign2"))]
+pub struct CfgRemote {
+    pub n: u32,
+}
+
 fn json_of<E: Event>(event: &E) -> Option<String> {
     AnyEvent::new(event).payload_json()
 }
@@ -82,6 +110,16 @@ fn json_support_is_the_same_whichever_way_serde_is_reached() {
     assert_eq!(json_of(&Neither { n: 5 }), None);
     assert_eq!(json_of(&RemoteShape { n: 6 }), None);
     assert_eq!(Foreign { n: 7 }.n, 7);
+    assert_eq!(
+        json_of(&StaticStr { source: "web" }).as_deref(),
+        Some(r#"{"source":"web"}"#)
+    );
+    assert_eq!(
+        json_of(&QualifiedStaticStr { source: "api" }).as_deref(),
+        Some(r#"{"source":"api"}"#)
+    );
+    assert_eq!(json_of(&CfgRemote { n: 8 }), None);
+    assert_eq!(Foreign2 { n: 9 }.n, 9);
 
     assert!(deserializable("detect.below"));
     assert!(deserializable("detect.above"));
@@ -89,4 +127,7 @@ fn json_support_is_the_same_whichever_way_serde_is_reached() {
     assert!(!deserializable("detect.serialize_only"));
     assert!(!deserializable("detect.neither"));
     assert!(!deserializable("detect.remote"));
+    assert!(!deserializable("detect.static_str"));
+    assert!(!deserializable("detect.qualified_static_str"));
+    assert!(!deserializable("detect.cfg_remote"));
 }

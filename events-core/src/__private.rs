@@ -96,21 +96,11 @@ pub fn encode_any(event: &AnyEvent) -> Option<Result<String, serde_json::Error>>
     event.erased().json()
 }
 
-/// An event's JSON, for an event that derives `Serialize` in plain sight.
+/// An event's JSON, for an event that derives `serde::Serialize` in plain
+/// sight.
 #[inline]
 pub fn to_json<E: serde::Serialize>(event: &E) -> Option<Result<String, serde_json::Error>> {
     Some(serde_json::to_string(event))
-}
-
-/// An event's JSON constructor, for an event that derives `Deserialize` in
-/// plain sight.
-pub fn from_json<E: serde::de::DeserializeOwned + Event>() -> Option<FromJson> {
-    fn rebuild<E: serde::de::DeserializeOwned + Event>(
-        text: &str,
-    ) -> Result<Box<dyn ErasedEvent>, serde_json::Error> {
-        Ok(Box::new(serde_json::from_str::<E>(text)?))
-    }
-    Some(rebuild::<E>)
 }
 
 /// Converts a listener's return value; requires a listener return type.

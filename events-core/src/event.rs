@@ -221,7 +221,7 @@ inventory::collect!(EventDef);
 /// `Deserialize` path when the type has it, the `None` path otherwise.
 #[doc(hidden)]
 pub mod spec {
-    use super::{Event, FromJson};
+    use super::{ErasedEvent, Event, FromJson};
     use std::marker::PhantomData;
 
     /// Wraps a type for method-resolution-based specialization.
@@ -254,7 +254,12 @@ pub mod spec {
     }
     impl<T: serde::de::DeserializeOwned + Event> ViaDeserialize<T> for &Probe<T> {
         fn __events_from_json(&self) -> Option<FromJson> {
-            crate::__private::from_json::<T>()
+            fn rebuild<T: serde::de::DeserializeOwned + Event>(
+                text: &str,
+            ) -> Result<Box<dyn ErasedEvent>, serde_json::Error> {
+                Ok(Box::new(serde_json::from_str::<T>(text)?))
+            }
+            Some(rebuild::<T>)
         }
     }
 

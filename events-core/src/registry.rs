@@ -34,12 +34,15 @@ pub(crate) struct Table {
 
 /// A per-event-type cache of the global registry's table for `E`.
 ///
-/// Typed by the event, so one type's slot cannot be handed out as another's:
-/// a slot for `E` is filled only by `registry::table::<E>`, with the table
-/// keyed by `TypeId::of::<E>()`. A bare atomic pointer: cheap for the
-/// compiler to evaluate in every event's `static`, and one load to read.
+/// Typed by the event, and invariant in it, so one type's slot cannot be
+/// handed out as another's: not even as a subtype's (`W<for<'a> fn(&'a T)>`
+/// and `W<fn(&'static T)>` are different types, one a subtype of the other).
+/// A slot for `E` is filled only by `registry::table::<E>`, with the table
+/// keyed by `TypeId::of::<E>()`, and dispatch checks that key anyway. A bare
+/// atomic pointer: cheap for the compiler to evaluate in every event's
+/// `static`, and one load to read.
 #[doc(hidden)]
-pub struct TableSlot<E: ?Sized>(AtomicPtr<Table>, PhantomData<fn() -> E>);
+pub struct TableSlot<E: ?Sized>(AtomicPtr<Table>, PhantomData<fn(&E) -> &E>);
 
 impl<E: ?Sized> TableSlot<E> {
     /// An empty slot, for a `static`.
@@ -179,10 +182,11 @@ static REGISTRY: OnceLock<Registry> = OnceLock::new();
 /// built on first dispatch.
 ///
 /// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
-/// relies on it to call typed listeners as `fn(&E)`. A slot holds the table
-/// of its own type only: `__table_slot` returns a `TableSlot<Self>`, which no
-/// other type's impl can return (a safe hand-written impl can at most leak a
-/// fresh one), and slots are filled here alone, from `lookup::<E>()`.
+/// relies on it to call typed listeners as `fn(&E)`. A slot should hold the
+/// table of its own type only: `__table_slot` returns a `TableSlot<Self>`,
+/// invariant in `Self`, and slots are filled here alone, from
+/// `lookup::<E>()`. Since `Event` is a safe trait, what a slot holds is
+/// still checked against `E` before it is trusted (one compare).
 #[inline]
 pub(crate) fn table<E: Event>() -> &'static Table {
     let Some(slot) = E::__table_slot() else {
@@ -199,8 +203,12 @@ pub(crate) fn table<E: Event>() -> &'static Table {
     // SAFETY: a slot holds null or a pointer made from a `&'static Table`
     // (the store above, the only one).
     let table = unsafe { &*cached };
-    debug_assert!(table.typed_for == TypeId::of::<E>());
-    table
+    if table.typed_for == TypeId::of::<E>() {
+        table
+    } else {
+        // Another type's table, reached through a slot some impl shared.
+        registry().lookup::<E>()
+    }
 }
 
 /// The listeners of `E`, in the order dispatch considers them: sync ones

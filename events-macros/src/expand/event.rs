@@ -59,16 +59,12 @@ pub fn expand(
     };
     // Whether the event is JSON is found by autoref probes, which work
     // whatever implements serde's traits but cost the compiler a method
-    // resolution each. Where a non-generic item derives them in plain sight,
-    // the generated code calls serde directly instead. (A generic type's
-    // derives hold only under bounds on its parameters, which the probes
-    // resolve as they always have.)
-    let derived = if generics.params.is_empty() {
-        SerdeDerives::of(attrs)
-    } else {
-        SerdeDerives::default()
-    };
-    let to_json = if derived.serialize {
+    // resolution each. Where a non-generic item derives `serde::Serialize`
+    // in plain sight, the generated code calls serde directly instead. (A
+    // generic type's derives hold only under bounds on its parameters, which
+    // the probes resolve as they always have.)
+    let serialize_derived = generics.params.is_empty() && derives_serde_serialize(attrs);
+    let to_json = if serialize_derived {
         quote!(#private::to_json(self))
     } else {
         quote! {
@@ -80,28 +76,20 @@ pub fn expand(
     let registration = if generics.params.is_empty() {
         let line = line_of(ident.span());
         let type_name = ident.unraw().to_string();
-        let (from_json_fn, from_json) = if derived.deserialize {
-            (quote!(), quote!(#private::from_json::<#ident>))
-        } else {
-            (
-                quote! {
-                    fn __events_from_json() -> #private::Option<#private::FromJson> {
-                        #[allow(unused_imports)]
-                        use #private::spec::{NoDeserialize as _, ViaDeserialize as _};
-                        (&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_from_json()
-                    }
-                },
-                quote!(__events_from_json),
-            )
-        };
+        // Always the probe: a derived `Deserialize` of a type with
+        // `&'static str` fields is not `DeserializeOwned`.
         quote! {
-            #from_json_fn
+            fn __events_from_json() -> #private::Option<#private::FromJson> {
+                #[allow(unused_imports)]
+                use #private::spec::{NoDeserialize as _, ViaDeserialize as _};
+                (&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_from_json()
+            }
             #private::inventory::submit! {
                 #private::EventDef {
                     name: <#ident as #private::Event>::NAME,
                     type_name: #private::concat!(#private::module_path!(), "::", #type_name),
                     type_id: #private::TypeId::of::<#ident>,
-                    from_json: #from_json,
+                    from_json: __events_from_json,
                     file: #private::file!(),
                     line: #line,
                 }
@@ -134,57 +122,35 @@ pub fn expand(
     })
 }
 
-/// serde derives written on the item itself, below `#[event]`: only
-/// `Serialize`, `serde::Serialize` and `::serde::Serialize` (and the same for
-/// `Deserialize`) count, and none at all under `#[serde(remote = ..)]`, which
-/// derives for another type. Anything else is left to the probes.
-#[derive(Default)]
-struct SerdeDerives {
-    serialize: bool,
-    deserialize: bool,
-}
-
-impl SerdeDerives {
-    fn of(attrs: &[Attribute]) -> SerdeDerives {
-        let mut found = SerdeDerives::default();
-        for attr in attrs {
-            if attr.path().is_ident("serde")
-                && attr.meta.to_token_stream().to_string().contains("remote")
-            {
-                return SerdeDerives::default();
-            }
-            if !attr.path().is_ident("derive") {
-                continue;
-            }
-            let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
-            else {
-                continue;
-            };
-            for path in paths {
-                match serde_trait(&path) {
-                    Some("Serialize") => found.serialize = true,
-                    Some("Deserialize") => found.deserialize = true,
-                    _ => {}
-                }
-            }
-        }
-        found
-    }
-}
-
-/// `Serialize` or `Deserialize` when `path` names serde's derive plainly.
-fn serde_trait(path: &Path) -> Option<&'static str> {
-    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let name = match segments.as_slice() {
-        [name] if path.leading_colon.is_none() => name,
-        [krate, name] if krate == "serde" => name,
-        _ => return None,
+/// Whether the item itself, below `#[event]`, derives `serde::Serialize`
+/// spelled with its crate (`serde::Serialize` or `::serde::Serialize`): a
+/// bare `Serialize` may be another crate's derive (rkyv's, miniserde's).
+/// Never under `#[serde(remote = ..)]`, which derives for another type, nor
+/// when any attribute so much as mentions `remote` (a `cfg_attr` might hide
+/// one): those, and everything else, are left to the probes.
+fn derives_serde_serialize(attrs: &[Attribute]) -> bool {
+    let mentions_remote = |attr: &Attribute| {
+        (attr.path().is_ident("serde") || attr.path().is_ident("cfg_attr"))
+            && attr.meta.to_token_stream().to_string().contains("remote")
     };
-    match name.as_str() {
-        "Serialize" => Some("Serialize"),
-        "Deserialize" => Some("Deserialize"),
-        _ => None,
+    if attrs.iter().any(mentions_remote) {
+        return false;
     }
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("derive"))
+        .any(|attr| {
+            attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+                .is_ok_and(|paths| paths.iter().any(is_serde_serialize))
+        })
+}
+
+fn is_serde_serialize(path: &Path) -> bool {
+    let mut segments = path.segments.iter().map(|s| &s.ident);
+    matches!(
+        (segments.next(), segments.next(), segments.next()),
+        (Some(krate), Some(name), None) if krate == "serde" && name == "Serialize"
+    )
 }
 
 fn not_a_type(item: &Item) -> syn::Error {
