@@ -194,21 +194,33 @@ pub(crate) fn table<E: Event>() -> &'static Table {
     };
     let cached = slot.0.load(Ordering::Acquire);
     if cached.is_null() {
-        // Threads racing here store the same `&'static Table`.
-        let table = registry().lookup::<E>();
-        slot.0
-            .store(std::ptr::from_ref(table).cast_mut(), Ordering::Release);
-        return table;
+        return fill_slot(slot);
     }
     // SAFETY: a slot holds null or a pointer made from a `&'static Table`
-    // (the store above, the only one).
+    // (the store in `fill_slot`, the only one).
     let table = unsafe { &*cached };
-    if table.typed_for == TypeId::of::<E>() {
-        table
-    } else {
+    if table.typed_for != TypeId::of::<E>() {
         // Another type's table, reached through a slot some impl shared.
-        registry().lookup::<E>()
+        return lookup_cold::<E>();
     }
+    table
+}
+
+/// The first dispatch of `E`: finds its table and caches it in its slot.
+/// Threads racing here store the same `&'static Table`.
+#[cold]
+#[inline(never)]
+fn fill_slot<E: Event>(slot: &TableSlot<E>) -> &'static Table {
+    let table = registry().lookup::<E>();
+    slot.0
+        .store(std::ptr::from_ref(table).cast_mut(), Ordering::Release);
+    table
+}
+
+#[cold]
+#[inline(never)]
+fn lookup_cold<E: Event>() -> &'static Table {
+    registry().lookup::<E>()
 }
 
 /// The listeners of `E`, in the order dispatch considers them: sync ones
