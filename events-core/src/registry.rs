@@ -184,7 +184,7 @@ static REGISTRY: OnceLock<Registry> = OnceLock::new();
 /// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
 /// relies on it to call typed listeners as `fn(&E)`. A slot should hold the
 /// table of its own type only: `__table_slot` returns a `TableSlot<Self>`,
-/// invariant in `Self`, and slots are filled here alone, from
+/// invariant in `Self`, and slots are filled only through here (`fill_slot`), from
 /// `lookup::<E>()`. Since `Event` is a safe trait, what a slot holds is
 /// still checked against `E` before it is trusted (one compare).
 #[inline]
