@@ -28,7 +28,10 @@ incremental cache; counts repeat where times do not.
 
 Run from the repository root:
 
-    python3 benches/compile_cost.py [RUNS] [--instructions]
+    python3 benches/compile_cost.py [RUNS] [--instructions] [--optimized-macros]
+
+`--optimized-macros` adds `[profile.dev.build-override] opt-level = 3` to
+both crates: every proc macro, serde's included, then runs optimized.
 """
 
 import os
@@ -147,11 +150,22 @@ fn main() {
 """
 
 
-def write_crate(name, lines, main):
+# With --optimized-macros, both crates build every proc macro (serde's and
+# events') and their dependencies optimized, as serde's and sqlx's documents
+# suggest for projects that feel macro expansion.
+OPTIMIZED_MACROS = """
+[profile.dev.build-override]
+opt-level = 3
+"""
+
+
+def write_crate(name, lines, main, optimized_macros=False):
     path = os.path.join(OUT, name)
     os.makedirs(os.path.join(path, "src"), exist_ok=True)
     with open(os.path.join(path, "Cargo.toml"), "w") as f:
         f.write(CARGO_TOML.format(name=name, root=ROOT))
+        if optimized_macros:
+            f.write(OPTIMIZED_MACROS)
     with open(os.path.join(path, "src", "main.rs"), "w") as f:
         f.write("\n".join(lines) + "\n" + main)
     return path
@@ -213,11 +227,12 @@ def summary(values, unit="s"):
 def main():
     runs = int(next((a for a in sys.argv[1:] if a.isdigit()), 10))
     count_instructions = "--instructions" in sys.argv
+    optimized = "--optimized-macros" in sys.argv
     shutil.rmtree(OUT, ignore_errors=True)
     empty_main = "\nfn main() {}\n"
     crates = {
-        "manual": write_crate("manual", manual_crate(), empty_main),
-        "macros": write_crate("macros", macros_crate(LISTENERS), empty_main),
+        "manual": write_crate("manual", manual_crate(), empty_main, optimized),
+        "macros": write_crate("macros", macros_crate(LISTENERS), empty_main, optimized),
     }
     startup = write_crate("startup", macros_crate(STARTUP_LISTENERS), STARTUP_MAIN)
     for path in crates.values():
