@@ -26,8 +26,10 @@ fn ids(jobs: &[Job]) -> Vec<&str> {
     jobs.iter().map(|j| j.id.as_str()).collect()
 }
 
-fn q(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
+/// Claims up to `limit` jobs from `queues` under `lease`.
+async fn claim(queue: &Queue, queues: &[&str], limit: usize, lease: Duration) -> Vec<Job> {
+    let queues: Vec<String> = queues.iter().map(|s| s.to_string()).collect();
+    queue.backend().claim(&queues, limit, lease).await.unwrap()
 }
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -38,19 +40,12 @@ async fn claims_oldest_first_up_to_the_limit(queue: Queue) {
         // Distinct enqueue times, so "oldest" is well defined.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let first = queue.backend().claim(&q(&["a"]), 2, LEASE).await.unwrap();
+    let first = claim(&queue, &["a"], 2, LEASE).await;
     assert_eq!(ids(&first), ["job-a-1", "job-a-2"]);
     assert!(first.iter().all(|j| j.attempt == 1), "a claim starts try 1");
-    let second = queue.backend().claim(&q(&["a"]), 2, LEASE).await.unwrap();
+    let second = claim(&queue, &["a"], 2, LEASE).await;
     assert_eq!(ids(&second), ["job-a-3"]);
-    assert!(
-        queue
-            .backend()
-            .claim(&q(&["a"]), 2, LEASE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(&queue, &["a"], 2, LEASE).await.is_empty());
     assert_eq!(second[0].payload, r#"{"n":3}"#);
     assert_eq!(second[0].listener, "tests::listener");
 }
@@ -59,11 +54,7 @@ async fn takes_queues_in_priority_order(queue: Queue) {
     queue.enqueue(job("low", 1)).await.unwrap();
     queue.enqueue(job("high", 1)).await.unwrap();
     queue.enqueue(job("other", 1)).await.unwrap();
-    let claimed = queue
-        .backend()
-        .claim(&q(&["high", "low"]), 10, LEASE)
-        .await
-        .unwrap();
+    let claimed = claim(&queue, &["high", "low"], 10, LEASE).await;
     assert_eq!(ids(&claimed), ["job-high-1", "job-low-1"]);
     assert_eq!(
         queue.size("other").await.unwrap(),
@@ -76,25 +67,15 @@ async fn delayed_jobs_wait_their_turn(queue: Queue) {
     let mut delayed = job("a", 1);
     delayed.available_at = SystemTime::now() + Duration::from_millis(150);
     queue.enqueue(delayed).await.unwrap();
-    assert!(
-        queue
-            .backend()
-            .claim(&q(&["a"]), 1, LEASE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(&queue, &["a"], 1, LEASE).await.is_empty());
     assert_eq!(queue.size("a").await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        ids(&queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap()),
-        ["job-a-1"]
-    );
+    assert_eq!(ids(&claim(&queue, &["a"], 1, LEASE).await), ["job-a-1"]);
 }
 
 async fn ack_removes_the_job_once(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
-    let claimed = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let claimed = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(queue.stats().await.unwrap()[0].reserved, 1);
     assert!(queue.backend().ack(&claimed[0].id, 1).await.unwrap());
     assert!(
@@ -106,23 +87,11 @@ async fn ack_removes_the_job_once(queue: Queue) {
 
 async fn a_lapsed_lease_is_claimed_again_and_fences_the_stale_worker(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
-    let stale = queue
-        .backend()
-        .claim(&q(&["a"]), 1, Duration::from_millis(50))
-        .await
-        .unwrap();
+    let stale = claim(&queue, &["a"], 1, Duration::from_millis(50)).await;
     assert_eq!(stale[0].attempt, 1);
-    assert!(
-        queue
-            .backend()
-            .claim(&q(&["a"]), 1, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leased"
-    );
+    assert!(claim(&queue, &["a"], 1, LEASE).await.is_empty(), "leased");
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let fresh = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let fresh = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(ids(&fresh), ["job-a-1"]);
     assert_eq!(
         fresh[0].attempt, 2,
@@ -158,11 +127,7 @@ async fn a_lapsed_lease_is_claimed_again_and_fences_the_stale_worker(queue: Queu
 
 async fn extending_keeps_the_lease(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
-    queue
-        .backend()
-        .claim(&q(&["a"]), 1, Duration::from_millis(80))
-        .await
-        .unwrap();
+    claim(&queue, &["a"], 1, Duration::from_millis(80)).await;
     tokio::time::sleep(Duration::from_millis(40)).await;
     assert!(
         queue
@@ -173,19 +138,14 @@ async fn extending_keeps_the_lease(queue: Queue) {
     );
     tokio::time::sleep(Duration::from_millis(80)).await;
     assert!(
-        queue
-            .backend()
-            .claim(&q(&["a"]), 1, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
+        claim(&queue, &["a"], 1, LEASE).await.is_empty(),
         "an extended lease holds past its first deadline"
     );
 }
 
 async fn release_retries_later_with_the_error(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
-    queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    claim(&queue, &["a"], 1, LEASE).await;
     assert!(
         queue
             .backend()
@@ -193,26 +153,18 @@ async fn release_retries_later_with_the_error(queue: Queue) {
             .await
             .unwrap()
     );
-    assert!(
-        queue
-            .backend()
-            .claim(&q(&["a"]), 1, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
-        "backoff"
-    );
+    assert!(claim(&queue, &["a"], 1, LEASE).await.is_empty(), "backoff");
     tokio::time::sleep(Duration::from_millis(130)).await;
-    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let again = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].last_error.as_deref(), Some("boom"));
 }
 
 async fn abandon_hands_back_untried(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
-    queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    claim(&queue, &["a"], 1, LEASE).await;
     assert!(queue.backend().abandon("job-a-1", 1).await.unwrap());
-    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let again = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(
         again[0].attempt, 1,
         "an abandoned claim does not count as a try"
@@ -222,11 +174,7 @@ async fn abandon_hands_back_untried(queue: Queue) {
 async fn the_failed_store(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
     queue.enqueue(job("b", 2)).await.unwrap();
-    let claimed = queue
-        .backend()
-        .claim(&q(&["a", "b"]), 2, LEASE)
-        .await
-        .unwrap();
+    let claimed = claim(&queue, &["a", "b"], 2, LEASE).await;
     assert_eq!(claimed.len(), 2);
     assert!(
         queue
@@ -266,7 +214,7 @@ async fn the_failed_store(queue: Queue) {
 
     assert!(queue.retry("job-a-1").await.unwrap());
     assert!(!queue.retry("job-a-1").await.unwrap(), "retried already");
-    let again = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let again = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(
         again[0].attempt, 1,
         "a retried job gets all its tries again"
@@ -282,11 +230,7 @@ async fn the_failed_store(queue: Queue) {
 
     assert_eq!(queue.retry_all().await.unwrap(), 2);
     assert!(queue.failed().await.unwrap().is_empty());
-    let both = queue
-        .backend()
-        .claim(&q(&["a", "b"]), 5, LEASE)
-        .await
-        .unwrap();
+    let both = claim(&queue, &["a", "b"], 5, LEASE).await;
     assert_eq!(both.len(), 2);
     for j in &both {
         assert!(
@@ -311,14 +255,10 @@ async fn the_failed_store(queue: Queue) {
 async fn a_stale_claim_cannot_touch_the_job_after_a_retry(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
     // Worker A claims and stalls; its lease lapses.
-    queue
-        .backend()
-        .claim(&q(&["a"]), 1, Duration::from_millis(30))
-        .await
-        .unwrap();
+    claim(&queue, &["a"], 1, Duration::from_millis(30)).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Worker B claims it and fails it; an operator retries it.
-    let b = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let b = claim(&queue, &["a"], 1, LEASE).await;
     assert!(
         queue
             .backend()
@@ -328,7 +268,7 @@ async fn a_stale_claim_cannot_touch_the_job_after_a_retry(queue: Queue) {
     );
     assert!(queue.retry("job-a-1").await.unwrap());
     // Worker C runs the retried job, on its first try again.
-    let c = queue.backend().claim(&q(&["a"]), 1, LEASE).await.unwrap();
+    let c = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(c[0].attempt, 1);
     // A wakes up holding ("job-a-1", 1): it must not touch C's job.
     assert!(!queue.backend().fail("job-a-1", 1, "stale A").await.unwrap());
@@ -409,11 +349,7 @@ async fn sqlite_jobs_survive_reopening() {
         queue.enqueue(job("a", 1)).await.unwrap();
     }
     let reopened = Queue::sqlite(&path).unwrap();
-    let claimed = reopened
-        .backend()
-        .claim(&q(&["a"]), 1, LEASE)
-        .await
-        .unwrap();
+    let claimed = claim(&reopened, &["a"], 1, LEASE).await;
     assert_eq!(ids(&claimed), ["job-a-1"]);
 }
 
