@@ -46,52 +46,38 @@ macro_rules! awaited {
 
 fn sync_vs_direct(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync");
-    group.bench_function(BenchmarkId::new("direct", 1), |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                DIRECT_ONE.iter().for_each(|f| f(black_box(&One { n: 1 })))
-            })
-        })
-    });
-    group.bench_function(BenchmarkId::new("dispatch", 1), |b| {
-        b.iter_custom(|n| awaited!(n, One { n: black_box(1) }))
-    });
-    group.bench_function(BenchmarkId::new("direct", 10), |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                DIRECT_TEN.iter().for_each(|f| f(black_box(&Ten { n: 1 })))
-            })
-        })
-    });
-    group.bench_function(BenchmarkId::new("dispatch", 10), |b| {
-        b.iter_custom(|n| awaited!(n, Ten { n: black_box(1) }))
-    });
-    group.bench_function(BenchmarkId::new("direct", 100), |b| {
-        b.iter_custom(|n| {
-            timed(n, || {
-                DIRECT_HUNDRED
-                    .iter()
-                    .for_each(|f| f(black_box(&Hundred { n: 1 })))
-            })
-        })
-    });
-    group.bench_function(BenchmarkId::new("dispatch", 100), |b| {
-        b.iter_custom(|n| awaited!(n, Hundred { n: black_box(1) }))
-    });
+    macro_rules! direct_and_awaited {
+        ($n:expr, $direct:expr, $event:ident) => {
+            group.bench_function(BenchmarkId::new("direct", $n), |b| {
+                b.iter_custom(|n| {
+                    timed(n, || {
+                        $direct.iter().for_each(|f| f(black_box(&$event { n: 1 })))
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("dispatch", $n), |b| {
+                b.iter_custom(|n| awaited!(n, $event { n: black_box(1) }))
+            });
+        };
+    }
+    direct_and_awaited!(1, DIRECT_ONE, One);
+    direct_and_awaited!(10, DIRECT_TEN, Ten);
+    direct_and_awaited!(100, DIRECT_HUNDRED, Hundred);
     group.finish();
 
     // Each dispatch a future of its own, polled from sync code with a fresh
     // `Context`: what a caller outside async code pays on top.
     let mut group = c.benchmark_group("sync, polled from sync code");
-    group.bench_function(BenchmarkId::new("dispatch", 1), |b| {
-        b.iter(|| run(One { n: black_box(1) }.dispatch()).unwrap())
-    });
-    group.bench_function(BenchmarkId::new("dispatch", 10), |b| {
-        b.iter(|| run(Ten { n: black_box(1) }.dispatch()).unwrap())
-    });
-    group.bench_function(BenchmarkId::new("dispatch", 100), |b| {
-        b.iter(|| run(Hundred { n: black_box(1) }.dispatch()).unwrap())
-    });
+    macro_rules! polled {
+        ($n:expr, $event:ident) => {
+            group.bench_function(BenchmarkId::new("dispatch", $n), |b| {
+                b.iter(|| run($event { n: black_box(1) }.dispatch()).unwrap())
+            });
+        };
+    }
+    polled!(1, One);
+    polled!(10, Ten);
+    polled!(100, Hundred);
     group.finish();
 }
 

@@ -142,24 +142,21 @@ fn main() {
     sync_rows!(1, DIRECT_ONE, One);
     sync_rows!(10, DIRECT_TEN, Ten);
     sync_rows!(100, DIRECT_HUNDRED, Hundred);
-    let mut one = || {
-        black_box(run(AsyncOne { n: black_box(1) }.dispatch()).unwrap());
-    };
-    row(
-        "async dispatch, 1 async fn listener, awaited",
-        per_awaited_dispatch(100_000, || AsyncOne { n: black_box(1) }),
-        None,
-        allocations_per(&mut one),
-    );
-    let mut ten = || {
-        black_box(run(AsyncTen { n: black_box(1) }.dispatch()).unwrap());
-    };
-    row(
-        "async dispatch, 10 async fn listeners, awaited",
-        per_awaited_dispatch(100_000, || AsyncTen { n: black_box(1) }),
-        None,
-        allocations_per(&mut ten),
-    );
+    macro_rules! async_row {
+        ($case:expr, $event:ident) => {{
+            let mut polled = || {
+                black_box(run($event { n: black_box(1) }.dispatch()).unwrap());
+            };
+            row(
+                $case,
+                per_awaited_dispatch(100_000, || $event { n: black_box(1) }),
+                None,
+                allocations_per(&mut polled),
+            );
+        }};
+    }
+    async_row!("async dispatch, 1 async fn listener, awaited", AsyncOne);
+    async_row!("async dispatch, 10 async fn listeners, awaited", AsyncTen);
     let mut wild = || {
         black_box(run(Wild { n: black_box(1) }.dispatch()).unwrap());
     };

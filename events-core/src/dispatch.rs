@@ -361,9 +361,7 @@ fn start_slow<'d, E: Event>(
         *state = State::Waiting(Box::pin(finish(dispatcher, table, event, fakes, 0, done)));
         return poll_waiting(state, cx);
     }
-    // Queued listeners come after every sync one: like Laravel's `return
-    // false`, a halt keeps them from being enqueued too.
-    if done.halted_by.is_some() || table.queued.is_empty() {
+    if nothing_to_enqueue(table, &done) {
         return Poll::Ready(Ok(done));
     }
     let from = table.inline.len();
@@ -371,6 +369,13 @@ fn start_slow<'d, E: Event>(
         dispatcher, table, event, fakes, from, done,
     )));
     poll_waiting(state, cx)
+}
+
+/// Whether the dispatch is over once its inline listeners ran. Queued
+/// listeners come after every sync one: like Laravel's `return false`, a
+/// halt keeps them from being enqueued too.
+fn nothing_to_enqueue(table: &Table, done: &Dispatched) -> bool {
+    done.halted_by.is_some() || table.queued.is_empty()
 }
 
 /// The rest of a dispatch: the inline listeners from index `from` on
@@ -386,7 +391,7 @@ async fn finish<E: Event>(
     run_mixed(&table.inline[from..], table, &event, &mut done)
         .await
         .map_err(listener_error::<E>)?;
-    if done.halted_by.is_some() || table.queued.is_empty() {
+    if nothing_to_enqueue(table, &done) {
         return Ok(done);
     }
     let queue_fake = fakes.and_then(|f| f.queue);
@@ -589,7 +594,7 @@ enum StartupError {
 impl From<StartupError> for DispatchError {
     fn from(error: StartupError) -> Self {
         match error {
-            StartupError::Registry(problem) => DispatchError::Registry(Box::new(problem)),
+            StartupError::Registry(problem) => problem.into(),
             StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
         }
     }
