@@ -299,7 +299,7 @@ impl TypedCall {
         debug_assert!(self.type_id() == TypeId::of::<E>() && self.unit);
         // SAFETY: `erased` came from a `fn(&E)` (see `unit`), and the caller
         // vouches for `E`.
-        unsafe { std::mem::transmute::<*const (), fn(&E)>(self.erased) }
+        unsafe { UnitFn(self.erased).assume::<E>() }
     }
 }
 
