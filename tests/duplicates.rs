@@ -17,6 +17,11 @@ fn notify_by_mail(_: &Booked) {}
 #[listener(name = "notify")]
 fn notify_by_sms(_: &Booked) {}
 
+// The registry learns event types through their listeners: one listener
+// makes the second `Booked` known, and its name a duplicate.
+#[listener]
+fn archive(_: &AlsoNamedBooked) {}
+
 #[test]
 fn duplicates_are_reported_with_both_locations() {
     let problems = events::registry().problems();

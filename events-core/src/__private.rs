@@ -17,13 +17,14 @@ pub use std::result::Result::{self, Err, Ok};
 pub use std::string::String;
 pub use std::time::Duration;
 
-pub use crate::event::{AnyEvent, ErasedEvent, Event, EventDef, FromJson, Shareable, spec};
+pub use crate::event::{
+    AnyEvent, ErasedEvent, Event, EventDef, EventStatic, FromJson, Json, Shareable, spec,
+};
 pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
     Target, TypedCall,
 };
 pub use crate::queue::FailedJob;
-pub use crate::registry::TableSlot;
 
 use crate::event::RawEvent;
 use crate::registry::registry;
@@ -60,6 +61,7 @@ pub const fn event_target<E: Event>() -> Target {
         name: E::NAME,
         type_id: TypeId::of::<E>,
         type_name: type_name::<E>,
+        def: crate::event::def_of::<E>,
     }
 }
 
@@ -94,13 +96,6 @@ fn encode<E: serde::Serialize + 'static>(
 /// when its type is not `Serialize`.
 pub fn encode_any(event: &AnyEvent) -> Option<Result<String, serde_json::Error>> {
     event.erased().json()
-}
-
-/// An event's JSON, for an event that derives `serde::Serialize` in plain
-/// sight.
-#[inline]
-pub fn to_json<E: serde::Serialize>(event: &E) -> Option<Result<String, serde_json::Error>> {
-    Some(serde_json::to_string(event))
 }
 
 /// Converts a listener's return value; requires a listener return type.
@@ -142,10 +137,7 @@ pub fn rebuild_any(name: &str, json: &str) -> Result<Box<dyn ErasedEvent>, serde
         None => {
             // Still reject text that is not JSON at all.
             serde_json::from_str::<serde::de::IgnoredAny>(json)?;
-            Ok(Box::new(RawEvent {
-                name: name.to_owned(),
-                json: json.to_owned(),
-            }))
+            Ok(Box::new(RawEvent::new(name.to_owned(), json.to_owned())))
         }
     }
 }

@@ -365,6 +365,9 @@ pub enum Target {
         type_id: fn() -> TypeId,
         /// `std::any::type_name` of the type.
         type_name: fn() -> &'static str,
+        /// What `#[event]` generated for the type, if anything: how the
+        /// registry learns about event types.
+        def: fn() -> Option<&'static crate::event::EventDef>,
     },
     /// Every event whose name matches the pattern.
     Pattern(&'static str),

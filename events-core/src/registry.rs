@@ -1,6 +1,7 @@
-//! The registry: every event and listener submitted at link time, collected
-//! once, validated, sorted (priority, then name: never link order) and indexed
-//! by event type so dispatch finds its listeners with one lookup.
+//! The registry: every listener submitted at link time (and, through them,
+//! the event types they listen to), collected once, validated, sorted
+//! (priority, then name: never link order) and indexed by event type so
+//! dispatch finds its listeners with one lookup.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -78,7 +79,7 @@ pub(crate) enum Call {
     Async(crate::listener::AsyncFn),
 }
 
-/// A registered event type.
+/// An event type the registry knows: one that a listener listens to.
 #[derive(Debug, Clone, Copy)]
 pub struct EventInfo {
     def: &'static EventDef,
@@ -95,7 +96,7 @@ impl EventInfo {
     }
     /// Whether a queued job can rebuild it (`Deserialize`).
     pub fn is_deserializable(&self) -> bool {
-        (self.def.from_json)().is_some()
+        (self.def.json)().from.is_some()
     }
     /// The source file it is declared in.
     pub fn file(&self) -> &'static str {
@@ -183,13 +184,13 @@ static REGISTRY: OnceLock<Registry> = OnceLock::new();
 ///
 /// The table returned is always keyed by `TypeId::of::<E>()`: dispatch
 /// relies on it to call typed listeners as `fn(&E)`. A slot should hold the
-/// table of its own type only: `__table_slot` returns a `TableSlot<Self>`,
+/// table of its own type only: `__static` holds a `TableSlot<Self>`,
 /// invariant in `Self`, and slots are filled only through here (`fill_slot`), from
 /// `lookup::<E>()`. Since `Event` is a safe trait, what a slot holds is
 /// still checked against `E` before it is trusted (one compare).
 #[inline]
 pub(crate) fn table<E: Event>() -> &'static Table {
-    let Some(slot) = E::__table_slot() else {
+    let Some(slot) = E::__static().map(|s| &s.slot) else {
         return registry().lookup::<E>();
     };
     let cached = slot.0.load(Ordering::Acquire);
@@ -239,16 +240,23 @@ pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
 impl Registry {
     /// Collects, validates and indexes what was submitted at link time.
     pub(crate) fn from_inventory() -> Registry {
-        Registry::build(
-            inventory::iter::<EventDef>.into_iter().collect(),
-            inventory::iter::<ListenerDef>.into_iter().collect(),
-        )
+        Registry::build(inventory::iter::<ListenerDef>.into_iter().collect())
     }
 
-    pub(crate) fn build(
-        mut events: Vec<&'static EventDef>,
-        mut listeners: Vec<&'static ListenerDef>,
-    ) -> Registry {
+    pub(crate) fn build(mut listeners: Vec<&'static ListenerDef>) -> Registry {
+        // Event types are known through their listeners: each typed
+        // listener's target carries what `#[event]` generated for its type.
+        let mut events: Vec<&'static EventDef> = Vec::new();
+        let mut seen =
+            std::collections::HashSet::<TypeId, BuildHasherDefault<TypeIdHasher>>::default();
+        for listener in &listeners {
+            if let Target::Event { type_id, def, .. } = listener.target
+                && let Some(def) = def()
+                && seen.insert(type_id())
+            {
+                events.push(def);
+            }
+        }
         listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
         events.sort_by(|a, b| {
             a.name
@@ -430,7 +438,9 @@ impl Registry {
         self.listeners.iter().find(|l| l.name() == name).copied()
     }
 
-    /// Every `#[event]` type, sorted by name.
+    /// Every `#[event]` type that a listener listens to, sorted by name.
+    /// (Like Laravel's `event:list`: an event no listener names has nothing
+    /// to show, and costs no registration of its own.)
     pub fn events(&self) -> &[EventInfo] {
         &self.events
     }
@@ -441,7 +451,7 @@ impl Registry {
     }
 
     pub(crate) fn rebuilder(&self, name: &str) -> Option<FromJson> {
-        self.event(name).and_then(|e| (e.def.from_json)())
+        self.event(name).and_then(|e| (e.def.json)().from)
     }
 
     /// What start-up validation found: duplicate listener or event names.

@@ -157,7 +157,7 @@ impl EventFakeState {
     }
 
     pub(crate) fn record<E: Event>(&self, event: E) {
-        let json = event.__to_json().and_then(Result::ok);
+        let json = crate::event::to_json(&event).and_then(Result::ok);
         lock(&self.records).push(Recorded {
             type_id: TypeId::of::<E>(),
             name: E::NAME,

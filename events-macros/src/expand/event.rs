@@ -1,11 +1,9 @@
 //! `#[event]` on a struct or an enum.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens as _;
 use quote::quote;
 use syn::ext::IdentExt as _;
-use syn::punctuated::Punctuated;
-use syn::{Attribute, Item, Path, Token};
+use syn::{Item, Path};
 
 use crate::attr::EventArgs;
 use crate::expand::line_of;
@@ -18,9 +16,9 @@ pub fn expand(
     item: &Item,
     input: &TokenStream,
 ) -> syn::Result<TokenStream> {
-    let (ident, generics, attrs) = match item {
-        Item::Struct(s) => (&s.ident, &s.generics, &s.attrs),
-        Item::Enum(e) => (&e.ident, &e.generics, &e.attrs),
+    let (ident, generics) = match item {
+        Item::Struct(s) => (&s.ident, &s.generics),
+        Item::Enum(e) => (&e.ident, &e.generics),
         other => return Err(not_a_type(other)),
     };
     if let Some(lifetime) = generics.lifetimes().next() {
@@ -47,58 +45,38 @@ pub fn expand(
             .push(syn::parse_quote!(#param: ::core::marker::Send + ::core::marker::Sync + 'static));
     }
     let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
-    let table_slot = if generics.params.is_empty() {
-        quote! {
-            fn __table_slot() -> #private::Option<&'static #private::TableSlot<Self>> {
-                static SLOT: #private::TableSlot<#ident> = #private::TableSlot::new();
-                #private::Some(&SLOT)
-            }
-        }
-    } else {
-        quote!()
-    };
-    // Whether the event is JSON is found by autoref probes, which work
-    // whatever implements serde's traits but cost the compiler a method
-    // resolution each. Where a non-generic item derives `serde::Serialize`
-    // in plain sight, the generated code calls serde directly instead. (A
-    // generic type's derives hold only under bounds on its parameters, which
-    // the probes resolve as they always have.)
-    let serialize_derived = generics.params.is_empty() && derives_serde_serialize(attrs);
-    let to_json = if serialize_derived {
-        quote!(#private::to_json(self))
-    } else {
-        quote! {
-            #[allow(unused_imports)]
-            use #private::spec::{NoSerialize as _, ViaSerialize as _};
-            (&&#private::spec::Probe::<Self>(#private::PhantomData)).__events_to_json(self)
-        }
-    };
-    let registration = if generics.params.is_empty() {
+    // A non-generic type gets its `static`: the description the registry
+    // learns through the type's listeners, with the JSON support found by
+    // one autoref probe, and the slot caching its listener table. (A
+    // generic type has no single `TypeId` to describe: dispatch finds its
+    // listeners by `TypeId` on first use instead.)
+    let (static_fn, static_items) = if generics.params.is_empty() {
         let line = line_of(ident.span());
         let type_name = ident.unraw().to_string();
-        // Always the probe: a derived `Deserialize` of a type with
-        // `&'static str` fields is not `DeserializeOwned`.
-        quote! {
-            fn __events_from_json() -> #private::Option<#private::FromJson> {
-                #[allow(unused_imports)]
-                use #private::spec::{NoDeserialize as _, ViaDeserialize as _};
-                (&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_from_json()
-            }
-            #private::inventory::submit! {
-                #private::EventDef {
-                    name: <#ident as #private::Event>::NAME,
+        (
+            quote! {
+                fn __static() -> #private::Option<&'static #private::EventStatic<Self>> {
+                    #private::Some(&__EVENTS_STATIC)
+                }
+            },
+            quote! {
+                static __EVENTS_STATIC: #private::EventStatic<#ident> = #private::EventStatic::new(#private::EventDef {
+                    name: #name,
                     type_name: #private::concat!(#private::module_path!(), "::", #type_name),
                     type_id: #private::TypeId::of::<#ident>,
-                    from_json: __events_from_json,
+                    json: __events_json,
                     file: #private::file!(),
                     line: #line,
+                });
+                fn __events_json() -> #private::Json {
+                    #[allow(unused_imports)]
+                    use #private::spec::JsonProbe as _;
+                    (&&&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_json()
                 }
-            }
-        }
+            },
+        )
     } else {
-        // A generic type has no single `TypeId` to register; dispatch builds
-        // its listener table on first use instead.
-        quote!()
+        (quote!(), quote!())
     };
     Ok(quote! {
         #input
@@ -109,48 +87,12 @@ pub fn expand(
 
             impl #impl_generics #private::Event for #ident #ty_generics #where_clause {
                 const NAME: &'static str = #name;
-
-                fn __to_json(&self) -> #private::Option<#private::Result<#private::String, #private::serde_json::Error>> {
-                    #to_json
-                }
-
-                #table_slot
+                #static_fn
             }
 
-            #registration
+            #static_items
         };
     })
-}
-
-/// Whether the item itself, below `#[event]`, derives `serde::Serialize`
-/// spelled with its crate (`serde::Serialize` or `::serde::Serialize`): a
-/// bare `Serialize` may be another crate's derive (rkyv's, miniserde's).
-/// Never under `#[serde(remote = ..)]`, which derives for another type, nor
-/// when any attribute so much as mentions `remote` (a `cfg_attr` might hide
-/// one): those, and everything else, are left to the probes.
-fn derives_serde_serialize(attrs: &[Attribute]) -> bool {
-    let mentions_remote = |attr: &Attribute| {
-        (attr.path().is_ident("serde") || attr.path().is_ident("cfg_attr"))
-            && attr.meta.to_token_stream().to_string().contains("remote")
-    };
-    if attrs.iter().any(mentions_remote) {
-        return false;
-    }
-    attrs
-        .iter()
-        .filter(|a| a.path().is_ident("derive"))
-        .any(|attr| {
-            attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
-                .is_ok_and(|paths| paths.iter().any(is_serde_serialize))
-        })
-}
-
-fn is_serde_serialize(path: &Path) -> bool {
-    let mut segments = path.segments.iter().map(|s| &s.ident);
-    matches!(
-        (segments.next(), segments.next(), segments.next()),
-        (Some(krate), Some(name), None) if krate == "serde" && name == "Serialize"
-    )
 }
 
 fn not_a_type(item: &Item) -> syn::Error {

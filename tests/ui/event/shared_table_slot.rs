@@ -1,4 +1,5 @@
-// A hand-written `Event` impl cannot hand out another type's table slot:
+// A hand-written `Event` impl cannot hand out another type's static (and
+// the table slot in it):
 // dispatch calls a slot's listeners as `fn(&Self)`, so sharing one would
 // call `Real`'s listeners with an `Impostor`.
 use events::Event;
@@ -16,8 +17,8 @@ pub struct Impostor {
 impl Event for Impostor {
     const NAME: &'static str = "impostor";
 
-    fn __table_slot() -> Option<&'static events::__private::TableSlot<Self>> {
-        <Real as Event>::__table_slot()
+    fn __static() -> Option<&'static events::__private::EventStatic<Self>> {
+        <Real as Event>::__static()
     }
 }
 
