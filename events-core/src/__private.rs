@@ -152,3 +152,116 @@ pub fn as_any_event(event: &dyn ErasedEvent) -> &AnyEvent {
 pub fn build_registry() -> crate::registry::Registry {
     crate::registry::Registry::from_inventory()
 }
+
+/// The items `#[event]` generates for a non-generic type, written once here
+/// so the attribute hands the compiler a few tokens instead of every item:
+/// the `Event` impl, the type's [`EventStatic`] (its description and table
+/// slot), and the autoref probe that finds its JSON support.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __events_event {
+    ($ty:ty, $name:literal, $type_name:literal, $line:literal) => {
+        const _: () = {
+            impl $crate::__private::Event for $ty {
+                const NAME: &'static str = $name;
+
+                fn __static()
+                -> $crate::__private::Option<&'static $crate::__private::EventStatic<Self>>
+                {
+                    $crate::__private::Some(&__EVENTS_STATIC)
+                }
+            }
+
+            static __EVENTS_STATIC: $crate::__private::EventStatic<$ty> =
+                $crate::__private::EventStatic::new($crate::__private::EventDef {
+                    name: $name,
+                    type_name: $crate::__private::concat!(
+                        $crate::__private::module_path!(),
+                        "::",
+                        $type_name
+                    ),
+                    type_id: $crate::__private::TypeId::of::<$ty>,
+                    json: __events_json,
+                    file: $crate::__private::file!(),
+                    line: $line,
+                });
+
+            fn __events_json() -> $crate::__private::Json {
+                #[allow(unused_imports)]
+                use $crate::__private::spec::JsonProbe as _;
+                (&&&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData))
+                    .__events_json()
+            }
+        };
+    };
+}
+
+/// The pieces `#[listener]` and `#[listen]` generate, written once here
+/// (see [`__events_event`]).
+///
+/// - `@type`: the type `#[listener]` declares next to a free function, with
+///   its `Listener` impl and, for a typed listener, `Listens<E>`.
+/// - `@submit`: the link-time registration.
+/// - `unit`: the whole expansion for the common case, a free `fn(&E)` that
+///   returns nothing, with no option but `priority`. `$target` is the
+///   attribute's spanned `event_target` call.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __events_listener {
+    (@type $vis:vis $f:ident: $name:expr $(, $event:ty)?) => {
+        #[doc = $crate::__private::concat!(
+            "The listener type of the function `",
+            $crate::__private::stringify!($f),
+            "`, declared by `#[listener]`."
+        )]
+        #[allow(non_camel_case_types, dead_code)]
+        $vis struct $f {}
+
+        impl $crate::__private::Listener for $f {
+            const NAME: &'static str = $name;
+        }
+
+        $(impl $crate::__private::Listens<$event> for $f {})?
+    };
+    (@submit
+        name: $name:expr,
+        target: $target:expr,
+        priority: $priority:expr,
+        when: $when:expr,
+        run: $run:expr,
+        on_failure: $on_failure:expr,
+        line: $line:expr $(,)?
+    ) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::ListenerDef {
+                name: $name,
+                target: $target,
+                priority: $priority,
+                when: $when,
+                run: $run,
+                on_failure: $on_failure,
+                file: $crate::__private::file!(),
+                line: $line,
+            }
+        }
+    };
+    (unit $vis:vis $f:ident: $event:ty, $path:literal, $target:expr, $priority:literal, $line:literal) => {
+        $crate::__events_listener! {
+            @type $vis $f: $crate::__private::concat!($crate::__private::module_path!(), "::", $path), $event
+        }
+        $crate::__events_listener! {
+            @submit
+            name: <$f as $crate::__private::Listener>::NAME,
+            target: $target,
+            priority: $priority,
+            when: $crate::__private::None,
+            run: $crate::__private::Run::Typed($crate::__private::TypedCall::unit::<$event>($f)),
+            on_failure: $crate::__private::None,
+            line: $line,
+        }
+    };
+}
+
+pub use crate::__events_event as event;
+pub use crate::__events_listener as listener;
+pub use std::stringify;

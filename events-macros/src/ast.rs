@@ -12,19 +12,27 @@ use crate::ctxt::Ctxt;
 /// kept as tokens, unparsed. The item itself is emitted as written, so the
 /// body never needs parsing (and a syntax error in it is rustc's to report).
 pub struct FnHead {
+    /// Whether the function is `#[deprecated]`: code that names it then
+    /// needs `#[allow(deprecated)]`.
+    pub deprecated: bool,
     pub vis: Visibility,
     pub sig: Signature,
 }
 
 impl Parse for FnHead {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        Attribute::parse_outer(input)?;
+        let attrs = Attribute::parse_outer(input)?;
+        let deprecated = attrs.iter().any(|a| a.path().is_ident("deprecated"));
         let vis = input.parse()?;
         let sig = input.parse()?;
         let body;
         syn::braced!(body in input);
         body.parse::<TokenStream>()?;
-        Ok(FnHead { vis, sig })
+        Ok(FnHead {
+            deprecated,
+            vis,
+            sig,
+        })
     }
 }
 

@@ -1,21 +1,20 @@
 //! Spanned type assertions: each places the bound on the user's own token, so
 //! rustc prints the trait's `on_unimplemented` message under it.
 
-use proc_macro2::Ident;
 use proc_macro2::TokenStream;
-use quote::quote_spanned;
+use quote::{ToTokens, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Path, Type};
 
 /// The listener's target, which requires `ty: Event`: the one place the
 /// generated code names that bound.
-pub fn event_target(private: &Ident, ty: &Type) -> TokenStream {
+pub fn event_target(private: &impl ToTokens, ty: &Type) -> TokenStream {
     quote_spanned!(ty.span()=> #private::event_target::<#ty>())
 }
 
 /// The codec of a queued listener's event, which requires
 /// `ty: Serialize + DeserializeOwned`: the one place that names that bound.
-pub fn codec(private: &Ident, ty: &Type) -> TokenStream {
+pub fn codec(private: &impl ToTokens, ty: &Type) -> TokenStream {
     quote_spanned! {ty.span()=>
         const __EVENTS_CODEC: #private::Codec<#ty> = #private::codec::<#ty>();
     }
@@ -23,7 +22,7 @@ pub fn codec(private: &Ident, ty: &Type) -> TokenStream {
 
 /// Converts the listener's return value, which requires a listener return
 /// type; spanned on the declared return type.
-pub fn outcome(private: &Ident, output: Option<&Type>, value: TokenStream) -> TokenStream {
+pub fn outcome(private: &impl ToTokens, output: Option<&Type>, value: TokenStream) -> TokenStream {
     match output {
         // The value is bound to a local spanned on the return type, so a
         // wrong type is reported there; no turbofish, since naming the type
@@ -38,7 +37,7 @@ pub fn outcome(private: &Ident, output: Option<&Type>, value: TokenStream) -> To
 
 /// A fresh instance of a subscriber, which requires `Default`; spanned on
 /// the `impl`'s self type.
-pub fn subscriber(private: &Ident, self_ty: &Type) -> TokenStream {
+pub fn subscriber(private: &impl ToTokens, self_ty: &Type) -> TokenStream {
     quote_spanned!(self_ty.span()=> #private::subscriber::<#self_ty>())
 }
 
@@ -57,7 +56,7 @@ pub fn resolve_self(path: &Path, self_ty: Option<&Type>) -> TokenStream {
 /// The `when = ..` predicate as a fn pointer of the right shape; spanned on
 /// the user's path so a wrong signature is reported there.
 pub fn predicate(
-    private: &Ident,
+    private: &impl ToTokens,
     when: &Path,
     self_ty: Option<&Type>,
     event: Option<&Type>,
@@ -78,7 +77,7 @@ pub fn predicate(
 
 /// The `on_failure = ..` hook as a `fn(&FailedJob)`, spanned on the user's
 /// path. In a subscriber, a path starting with `Self` names the subscriber.
-pub fn failure_hook(private: &Ident, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
+pub fn failure_hook(private: &impl ToTokens, hook: &Path, self_ty: Option<&Type>) -> TokenStream {
     let span = hook.span();
     let hook = resolve_self(hook, self_ty);
     quote_spanned!(span=> {

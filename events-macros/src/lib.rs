@@ -74,8 +74,19 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
         return with_errors(cx, input);
     }
     valid::listener(&cx, &args, &handler);
+    if let Some(event) = handler.event
+        && !cx.has_errors()
+        && let Some(expanded) =
+            expand::listener::expand_unit(&krate, &input, &item, &args, &handler, event)
+    {
+        return with_errors(cx, expanded);
+    }
     let ident = &item.sig.ident;
-    let name = expand::listener::name_expr(&args, &ident.unraw().to_string());
+    let name = expand::listener::name_expr(
+        &quote!(#krate::__private),
+        &args,
+        &ident.unraw().to_string(),
+    );
     let private = expand::private();
     let registration = match handler.event {
         Some(event) if !cx.has_errors() => Some(expand::listener::registration(&Registration {

@@ -8,8 +8,9 @@ use syn::{Item, Path};
 use crate::attr::EventArgs;
 use crate::expand::line_of;
 
-/// The item as written (its tokens, untouched), its `Event` impl and, for a non-generic type, its
-/// link-time registration.
+/// The item as written (its tokens, untouched) and its `Event` impl: for a
+/// non-generic type, an invocation of `events::__private::event!`, which
+/// adds the type's static.
 pub fn expand(
     krate: &Path,
     args: &EventArgs,
@@ -28,12 +29,22 @@ pub fn expand(
              so it must own its data (`String` rather than `&str`)",
         ));
     }
-    let private = super::private();
-    let use_private = super::use_private(krate);
     let name = match &args.name {
         Some(name) => name.value.clone(),
         None => ident.unraw().to_string(),
     };
+    if generics.params.is_empty() {
+        // A non-generic type gets its `static`: the description the registry
+        // learns through the type's listeners, with the JSON support found
+        // by one autoref probe, and the slot caching its listener table. The
+        // items are written once, in `events::__private::event!`.
+        let line = line_of(ident.span());
+        let type_name = ident.unraw().to_string();
+        return Ok(quote! {
+            #input
+            #krate::__private::event!(#ident, #name, #type_name, #line);
+        });
+    }
     // Like serde's derives: each type parameter gets the bounds an event
     // needs, so `Wrapper<T>` is an event exactly when `T` can be in one.
     let mut bounded = generics.clone();
@@ -45,53 +56,14 @@ pub fn expand(
             .push(syn::parse_quote!(#param: ::core::marker::Send + ::core::marker::Sync + 'static));
     }
     let (impl_generics, ty_generics, where_clause) = bounded.split_for_impl();
-    // A non-generic type gets its `static`: the description the registry
-    // learns through the type's listeners, with the JSON support found by
-    // one autoref probe, and the slot caching its listener table. (A
-    // generic type has no single `TypeId` to describe: dispatch finds its
-    // listeners by `TypeId` on first use instead.)
-    let (static_fn, static_items) = if generics.params.is_empty() {
-        let line = line_of(ident.span());
-        let type_name = ident.unraw().to_string();
-        (
-            quote! {
-                fn __static() -> #private::Option<&'static #private::EventStatic<Self>> {
-                    #private::Some(&__EVENTS_STATIC)
-                }
-            },
-            quote! {
-                static __EVENTS_STATIC: #private::EventStatic<#ident> = #private::EventStatic::new(#private::EventDef {
-                    name: #name,
-                    type_name: #private::concat!(#private::module_path!(), "::", #type_name),
-                    type_id: #private::TypeId::of::<#ident>,
-                    json: __events_json,
-                    file: #private::file!(),
-                    line: #line,
-                });
-                fn __events_json() -> #private::Json {
-                    #[allow(unused_imports)]
-                    use #private::spec::JsonProbe as _;
-                    (&&&&#private::spec::Probe::<#ident>(#private::PhantomData)).__events_json()
-                }
-            },
-        )
-    } else {
-        (quote!(), quote!())
-    };
+    // A generic type has no single `TypeId` to describe: dispatch finds its
+    // listeners by `TypeId` on first use instead, and it has no JSON.
     Ok(quote! {
         #input
 
-        #[allow(non_snake_case, clippy::all)]
-        const _: () = {
-            #use_private
-
-            impl #impl_generics #private::Event for #ident #ty_generics #where_clause {
-                const NAME: &'static str = #name;
-                #static_fn
-            }
-
-            #static_items
-        };
+        impl #impl_generics #krate::__private::Event for #ident #ty_generics #where_clause {
+            const NAME: &'static str = #name;
+        }
     })
 }
 

@@ -2,7 +2,8 @@
 //! with `#[listen]` methods.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::{Ident, Path, Type};
 
 use crate::ast::{EventParam, FnHead, Handler};
@@ -31,9 +32,10 @@ pub struct Registration<'a> {
 }
 
 /// The expansion of `#[listener]` on a free function: the function as
-/// written (its tokens, untouched), a same-named type implementing `Listener` (and `Listens<E>`), and
-/// the registration. `registration` is `None` after a configuration error, so
-/// only the item and its type are emitted and the error stands alone.
+/// written (its tokens, untouched), a same-named type implementing `Listener`
+/// (and `Listens<E>`), and the registration. `registration` is `None` after a
+/// configuration error, so only the item and its type are emitted and the
+/// error stands alone.
 pub fn expand(
     krate: &Path,
     input: TokenStream,
@@ -44,47 +46,84 @@ pub fn expand(
 ) -> TokenStream {
     let ident = &item.sig.ident;
     let vis = &item.vis;
-    let doc = format!("The listener type of the function `{ident}`, declared by `#[listener]`.");
-    let private = super::private();
-    let use_private = super::use_private(krate);
     let listens = match event {
-        Some(EventParam::Typed(ty)) => quote!(impl #private::Listens<#ty> for #ident {}),
-        _ => quote!(),
+        Some(EventParam::Typed(ty)) => Some(ty),
+        _ => None,
     };
+    let listens = listens.iter();
+    let registration = registration.map(|items| {
+        let use_private = super::use_private(krate);
+        quote! {
+            #[allow(non_snake_case, deprecated, clippy::all)]
+            const _: () = {
+                #use_private
+                #items
+            };
+        }
+    });
     quote! {
         #input
-
-        #[doc = #doc]
-        #[allow(non_camel_case_types, dead_code)]
-        #vis struct #ident {}
-
-        #[allow(non_snake_case, deprecated, clippy::all)]
-        const _: () = {
-            #use_private
-
-            impl #private::Listener for #ident {
-                const NAME: &'static str = #name;
-            }
-
-            #listens
-
-            #registration
-        };
+        #krate::__private::listener!(@type #vis #ident: #name #(, #listens)*);
+        #registration
     }
 }
 
-/// The listener's name: `name = ".."`, else module path and `path`. Used
-/// inside a block that has [`super::use_private`].
-pub fn name_expr(args: &ListenerArgs, path: &str) -> TokenStream {
+/// The common case in full, as one `events::__private::listener!(unit ..)`:
+/// a free `fn(&E)` returning nothing, with no option but `priority`, not
+/// deprecated. `None` for any other listener.
+pub fn expand_unit(
+    krate: &Path,
+    input: &TokenStream,
+    item: &FnHead,
+    args: &ListenerArgs,
+    handler: &Handler,
+    event: EventParam,
+) -> Option<TokenStream> {
+    let EventParam::Typed(ty) = event else {
+        return None;
+    };
+    let ListenerArgs {
+        queue: None,
+        tries: None,
+        backoff: None,
+        delay: None,
+        timeout: None,
+        priority,
+        name: None,
+        pattern: None,
+        when: None,
+        on_failure: None,
+        krate: _,
+    } = args
+    else {
+        return None;
+    };
+    // A deprecated function takes the general path, whose registration
+    // sits under `#[allow(deprecated)]`.
+    if handler.is_async || !returns_unit(handler) || item.deprecated {
+        return None;
+    }
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let path = ident.unraw().to_string();
+    let private = quote!(#krate::__private);
+    let target = checks::event_target(&private, ty);
+    let priority = priority.as_ref().map_or(0, |p| p.value);
+    let line = super::line_of(ident.span());
+    Some(quote! {
+        #input
+        #private::listener!(unit #vis #ident: #ty, #path, #target, #priority, #line);
+    })
+}
+
+/// The listener's name: `name = ".."`, else module path and `path`.
+pub fn name_expr(private: &impl ToTokens, args: &ListenerArgs, path: &str) -> TokenStream {
     match &args.name {
         Some(name) => {
             let name = &name.value;
             quote!(#name)
         }
-        None => {
-            let private = super::private();
-            quote!(#private::concat!(#private::module_path!(), "::", #path))
-        }
+        None => quote!(#private::concat!(#private::module_path!(), "::", #path)),
     }
 }
 
@@ -165,17 +204,15 @@ pub fn registration(r: &Registration) -> TokenStream {
         #when_fn
         #hook_fn
         #body_fn
-        #private::inventory::submit! {
-            #private::ListenerDef {
-                name: #name,
-                target: #target,
-                priority: #priority,
-                when: #when,
-                run: #run,
-                on_failure: #on_failure,
-                file: #private::file!(),
-                line: #line,
-            }
+        #private::listener! {
+            @submit
+            name: #name,
+            target: #target,
+            priority: #priority,
+            when: #when,
+            run: #run,
+            on_failure: #on_failure,
+            line: #line,
         }
     }
 }
@@ -199,8 +236,8 @@ fn call(r: &Registration, arg: TokenStream) -> TokenStream {
 }
 
 /// Whether the listener declares no return type, or `()`.
-fn returns_unit(r: &Registration) -> bool {
-    match r.handler.output {
+fn returns_unit(handler: &Handler) -> bool {
+    match handler.output {
         None => true,
         Some(Type::Tuple(tuple)) => tuple.elems.is_empty(),
         Some(_) => false,
@@ -215,7 +252,7 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
         // The hot path: a plain fn taking its own event type is registered
         // typed, and dispatch calls it as `fn(&E)` with no downcast.
         // A free fn returning nothing is registered as itself: no wrapper.
-        (EventParam::Typed(ty), false) if returns_unit(r) => match &r.callee {
+        (EventParam::Typed(ty), false) if returns_unit(r.handler) => match &r.callee {
             Callee::Free(ident) => (
                 quote!(),
                 quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(#ident))),

@@ -125,7 +125,11 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
                 self_ty: &item.self_ty,
                 ident,
             },
-            name: listener::name_expr(&args, &format!("{type_name}::{}", ident.unraw())),
+            name: listener::name_expr(
+                &super::private(),
+                &args,
+                &format!("{type_name}::{}", ident.unraw()),
+            ),
             line: line_of(ident.span()),
         };
         let items = listener::registration(&registration);
