@@ -46,7 +46,7 @@ impl Event for Leaky {
     fn __static() -> Option<&'static EventStatic<Self>> {
         Some(Box::leak(Box::new(EventStatic::new(EventDef {
             name: "Real",
-            type_name: "impostor",
+            type_name: || "impostor",
             type_id: TypeId::of::<Real>,
             json: claims_json,
             file: file!(),

@@ -160,7 +160,7 @@ pub fn build_registry() -> crate::registry::Registry {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __events_event {
-    ($ty:ty, $name:literal, $type_name:literal, $line:literal) => {
+    ($ty:ty, $name:literal, $line:literal) => {
         const _: () = {
             impl $crate::__private::Event for $ty {
                 const NAME: &'static str = $name;
@@ -175,23 +175,17 @@ macro_rules! __events_event {
             static __EVENTS_STATIC: $crate::__private::EventStatic<$ty> =
                 $crate::__private::EventStatic::new($crate::__private::EventDef {
                     name: $name,
-                    type_name: $crate::__private::concat!(
-                        $crate::__private::module_path!(),
-                        "::",
-                        $type_name
-                    ),
+                    type_name: $crate::__private::type_name::<$ty>,
                     type_id: $crate::__private::TypeId::of::<$ty>,
-                    json: __events_json,
+                    json: || {
+                        #[allow(unused_imports)]
+                        use $crate::__private::spec::JsonProbe as _;
+                        (&&&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData))
+                            .__events_json()
+                    },
                     file: $crate::__private::file!(),
                     line: $line,
                 });
-
-            fn __events_json() -> $crate::__private::Json {
-                #[allow(unused_imports)]
-                use $crate::__private::spec::JsonProbe as _;
-                (&&&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData))
-                    .__events_json()
-            }
         };
     };
 }
@@ -209,11 +203,7 @@ macro_rules! __events_event {
 #[macro_export]
 macro_rules! __events_listener {
     (@type $vis:vis $f:ident: $name:expr $(, $event:ty)?) => {
-        #[doc = $crate::__private::concat!(
-            "The listener type of the function `",
-            $crate::__private::stringify!($f),
-            "`, declared by `#[listener]`."
-        )]
+        #[doc = "The listener type `#[listener]` declares next to the function of the same name."]
         #[allow(non_camel_case_types, dead_code)]
         $vis struct $f {}
 
@@ -264,4 +254,3 @@ macro_rules! __events_listener {
 
 pub use crate::__events_event as event;
 pub use crate::__events_listener as listener;
-pub use std::stringify;

@@ -241,7 +241,7 @@ pub struct EventDef {
     /// `Event::NAME`.
     pub name: &'static str,
     /// `std::any::type_name` of the type, for reports.
-    pub type_name: &'static str,
+    pub type_name: fn() -> &'static str,
     /// The type's id.
     pub type_id: fn() -> TypeId,
     /// Which of serde's traits the type implements, found by
@@ -257,7 +257,7 @@ impl fmt::Debug for EventDef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventDef")
             .field("name", &self.name)
-            .field("type_name", &self.type_name)
+            .field("type_name", &(self.type_name)())
             .field("file", &self.file)
             .field("line", &self.line)
             .finish_non_exhaustive()

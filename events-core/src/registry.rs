@@ -92,7 +92,7 @@ impl EventInfo {
     }
     /// The Rust type's path.
     pub fn type_name(&self) -> &'static str {
-        self.def.type_name
+        (self.def.type_name)()
     }
     /// Whether a queued job can rebuild it (`Deserialize`).
     pub fn is_deserializable(&self) -> bool {
@@ -261,7 +261,7 @@ impl Registry {
         events.sort_by(|a, b| {
             a.name
                 .cmp(b.name)
-                .then_with(|| a.type_name.cmp(b.type_name))
+                .then_with(|| (a.type_name)().cmp((b.type_name)()))
         });
         let listeners: Vec<ListenerInfo> = listeners
             .into_iter()
@@ -288,10 +288,10 @@ impl Registry {
             if a.name == b.name && (a.type_id)() != (b.type_id)() {
                 problems.push(RegistryError::DuplicateEvent {
                     name: a.name,
-                    first_type: a.type_name,
+                    first_type: (a.type_name)(),
                     first_file: a.file,
                     first_line: a.line,
-                    second_type: b.type_name,
+                    second_type: (b.type_name)(),
                     second_file: b.file,
                     second_line: b.line,
                 });

@@ -39,10 +39,9 @@ pub fn expand(
         // by one autoref probe, and the slot caching its listener table. The
         // items are written once, in `events::__private::event!`.
         let line = line_of(ident.span());
-        let type_name = ident.unraw().to_string();
         return Ok(quote! {
             #input
-            #krate::__private::event!(#ident, #name, #type_name, #line);
+            #krate::__private::event!(#ident, #name, #line);
         });
     }
     // Like serde's derives: each type parameter gets the bounds an event

@@ -14,7 +14,7 @@ fn no_json() -> Json {
 
 static STATIC: EventStatic<HigherRanked> = EventStatic::new(EventDef {
     name: "higher_ranked",
-    type_name: "HigherRanked",
+    type_name: || "HigherRanked",
     type_id: TypeId::of::<HigherRanked>,
     json: no_json,
     file: file!(),
