@@ -161,32 +161,30 @@ pub fn build_registry() -> crate::registry::Registry {
 #[macro_export]
 macro_rules! __events_event {
     ($ty:ty, $name:literal, $line:literal) => {
-        const _: () = {
-            impl $crate::__private::Event for $ty {
-                const NAME: &'static str = $name;
+        impl $crate::__private::Event for $ty {
+            const NAME: &'static str = $name;
 
-                fn __static()
-                -> $crate::__private::Option<&'static $crate::__private::EventStatic<Self>>
-                {
-                    $crate::__private::Some(&__EVENTS_STATIC)
-                }
-            }
-
-            static __EVENTS_STATIC: $crate::__private::EventStatic<$ty> =
-                $crate::__private::EventStatic::new($crate::__private::EventDef {
-                    name: $name,
-                    type_name: $crate::__private::type_name::<$ty>,
-                    type_id: $crate::__private::TypeId::of::<$ty>,
-                    json: || {
-                        #[allow(unused_imports)]
-                        use $crate::__private::spec::JsonProbe as _;
-                        (&&&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData))
+            fn __static()
+            -> $crate::__private::Option<&'static $crate::__private::EventStatic<Self>> {
+                static __EVENTS_STATIC: $crate::__private::EventStatic<$ty> =
+                    $crate::__private::EventStatic::new($crate::__private::EventDef {
+                        name: $name,
+                        type_name: $crate::__private::type_name::<$ty>,
+                        type_id: $crate::__private::TypeId::of::<$ty>,
+                        json: || {
+                            #[allow(unused_imports)]
+                            use $crate::__private::spec::JsonProbe as _;
+                            (&&&&$crate::__private::spec::Probe::<$ty>(
+                                $crate::__private::PhantomData,
+                            ))
                             .__events_json()
-                    },
-                    file: $crate::__private::file!(),
-                    line: $line,
-                });
-        };
+                        },
+                        file: $crate::__private::file!(),
+                        line: $line,
+                    });
+                $crate::__private::Some(&__EVENTS_STATIC)
+            }
+        }
     };
 }
 
