@@ -1,6 +1,6 @@
 //! Typed views of the items the attributes annotate.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -9,8 +9,8 @@ use syn::{Attribute, FnArg, Pat, ReturnType, Signature, Type, Visibility};
 use crate::ctxt::Ctxt;
 
 /// A function as `#[listener]` needs it: everything but the body, which is
-/// kept as tokens, unparsed. The item itself is emitted as written, so the
-/// body never needs parsing (and a syntax error in it is rustc's to report).
+/// never parsed, nor even handed to syn. The item itself is emitted as
+/// written, so a syntax error in the body is rustc's to report.
 pub struct FnHead {
     /// Whether the function is `#[deprecated]`: code that names it then
     /// needs `#[allow(deprecated)]`.
@@ -19,15 +19,31 @@ pub struct FnHead {
     pub sig: Signature,
 }
 
+impl FnHead {
+    /// Parses the tokens of a function item up to its body. Only the
+    /// top-level tokens are walked to find the body, so a long body costs
+    /// nothing.
+    pub fn parse_item(input: &TokenStream) -> syn::Result<FnHead> {
+        let mut head: Vec<TokenTree> = input.clone().into_iter().collect();
+        match head.pop() {
+            Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => {}
+            _ => {
+                return Err(syn::Error::new(
+                    Span::call_site(),
+                    "expected a function body",
+                ));
+            }
+        }
+        syn::parse2(head.into_iter().collect())
+    }
+}
+
 impl Parse for FnHead {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = Attribute::parse_outer(input)?;
         let deprecated = attrs.iter().any(|a| a.path().is_ident("deprecated"));
         let vis = input.parse()?;
         let sig = input.parse()?;
-        let body;
-        syn::braced!(body in input);
-        body.parse::<TokenStream>()?;
         Ok(FnHead {
             deprecated,
             vis,

@@ -55,7 +55,7 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let args = attr::parse_listener(&cx, "listener", LISTENER_KEYS, args.into());
     let krate = expand::crate_path(args.krate.clone());
-    let item = match syn::parse2::<ast::FnHead>(input.clone()) {
+    let item = match ast::FnHead::parse_item(&input) {
         Ok(item) => item,
         Err(_) => {
             let anchor = syn::parse2::<syn::Item>(input.clone())
