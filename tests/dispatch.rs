@@ -458,6 +458,30 @@ fn registry_describes_each_listener() {
     assert!(events::registry().validate().is_ok());
 }
 
+/// An event nothing listens to: not in the registry, and no cost there.
+#[event(name = "nobody.listens")]
+#[derive(Serialize, Deserialize)]
+pub struct NobodyListens {
+    pub id: u64,
+}
+
+#[tokio::test]
+async fn the_registry_lists_the_events_listeners_name() {
+    let listed: Vec<&str> = events::registry()
+        .events()
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert!(listed.contains(&"calendar.synced"), "{listed:?}");
+    assert!(!listed.contains(&"nobody.listens"), "{listed:?}");
+    let event = NobodyListens { id: 4 };
+    assert_eq!(
+        AnyEvent::new(&event).payload_json().as_deref(),
+        Some(r#"{"id":4}"#)
+    );
+    assert_eq!(event.dispatch().await.unwrap().ran(), 0);
+}
+
 // --- queued listeners without a configured queue ---------------------------------
 
 static FLAKY_TRIES: AtomicUsize = AtomicUsize::new(0);
@@ -527,6 +551,8 @@ pub struct Charged {
 #[listener(pattern = "billing.*", queue = "audit")]
 fn billing_audit(e: &AnyEvent) {
     let cents = e.downcast_ref::<Charged>().map(|c| c.cents);
+    assert_eq!(e.is::<Charged>(), cents.is_some());
+    assert!(!e.is::<Troublesome>() && e.downcast_ref::<Troublesome>().is_none());
     QUEUED_WILD
         .lock()
         .unwrap()
@@ -535,6 +561,10 @@ fn billing_audit(e: &AnyEvent) {
 
 #[tokio::test]
 async fn queued_wildcard_gets_the_concrete_event_back() {
+    // No typed listener makes `Charged` known to the registry, so the job
+    // runs with the event known by name and JSON, and `downcast_ref` rebuilds
+    // it from the JSON through `Charged`'s own description.
+    assert!(events::registry().event("billing.charged").is_none());
     let queue = events::fake_queue();
     Charged { cents: 990 }.dispatch().await.unwrap();
     queue.assert_pushed::<billing_audit>();
@@ -685,5 +715,32 @@ async fn a_queued_wildcard_skips_events_it_cannot_store() {
     let done = LedgerPlain.dispatch().await.unwrap();
     assert_eq!((done.ran(), done.queued(), done.skipped()), (1, 0, 1));
     assert_eq!(PLAIN_SYNC.load(Ordering::SeqCst), 1);
+    queue.assert_nothing_pushed();
+}
+
+// --- a queued wildcard listener's event that fails to serialize ------------------
+
+/// Its `Serialize` impl always fails. No typed listener makes it known to
+/// the registry; the error still names the event, not the wildcard's
+/// pattern.
+#[event(name = "ledger.unwritable")]
+pub struct Unwritable;
+
+impl Serialize for Unwritable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("the ledger is read-only"))
+    }
+}
+
+#[tokio::test]
+async fn a_serialization_failure_names_the_event() {
+    // `ledger_audit` (above) takes `ledger.*` to a queue.
+    let queue = events::fake_queue();
+    let error = Unwritable.dispatch().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot enqueue `ledger.unwritable` for queued listener `dispatch::ledger_audit`: \
+         the ledger is read-only"
+    );
     queue.assert_nothing_pushed();
 }

@@ -566,15 +566,14 @@ fn serialize_error(def: &ListenerDef, event: &AnyEvent, reason: String) -> Dispa
     }
 }
 
-/// The event's `&'static` name: the registered one for typed listeners; a
-/// wildcard listener reports its pattern when the name is not static.
+/// The event's `&'static` name, for errors: its `Event::NAME`; a wildcard
+/// listener reports its pattern for an event known only by its JSON.
 fn event_name(def: &ListenerDef, event: &AnyEvent) -> &'static str {
     match def.target {
         crate::listener::Target::Event { name, .. } => name,
-        crate::listener::Target::Pattern(pattern) => registry::registry()
-            .event(event.name())
-            .map(|info| info.name())
-            .unwrap_or(pattern),
+        crate::listener::Target::Pattern(pattern) => {
+            event.erased().static_name().unwrap_or(pattern)
+        }
     }
 }
 

@@ -59,6 +59,8 @@ impl<T: Any + Send + Sync + 'static> Shareable for T {}
 pub trait ErasedEvent: Any + Send + Sync {
     /// The event's name.
     fn name(&self) -> &str;
+    /// The name as `Event::NAME`, `None` for an event known only by its JSON.
+    fn static_name(&self) -> Option<&'static str>;
     /// The concrete type's id, `None` for an event known only by its JSON.
     fn type_id_of(&self) -> Option<TypeId>;
     /// The event as JSON text, where it can be serialized.
@@ -70,6 +72,9 @@ pub trait ErasedEvent: Any + Send + Sync {
 impl<E: Event> ErasedEvent for E {
     fn name(&self) -> &str {
         E::NAME
+    }
+    fn static_name(&self) -> Option<&'static str> {
+        Some(E::NAME)
     }
     fn type_id_of(&self) -> Option<TypeId> {
         Some(TypeId::of::<E>())
@@ -130,6 +135,9 @@ impl fmt::Debug for RawEvent {
 impl ErasedEvent for RawEvent {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn static_name(&self) -> Option<&'static str> {
+        None
     }
     fn type_id_of(&self) -> Option<TypeId> {
         None
