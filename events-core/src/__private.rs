@@ -197,6 +197,11 @@ macro_rules! __events_event {
 /// - `unit`: the whole expansion for the common case, a free `fn(&E)` that
 ///   returns nothing, with no option but `priority`. `$target` is the
 ///   attribute's spanned `event_target` call.
+/// - `queued`: the whole expansion for a free function queued with
+///   `queue`, `tries`, `backoff`, `delay`, `timeout` and `priority` only.
+///   `$codec` is the spanned `__EVENTS_CODEC` item, and `$call` the call of
+///   the function with the rebuilt event bound to `$owned` (an identifier
+///   the attribute chose, so its call can see the binding).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __events_listener {
@@ -232,6 +237,43 @@ macro_rules! __events_listener {
                 line: $line,
             }
         }
+    };
+    (queued $vis:vis $f:ident: $event:ty, $path:literal, $target:expr, $priority:literal, $line:literal,
+        $codec:item [$($backoff:expr),*] $options:expr, async: $is_async:literal, |$owned:ident| $call:expr
+    ) => {
+        $crate::__events_listener! {
+            @type $vis $f: $crate::__private::concat!($crate::__private::module_path!(), "::", $path), $event
+        }
+        const _: () = {
+            $codec
+            const __EVENTS_BACKOFF: &[$crate::__private::Duration] = &[$($backoff),*];
+            fn __events_job(
+                __name: &str,
+                __json: &str,
+            ) -> $crate::__private::Result<
+                $crate::__private::BoxFuture<'static, $crate::__private::Outcome>,
+                $crate::__private::serde_json::Error,
+            > {
+                let _ = __name;
+                let $owned: $event = (__EVENTS_CODEC.decode)(__json)?;
+                $crate::__private::Ok($crate::__private::Box::pin(async move { $call }))
+            }
+            $crate::__events_listener! {
+                @submit
+                name: <$f as $crate::__private::Listener>::NAME,
+                target: $target,
+                priority: $priority,
+                when: $crate::__private::None,
+                run: $crate::__private::Run::Queued {
+                    options: $options,
+                    job: __events_job,
+                    encode: __EVENTS_CODEC.encode,
+                    is_async: $is_async,
+                },
+                on_failure: $crate::__private::None,
+                line: $line,
+            }
+        };
     };
     (unit $vis:vis $f:ident: $event:ty, $path:literal, $target:expr, $priority:literal, $line:literal) => {
         $crate::__events_listener! {

@@ -116,6 +116,65 @@ pub fn expand_unit(
     })
 }
 
+/// The common queued case in full, as one
+/// `events::__private::listener!(queued ..)`: a free function of a typed
+/// event with no option beyond the queue's and `priority`, not deprecated.
+/// `None` for any other listener.
+pub fn expand_queued(
+    krate: &Path,
+    input: &TokenStream,
+    item: &FnHead,
+    args: &ListenerArgs,
+    handler: &Handler,
+    event: EventParam,
+) -> Option<TokenStream> {
+    let EventParam::Typed(ty) = event else {
+        return None;
+    };
+    let ListenerArgs {
+        queue: Some(queue),
+        priority,
+        name: None,
+        pattern: None,
+        when: None,
+        on_failure: None,
+        ..
+    } = args
+    else {
+        return None;
+    };
+    if item.deprecated {
+        return None;
+    }
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let path = ident.unraw().to_string();
+    let private = quote!(#krate::__private);
+    let target = checks::event_target(&private, ty);
+    let codec = checks::codec(&private, ty);
+    let (backoff, options) = queue_options(&private, args, &queue.value);
+    let owned = Ident::new("__owned", Span::call_site());
+    let registration = Registration {
+        args,
+        handler,
+        event,
+        callee: Callee::Free(ident),
+        name: TokenStream::new(),
+        line: super::line_of(ident.span()),
+    };
+    let call = call_with(&private, &registration, quote!(&#owned));
+    let priority = priority.as_ref().map_or(0, |p| p.value);
+    let line = registration.line;
+    let is_async = handler.is_async;
+    Some(quote! {
+        #input
+        #private::listener!(
+            queued #vis #ident: #ty, #path, #target, #priority, #line,
+            #codec [#(#backoff),*] #options, async: #is_async, |#owned| #call
+        );
+    })
+}
+
 /// The listener's name: `name = ".."`, else module path and `path`.
 pub fn name_expr(private: &impl ToTokens, args: &ListenerArgs, path: &str) -> TokenStream {
     match &args.name {
@@ -220,10 +279,15 @@ pub fn registration(r: &Registration) -> TokenStream {
 /// The expression calling the user's function with `arg` (a `&E` or
 /// `&AnyEvent`), awaited when it is async.
 fn call(r: &Registration, arg: TokenStream) -> TokenStream {
+    call_with(&super::private(), r, arg)
+}
+
+/// [`call`], naming the runtime through `private`.
+fn call_with(private: &impl ToTokens, r: &Registration, arg: TokenStream) -> TokenStream {
     let call = match &r.callee {
         Callee::Free(ident) => quote!(#ident(#arg)),
         Callee::Method { self_ty, ident } => {
-            let instance = checks::subscriber(&super::private(), self_ty);
+            let instance = checks::subscriber(private, self_ty);
             quote!(#instance.#ident(#arg))
         }
     };
@@ -232,7 +296,7 @@ fn call(r: &Registration, arg: TokenStream) -> TokenStream {
     } else {
         call
     };
-    checks::outcome(&super::private(), r.handler.output, call)
+    checks::outcome(private, r.handler.output, call)
 }
 
 /// Whether the listener declares no return type, or `()`.
@@ -348,30 +412,8 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
             )
         }
     };
-    let args = r.args;
-    let tries = args.tries.as_ref().map_or(1, |t| t.value);
-    let backoff: Vec<TokenStream> = args
-        .backoff
-        .iter()
-        .flat_map(|b| b.value.iter())
-        .map(|d| duration(private, *d))
-        .collect();
-    let delay = duration(
-        private,
-        args.delay.as_ref().map_or(Default::default(), |d| d.value),
-    );
-    let timeout = match &args.timeout {
-        Some(t) => {
-            let t = duration(private, t.value);
-            quote!(#private::Some(#t))
-        }
-        None => quote!(#private::None),
-    };
+    let (backoff, options) = queue_options(private, r.args, queue);
     let is_async = r.handler.is_async;
-    let queue_span = args.queue.as_ref().map_or_else(Span::call_site, |q| q.span);
-    let options = quote_spanned! {queue_span=>
-        #private::QueueOptions::__new(#queue, #tries, __EVENTS_BACKOFF, #delay, #timeout)
-    };
     (
         quote! {
             #codec
@@ -390,4 +432,36 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
             is_async: #is_async,
         }),
     )
+}
+
+/// A queued listener's backoff durations, and its `QueueOptions` expression
+/// (naming a `__EVENTS_BACKOFF` const of them), spanned on `queue = ..`.
+fn queue_options(
+    private: &impl ToTokens,
+    args: &ListenerArgs,
+    queue: &str,
+) -> (Vec<TokenStream>, TokenStream) {
+    let tries = args.tries.as_ref().map_or(1, |t| t.value);
+    let backoff = args
+        .backoff
+        .iter()
+        .flat_map(|b| b.value.iter())
+        .map(|d| duration(private, *d))
+        .collect();
+    let delay = duration(
+        private,
+        args.delay.as_ref().map_or(Default::default(), |d| d.value),
+    );
+    let timeout = match &args.timeout {
+        Some(t) => {
+            let t = duration(private, t.value);
+            quote!(#private::Some(#t))
+        }
+        None => quote!(#private::None),
+    };
+    let queue_span = args.queue.as_ref().map_or_else(Span::call_site, |q| q.span);
+    let options = quote_spanned! {queue_span=>
+        #private::QueueOptions::__new(#queue, #tries, __EVENTS_BACKOFF, #delay, #timeout)
+    };
+    (backoff, options)
 }

@@ -39,7 +39,7 @@ pub fn use_private(krate: &syn::Path) -> TokenStream {
 }
 
 /// A `Duration` as a const expression.
-pub fn duration(private: &Ident, d: std::time::Duration) -> TokenStream {
+pub fn duration(private: &impl quote::ToTokens, d: std::time::Duration) -> TokenStream {
     let secs = d.as_secs();
     let nanos = d.subsec_nanos();
     quote!(#private::Duration::new(#secs, #nanos))
