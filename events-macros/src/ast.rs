@@ -1,6 +1,6 @@
 //! Typed views of the items the attributes annotate.
 
-use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Ident, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -49,6 +49,46 @@ impl Parse for FnHead {
             vis,
             sig,
         })
+    }
+}
+
+/// The name of a non-generic struct or enum, found among the item's
+/// top-level tokens without handing them to syn: outer attributes, a
+/// visibility, `struct` or `enum`, the name, then its body or `;`. `None`
+/// for anything else (generics, other items), which takes the full parse.
+pub fn plain_type_name(input: &TokenStream) -> Option<Ident> {
+    let mut trees = input.clone().into_iter().peekable();
+    loop {
+        match trees.peek()? {
+            TokenTree::Punct(p) if p.as_char() == '#' => {
+                trees.next();
+                match trees.next()? {
+                    TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => {}
+                    _ => return None,
+                }
+            }
+            TokenTree::Ident(i) if i == "pub" => {
+                trees.next();
+                if let Some(TokenTree::Group(g)) = trees.peek()
+                    && g.delimiter() == Delimiter::Parenthesis
+                {
+                    trees.next();
+                }
+            }
+            _ => break,
+        }
+    }
+    match trees.next()? {
+        TokenTree::Ident(keyword) if keyword == "struct" || keyword == "enum" => {}
+        _ => return None,
+    }
+    let TokenTree::Ident(name) = trees.next()? else {
+        return None;
+    };
+    match trees.next()? {
+        TokenTree::Group(g) if g.delimiter() != Delimiter::None => Some(name),
+        TokenTree::Punct(p) if p.as_char() == ';' => Some(name),
+        _ => None,
     }
 }
 

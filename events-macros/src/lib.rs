@@ -31,6 +31,12 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let args = attr::parse_event(&cx, args.into());
     let krate = expand::crate_path(args.krate.clone());
+    if !cx.has_errors()
+        && let Some(ident) = ast::plain_type_name(&input)
+    {
+        let expanded = expand::event::expand_plain(&krate, &args, &ident, input);
+        return with_errors(cx, expanded);
+    }
     let expanded = match syn::parse2::<syn::Item>(input.clone()) {
         Ok(item) => expand::event::expand(&krate, &args, &item, &input).unwrap_or_else(|e| {
             cx.push(e);

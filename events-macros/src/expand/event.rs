@@ -36,13 +36,8 @@ pub fn expand(
     if generics.params.is_empty() {
         // A non-generic type gets its `static`: the description the registry
         // learns through the type's listeners, with the JSON support found
-        // by one autoref probe, and the slot caching its listener table. The
-        // items are written once, in `events::__private::event!`.
-        let line = line_of(ident.span());
-        return Ok(quote! {
-            #input
-            #krate::__private::event!(#ident, #name, #line);
-        });
+        // by one autoref probe, and the slot caching its listener table.
+        return Ok(expand_plain(krate, args, ident, input.clone()));
     }
     // Like serde's derives: each type parameter gets the bounds an event
     // needs, so `Wrapper<T>` is an event exactly when `T` can be in one.
@@ -64,6 +59,26 @@ pub fn expand(
             const NAME: &'static str = #name;
         }
     })
+}
+
+/// The expansion for a non-generic struct or enum, named `ident`: the item
+/// as written, and `events::__private::event!`, which adds the `Event` impl
+/// and the type's static.
+pub fn expand_plain(
+    krate: &Path,
+    args: &EventArgs,
+    ident: &proc_macro2::Ident,
+    input: TokenStream,
+) -> TokenStream {
+    let name = match &args.name {
+        Some(name) => name.value.clone(),
+        None => ident.unraw().to_string(),
+    };
+    let line = line_of(ident.span());
+    quote! {
+        #input
+        #krate::__private::event!(#ident, #name, #line);
+    }
 }
 
 fn not_a_type(item: &Item) -> syn::Error {
