@@ -129,8 +129,9 @@ pub fn wrong_event(listener: &'static str, expected: &'static str, got: &AnyEven
 }
 
 /// Rebuilds the event of a queued wildcard listener's job: the concrete type
-/// when it is registered and deserializable, else an event known by name and
-/// JSON only.
+/// when the registry knows it and it is deserializable, else an event known
+/// by name and JSON only (which `AnyEvent::downcast_ref::<E>()` can still
+/// rebuild as an `E`).
 pub fn rebuild_any(name: &str, json: &str) -> Result<Box<dyn ErasedEvent>, serde_json::Error> {
     match registry().rebuilder(name) {
         Some(from_json) => from_json(json),

@@ -158,8 +158,9 @@ pub struct Registry {
     listeners: Vec<ListenerInfo>,
     events: Vec<EventInfo>,
     tables: HashMap<TypeId, Table, BuildHasherDefault<TypeIdHasher>>,
-    /// Tables of event types without an `EventDef` (generic events), built
-    /// on first dispatch and kept.
+    /// Tables of event types no typed listener names (only wildcards match
+    /// them, or nothing) and of generic events, built on first dispatch and
+    /// kept.
     late: RwLock<HashMap<TypeId, &'static Table, BuildHasherDefault<TypeIdHasher>>>,
     problems: Vec<RegistryError>,
 }
