@@ -68,6 +68,34 @@ pub fn expand(
     }
 }
 
+/// What both fast paths of `events::__private::listener!` start with, for a
+/// free function of a typed event that is not deprecated (a deprecated one
+/// takes the general path, whose registration sits under
+/// `#[allow(deprecated)]`): the event type, the runtime's path, and the
+/// arguments `vis name: Event, "path", target, priority, line`.
+fn free_typed_head<'a>(
+    krate: &Path,
+    item: &FnHead,
+    args: &ListenerArgs,
+    event: EventParam<'a>,
+) -> Option<(&'a Type, TokenStream, TokenStream)> {
+    let EventParam::Typed(ty) = event else {
+        return None;
+    };
+    if item.deprecated {
+        return None;
+    }
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let path = ident.unraw().to_string();
+    let private = quote!(#krate::__private);
+    let target = checks::event_target(&private, ty);
+    let priority = args.priority.as_ref().map_or(0, |p| p.value);
+    let line = super::line_of(ident.span());
+    let head = quote!(#vis #ident: #ty, #path, #target, #priority, #line);
+    Some((ty, private, head))
+}
+
 /// The common case in full, as one `events::__private::listener!(unit ..)`:
 /// a free `fn(&E)` returning nothing, with no option but `priority`, not
 /// deprecated. `None` for any other listener.
@@ -79,16 +107,13 @@ pub fn expand_unit(
     handler: &Handler,
     event: EventParam,
 ) -> Option<TokenStream> {
-    let EventParam::Typed(ty) = event else {
-        return None;
-    };
     let ListenerArgs {
         queue: None,
         tries: None,
         backoff: None,
         delay: None,
         timeout: None,
-        priority,
+        priority: _,
         name: None,
         pattern: None,
         when: None,
@@ -98,21 +123,13 @@ pub fn expand_unit(
     else {
         return None;
     };
-    // A deprecated function takes the general path, whose registration
-    // sits under `#[allow(deprecated)]`.
-    if handler.is_async || !returns_unit(handler) || item.deprecated {
+    if handler.is_async || !returns_unit(handler) {
         return None;
     }
-    let ident = &item.sig.ident;
-    let vis = &item.vis;
-    let path = ident.unraw().to_string();
-    let private = quote!(#krate::__private);
-    let target = checks::event_target(&private, ty);
-    let priority = priority.as_ref().map_or(0, |p| p.value);
-    let line = super::line_of(ident.span());
+    let (_, private, head) = free_typed_head(krate, item, args, event)?;
     Some(quote! {
         #input
-        #private::listener!(unit #vis #ident: #ty, #path, #target, #priority, #line);
+        #private::listener!(unit #head);
     })
 }
 
@@ -128,12 +145,8 @@ pub fn expand_queued(
     handler: &Handler,
     event: EventParam,
 ) -> Option<TokenStream> {
-    let EventParam::Typed(ty) = event else {
-        return None;
-    };
     let ListenerArgs {
         queue: Some(queue),
-        priority,
         name: None,
         pattern: None,
         when: None,
@@ -143,14 +156,8 @@ pub fn expand_queued(
     else {
         return None;
     };
-    if item.deprecated {
-        return None;
-    }
+    let (ty, private, head) = free_typed_head(krate, item, args, event)?;
     let ident = &item.sig.ident;
-    let vis = &item.vis;
-    let path = ident.unraw().to_string();
-    let private = quote!(#krate::__private);
-    let target = checks::event_target(&private, ty);
     let codec = checks::codec(&private, ty);
     let (backoff, options) = queue_options(&private, args, &queue.value);
     let owned = Ident::new("__owned", Span::call_site());
@@ -163,13 +170,11 @@ pub fn expand_queued(
         line: super::line_of(ident.span()),
     };
     let call = call_with(&private, &registration, quote!(&#owned));
-    let priority = priority.as_ref().map_or(0, |p| p.value);
-    let line = registration.line;
     let is_async = handler.is_async;
     Some(quote! {
         #input
         #private::listener!(
-            queued #vis #ident: #ty, #path, #target, #priority, #line,
+            queued #head,
             #codec [#(#backoff),*] #options, async: #is_async, |#owned| #call
         );
     })
