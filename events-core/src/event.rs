@@ -61,8 +61,6 @@ pub trait ErasedEvent: Any + Send + Sync {
     fn name(&self) -> &str;
     /// The name as `Event::NAME`, `None` for an event known only by its JSON.
     fn static_name(&self) -> Option<&'static str>;
-    /// The concrete type's id, `None` for an event known only by its JSON.
-    fn type_id_of(&self) -> Option<TypeId>;
     /// The event as JSON text, where it can be serialized.
     fn json(&self) -> Option<Result<String, serde_json::Error>>;
     /// The event as `Any`, for downcasting.
@@ -75,9 +73,6 @@ impl<E: Event> ErasedEvent for E {
     }
     fn static_name(&self) -> Option<&'static str> {
         Some(E::NAME)
-    }
-    fn type_id_of(&self) -> Option<TypeId> {
-        Some(TypeId::of::<E>())
     }
     fn json(&self) -> Option<Result<String, serde_json::Error>> {
         to_json(self)
@@ -137,9 +132,6 @@ impl ErasedEvent for RawEvent {
         &self.name
     }
     fn static_name(&self) -> Option<&'static str> {
-        None
-    }
-    fn type_id_of(&self) -> Option<TypeId> {
         None
     }
     fn json(&self) -> Option<Result<String, serde_json::Error>> {
