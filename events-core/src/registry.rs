@@ -245,29 +245,37 @@ impl Registry {
     }
 
     pub(crate) fn build(mut listeners: Vec<&'static ListenerDef>) -> Registry {
-        // Event types are known through their listeners: each typed
-        // listener's target carries what `#[event]` generated for its type.
+        listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
+        let listeners: Vec<ListenerInfo> = listeners
+            .into_iter()
+            .map(|def| ListenerInfo { def })
+            .collect();
+
+        // One pass to group typed listeners by event type (kept in run
+        // order) and set wildcard ones apart. Event types are known through
+        // their listeners: the first typed listener of each type brings what
+        // `#[event]` generated for it.
+        let mut typed: HashMap<TypeId, Vec<ListenerInfo>, BuildHasherDefault<TypeIdHasher>> =
+            HashMap::default();
+        let mut wildcards = Vec::new();
         let mut events: Vec<&'static EventDef> = Vec::new();
-        let mut seen =
-            std::collections::HashSet::<TypeId, BuildHasherDefault<TypeIdHasher>>::default();
         for listener in &listeners {
-            if let Target::Event { type_id, def, .. } = listener.target
-                && let Some(def) = def()
-                && seen.insert(type_id())
-            {
-                events.push(def);
+            match listener.def.target {
+                Target::Event { type_id, def, .. } => {
+                    let group = typed.entry(type_id()).or_insert_with(|| {
+                        events.extend(def());
+                        Vec::new()
+                    });
+                    group.push(*listener);
+                }
+                Target::Pattern(_) => wildcards.push(*listener),
             }
         }
-        listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
         events.sort_by(|a, b| {
             a.name
                 .cmp(b.name)
                 .then_with(|| (a.type_name)().cmp((b.type_name)()))
         });
-        let listeners: Vec<ListenerInfo> = listeners
-            .into_iter()
-            .map(|def| ListenerInfo { def })
-            .collect();
         let events: Vec<EventInfo> = events.into_iter().map(|def| EventInfo { def }).collect();
 
         let mut problems = Vec::new();
@@ -299,20 +307,8 @@ impl Registry {
             }
         }
 
-        // One pass to group typed listeners by event type (kept in run
-        // order) and set wildcard ones apart; then each event's table is its
-        // own group plus the wildcards its name matches.
-        let mut typed: HashMap<TypeId, Vec<ListenerInfo>, BuildHasherDefault<TypeIdHasher>> =
-            HashMap::default();
-        let mut wildcards = Vec::new();
-        for listener in &listeners {
-            match listener.def.target {
-                Target::Event { type_id, .. } => {
-                    typed.entry(type_id()).or_default().push(*listener)
-                }
-                Target::Pattern(_) => wildcards.push(*listener),
-            }
-        }
+        // Each event's table is its own group plus the wildcards its name
+        // matches.
         let mut tables = HashMap::default();
         for event in &events {
             let type_id = (event.def.type_id)();
