@@ -69,6 +69,16 @@ pub struct ListenerArgs {
 }
 
 impl ListenerArgs {
+    /// Whether none of `name`, `pattern`, `when` and `on_failure` is set:
+    /// the listener is named after its function and runs unconditionally,
+    /// so the short expansions of `events::__private::listener!` fit it.
+    pub fn is_plain(&self) -> bool {
+        self.name.is_none()
+            && self.pattern.is_none()
+            && self.when.is_none()
+            && self.on_failure.is_none()
+    }
+
     /// The keys that need `queue` and are set, with their spans.
     pub fn queue_only_keys(&self) -> Vec<(&'static str, Span)> {
         let mut keys = Vec::new();

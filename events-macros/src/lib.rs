@@ -82,10 +82,8 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     valid::listener(&cx, &args, &handler);
     if let Some(event) = handler.event
         && !cx.has_errors()
-        && let Some(expanded) = expand::listener::expand_unit(
-            &krate, &input, &item, &args, &handler, event,
-        )
-        .or_else(|| expand::listener::expand_queued(&krate, &input, &item, &args, &handler, event))
+        && let Some(expanded) =
+            expand::listener::expand_short(&krate, &input, &item, &args, &handler, event)
     {
         return with_errors(cx, expanded);
     }

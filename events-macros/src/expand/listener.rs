@@ -96,10 +96,12 @@ fn free_typed_head<'a>(
     Some((ty, private, head))
 }
 
-/// The common case in full, as one `events::__private::listener!(unit ..)`:
-/// a free `fn(&E)` returning nothing, with no option but `priority`, not
-/// deprecated. `None` for any other listener.
-pub fn expand_unit(
+/// The short expansions of `events::__private::listener!` for a free
+/// function of a typed event, not deprecated, with no `name`, `pattern`,
+/// `when` or `on_failure`: `unit` for a `fn(&E)` returning nothing with no
+/// option but `priority`, `queued` for one with `queue` (and its keys).
+/// `None` for any other listener, which takes the general path.
+pub fn expand_short(
     krate: &Path,
     input: &TokenStream,
     item: &FnHead,
@@ -107,56 +109,25 @@ pub fn expand_unit(
     handler: &Handler,
     event: EventParam,
 ) -> Option<TokenStream> {
-    let ListenerArgs {
-        queue: None,
-        tries: None,
-        backoff: None,
-        delay: None,
-        timeout: None,
-        priority: _,
-        name: None,
-        pattern: None,
-        when: None,
-        on_failure: None,
-        krate: _,
-    } = args
-    else {
-        return None;
-    };
-    if handler.is_async || !returns_unit(handler) {
+    if !args.is_plain() {
         return None;
     }
-    let (_, private, head) = free_typed_head(krate, item, args, event)?;
-    Some(quote! {
-        #input
-        #private::listener!(unit #head);
-    })
-}
-
-/// The common queued case in full, as one
-/// `events::__private::listener!(queued ..)`: a free function of a typed
-/// event with no option beyond the queue's and `priority`, not deprecated.
-/// `None` for any other listener.
-pub fn expand_queued(
-    krate: &Path,
-    input: &TokenStream,
-    item: &FnHead,
-    args: &ListenerArgs,
-    handler: &Handler,
-    event: EventParam,
-) -> Option<TokenStream> {
-    let ListenerArgs {
-        queue: Some(queue),
-        name: None,
-        pattern: None,
-        when: None,
-        on_failure: None,
-        ..
-    } = args
-    else {
-        return None;
+    let queue = match &args.queue {
+        None if handler.is_async
+            || !returns_unit(handler)
+            || !args.queue_only_keys().is_empty() =>
+        {
+            return None;
+        }
+        queue => queue,
     };
     let (ty, private, head) = free_typed_head(krate, item, args, event)?;
+    let Some(queue) = queue else {
+        return Some(quote! {
+            #input
+            #private::listener!(unit #head);
+        });
+    };
     let ident = &item.sig.ident;
     let codec = checks::codec(&private, ty);
     let (backoff, options) = queue_options(&private, args, &queue.value);
