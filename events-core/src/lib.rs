@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod dispatch;
+mod envelope;
 mod event;
 mod listener;
 mod pattern;
@@ -20,6 +21,7 @@ pub mod __private;
 pub use dispatch::{
     Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, dispatch, global, install,
 };
+pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};
 pub use event::{AnyEvent, Event, Shareable};
 pub use listener::{
     BoxError, Flow, IntoOutcome, Listener, ListenerError, ListenerInfo, Listens, Mode,
