@@ -24,6 +24,7 @@ pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
     Target, TypedCall,
 };
+pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::queue::FailedJob;
 
 use crate::event::RawEvent;
@@ -96,6 +97,46 @@ fn encode<E: serde::Serialize + 'static>(
 /// when its type is not `Serialize`.
 pub fn encode_any(event: &AnyEvent) -> Option<Result<String, serde_json::Error>> {
     event.erased().json()
+}
+
+/// How a listener gets one parameter after its event, by value: the one
+/// place generated code names `T: FromContext`, spanned on the parameter's
+/// type.
+pub struct Extract<T> {
+    /// Builds the parameter.
+    pub from: fn(&Context) -> Result<T, crate::context::ExtractError>,
+    /// The state type it needs, if any.
+    pub need: Option<StateNeed>,
+}
+
+/// The extractor of a parameter of type `T`.
+pub const fn extract<T: FromContext>() -> Extract<T> {
+    Extract {
+        from: T::from_context,
+        need: T::NEEDS,
+    }
+}
+
+/// How a listener borrows one parameter after its event (`&Context`).
+pub struct ExtractRef<T: ?Sized + 'static> {
+    /// Borrows the parameter.
+    pub from: fn(&Context) -> &T,
+    /// Never a state type.
+    pub need: Option<StateNeed>,
+}
+
+/// The extractor of a parameter of type `&T`.
+pub const fn extract_ref<T: FromContextRef>() -> ExtractRef<T> {
+    ExtractRef {
+        from: T::from_context_ref,
+        need: None,
+    }
+}
+
+/// An extractor's refusal, as a listener's outcome.
+#[cold]
+pub fn extract_failed(error: crate::context::ExtractError) -> Outcome {
+    Err(Box::new(error))
 }
 
 /// Converts a listener's return value; requires a listener return type.
@@ -224,6 +265,7 @@ macro_rules! __events_listener {
         when: $when:expr,
         run: $run:expr,
         on_failure: $on_failure:expr,
+        needs: $needs:expr,
         line: $line:expr $(,)?
     ) => {
         $crate::__private::inventory::submit! {
@@ -234,6 +276,7 @@ macro_rules! __events_listener {
                 when: $when,
                 run: $run,
                 on_failure: $on_failure,
+                needs: $needs,
                 file: $crate::__private::file!(),
                 line: $line,
             }
@@ -251,11 +294,12 @@ macro_rules! __events_listener {
             fn __events_job(
                 __name: &str,
                 __json: &str,
+                __cx: &$crate::__private::Context,
             ) -> $crate::__private::Result<
                 $crate::__private::BoxFuture<'static, $crate::__private::Outcome>,
                 $crate::__private::serde_json::Error,
             > {
-                let _ = __name;
+                let _ = (__name, __cx);
                 let $owned: $event = (__EVENTS_CODEC.decode)(__json)?;
                 $crate::__private::Ok($crate::__private::Box::pin(async move { $call }))
             }
@@ -272,6 +316,7 @@ macro_rules! __events_listener {
                     is_async: $is_async,
                 },
                 on_failure: $crate::__private::None,
+                needs: &[],
                 line: $line,
             }
         };
@@ -288,6 +333,7 @@ macro_rules! __events_listener {
             when: $crate::__private::None,
             run: $crate::__private::Run::Typed($crate::__private::TypedCall::unit::<$event>($f)),
             on_failure: $crate::__private::None,
+            needs: &[],
             line: $line,
         }
     };

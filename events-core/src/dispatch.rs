@@ -6,9 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Instant;
 
+use crate::context::{Context, StateMap};
+use crate::envelope::{Envelope, EventId, Metadata};
 use crate::event::{AnyEvent, Event};
+use crate::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer, Observers};
 use std::ops::ControlFlow;
 
 use crate::listener::UnitFn;
@@ -103,6 +107,15 @@ pub enum DispatchError {
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
     #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
     QueueUrl(#[source] std::sync::Arc<QueueError>),
+    /// A blocking dispatch met something it cannot do without an async
+    /// runtime to wait on.
+    #[error("cannot dispatch `{event}` from blocking code: {reason}")]
+    Blocking {
+        /// The event's name.
+        event: &'static str,
+        /// Why, in words.
+        reason: &'static str,
+    },
 }
 
 // The big payloads are boxed: a dispatch's result is returned through
@@ -121,7 +134,9 @@ impl DispatchError {
             DispatchError::Listener { listener, .. }
             | DispatchError::Serialize { listener, .. }
             | DispatchError::Enqueue { listener, .. } => Some(listener),
-            DispatchError::Registry(_) | DispatchError::QueueUrl(_) => None,
+            DispatchError::Registry(_)
+            | DispatchError::QueueUrl(_)
+            | DispatchError::Blocking { .. } => None,
         }
     }
 }
@@ -151,13 +166,26 @@ pub struct Dispatcher {
 
 struct Inner {
     target: QueueTarget,
+    state: Arc<StateMap>,
+    observers: Observers,
+    metadata: Option<MetadataProvider>,
+    /// No observer: the first poll may take the plain path, where nothing
+    /// but the listeners runs.
+    fast: bool,
 }
+
+/// Fills the metadata of every dispatch of a dispatcher, given the event's
+/// name (see [`DispatcherBuilder::metadata`]).
+pub type MetadataProvider = Arc<dyn Fn(&str, &mut Metadata) + Send + Sync>;
 
 /// Configures a [`Dispatcher`].
 #[derive(Default)]
 #[must_use]
 pub struct DispatcherBuilder {
     queue: Option<Queue>,
+    state: StateMap,
+    observers: Vec<Arc<dyn Observer>>,
+    metadata: Option<MetadataProvider>,
 }
 
 impl DispatcherBuilder {
@@ -170,17 +198,75 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Gives listeners that run inside dispatch (and, with no queue, queued
+    /// ones) the application state they take as `State<T>`. Call it once
+    /// per type; a second value of one type replaces the first.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Adds an observer of every dispatch (and, with no queue, of the jobs
+    /// run in-process). Observers are called in the order given.
+    pub fn observe(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
+    }
+
+    /// Fills the metadata of every dispatch, given the event's name: the
+    /// actor, tenant or correlation id of the current request, say. Values
+    /// given at the dispatch (`.with(..)`) win: use
+    /// [`Metadata::insert_default`].
+    ///
+    /// ```
+    /// use events::prelude::*;
+    ///
+    /// #[event]
+    /// struct Saved;
+    ///
+    /// #[listener]
+    /// fn audit(_: &Saved, ctx: &events::Context) {
+    ///     assert_eq!(ctx.metadata().get("tenant"), Some("acme"));
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dispatcher = events::Dispatcher::builder()
+    ///     .metadata(|_event, m| m.insert_default("tenant", "acme"))
+    ///     .build()?;
+    /// dispatcher.dispatch(Saved).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn metadata(mut self, provider: impl Fn(&str, &mut Metadata) + Send + Sync + 'static) -> Self {
+        self.metadata = Some(Arc::new(provider));
+        self
+    }
+
     /// Validates the registry and makes the dispatcher.
     ///
-    /// Fails when two listeners (or two events) share a name.
+    /// Fails when two listeners (or two events) share a name, or when a
+    /// listener this dispatcher runs takes a `State<T>` that was not given
+    /// with [`state`](Self::state).
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
-        registry::registry().validate()?;
+        let registry = registry::registry();
+        registry.validate()?;
+        let in_process = self.queue.is_none();
+        registry.check_state(
+            &self.state,
+            |l| in_process || matches!(l.mode(), crate::listener::Mode::Sync),
+            "Dispatcher::builder()",
+        )?;
+        let observers = Observers::new(self.observers);
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 target: match self.queue {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
                 },
+                state: Arc::new(self.state),
+                fast: observers.is_empty(),
+                observers,
+                metadata: self.metadata,
             }),
         })
     }
@@ -190,6 +276,8 @@ impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("queue", &self.inner.target)
+            .field("state", &self.inner.state)
+            .field("observers", &self.inner.observers)
             .finish()
     }
 }
@@ -214,28 +302,43 @@ impl Dispatcher {
     /// A listener returning an error stops the rest and its error comes back;
     /// one returning `Flow::Stop` stops the rest quietly. Either way nothing
     /// is enqueued, since queued listeners come after the sync ones.
-    pub fn dispatch<E: Event>(
-        &self,
-        event: E,
-    ) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send + '_ {
+    pub fn dispatch<E: Event>(&self, event: E) -> Dispatching<'_, E> {
         dispatch_on(Some(self), event)
+    }
+
+    /// The dispatch's context: its envelope (a new id, now, the metadata
+    /// given plus what the provider and observers add) and the state.
+    fn context(&self, event: &'static str, mut metadata: Metadata) -> Context {
+        if let Some(provider) = &self.inner.metadata {
+            provider(event, &mut metadata);
+        }
+        self.inner
+            .observers
+            .each(|o| o.enrich(event, &mut metadata));
+        let id = EventId::new();
+        let envelope = Envelope::from_parts(id, id.timestamp(), metadata);
+        Context::for_dispatch(event, envelope, self.inner.state.clone())
     }
 }
 
-/// The future every dispatch returns. Its first poll does the whole
-/// dispatch when nothing in it waits: no fake intercepts the event, and every
-/// inline listener is a plain `fn` (then, unless a listener halts or fails,
-/// queued listeners still need enqueueing). Only what waits (async listeners,
-/// enqueueing) moves into a boxed state machine, so the common future is
-/// small and never allocates.
-struct Dispatching<'d, E: Event> {
+/// The future every dispatch returns: await it, add metadata first with
+/// [`with`](Self::with), or run it from code that is not async with
+/// [`blocking`](Self::blocking).
+///
+/// Its first poll does the whole dispatch when nothing in it waits: no fake
+/// intercepts the event, and every inline listener is a plain `fn` (then,
+/// unless a listener halts or fails, queued listeners still need
+/// enqueueing). Only what waits (async listeners, enqueueing) moves into a
+/// boxed state machine, so the common future is small and never allocates.
+#[must_use = "a dispatch does nothing until it is awaited (or run with `.blocking()`)"]
+pub struct Dispatching<'d, E: Event> {
     state: State<'d, E>,
 }
 
 enum State<'d, E> {
     /// Not polled yet. `None` means the global dispatcher, found on the first
     /// poll (where `global()` says why it cannot be built, if it cannot).
-    Start(Option<&'d Dispatcher>, E),
+    Start(Option<&'d Dispatcher>, E, Metadata),
     /// Waiting: the rest of the dispatch.
     Waiting(Pin<Box<dyn Future<Output = Result<Dispatched, DispatchError>> + Send + 'd>>),
     /// Finished.
@@ -248,21 +351,112 @@ impl<E: Event> Unpin for Dispatching<'_, E> {}
 
 fn dispatch_on<E: Event>(dispatcher: Option<&Dispatcher>, event: E) -> Dispatching<'_, E> {
     Dispatching {
-        state: State::Start(dispatcher, event),
+        state: State::Start(dispatcher, event, Metadata::new()),
     }
+}
+
+impl<'d, E: Event> Dispatching<'d, E> {
+    /// Adds `key: value` to the event's metadata: listeners read it through
+    /// [`Context`], queued jobs store it, observers see it.
+    ///
+    /// ```
+    /// use events::prelude::*;
+    ///
+    /// #[event]
+    /// struct Paid;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::DispatchError> {
+    /// Paid.dispatch().with("actor_id", "42").with("tenant", "acme").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        if let State::Start(_, _, metadata) = &mut self.state {
+            metadata.insert(key, value);
+        }
+        self
+    }
+
+    /// Runs the dispatch from code that is not async (a sync function, a
+    /// `main` without a runtime, a blocking thread): sync listeners run at
+    /// once and queued ones are enqueued before it returns.
+    ///
+    /// - Outside any Tokio runtime, what waits (async listeners, enqueueing,
+    ///   in-process queued jobs) runs on a small runtime of the library's
+    ///   own, which lives as long as the process, so in-process jobs still
+    ///   finish after this returns.
+    /// - On a multi-thread runtime's thread, it blocks in place and waits on
+    ///   that runtime.
+    /// - On a current-thread runtime's thread, it waits on the library's
+    ///   runtime from another thread; an async listener that needs the
+    ///   blocked runtime's own I/O would wait forever there, so prefer
+    ///   `.await` in async code.
+    ///
+    /// ```
+    /// use events::prelude::*;
+    ///
+    /// #[event]
+    /// struct Imported { rows: u32 }
+    ///
+    /// #[listener]
+    /// fn count(e: &Imported) { assert_eq!(e.rows, 3); }
+    ///
+    /// fn main() -> Result<(), events::DispatchError> {
+    ///     let done = Imported { rows: 3 }.dispatch().blocking()?;
+    ///     assert_eq!(done.ran(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn blocking(self) -> Result<Dispatched, DispatchError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(self))
+            }
+            Ok(_) => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| blocking_runtime(E::NAME).map(|rt| rt.block_on(self))?)
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+            Err(_) => blocking_runtime(E::NAME)?.block_on(self),
+        }
+    }
+}
+
+/// The runtime blocking dispatches wait on outside a runtime of the
+/// application's: one worker thread, built on first use, kept for the
+/// process's life so in-process queued jobs spawned on it finish.
+fn blocking_runtime(event: &'static str) -> Result<&'static tokio::runtime::Runtime, DispatchError> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("events-blocking")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .ok_or(DispatchError::Blocking {
+            event,
+            reason: "the library's own Tokio runtime could not be started",
+        })
 }
 
 impl<'d, E: Event> Future for Dispatching<'d, E> {
     type Output = Result<Dispatched, DispatchError>;
 
     #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let state = &mut self.state;
         if let State::Start(..) = state {
-            let State::Start(dispatcher, event) = std::mem::replace(state, State::Done) else {
+            let State::Start(dispatcher, event, metadata) = std::mem::replace(state, State::Done)
+            else {
                 unreachable!()
             };
-            return start(state, dispatcher, event, cx);
+            return start(state, dispatcher, event, metadata, cx);
         }
         poll_waiting(state, cx)
     }
@@ -272,7 +466,7 @@ impl<'d, E: Event> Future for Dispatching<'d, E> {
 #[inline(never)]
 fn poll_waiting<E>(
     state: &mut State<'_, E>,
-    cx: &mut Context<'_>,
+    cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let State::Waiting(rest) = state else {
         panic!("a dispatch future polled after it completed")
@@ -282,15 +476,17 @@ fn poll_waiting<E>(
     Poll::Ready(result)
 }
 
-/// The first poll's hot path: no fake alive, every listener a bare `fn(&E)`,
-/// nothing queued. Everything else goes to [`start_slow`], out of line, so
-/// this stays small enough to inline into the caller's `poll`.
+/// The first poll's hot path: no observer, no fake alive, every listener a
+/// bare `fn(&E)`, nothing queued. Everything else goes to [`start_slow`],
+/// out of line, so this stays small enough to inline into the caller's
+/// `poll`. The metadata is dropped unread: nothing here can see it.
 #[inline(always)]
 fn start<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: Option<&'d Dispatcher>,
     event: E,
-    cx: &mut Context<'_>,
+    metadata: Metadata,
+    cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let dispatcher = match dispatcher {
         Some(dispatcher) => dispatcher,
@@ -299,7 +495,7 @@ fn start<'d, E: Event>(
             Err(error) => return Poll::Ready(Err(error)),
         },
     };
-    if !testing::active() {
+    if dispatcher.inner.fast && !testing::active() {
         let table = registry::table::<E>();
         if let Some(plain) = &table.plain
             && table.queued.is_empty()
@@ -310,7 +506,7 @@ fn start<'d, E: Event>(
             }));
         }
     }
-    start_slow(state, dispatcher, event, cx)
+    start_slow(state, dispatcher, event, metadata, cx)
 }
 
 /// Calls every listener of a `plain` table, in order, with nothing to check
@@ -329,15 +525,44 @@ fn run_plain<E: Event>(table: &Table, plain: &[UnitFn], event: &E) -> u32 {
     plain.len() as u32
 }
 
+/// The dispatch's context, built the first time a listener or a job needs
+/// it: a plain dispatch never pays for an envelope.
+struct LazyContext<'d> {
+    dispatcher: &'d Dispatcher,
+    event: &'static str,
+    metadata: Metadata,
+    built: Option<Context>,
+}
+
+impl<'d> LazyContext<'d> {
+    fn new(dispatcher: &'d Dispatcher, event: &'static str, metadata: Metadata) -> Self {
+        LazyContext {
+            dispatcher,
+            event,
+            metadata,
+            built: None,
+        }
+    }
+
+    fn get(&mut self) -> &Context {
+        self.built.get_or_insert_with(|| {
+            self.dispatcher
+                .context(self.event, std::mem::take(&mut self.metadata))
+        })
+    }
+}
+
 /// The first poll, in general: fakes, `when` conditions, listeners that
-/// return an outcome; then what waits (async listeners, enqueueing) goes
-/// into `state`, boxed, and is polled from there.
+/// return an outcome or take extractors; then what waits (async listeners,
+/// enqueueing) goes into `state`, boxed, and is polled from there. A
+/// dispatcher with observers takes [`observed`] instead.
 #[inline(never)]
 fn start_slow<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: &'d Dispatcher,
     event: E,
-    cx: &mut Context<'_>,
+    metadata: Metadata,
+    cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let fakes = testing::current();
     if let Some(fakes) = &fakes
@@ -350,15 +575,22 @@ fn start_slow<'d, E: Event>(
         }));
     }
     let table = registry::table::<E>();
+    if !dispatcher.inner.fast {
+        *state = State::Waiting(Box::pin(observed(dispatcher, table, event, metadata, fakes)));
+        return poll_waiting(state, cx);
+    }
+    let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
     let mut done = Dispatched::default();
     if let Some(plain) = &table.plain {
         done.ran = run_plain(table, plain, &event);
     } else if table.all_sync {
-        if let Err(failed) = run_sync(table, &event, &mut done) {
+        if let Err(failed) = run_sync(table, &event, &mut done, &mut context) {
             return Poll::Ready(Err(listener_error::<E>(failed)));
         }
     } else {
-        *state = State::Waiting(Box::pin(finish(dispatcher, table, event, fakes, 0, done)));
+        *state = State::Waiting(Box::pin(finish(
+            table, event, fakes, 0, done, context, None,
+        )));
         return poll_waiting(state, cx);
     }
     if nothing_to_enqueue(table, &done) {
@@ -366,7 +598,7 @@ fn start_slow<'d, E: Event>(
     }
     let from = table.inline.len();
     *state = State::Waiting(Box::pin(finish(
-        dispatcher, table, event, fakes, from, done,
+        table, event, fakes, from, done, context, None,
     )));
     poll_waiting(state, cx)
 }
@@ -378,28 +610,86 @@ fn nothing_to_enqueue(table: &Table, done: &Dispatched) -> bool {
     done.halted_by.is_some() || table.queued.is_empty()
 }
 
+/// A dispatch on a dispatcher with observers: the envelope is built first,
+/// the rest runs in the observers' span, each listener is timed, and the
+/// observers see how it ended.
+async fn observed<E: Event>(
+    dispatcher: &Dispatcher,
+    table: &'static Table,
+    event: E,
+    metadata: Metadata,
+    fakes: Option<testing::Scope>,
+) -> Result<Dispatched, DispatchError> {
+    use tracing::Instrument as _;
+    let started = Instant::now();
+    let observers = &dispatcher.inner.observers;
+    let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
+    let ctx = context.get().clone();
+    let rest = finish(
+        table,
+        event,
+        fakes,
+        0,
+        Dispatched::default(),
+        context,
+        Some(observers),
+    );
+    let result = match observers.span(|o| o.dispatch_span(E::NAME, ctx.envelope())) {
+        Some(span) => rest.instrument(span).await,
+        None => rest.await,
+    };
+    let took = started.elapsed();
+    observers.each(|o| {
+        o.dispatched(&DispatchRecord {
+            event: E::NAME,
+            envelope: ctx.envelope(),
+            result: result.as_ref(),
+            took,
+        })
+    });
+    result
+}
+
 /// The rest of a dispatch: the inline listeners from index `from` on
 /// (async ones among them), then enqueueing.
 async fn finish<E: Event>(
-    dispatcher: &Dispatcher,
     table: &'static Table,
     event: E,
     fakes: Option<testing::Scope>,
     from: usize,
     mut done: Dispatched,
+    mut context: LazyContext<'_>,
+    observers: Option<&Observers>,
 ) -> Result<Dispatched, DispatchError> {
-    run_mixed(&table.inline[from..], table, &event, &mut done)
-        .await
-        .map_err(listener_error::<E>)?;
+    run_mixed(
+        &table.inline[from..],
+        table,
+        &event,
+        &mut done,
+        &mut context,
+        observers,
+    )
+    .await
+    .map_err(listener_error::<E>)?;
     if nothing_to_enqueue(table, &done) {
         return Ok(done);
     }
+    let dispatcher = context.dispatcher;
+    let ctx = context.get();
     let queue_fake = fakes.and_then(|f| f.queue);
     let sink = match &queue_fake {
-        Some(fake) => JobSink::Fake(fake),
-        None => JobSink::Target(&dispatcher.inner.target),
+        Some(fake) => JobSink::Fake(fake, &dispatcher.inner.state),
+        None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.state),
     };
-    enqueue(&table.queued, AnyEvent::new(&event), &sink, &mut done).await?;
+    enqueue(
+        &table.queued,
+        AnyEvent::new(&event),
+        ctx.envelope(),
+        &sink,
+        &mut done,
+        observers,
+    )
+    .await?;
     Ok(done)
 }
 
@@ -411,9 +701,14 @@ fn listener_error<E: Event>((listener, source): (&'static str, BoxError)) -> Dis
     }
 }
 
-/// Calls one sync entry.
+/// Calls one sync entry; `None` for an async one.
 #[inline(always)]
-fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outcome> {
+fn call_sync<E: Event>(
+    table: &Table,
+    entry: &Inline,
+    event: &E,
+    context: &mut LazyContext<'_>,
+) -> Option<Outcome> {
     debug_assert!(table.typed_for == TypeId::of::<E>());
     match entry.call {
         Call::TypedUnit(call) => {
@@ -432,7 +727,8 @@ fn call_sync<E: Event>(table: &Table, entry: &Inline, event: &E) -> Option<Outco
             Some(call(event))
         }
         Call::Sync(call) => Some(call(AnyEvent::new(event))),
-        Call::Async(_) => None,
+        Call::SyncCx(call) => Some(call(AnyEvent::new(event), context.get())),
+        Call::Async(_) | Call::AsyncCx(_) => None,
     }
 }
 
@@ -443,12 +739,13 @@ fn run_sync<E: Event>(
     table: &Table,
     event: &E,
     done: &mut Dispatched,
+    context: &mut LazyContext<'_>,
 ) -> Result<(), (&'static str, BoxError)> {
     for entry in table.inline.iter() {
         if !admitted(entry, event, done) {
             continue;
         }
-        let Some(outcome) = call_sync(table, entry, event) else {
+        let Some(outcome) = call_sync(table, entry, event, context) else {
             unreachable!("`all_sync` tables hold no async listener")
         };
         if settle(entry, outcome, done)?.is_break() {
@@ -458,22 +755,44 @@ fn run_sync<E: Event>(
     Ok(())
 }
 
-/// The general path: sync and async listeners in order.
+/// The general path: sync and async listeners in order, each timed for the
+/// observers when there are any.
 async fn run_mixed<E: Event>(
     entries: &[Inline],
     table: &Table,
     event: &E,
     done: &mut Dispatched,
+    context: &mut LazyContext<'_>,
+    observers: Option<&Observers>,
 ) -> Result<(), (&'static str, BoxError)> {
     for entry in entries {
         if !admitted(entry, event, done) {
             continue;
         }
-        let outcome = match (call_sync(table, entry, event), entry.call) {
+        let started = observers.map(|_| Instant::now());
+        let outcome = match (call_sync(table, entry, event, context), entry.call) {
             (Some(outcome), _) => outcome,
             (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
+            (None, Call::AsyncCx(call)) => {
+                let ctx = context.get().clone();
+                call(AnyEvent::new(event), &ctx).await
+            }
             (None, _) => unreachable!("only async calls have no sync outcome"),
         };
+        if let (Some(observers), Some(started)) = (observers, started) {
+            let run = ListenerRun {
+                listener: entry.name,
+                event: E::NAME,
+                envelope: context.get().envelope(),
+                took: started.elapsed(),
+                outcome: match &outcome {
+                    Ok(Flow::Continue) => ListenerOutcome::Continued,
+                    Ok(Flow::Stop) => ListenerOutcome::Stopped,
+                    Err(error) => ListenerOutcome::Failed(&**error),
+                },
+            };
+            observers.each(|o| o.listener_ran(&run));
+        }
         if settle(entry, outcome, done)?.is_break() {
             break;
         }
@@ -519,8 +838,10 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,
+    envelope: &Envelope,
     sink: &JobSink<'_>,
     done: &mut Dispatched,
+    observers: Option<&Observers>,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
     for &def in queued {
@@ -546,6 +867,8 @@ async fn enqueue(
             },
         };
         let job = Job::new(def.name, event.name(), json, &options);
+        let seen = observers.map(|_| job.clone());
+        let _ = envelope;
         sink.push(def, job)
             .await
             .map_err(|source| DispatchError::Enqueue {
@@ -553,6 +876,9 @@ async fn enqueue(
                 event: event_name(def, event),
                 source: Box::new(source),
             })?;
+        if let (Some(observers), Some(job)) = (observers, seen) {
+            observers.each(|o| o.job_enqueued(&job));
+        }
         done.queued += 1;
     }
     Ok(())
@@ -669,9 +995,7 @@ fn default_dispatcher() -> Result<Dispatcher, StartupError> {
 /// events::dispatch(Heartbeat).await?;
 /// # Ok(()) }
 /// ```
-pub fn dispatch<E: Event>(
-    event: E,
-) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+pub fn dispatch<E: Event>(event: E) -> Dispatching<'static, E> {
     dispatch_on(None, event)
 }
 
@@ -692,7 +1016,7 @@ pub fn dispatch<E: Event>(
 /// ```
 pub trait Dispatch: Event + Sized {
     /// Dispatches the event through the global dispatcher.
-    fn dispatch(self) -> impl Future<Output = Result<Dispatched, DispatchError>> + Send {
+    fn dispatch(self) -> Dispatching<'static, Self> {
         dispatch(self)
     }
 

@@ -5,10 +5,12 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod context;
 mod dispatch;
 mod envelope;
 mod event;
 mod listener;
+pub mod observe;
 mod pattern;
 pub mod queue;
 mod registry;
@@ -18,8 +20,12 @@ mod worker;
 #[doc(hidden)]
 pub mod __private;
 
+pub use context::{
+    Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateNeed,
+};
 pub use dispatch::{
-    Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, dispatch, global, install,
+    Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, Dispatching,
+    MetadataProvider, dispatch, global, install,
 };
 pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};
 pub use event::{AnyEvent, Event, Shareable};

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::context::{Context, StateNeed};
 use crate::event::{AnyEvent, Event};
 
 /// What a listener returns to let the dispatch go on or stop it.
@@ -215,10 +216,18 @@ pub type SyncFn = fn(&AnyEvent) -> Outcome;
 /// An async listener body, type-erased.
 #[doc(hidden)]
 pub type AsyncFn = for<'a> fn(&'a AnyEvent) -> BoxFuture<'a, Outcome>;
-/// A queued listener's job body: rebuilds the event from its name and JSON
-/// and returns the run, or the deserialization error.
+/// A sync listener body that takes extractors, type-erased.
 #[doc(hidden)]
-pub type JobFn = fn(&str, &str) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
+pub type SyncCxFn = fn(&AnyEvent, &Context) -> Outcome;
+/// An async listener body that takes extractors, type-erased.
+#[doc(hidden)]
+pub type AsyncCxFn = for<'a> fn(&'a AnyEvent, &'a Context) -> BoxFuture<'a, Outcome>;
+/// A queued listener's job body: rebuilds the event from its name and JSON
+/// and returns the run (which takes its extractors from the context), or
+/// the deserialization error.
+#[doc(hidden)]
+pub type JobFn =
+    fn(&str, &str, &Context) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
 
 /// A plain `fn` listener's body for its own event type `E`, with `E` erased.
 ///
@@ -339,6 +348,11 @@ pub enum Run {
     Sync(SyncFn),
     /// An `async fn`, awaited inside dispatch.
     Async(AsyncFn),
+    /// A plain `fn` taking extractors besides its event, called inside
+    /// dispatch with the dispatch's context.
+    SyncCx(SyncCxFn),
+    /// An `async fn` taking extractors, awaited inside dispatch.
+    AsyncCx(AsyncCxFn),
     /// Enqueued as a job at dispatch and run by a worker.
     Queued {
         /// Retry and timing options.
@@ -390,6 +404,9 @@ pub struct ListenerDef {
     /// Called with a queued job of this listener that ends in the failed
     /// store (`on_failure = path`).
     pub on_failure: Option<fn(&crate::queue::FailedJob)>,
+    /// The state types its extractors need (`State<T>` parameters, and a
+    /// subscriber given as state), checked at start-up.
+    pub needs: &'static [Option<StateNeed>],
     /// Source file.
     pub file: &'static str,
     /// Source line.
@@ -449,17 +466,24 @@ impl ListenerInfo {
     pub fn mode(&self) -> Mode {
         match self.def.run {
             Run::Queued { options, .. } => Mode::Queued(options),
-            Run::Typed(_) | Run::Sync(_) | Run::Async(_) => Mode::Sync,
+            Run::Typed(_) | Run::Sync(_) | Run::Async(_) | Run::SyncCx(_) | Run::AsyncCx(_) => {
+                Mode::Sync
+            }
         }
     }
 
     /// Whether the listener is an `async fn`.
     pub fn is_async(&self) -> bool {
         match self.def.run {
-            Run::Typed(_) | Run::Sync(_) => false,
-            Run::Async(_) => true,
+            Run::Typed(_) | Run::Sync(_) | Run::SyncCx(_) => false,
+            Run::Async(_) | Run::AsyncCx(_) => true,
             Run::Queued { is_async, .. } => is_async,
         }
+    }
+
+    /// The application state types it needs, by type name.
+    pub fn needs_state(&self) -> impl Iterator<Item = &'static str> {
+        self.def.needs.iter().flatten().map(StateNeed::type_name)
     }
 
     /// Whether it has a `when = ..` condition.

@@ -77,6 +77,10 @@ pub(crate) enum Call {
     TypedUnit(crate::listener::TypedCall),
     Sync(crate::listener::SyncFn),
     Async(crate::listener::AsyncFn),
+    /// A plain `fn` taking extractors: called with the dispatch's context.
+    SyncCx(crate::listener::SyncCxFn),
+    /// An `async fn` taking extractors.
+    AsyncCx(crate::listener::AsyncCxFn),
 }
 
 /// An event type the registry knows: one that a listener listens to.
@@ -150,6 +154,24 @@ pub enum RegistryError {
         second_file: &'static str,
         /// Its line.
         second_line: u32,
+    },
+    /// A listener takes `State<T>` and nothing gave a `T` to what runs it.
+    #[error(
+        "listener `{listener}` ({file}:{line}) takes `State<{type_name}>`, but no `{type_name}` was given: \
+         add `.state(value)` to `{runner}`"
+    )]
+    MissingState {
+        /// The listener.
+        listener: &'static str,
+        /// The state type it needs.
+        type_name: &'static str,
+        /// Where the listener is declared.
+        file: &'static str,
+        /// Its line.
+        line: u32,
+        /// What runs it and must be given the state: `Dispatcher::builder()`
+        /// or `Worker::new(..)`.
+        runner: &'static str,
     },
 }
 
@@ -356,6 +378,8 @@ impl Registry {
                     Run::Typed(_) => return None,
                     Run::Sync(call) => Call::Sync(call),
                     Run::Async(call) => Call::Async(call),
+                    Run::SyncCx(call) => Call::SyncCx(call),
+                    Run::AsyncCx(call) => Call::AsyncCx(call),
                     Run::Queued { .. } => return None,
                 };
                 Some(Inline {
@@ -373,7 +397,9 @@ impl Registry {
             })
             .collect();
         Table {
-            all_sync: inline.iter().all(|i| !matches!(i.call, Call::Async(_))),
+            all_sync: inline
+                .iter()
+                .all(|i| !matches!(i.call, Call::Async(_) | Call::AsyncCx(_))),
             plain,
             typed_for: type_id,
             inline,
@@ -454,6 +480,30 @@ impl Registry {
     /// What start-up validation found: duplicate listener or event names.
     pub fn problems(&self) -> &[RegistryError] {
         &self.problems
+    }
+
+    /// Checks that every listener `runs` selects finds the state types it
+    /// needs in `state`; `runner` names what must be given them.
+    pub(crate) fn check_state(
+        &self,
+        state: &crate::context::StateMap,
+        runs: impl Fn(&ListenerInfo) -> bool,
+        runner: &'static str,
+    ) -> Result<(), RegistryError> {
+        for listener in self.listeners.iter().filter(|l| runs(l)) {
+            for need in listener.def.needs.iter().flatten() {
+                if !state.has(need.type_id()) {
+                    return Err(RegistryError::MissingState {
+                        listener: listener.name(),
+                        type_name: need.type_name(),
+                        file: listener.file(),
+                        line: listener.line(),
+                        runner,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `Ok` when nothing is wrong, else the first problem (all of them are in

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::event::Event;
 use crate::listener::Listener;
-use crate::queue::{Job, JobError, run_job};
+use crate::context::StateMap;
+use crate::queue::{Job, JobError, run_job_in};
 
 /// How many fakes are alive in the process: dispatch skips the thread-local
 /// lookup entirely while this is zero.
@@ -344,14 +345,15 @@ impl std::fmt::Debug for EventFake {
 pub(crate) struct QueueFakeState {
     /// Every job pushed, in order.
     pushed: Mutex<Vec<Job>>,
-    /// Jobs not yet run by `run_pending`.
-    pending: Mutex<Vec<Job>>,
+    /// Jobs not yet run by `run_pending`, with the state of the dispatcher
+    /// that pushed them.
+    pending: Mutex<Vec<(Job, Arc<StateMap>)>>,
 }
 
 impl QueueFakeState {
-    pub(crate) fn push(&self, job: Job) {
+    pub(crate) fn push(&self, job: Job, state: &Arc<StateMap>) {
         lock(&self.pushed).push(job.clone());
-        lock(&self.pending).push(job);
+        lock(&self.pending).push((job, state.clone()));
     }
 }
 
@@ -475,8 +477,9 @@ impl QueueFake {
     }
 
     /// Runs the jobs not run yet, in the order they were pushed, one try
-    /// each, in this task. Returns how many ran; stops at the first that
-    /// fails and returns its error (the jobs after it stay pending).
+    /// each, in this task, with the state of the dispatcher that pushed
+    /// them. Returns how many ran; stops at the first that fails and returns
+    /// its error (the jobs after it stay pending).
     pub async fn run_pending(&self) -> Result<usize, JobError> {
         let mut ran = 0;
         loop {
@@ -487,9 +490,9 @@ impl QueueFake {
                 }
                 pending.remove(0)
             };
-            let mut job = next;
+            let (mut job, state) = next;
             job.attempt += 1;
-            run_job(&job).await?;
+            run_job_in(&job, state).await?;
             ran += 1;
         }
     }

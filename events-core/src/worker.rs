@@ -16,8 +16,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::listener::{ListenerDef, Run};
-use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, run_job_with};
+use crate::context::{Context, Directive, StateMap};
+use crate::listener::{ListenerDef, Mode, Run};
+use crate::observe::{Observer, Observers};
+use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, job_envelope, run_job_with};
 use crate::registry::{Registry, registry};
 
 /// A hook called with each job that ends in the failed store.
@@ -37,6 +39,9 @@ pub struct WorkReport {
     pub lost: u64,
     /// Jobs handed back untried at shutdown.
     pub released_at_shutdown: u64,
+    /// Jobs put back untried because their listener asked to run again
+    /// later (`ctx.job().release_after(..)`).
+    pub released: u64,
 }
 
 impl WorkReport {
@@ -85,6 +90,11 @@ pub struct Worker {
     /// Whether `queues(..)` chose the queues (else: the registry's, and
     /// whatever queues hold jobs when the worker starts).
     queues_chosen: bool,
+    /// What `state(..)` gathers; shared with listeners once it runs.
+    state: StateMap,
+    running_state: Arc<StateMap>,
+    observers: Vec<Arc<dyn Observer>>,
+    observing: Observers,
 }
 
 impl std::fmt::Debug for Worker {
@@ -128,7 +138,26 @@ impl Worker {
             hooks: Vec::new(),
             registry,
             queues_chosen: false,
+            state: StateMap::default(),
+            running_state: Arc::default(),
+            observers: Vec::new(),
+            observing: Observers::default(),
         }
+    }
+
+    /// Gives queued listeners the application state they take as
+    /// `State<T>`. A listener of a worked queue that needs a type nobody
+    /// gave makes `run*` fail before any job is claimed, naming both.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Adds an observer of each job's life: claimed, succeeded, retried,
+    /// released, failed, lease lost.
+    pub fn observe(mut self, observer: impl Observer) -> Self {
+        self.observers.push(Arc::new(observer));
+        self
     }
 
     /// The queues to work, highest priority first: a claim takes the first
@@ -241,6 +270,17 @@ impl Worker {
                 }
             }
         }
+        // Every queued listener of a worked queue must find its state.
+        let worked = &this.queues;
+        this.registry
+            .check_state(
+                &this.state,
+                |l| matches!(l.mode(), Mode::Queued(o) if worked.iter().any(|q| q == o.queue())),
+                "Worker::new(..)",
+            )
+            .map_err(QueueError::Startup)?;
+        this.running_state = Arc::new(std::mem::take(&mut this.state));
+        this.observing = Observers::new(std::mem::take(&mut this.observers));
         let worker = Arc::new(this);
         let shared = Arc::new(Shared::default());
         let mut slots = JoinSet::new();
@@ -483,23 +523,70 @@ impl Worker {
             self.fail(&job, Some(def), &error, report).await;
             return;
         }
+        let ctx = Context::for_job(&job, job_envelope(&job), self.running_state.clone());
+        let observers = &self.observing;
+        observers.each(|o| o.job_claimed(&job));
+        let started = std::time::Instant::now();
+        let run = run_job_with(def, &job, Some(self.timeout), &ctx);
+        let span = observers.span(|o| o.job_span(&job));
+        let run = async {
+            use tracing::Instrument as _;
+            match span {
+                Some(span) => run.instrument(span).await,
+                None => run.await,
+            }
+        };
         let outcome = tokio::select! {
-            outcome = run_job_with(def, &job, Some(self.timeout)) => Some(outcome),
+            outcome = run => Some(outcome),
             () = self.keep_lease(&job) => None,
         };
-        match outcome {
-            None => {
-                tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
-                lock(report).lost += 1;
+        let Some(result) = outcome else {
+            tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
+            self.lost(&job, report);
+            return;
+        };
+        match (ctx.take_directive(), result) {
+            (Some(Directive::Release(after)), _) => self.put_back(&job, after, report).await,
+            (Some(Directive::Fail(reason)), result) => {
+                let error = match result {
+                    Ok(()) => reason,
+                    Err(error) => format!("{reason} ({error})"),
+                };
+                self.fail(&job, Some(def), &error, report).await;
             }
-            Some(Ok(())) => match self.queue.backend().ack(&job.id, job.attempt).await {
-                Ok(true) => lock(report).succeeded += 1,
-                Ok(false) => lock(report).lost += 1,
+            (None, Ok(())) => match self.queue.backend().ack(&job.id, job.attempt).await {
+                Ok(true) => {
+                    lock(report).succeeded += 1;
+                    let took = started.elapsed();
+                    observers.each(|o| o.job_succeeded(&job, took));
+                }
+                Ok(false) => self.lost(&job, report),
                 Err(error) => {
                     tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
-            Some(Err(error)) => self.settle(&job, def, &error.to_string(), report).await,
+            (None, Err(error)) => self.settle(&job, def, &error.to_string(), report).await,
+        }
+    }
+
+    /// Counts a job whose lease was lost.
+    fn lost(&self, job: &Job, report: &Mutex<WorkReport>) {
+        lock(report).lost += 1;
+        self.observing.each(|o| o.job_lease_lost(job));
+    }
+
+    /// Puts a job back untried, to run after `after`: the listener asked
+    /// for it (`release_after`), so the try does not count.
+    async fn put_back(&self, job: &Job, after: Duration, report: &Mutex<WorkReport>) {
+        match self.queue.backend().abandon(&job.id, job.attempt).await {
+            Ok(true) => {
+                lock(report).released += 1;
+                self.observing.each(|o| o.job_released(job, after));
+            }
+            Ok(false) => self.lost(job, report),
+            Err(error) => {
+                tracing::error!(job = %job.id, %error, "could not release a job; it runs again once its lease lapses")
+            }
         }
     }
 
@@ -532,8 +619,11 @@ impl Worker {
             .release(&job.id, job.attempt, delay, error)
             .await
         {
-            Ok(true) => lock(report).retried += 1,
-            Ok(false) => lock(report).lost += 1,
+            Ok(true) => {
+                lock(report).retried += 1;
+                self.observing.each(|o| o.job_retried(job, error, delay));
+            }
+            Ok(false) => self.lost(job, report),
             Err(e) => {
                 tracing::error!(job = %job.id, error = %e, "could not release a failed job; it runs again once its lease lapses")
             }
@@ -549,9 +639,9 @@ impl Worker {
     ) {
         tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
         match self.queue.backend().fail(&job.id, job.attempt, error).await {
-            Ok(true) => {}
+            Ok(true) => self.observing.each(|o| o.job_failed(job, error)),
             Ok(false) => {
-                lock(report).lost += 1;
+                self.lost(job, report);
                 return;
             }
             Err(e) => {

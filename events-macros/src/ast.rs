@@ -108,11 +108,25 @@ pub enum Kind {
     Method,
 }
 
+/// A parameter after the event: an extractor.
+#[derive(Clone, Copy)]
+pub struct Extra<'a> {
+    /// The type: `T` for a parameter `T`, and for `&T` the `T` it borrows.
+    pub ty: &'a Type,
+    /// Whether it is borrowed (`&Context`).
+    pub by_ref: bool,
+}
+
 /// A listener function's signature, as the expansion needs it.
 pub struct Handler<'a> {
     pub is_async: bool,
     /// `None` when the signature is wrong (the error is recorded).
     pub event: Option<EventParam<'a>>,
+    /// The parameters after the event, in order.
+    pub extras: Vec<Extra<'a>>,
+    /// Whether a method takes `&self` (a subscriber's method may take no
+    /// receiver: then its type need not be `Default`).
+    pub receiver: bool,
     /// The declared return type; `None` for `()`.
     pub output: Option<&'a Type>,
 }
@@ -145,6 +159,7 @@ pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
     }
 
     let mut inputs = sig.inputs.iter();
+    let receiver = sig.receiver().is_some();
     match (kind, sig.receiver()) {
         (Kind::Free, Some(receiver)) => {
             cx.error_spanned_by(
@@ -165,34 +180,22 @@ pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
             }
             inputs.next();
         }
-        (Kind::Method, None) => {
-            cx.error_spanned_by(
-                &sig.ident,
-                "a `#[listen]` method takes `&self` first: `fn on_event(&self, event: &MyEvent)`",
-            );
-        }
-        (Kind::Free, None) => {}
+        (Kind::Method, None) | (Kind::Free, None) => {}
     }
 
     let params: Vec<&FnArg> = inputs.collect();
-    let event = match params.as_slice() {
+    let (event, extras) = match params.as_slice() {
         [] => {
             cx.error_at(
                 sig.paren_token.span.join(),
-                "a listener takes the event it handles as its parameter: `fn on_event(event: &MyEvent)`",
+                "a listener takes the event it handles as its first parameter: `fn on_event(event: &MyEvent)`",
             );
-            None
+            (None, Vec::new())
         }
-        [only] => event_param(cx, only),
-        [first, rest @ ..] => {
-            for extra in rest {
-                cx.error_spanned_by(
-                    extra,
-                    "a listener takes exactly one parameter, the event `&E`; remove this one",
-                );
-            }
-            event_param(cx, first)
-        }
+        [first, rest @ ..] => (
+            event_param(cx, first),
+            rest.iter().filter_map(|arg| extra_param(cx, arg)).collect(),
+        ),
     };
 
     let output = match &sig.output {
@@ -209,7 +212,39 @@ pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
     Handler {
         is_async: sig.asyncness.is_some(),
         event,
+        extras,
+        receiver,
         output,
+    }
+}
+
+/// A parameter after the event: `&T` (only `&Context` will do) or `T` (an
+/// extractor). Whether the type qualifies is the compiler's to say, on the
+/// type, through the traits' own words.
+fn extra_param<'a>(cx: &Ctxt, arg: &'a FnArg) -> Option<Extra<'a>> {
+    let FnArg::Typed(typed) = arg else {
+        return None;
+    };
+    match &*typed.ty {
+        Type::Reference(reference) if reference.mutability.is_some() => {
+            cx.error_spanned_by(
+                reference,
+                "a listener cannot take `&mut` parameters: after the event it takes `&Context`, or extractors by value such as `State<T>`",
+            );
+            None
+        }
+        Type::Reference(reference) => Some(Extra {
+            ty: &reference.elem,
+            by_ref: true,
+        }),
+        Type::ImplTrait(ty) => {
+            cx.error_spanned_by(
+                ty,
+                "a listener's parameter cannot be `impl Trait`: name the extractor's type, such as `State<Pool>`",
+            );
+            None
+        }
+        ty => Some(Extra { ty, by_ref: false }),
     }
 }
 
@@ -326,8 +361,14 @@ mod tests {
     fn wrong_signatures() {
         let (_, err) = check(parse_quote!(fn a()), Kind::Free);
         assert!(err.unwrap().contains("takes the event it handles"));
-        let (_, err) = check(parse_quote!(fn a(e: &A, f: &B)), Kind::Free);
-        assert!(err.unwrap().contains("exactly one parameter"));
+        assert_eq!(
+            check(parse_quote!(fn a(e: &A, c: &Context, State(p): State<P>)), Kind::Free),
+            (Some("typed"), None)
+        );
+        let (_, err) = check(parse_quote!(fn a(e: &A, f: &mut B)), Kind::Free);
+        assert!(err.unwrap().contains("cannot take `&mut` parameters"));
+        let (_, err) = check(parse_quote!(fn a(e: &A, f: impl Sized)), Kind::Free);
+        assert!(err.unwrap().contains("cannot be `impl Trait`"));
         let (_, err) = check(parse_quote!(fn a(e: A)), Kind::Free);
         assert!(err.unwrap().contains("write `&A`"));
         let (_, err) = check(parse_quote!(fn a(e: &mut A)), Kind::Free);
@@ -344,8 +385,10 @@ mod tests {
         assert!(err.unwrap().contains("reserved"));
         let (_, err) = check(parse_quote!(fn a(&self, e: &A)), Kind::Free);
         assert!(err.unwrap().contains("goes on a free function"));
-        let (_, err) = check(parse_quote!(fn a(e: &A)), Kind::Method);
-        assert!(err.unwrap().contains("takes `&self` first"));
+        assert_eq!(
+            check(parse_quote!(fn a(e: &A)), Kind::Method),
+            (Some("typed"), None)
+        );
         let (_, err) = check(parse_quote!(fn a(self, e: &A)), Kind::Method);
         assert!(err.unwrap().contains("takes `&self`"));
     }

@@ -20,6 +20,26 @@ pub fn codec(private: &impl ToTokens, ty: &Type) -> TokenStream {
     }
 }
 
+/// The extractor of a parameter after the event, as a const named `name`,
+/// which requires `ty: FromContext` (or `FromContextRef` when borrowed): the
+/// one place that names that bound, spanned on the parameter's type.
+pub fn extractor(
+    private: &impl ToTokens,
+    name: &syn::Ident,
+    ty: &Type,
+    by_ref: bool,
+) -> TokenStream {
+    if by_ref {
+        quote_spanned! {ty.span()=>
+            const #name: #private::ExtractRef<#ty> = #private::extract_ref::<#ty>();
+        }
+    } else {
+        quote_spanned! {ty.span()=>
+            const #name: #private::Extract<#ty> = #private::extract::<#ty>();
+        }
+    }
+}
+
 /// Converts the listener's return value, which requires a listener return
 /// type; spanned on the declared return type.
 pub fn outcome(private: &impl ToTokens, output: Option<&Type>, value: TokenStream) -> TokenStream {

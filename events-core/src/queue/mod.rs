@@ -23,7 +23,7 @@ use crate::listener::QueueOptions;
 
 pub use memory::MemoryBackend;
 pub use run::{JobError, run_job};
-pub(crate) use run::{JobSink, QueueTarget, run_job_with};
+pub(crate) use run::{JobSink, QueueTarget, job_envelope, run_job_in, run_job_with};
 pub use sqlite::SqliteBackend;
 
 /// One queued listener's run of one event.
@@ -245,6 +245,10 @@ pub enum QueueError {
     /// A stored row could not be read back.
     #[error("corrupt job row in the queue: {0}")]
     Corrupt(String),
+    /// The worker cannot start: a listener it would run needs what was not
+    /// given, or the registry is invalid.
+    #[error("the worker cannot start: {0}")]
+    Startup(crate::registry::RegistryError),
 }
 
 /// Where jobs live. Every backend passes the same conformance suite

@@ -6,10 +6,14 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::{Job, Queue, QueueError};
+use crate::context::{Context, Directive, StateMap};
+use crate::envelope::Envelope;
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, Run};
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
@@ -69,15 +73,28 @@ pub enum JobError {
 
 /// Runs one try of `job`: looks its listener up by name, rebuilds the event,
 /// runs the listener under its timeout and catches a panic. Every way it can
-/// go wrong comes back as a [`JobError`].
+/// go wrong comes back as a [`JobError`]. The listener gets no application
+/// state: a `State<T>` parameter fails the try in words.
 pub async fn run_job(job: &Job) -> Result<(), JobError> {
+    run_job_in(job, Arc::default()).await
+}
+
+/// [`run_job`] with the application state `state`.
+pub(crate) async fn run_job_in(job: &Job, state: Arc<StateMap>) -> Result<(), JobError> {
     let def = registry()
         .listener(&job.listener)
         .ok_or_else(|| JobError::UnknownListener {
             listener: job.listener.clone(),
         })?
         .def;
-    run_job_with(def, job, None).await
+    let ctx = Context::for_job(job, job_envelope(job), state);
+    run_job_with(def, job, None, &ctx).await
+}
+
+/// The envelope a job carries.
+pub(crate) fn job_envelope(job: &Job) -> Envelope {
+    let _ = job;
+    Envelope::new()
 }
 
 /// Runs one try of `job` with its listener `def`, under the listener's
@@ -88,8 +105,9 @@ pub(crate) async fn run_job_with(
     def: &ListenerDef,
     job: &Job,
     default_timeout: Option<Duration>,
+    ctx: &Context,
 ) -> Result<(), JobError> {
-    match CatchUnwind(Box::pin(try_once(def, job, default_timeout))).await {
+    match CatchUnwind(Box::pin(try_once(def, job, default_timeout, ctx))).await {
         Ok(result) => result,
         Err(panic) => Err(JobError::Panicked {
             listener: job.listener.clone(),
@@ -102,6 +120,7 @@ async fn try_once(
     def: &ListenerDef,
     job: &Job,
     default_timeout: Option<Duration>,
+    ctx: &Context,
 ) -> Result<(), JobError> {
     let Run::Queued {
         job: body,
@@ -114,7 +133,7 @@ async fn try_once(
             listener: job.listener.clone(),
         });
     };
-    let run = body(&job.event, &job.payload).map_err(|source| JobError::Payload {
+    let run = body(&job.event, &job.payload, ctx).map_err(|source| JobError::Payload {
         listener: job.listener.clone(),
         event: job.event.clone(),
         source,
@@ -165,7 +184,7 @@ fn run_off_thread_if_blocking(
 /// poll, so no wake-up is ever needed.
 fn poll_to_end<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut cx = TaskContext::from_waker(std::task::Waker::noop());
     loop {
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
             return out;
@@ -180,7 +199,7 @@ pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let inner = &mut self.0;
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
@@ -210,40 +229,60 @@ pub(crate) enum QueueTarget {
 }
 
 /// Where one dispatch's jobs go: the dispatcher's target, or the test's
-/// queue fake.
+/// queue fake; each with the dispatcher's state, for jobs run in-process.
 pub(crate) enum JobSink<'a> {
-    Target(&'a QueueTarget),
-    Fake(&'a QueueFakeState),
+    Target(&'a QueueTarget, &'a Arc<StateMap>),
+    Fake(&'a QueueFakeState, &'a Arc<StateMap>),
 }
 
 impl JobSink<'_> {
     pub(crate) async fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
         match self {
-            JobSink::Fake(fake) => {
-                fake.push(job);
+            JobSink::Fake(fake, state) => {
+                fake.push(job, state);
                 Ok(())
             }
-            JobSink::Target(QueueTarget::Queue(queue)) => queue.enqueue(job).await,
-            JobSink::Target(QueueTarget::InProcess) => {
+            JobSink::Target(QueueTarget::Queue(queue), _) => queue.enqueue(job).await,
+            JobSink::Target(QueueTarget::InProcess, state) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
-                runtime.spawn(run_in_process(def, job));
+                runtime.spawn(run_in_process(def, job, Arc::clone(state)));
                 Ok(())
             }
         }
     }
 }
 
-/// Runs a job in-process with its listener's delay, tries and backoff.
-async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
+/// Runs a job in-process with its listener's delay, tries and backoff, and
+/// what the listener asks through its context.
+async fn run_in_process(def: &'static ListenerDef, mut job: Job, state: Arc<StateMap>) {
     let Run::Queued { options, .. } = def.run else {
         return;
     };
     pause(options.delay()).await;
     loop {
         job.attempt += 1;
-        let Err(error) = run_job_with(def, &job, None).await else {
-            return;
+        let ctx = Context::for_job(&job, job_envelope(&job), state.clone());
+        let result = run_job_with(def, &job, None, &ctx).await;
+        let error = match (ctx.take_directive(), result) {
+            (Some(Directive::Release(after)), _) => {
+                job.attempt -= 1;
+                pause(after).await;
+                continue;
+            }
+            (Some(Directive::Fail(reason)), _) => {
+                tracing::error!(
+                    listener = %job.listener,
+                    event = %job.event,
+                    job = %job.id,
+                    attempts = job.attempt,
+                    %reason,
+                    "queued listener failed without retry"
+                );
+                return;
+            }
+            (None, Ok(())) => return,
+            (None, Err(error)) => error,
         };
         if job.attempt >= job.max_tries {
             tracing::error!(

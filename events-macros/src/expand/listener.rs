@@ -6,7 +6,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::{Ident, Path, Type};
 
-use crate::ast::{EventParam, FnHead, Handler};
+use crate::ast::{EventParam, Extra, FnHead, Handler};
 use crate::attr::ListenerArgs;
 use crate::checks;
 use crate::expand::duration;
@@ -17,6 +17,19 @@ pub enum Callee<'a> {
     Free(&'a Ident),
     /// A `&self` method of a subscriber, called on a fresh `Default` value.
     Method { self_ty: &'a Type, ident: &'a Ident },
+    /// A subscriber's associated function without `self`: no instance, so
+    /// the type need not be `Default`.
+    Assoc { self_ty: &'a Type, ident: &'a Ident },
+}
+
+impl Callee<'_> {
+    /// The subscriber's type, for a method or associated function.
+    fn self_ty(&self) -> Option<&Type> {
+        match self {
+            Callee::Free(_) => None,
+            Callee::Method { self_ty, .. } | Callee::Assoc { self_ty, .. } => Some(self_ty),
+        }
+    }
 }
 
 /// Everything needed to register one listener.
@@ -109,7 +122,7 @@ pub fn expand_short(
     handler: &Handler,
     event: EventParam,
 ) -> Option<TokenStream> {
-    if !args.is_plain() {
+    if !args.is_plain() || !handler.extras.is_empty() {
         return None;
     }
     let queue = match &args.queue {
@@ -189,10 +202,7 @@ pub fn registration(r: &Registration) -> TokenStream {
 
     let (when_fn, when) = match &r.args.when {
         Some(path) => {
-            let self_ty = match &r.callee {
-                Callee::Method { self_ty, .. } => Some(*self_ty),
-                Callee::Free(_) => None,
-            };
+            let self_ty = r.callee.self_ty();
             let predicate = checks::predicate(private, path, self_ty, event_ty);
             let body = match event_ty {
                 Some(ty) => quote! {
@@ -215,10 +225,7 @@ pub fn registration(r: &Registration) -> TokenStream {
 
     let (hook_fn, on_failure) = match &r.args.on_failure {
         Some(hook) => {
-            let self_ty = match &r.callee {
-                Callee::Method { self_ty, .. } => Some(*self_ty),
-                Callee::Free(_) => None,
-            };
+            let self_ty = r.callee.self_ty();
             let hook = checks::failure_hook(private, &hook.value, self_ty);
             (
                 quote! {
@@ -234,10 +241,12 @@ pub fn registration(r: &Registration) -> TokenStream {
         None => inline_body(r),
         Some(queue) => queued_body(r, &queue.value),
     };
+    let (extractors, needs) = extractor_items(private, &r.handler.extras);
 
     quote! {
         #when_fn
         #hook_fn
+        #extractors
         #body_fn
         #private::listener! {
             @submit
@@ -247,32 +256,76 @@ pub fn registration(r: &Registration) -> TokenStream {
             when: #when,
             run: #run,
             on_failure: #on_failure,
+            needs: #needs,
             line: #line,
         }
     }
 }
 
+/// One `const __EVENTS_X{i}` per parameter after the event, each spanned on
+/// the parameter's type (so a type that is no extractor is reported there,
+/// once), and the listener's `needs` list made of them.
+fn extractor_items(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, TokenStream) {
+    let items = extras.iter().enumerate().map(|(i, extra)| {
+        let name = format_ident!("__EVENTS_X{}", i);
+        checks::extractor(private, &name, extra.ty, extra.by_ref)
+    });
+    let needs = (0..extras.len()).map(|i| format_ident!("__EVENTS_X{}", i));
+    (quote!(#(#items)*), quote!(&[#(#needs.need),*]))
+}
+
+/// The statements binding each parameter after the event from `__cx` (a
+/// `&Context` in scope), returning the extractor's refusal as the outcome;
+/// and the arguments that name them.
+fn extractor_lets(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, Vec<Ident>) {
+    let args: Vec<Ident> = (0..extras.len())
+        .map(|i| format_ident!("__events_x{}", i))
+        .collect();
+    let lets = extras.iter().zip(&args).enumerate().map(|(i, (extra, arg))| {
+        let item = format_ident!("__EVENTS_X{}", i);
+        if extra.by_ref {
+            quote!(let #arg = (#item.from)(__cx);)
+        } else {
+            quote! {
+                let #arg = match (#item.from)(__cx) {
+                    #private::Ok(__value) => __value,
+                    #private::Err(__refused) => return #private::extract_failed(__refused),
+                };
+            }
+        }
+    });
+    (quote!(#(#lets)*), args)
+}
+
 /// The expression calling the user's function with `arg` (a `&E` or
-/// `&AnyEvent`), awaited when it is async.
+/// `&AnyEvent`) and its extractors (taken from a `__cx: &Context` in
+/// scope), awaited when it is async.
 fn call(r: &Registration, arg: TokenStream) -> TokenStream {
     call_with(&super::private(), r, arg)
 }
 
 /// [`call`], naming the runtime through `private`.
 fn call_with(private: &impl ToTokens, r: &Registration, arg: TokenStream) -> TokenStream {
+    let (lets, extras) = extractor_lets(private, &r.handler.extras);
     let call = match &r.callee {
-        Callee::Free(ident) => quote!(#ident(#arg)),
+        Callee::Free(ident) => quote!(#ident(#arg #(, #extras)*)),
         Callee::Method { self_ty, ident } => {
             let instance = checks::subscriber(private, self_ty);
-            quote!(#instance.#ident(#arg))
+            quote!(#instance.#ident(#arg #(, #extras)*))
         }
+        Callee::Assoc { self_ty, ident } => quote!(<#self_ty>::#ident(#arg #(, #extras)*)),
     };
     let call = if r.handler.is_async {
         quote!(#call.await)
     } else {
         call
     };
-    checks::outcome(private, r.handler.output, call)
+    let outcome = checks::outcome(private, r.handler.output, call);
+    if r.handler.extras.is_empty() {
+        outcome
+    } else {
+        quote!({ #lets #outcome })
+    }
 }
 
 /// Whether the listener declares no return type, or `()`.
@@ -288,6 +341,9 @@ fn returns_unit(handler: &Handler) -> bool {
 fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
     let private = &super::private();
     let name = &r.name;
+    if !r.handler.extras.is_empty() {
+        return inline_body_with_context(r);
+    }
     match (r.event, r.handler.is_async) {
         // The hot path: a plain fn taking its own event type is registered
         // typed, and dispatch calls it as `fn(&E)` with no downcast.
@@ -306,6 +362,10 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
                     quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(__events_call))),
                 )
             }
+            Callee::Assoc { self_ty, ident } => (
+                quote!(),
+                quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(<#self_ty>::#ident))),
+            ),
         },
         (EventParam::Typed(ty), false) => {
             let call = call(r, quote!(__typed));
@@ -359,11 +419,61 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
     }
 }
 
+/// A listener run inside dispatch that takes extractors: called with the
+/// dispatch's context (`Run::SyncCx` / `Run::AsyncCx`).
+fn inline_body_with_context(r: &Registration) -> (TokenStream, TokenStream) {
+    let private = &super::private();
+    let name = &r.name;
+    let body = match r.event {
+        EventParam::Typed(ty) => {
+            let call = call(r, quote!(__typed));
+            quote! {
+                match #private::downcast::<#ty>(__event) {
+                    #private::Some(__typed) => #call,
+                    #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
+                }
+            }
+        }
+        EventParam::Any(_) => call(r, quote!(__event)),
+    };
+    if r.handler.is_async {
+        (
+            quote! {
+                fn __events_call<'__a>(
+                    __event: &'__a #private::AnyEvent,
+                    __cx: &'__a #private::Context,
+                ) -> #private::BoxFuture<'__a, #private::Outcome> {
+                    #private::Box::pin(async move { #body })
+                }
+            },
+            quote!(#private::Run::AsyncCx(__events_call)),
+        )
+    } else {
+        (
+            quote! {
+                fn __events_call(
+                    __event: &#private::AnyEvent,
+                    __cx: &#private::Context,
+                ) -> #private::Outcome {
+                    #body
+                }
+            },
+            quote!(#private::Run::SyncCx(__events_call)),
+        )
+    }
+}
+
 /// A queued listener: enqueued at dispatch; its job body rebuilds the event
-/// from JSON and runs the function.
+/// from JSON and runs the function, its extractors taken from the job's
+/// context.
 fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
     let private = &super::private();
     let json = format_ident!("__json", span = Span::mixed_site());
+    let bind = if r.handler.extras.is_empty() {
+        quote!()
+    } else {
+        quote!(let __cx = &__cx_owned;)
+    };
     let (codec, rebuild, encode) = match r.event {
         EventParam::Typed(ty) => {
             let call = call(r, quote!(&__owned));
@@ -371,7 +481,7 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
                 checks::codec(private, ty),
                 quote! {
                     let __owned: #ty = (__EVENTS_CODEC.decode)(#json)?;
-                    #private::Ok(#private::Box::pin(async move { #call }))
+                    #private::Ok(#private::Box::pin(async move { #bind #call }))
                 },
                 quote!(__EVENTS_CODEC.encode),
             )
@@ -382,7 +492,7 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
                 quote!(),
                 quote! {
                     let __owned = #private::rebuild_any(__name, #json)?;
-                    #private::Ok(#private::Box::pin(async move { #call }))
+                    #private::Ok(#private::Box::pin(async move { #bind #call }))
                 },
                 quote!(#private::encode_any),
             )
@@ -390,14 +500,24 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
     };
     let (backoff, options) = queue_options(private, r.args, queue);
     let is_async = r.handler.is_async;
+    // The job's future is `'static`: it owns a clone of the context, and
+    // the extractors borrow that.
+    let context = if r.handler.extras.is_empty() {
+        quote!(let _ = __cx;)
+    } else {
+        quote! {
+            let __cx_owned = #private::Context::clone(__cx);
+        }
+    };
     (
         quote! {
             #codec
             const __EVENTS_BACKOFF: &[#private::Duration] = &[#(#backoff),*];
-            fn __events_job(__name: &str, #json: &str)
+            fn __events_job(__name: &str, #json: &str, __cx: &#private::Context)
                 -> #private::Result<#private::BoxFuture<'static, #private::Outcome>, #private::serde_json::Error>
             {
                 let _ = __name;
+                #context
                 #rebuild
             }
         },

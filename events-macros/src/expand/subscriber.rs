@@ -121,9 +121,16 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
             args: &args,
             handler: &handler,
             event,
-            callee: Callee::Method {
-                self_ty: &item.self_ty,
-                ident,
+            callee: if handler.receiver {
+                Callee::Method {
+                    self_ty: &item.self_ty,
+                    ident,
+                }
+            } else {
+                Callee::Assoc {
+                    self_ty: &item.self_ty,
+                    ident,
+                }
             },
             name: listener::name_expr(
                 &super::private(),
