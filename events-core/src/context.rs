@@ -3,7 +3,10 @@
 //! listener, its job), `State<T>` (application state given to the
 //! dispatcher and the worker), and any type implementing [`FromContext`].
 //!
-//! ```
+//! (This example is its own crate: a listener taking `State<Audit>` makes
+//! every dispatcher of its program need an `Audit`.)
+//!
+//! ```standalone_crate
 //! use events::prelude::*;
 //! use events::{Context, State};
 //! use std::sync::{Arc, Mutex};

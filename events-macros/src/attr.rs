@@ -69,6 +69,31 @@ pub struct ListenerArgs {
 }
 
 impl ListenerArgs {
+    /// Fills what a `#[listen]` method leaves unset from its subscriber's
+    /// `#[subscriber(..)]` keys: the method's own keys win. `queue` applies
+    /// to every method; `tries`, `backoff`, `delay` and `timeout` to the
+    /// methods that end up queued.
+    pub fn inherit(&mut self, defaults: &ListenerArgs) {
+        if self.queue.is_none() {
+            self.queue.clone_from(&defaults.queue);
+        }
+        if self.queue.is_none() {
+            return;
+        }
+        if self.tries.is_none() {
+            self.tries.clone_from(&defaults.tries);
+        }
+        if self.backoff.is_none() {
+            self.backoff.clone_from(&defaults.backoff);
+        }
+        if self.delay.is_none() {
+            self.delay.clone_from(&defaults.delay);
+        }
+        if self.timeout.is_none() {
+            self.timeout.clone_from(&defaults.timeout);
+        }
+    }
+
     /// Whether none of `name`, `pattern`, `when` and `on_failure` is set:
     /// the listener is named after its function and runs unconditionally,
     /// so the short expansions of `events::__private::listener!` fit it.
@@ -280,26 +305,8 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
 }
 
 /// Parses `#[subscriber(..)]`: only `crate = ..`.
-pub fn parse_subscriber(cx: &Ctxt, tokens: TokenStream) -> Option<Path> {
-    let mut krate = Slot::new(cx, CRATE);
-    let parser = syn::meta::parser(|meta| {
-        let key = key_of(&meta.path);
-        let span = meta.path.span();
-        if key == CRATE {
-            let value: Expr = ungroup(meta.value()?.parse()?);
-            if let Some(path) = crate_path(cx, &value) {
-                krate.set(span, path);
-            }
-            Ok(())
-        } else {
-            unknown_key(cx, "subscriber", SUBSCRIBER_KEYS, &key, span);
-            skip_value(&meta)
-        }
-    });
-    if let Err(e) = parser.parse2(tokens) {
-        cx.push(e);
-    }
-    krate.get().map(|s| s.value)
+pub fn parse_subscriber(cx: &Ctxt, tokens: TokenStream) -> ListenerArgs {
+    parse_listener(cx, "subscriber", SUBSCRIBER_KEYS, tokens)
 }
 
 /// A value that came through a `macro_rules!` fragment (`$pattern:literal`,

@@ -111,15 +111,19 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Turns the `#[listen]` methods of an inherent `impl` into listeners named
-/// `Type::method`. The type must implement `Default`: each event gets a
-/// fresh value.
+/// `Type::method`. A method taking `&self` needs the type to implement
+/// `Default` (each event gets a fresh value); one without `self` does not.
+///
+/// Keys `queue`, `tries`, `backoff`, `delay`, `timeout` set defaults for
+/// every `#[listen]` in the impl (a method's own keys win); `crate`.
 #[proc_macro_attribute]
 pub fn subscriber(args: TokenStream, input: TokenStream) -> TokenStream {
     let input = TokenStream2::from(input);
     let cx = Ctxt::new();
-    let krate = expand::crate_path(attr::parse_subscriber(&cx, args.into()));
+    let defaults = attr::parse_subscriber(&cx, args.into());
+    let krate = expand::crate_path(defaults.krate.clone());
     let expanded = match syn::parse2::<syn::ItemImpl>(input.clone()) {
-        Ok(item) => expand::subscriber::expand(&cx, &krate, item),
+        Ok(item) => expand::subscriber::expand(&cx, &krate, &defaults, item),
         Err(_) => {
             cx.error_spanned_by(
                 input.clone().into_iter().take(2).collect::<TokenStream2>(),

@@ -44,5 +44,6 @@ pub const LISTEN_KEYS: &[&str] = &[
 ];
 /// Keys of `#[event(..)]`.
 pub const EVENT_KEYS: &[&str] = &[NAME, CRATE];
-/// Keys of `#[subscriber(..)]`.
-pub const SUBSCRIBER_KEYS: &[&str] = &[CRATE];
+/// Keys of `#[subscriber(..)]`: defaults for its `#[listen]` methods, and
+/// the crate path.
+pub const SUBSCRIBER_KEYS: &[&str] = &[QUEUE, TRIES, BACKOFF, DELAY, TIMEOUT, CRATE];

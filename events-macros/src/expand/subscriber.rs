@@ -8,7 +8,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Attribute, ImplItem, ItemImpl, Path, Type};
 
 use crate::ast::{self, Kind};
-use crate::attr;
+use crate::attr::{self, ListenerArgs};
 use crate::ctxt::Ctxt;
 use crate::expand::line_of;
 use crate::expand::listener::{self, Callee, Registration};
@@ -25,7 +25,7 @@ fn is_listen(attr: &Attribute) -> bool {
 
 /// The impl with its `#[listen]` markers removed, plus one registration per
 /// marked method. After any error, only the cleaned impl and the errors.
-pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
+pub fn expand(cx: &Ctxt, krate: &Path, defaults: &ListenerArgs, mut item: ItemImpl) -> TokenStream {
     if let Some((_, trait_path, _)) = &item.trait_ {
         cx.error_spanned_by(
             trait_path,
@@ -86,6 +86,7 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
     }
 
     let mut registrations = Vec::new();
+    let mut any_queued = false;
     for (index, marker) in &marked {
         let ImplItem::Fn(method) = &item.items[*index] else {
             continue;
@@ -98,7 +99,9 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
                 continue;
             }
         };
-        let args = attr::parse_listener(cx, "listen", LISTEN_KEYS, tokens);
+        let mut args = attr::parse_listener(cx, "listen", LISTEN_KEYS, tokens);
+        args.inherit(defaults);
+        any_queued |= args.queue.is_some();
         // The registration lives outside the impl: `Self` must be spelled out.
         let mut sig = method.sig.clone();
         ReplaceSelf(&item.self_ty).visit_signature_mut(&mut sig);
@@ -149,6 +152,16 @@ pub fn expand(cx: &Ctxt, krate: &Path, mut item: ItemImpl) -> TokenStream {
                 #items
             };
         });
+    }
+    if !any_queued && !marked.is_empty() {
+        for (key, span) in defaults.queue_only_keys() {
+            cx.error_at(
+                span,
+                format!(
+                    "`{key}` on `#[subscriber]` applies to its queued methods, and none is queued: add `queue = \"..\"` here or to a `#[listen]`"
+                ),
+            );
+        }
     }
     if cx.has_errors() {
         registrations.clear();
