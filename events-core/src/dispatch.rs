@@ -333,12 +333,15 @@ impl Dispatcher {
 #[must_use = "a dispatch does nothing until it is awaited (or run with `.blocking()`)"]
 pub struct Dispatching<'d, E: Event> {
     state: State<'d, E>,
+    /// The metadata given with `.with(..)`, boxed and apart from `state`:
+    /// `None` costs the hot path nothing to carry, move or drop.
+    metadata: Option<Box<Metadata>>,
 }
 
 enum State<'d, E> {
     /// Not polled yet. `None` means the global dispatcher, found on the first
     /// poll (where `global()` says why it cannot be built, if it cannot).
-    Start(Option<&'d Dispatcher>, E, Metadata),
+    Start(Option<&'d Dispatcher>, E),
     /// Waiting: the rest of the dispatch.
     Waiting(Pin<Box<dyn Future<Output = Result<Dispatched, DispatchError>> + Send + 'd>>),
     /// Finished.
@@ -351,7 +354,8 @@ impl<E: Event> Unpin for Dispatching<'_, E> {}
 
 fn dispatch_on<E: Event>(dispatcher: Option<&Dispatcher>, event: E) -> Dispatching<'_, E> {
     Dispatching {
-        state: State::Start(dispatcher, event, Metadata::new()),
+        state: State::Start(dispatcher, event),
+        metadata: None,
     }
 }
 
@@ -371,9 +375,7 @@ impl<'d, E: Event> Dispatching<'d, E> {
     /// # Ok(()) }
     /// ```
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        if let State::Start(_, _, metadata) = &mut self.state {
-            metadata.insert(key, value);
-        }
+        self.metadata.get_or_insert_default().insert(key, value);
         self
     }
 
@@ -448,15 +450,15 @@ fn blocking_runtime(event: &'static str) -> Result<&'static tokio::runtime::Runt
 impl<'d, E: Event> Future for Dispatching<'d, E> {
     type Output = Result<Dispatched, DispatchError>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let state = &mut self.state;
+        let this = &mut *self;
+        let state = &mut this.state;
         if let State::Start(..) = state {
-            let State::Start(dispatcher, event, metadata) = std::mem::replace(state, State::Done)
-            else {
+            let State::Start(dispatcher, event) = std::mem::replace(state, State::Done) else {
                 unreachable!()
             };
-            return start(state, dispatcher, event, metadata, cx);
+            return start(state, dispatcher, event, &mut this.metadata, cx);
         }
         poll_waiting(state, cx)
     }
@@ -485,7 +487,7 @@ fn start<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: Option<&'d Dispatcher>,
     event: E,
-    metadata: Metadata,
+    metadata: &mut Option<Box<Metadata>>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let dispatcher = match dispatcher {
@@ -495,7 +497,7 @@ fn start<'d, E: Event>(
             Err(error) => return Poll::Ready(Err(error)),
         },
     };
-    if dispatcher.inner.fast && !testing::active() {
+    if dispatcher.inner.fast && metadata.is_none() && !testing::active() {
         let table = registry::table::<E>();
         if let Some(plain) = &table.plain
             && table.queued.is_empty()
@@ -506,7 +508,7 @@ fn start<'d, E: Event>(
             }));
         }
     }
-    start_slow(state, dispatcher, event, metadata, cx)
+    start_slow(state, dispatcher, event, metadata.take(), cx)
 }
 
 /// Calls every listener of a `plain` table, in order, with nothing to check
@@ -530,12 +532,12 @@ fn run_plain<E: Event>(table: &Table, plain: &[UnitFn], event: &E) -> u32 {
 struct LazyContext<'d> {
     dispatcher: &'d Dispatcher,
     event: &'static str,
-    metadata: Metadata,
+    metadata: Option<Box<Metadata>>,
     built: Option<Context>,
 }
 
 impl<'d> LazyContext<'d> {
-    fn new(dispatcher: &'d Dispatcher, event: &'static str, metadata: Metadata) -> Self {
+    fn new(dispatcher: &'d Dispatcher, event: &'static str, metadata: Option<Box<Metadata>>) -> Self {
         LazyContext {
             dispatcher,
             event,
@@ -546,8 +548,8 @@ impl<'d> LazyContext<'d> {
 
     fn get(&mut self) -> &Context {
         self.built.get_or_insert_with(|| {
-            self.dispatcher
-                .context(self.event, std::mem::take(&mut self.metadata))
+            let metadata = self.metadata.take().map(|m| *m).unwrap_or_default();
+            self.dispatcher.context(self.event, metadata)
         })
     }
 }
@@ -561,7 +563,7 @@ fn start_slow<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: &'d Dispatcher,
     event: E,
-    metadata: Metadata,
+    metadata: Option<Box<Metadata>>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let fakes = testing::current();
@@ -617,7 +619,7 @@ async fn observed<E: Event>(
     dispatcher: &Dispatcher,
     table: &'static Table,
     event: E,
-    metadata: Metadata,
+    metadata: Option<Box<Metadata>>,
     fakes: Option<testing::Scope>,
 ) -> Result<Dispatched, DispatchError> {
     use tracing::Instrument as _;
