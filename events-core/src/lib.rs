@@ -25,7 +25,7 @@ pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};
 pub use event::{AnyEvent, Event, Shareable};
 pub use listener::{
     BoxError, Flow, IntoOutcome, Listener, ListenerError, ListenerInfo, Listens, Mode,
-    QueueOptions, assert_listening,
+    QueueOptions, RetryDefaults, assert_listening,
 };
 pub use pattern::matches as matches_pattern;
 pub use queue::{FailedJob, Job, Queue};

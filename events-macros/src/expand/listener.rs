@@ -417,7 +417,9 @@ fn queue_options(
     args: &ListenerArgs,
     queue: &str,
 ) -> (Vec<TokenStream>, TokenStream) {
-    let tries = args.tries.as_ref().map_or(1, |t| t.value);
+    // 0: not declared (the attribute rejects `tries = 0`), so retry
+    // defaults apply.
+    let tries = args.tries.as_ref().map_or(0, |t| t.value);
     let backoff = args
         .backoff
         .iter()
