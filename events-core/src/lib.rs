@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 mod dispatch;
 mod envelope;
 mod event;
@@ -18,6 +19,7 @@ mod worker;
 #[doc(hidden)]
 pub mod __private;
 
+pub use config::Config;
 pub use dispatch::{
     Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, dispatch, global, install,
 };
