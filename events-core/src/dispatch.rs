@@ -11,8 +11,9 @@ use std::task::{Context, Poll, ready};
 use crate::event::{AnyEvent, Event};
 use std::ops::ControlFlow;
 
+use crate::config::{Config, ConfigError};
 use crate::listener::UnitFn;
-use crate::listener::{BoxError, Flow, ListenerDef, Outcome, Run};
+use crate::listener::{BoxError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{self, Call, Inline, RegistryError, Table};
 use crate::testing;
@@ -103,6 +104,10 @@ pub enum DispatchError {
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
     #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
     QueueUrl(#[source] std::sync::Arc<QueueError>),
+    /// The environment's configuration (`EVENTS_*`) has values that do not
+    /// parse, so the default dispatcher was not built.
+    #[error("the default dispatcher reads its configuration from the environment")]
+    Config(#[source] std::sync::Arc<ConfigError>),
 }
 
 // The big payloads are boxed: a dispatch's result is returned through
@@ -121,7 +126,9 @@ impl DispatchError {
             DispatchError::Listener { listener, .. }
             | DispatchError::Serialize { listener, .. }
             | DispatchError::Enqueue { listener, .. } => Some(listener),
-            DispatchError::Registry(_) | DispatchError::QueueUrl(_) => None,
+            DispatchError::Registry(_) | DispatchError::QueueUrl(_) | DispatchError::Config(_) => {
+                None
+            }
         }
     }
 }
@@ -151,6 +158,10 @@ pub struct Dispatcher {
 
 struct Inner {
     target: QueueTarget,
+    /// Tries and backoff of queued listeners that declare none.
+    retry: RetryDefaults,
+    /// `false`: the kill switch is on (see `start_slow`).
+    enabled: bool,
 }
 
 /// Configures a [`Dispatcher`].
@@ -158,6 +169,8 @@ struct Inner {
 #[must_use]
 pub struct DispatcherBuilder {
     queue: Option<Queue>,
+    retry: RetryDefaults,
+    disabled: bool,
 }
 
 impl DispatcherBuilder {
@@ -170,17 +183,68 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Tries and backoff for queued listeners that declare none: a job's
+    /// tries are fixed when it is enqueued, and the in-process runner waits
+    /// the backoff between them (a worker takes its own, with
+    /// `Worker::retry_defaults`). Default: one try.
+    ///
+    /// ```
+    /// use events::RetryDefaults;
+    /// use std::time::Duration;
+    ///
+    /// let dispatcher = events::Dispatcher::builder()
+    ///     .retry_defaults(RetryDefaults::new(3, [Duration::from_secs(1), Duration::from_secs(5)]))
+    ///     .build()?;
+    /// # Ok::<(), events::RegistryError>(())
+    /// ```
+    pub fn retry_defaults(mut self, defaults: RetryDefaults) -> Self {
+        self.retry = defaults;
+        self
+    }
+
+    /// `false` makes a dispatcher that runs no listener and enqueues no job
+    /// (fakes in tests still record its events): the kill switch
+    /// `EVENTS_ENABLED=false` turns on. Default: `true`.
+    ///
+    /// Once a disabled dispatcher is built, every dispatch in the process
+    /// takes the general path (as while a fake is alive), which is where
+    /// the switch is checked: the fast path checks nothing more for it.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.disabled = !enabled;
+        self
+    }
+
+    /// Takes the enabled flag and the retry defaults from `config`. The
+    /// queue is not opened here: pass [`Config::queue_url`] to
+    /// `events::queue::connect` and the queue to [`queue`](Self::queue).
+    ///
+    /// ```
+    /// let config = events::Config::from_vars([("EVENTS_ENABLED", "false")])?;
+    /// let dispatcher = events::Dispatcher::builder().config(&config).build()?;
+    /// assert!(!dispatcher.is_enabled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn config(self, config: &Config) -> Self {
+        self.enabled(config.enabled())
+            .retry_defaults(config.retry_defaults().clone())
+    }
+
     /// Validates the registry and makes the dispatcher.
     ///
     /// Fails when two listeners (or two events) share a name.
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
         registry::registry().validate()?;
+        if self.disabled {
+            testing::divert_dispatches();
+        }
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 target: match self.queue {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
                 },
+                retry: self.retry,
+                enabled: !self.disabled,
             }),
         })
     }
@@ -190,6 +254,8 @@ impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("queue", &self.inner.target)
+            .field("retry", &self.inner.retry)
+            .field("enabled", &self.inner.enabled)
             .finish()
     }
 }
@@ -206,6 +272,12 @@ impl Dispatcher {
             QueueTarget::Queue(queue) => Some(queue),
             QueueTarget::InProcess => None,
         }
+    }
+
+    /// Whether it dispatches at all: `false` when built disabled
+    /// (`EVENTS_ENABLED=false` for the default one).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
     }
 
     /// Dispatches `event`: runs its sync listeners in order (higher priority
@@ -349,6 +421,11 @@ fn start_slow<'d, E: Event>(
             ..Dispatched::default()
         }));
     }
+    // The kill switch. A disabled dispatcher's dispatches always get here:
+    // building one diverted every dispatch off `start`'s fast path.
+    if !dispatcher.inner.enabled {
+        return Poll::Ready(Ok(Dispatched::default()));
+    }
     let table = registry::table::<E>();
     let mut done = Dispatched::default();
     if let Some(plain) = &table.plain {
@@ -399,7 +476,15 @@ async fn finish<E: Event>(
         Some(fake) => JobSink::Fake(fake),
         None => JobSink::Target(&dispatcher.inner.target),
     };
-    enqueue(&table.queued, AnyEvent::new(&event), &sink, &mut done).await?;
+    let retry = &dispatcher.inner.retry;
+    enqueue(
+        &table.queued,
+        AnyEvent::new(&event),
+        &sink,
+        retry,
+        &mut done,
+    )
+    .await?;
     Ok(done)
 }
 
@@ -520,6 +605,7 @@ async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,
     sink: &JobSink<'_>,
+    retry: &RetryDefaults,
     done: &mut Dispatched,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
@@ -545,8 +631,9 @@ async fn enqueue(
                 }
             },
         };
-        let job = Job::new(def.name, event.name(), json, &options);
-        sink.push(def, job)
+        let mut job = Job::new(def.name, event.name(), json, &options);
+        job.max_tries = options.tries_or(retry);
+        sink.push(def, job, retry)
             .await
             .map_err(|source| DispatchError::Enqueue {
                 listener: def.name,
@@ -588,6 +675,7 @@ static DEFAULT: OnceLock<Result<Dispatcher, StartupError>> = OnceLock::new();
 enum StartupError {
     Registry(RegistryError),
     QueueUrl(Arc<QueueError>),
+    Config(Arc<ConfigError>),
 }
 
 impl From<StartupError> for DispatchError {
@@ -595,6 +683,7 @@ impl From<StartupError> for DispatchError {
         match error {
             StartupError::Registry(problem) => problem.into(),
             StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
+            StartupError::Config(problem) => DispatchError::Config(problem),
         }
     }
 }
@@ -615,7 +704,8 @@ pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
 }
 
 /// The global dispatcher: the installed one, else one built on first use
-/// with the queue `EVENTS_QUEUE_URL` names (in-process when unset).
+/// from [`Config::from_env`]: the queue `EVENTS_QUEUE_URL` names (in-process
+/// when unset), `EVENTS_ENABLED`, and the retry defaults.
 #[inline]
 pub fn global() -> Result<&'static Dispatcher, DispatchError> {
     let found = GLOBAL.load(Ordering::Acquire);
@@ -648,11 +738,14 @@ fn global_slow() -> Result<&'static Dispatcher, DispatchError> {
 }
 
 fn default_dispatcher() -> Result<Dispatcher, StartupError> {
-    let builder = match crate::queue::from_env() {
-        Some(Ok(queue)) => Dispatcher::builder().queue(queue),
-        Some(Err(problem)) => return Err(StartupError::QueueUrl(Arc::new(problem))),
-        None => Dispatcher::builder(),
-    };
+    let config = Config::from_env().map_err(|e| StartupError::Config(Arc::new(e)))?;
+    let mut builder = Dispatcher::builder().config(&config);
+    // A disabled dispatcher enqueues nothing: the kill switch works even
+    // while the queue is what is broken.
+    if let Some(url) = config.queue_url().filter(|_| config.enabled()) {
+        let queue = Queue::open(url).map_err(|e| StartupError::QueueUrl(Arc::new(e)))?;
+        builder = builder.queue(queue);
+    }
     builder.build().map_err(StartupError::Registry)
 }
 

@@ -54,6 +54,17 @@ thread_local! {
     static SCOPE: RefCell<Stacks> = RefCell::new(Stacks::default());
 }
 
+/// Sends every dispatch in the process, from now on, off the fast path, as
+/// a live fake does: how a disabled dispatcher (`EVENTS_ENABLED=false`) gets
+/// to say no in `start_slow` without the fast path checking anything more.
+/// Counted once, however many disabled dispatchers are built.
+pub(crate) fn divert_dispatches() {
+    static DIVERTED: std::sync::Once = std::sync::Once::new();
+    DIVERTED.call_once(|| {
+        ACTIVE.fetch_add(1, Ordering::AcqRel);
+    });
+}
+
 /// Whether any fake is alive, on any thread: one atomic load. When it says
 /// no, [`current`] would return `None`.
 #[inline(always)]

@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::listener::{ListenerDef, Run};
+use crate::config::Config;
+use crate::listener::{ListenerDef, RetryDefaults, Run};
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, run_job_with};
 use crate::registry::{Registry, registry};
 
@@ -85,6 +86,10 @@ pub struct Worker {
     /// Whether `queues(..)` chose the queues (else: the registry's, and
     /// whatever queues hold jobs when the worker starts).
     queues_chosen: bool,
+    /// Backoff of listeners that declare none.
+    retry: RetryDefaults,
+    /// Worked when nothing else names a queue.
+    default_queue: String,
 }
 
 impl std::fmt::Debug for Worker {
@@ -128,7 +133,39 @@ impl Worker {
             hooks: Vec::new(),
             registry,
             queues_chosen: false,
+            retry: RetryDefaults::default(),
+            default_queue: "default".to_owned(),
         }
+    }
+
+    /// Takes the concurrency, the default timeout, the retry defaults and
+    /// the default queue from `config` (`EVENTS_WORKER_CONCURRENCY`,
+    /// `EVENTS_TIMEOUT`, `EVENTS_RETRY_*`, `EVENTS_DEFAULT_QUEUE`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = events::Config::from_vars([("EVENTS_WORKER_CONCURRENCY", "4")])?;
+    /// let queue = events::queue::connect("memory://").await?;
+    /// let report = events::Worker::new(queue).config(&config).run_until_empty().await?;
+    /// assert_eq!(report.processed(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(self, config: &Config) -> Self {
+        let mut worker = self
+            .concurrency(config.worker_concurrency())
+            .timeout(config.timeout())
+            .retry_defaults(config.retry_defaults().clone());
+        worker.default_queue = config.default_queue().to_owned();
+        worker
+    }
+
+    /// The backoff of listeners that declare none (default: none, retry at
+    /// once). The tries of their jobs were fixed when they were enqueued,
+    /// by the dispatcher's retry defaults.
+    pub fn retry_defaults(mut self, defaults: RetryDefaults) -> Self {
+        self.retry = defaults;
+        self
     }
 
     /// The queues to work, highest priority first: a claim takes the first
@@ -239,6 +276,9 @@ impl Worker {
                 if !this.queues.contains(&stats.queue) {
                     this.queues.push(stats.queue);
                 }
+            }
+            if this.queues.is_empty() {
+                this.queues.push(this.default_queue.clone());
             }
         }
         let worker = Arc::new(this);
@@ -520,7 +560,7 @@ impl Worker {
             return;
         }
         let delay = with_jitter(
-            options.backoff_after(job.attempt),
+            options.backoff_after_or(job.attempt, &self.retry),
             self.jitter,
             &job.id,
             job.attempt,

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::{Job, Queue, QueueError};
-use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, Run};
+use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
@@ -217,7 +217,14 @@ pub(crate) enum JobSink<'a> {
 }
 
 impl JobSink<'_> {
-    pub(crate) async fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
+    /// Sends `job` on; `retry` gives the in-process runner its backoff for
+    /// listeners that declare none.
+    pub(crate) async fn push(
+        &self,
+        def: &'static ListenerDef,
+        job: Job,
+        retry: &RetryDefaults,
+    ) -> Result<(), QueueError> {
         match self {
             JobSink::Fake(fake) => {
                 fake.push(job);
@@ -227,15 +234,16 @@ impl JobSink<'_> {
             JobSink::Target(QueueTarget::InProcess) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
-                runtime.spawn(run_in_process(def, job));
+                runtime.spawn(run_in_process(def, job, retry.clone()));
                 Ok(())
             }
         }
     }
 }
 
-/// Runs a job in-process with its listener's delay, tries and backoff.
-async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
+/// Runs a job in-process with its listener's delay, tries and backoff (the
+/// job's `max_tries`, and `retry`'s backoff when the listener declares none).
+async fn run_in_process(def: &'static ListenerDef, mut job: Job, retry: RetryDefaults) {
     let Run::Queued { options, .. } = def.run else {
         return;
     };
@@ -264,7 +272,7 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job) {
             "queued listener failed; retrying"
         );
         job.last_error = Some(error.to_string());
-        pause(options.backoff_after(job.attempt)).await;
+        pause(options.backoff_after_or(job.attempt, &retry)).await;
     }
 }
 
