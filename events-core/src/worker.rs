@@ -3,7 +3,8 @@
 //!
 //! The retry rule lives here, in [`Worker::settle`]: after a failed try, a job
 //! with tries left is released to run again after the listener's backoff for
-//! that attempt (the list's last value repeats, optional jitter on top);
+//! that attempt (the list's last value repeats, optional jitter on top; the
+//! worker's retry defaults when the listener declares no backoff);
 //! after its last try it moves to the failed store and the failure hooks run.
 
 use std::collections::HashMap;
@@ -106,8 +107,10 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// A worker for `queue`, working every queue that a registered queued
-    /// listener names (in name order) until [`queues`](Self::queues) says
-    /// otherwise.
+    /// listener names (in name order), and those that hold jobs when it
+    /// starts, until [`queues`](Self::queues) says otherwise; `default`
+    /// (`EVENTS_DEFAULT_QUEUE` through [`config`](Self::config)) when that
+    /// makes none.
     pub fn new(queue: Queue) -> Worker {
         let registry = registry();
         let mut queues: Vec<String> = registry
@@ -140,7 +143,8 @@ impl Worker {
 
     /// Takes the concurrency, the default timeout, the retry defaults and
     /// the default queue from `config` (`EVENTS_WORKER_CONCURRENCY`,
-    /// `EVENTS_TIMEOUT`, `EVENTS_RETRY_*`, `EVENTS_DEFAULT_QUEUE`).
+    /// `EVENTS_TIMEOUT`, `EVENTS_RETRY_*`, `EVENTS_DEFAULT_QUEUE`). Setters
+    /// called after it override what it set.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
