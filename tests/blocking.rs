@@ -44,7 +44,9 @@ async fn queued_third(e: &Exported) {
 }
 
 fn exported(tag: &str) -> Exported {
-    Exported { tag: tag.to_owned() }
+    Exported {
+        tag: tag.to_owned(),
+    }
 }
 
 #[test]
@@ -81,7 +83,10 @@ fn onto_a_queue_from_a_thread_without_a_runtime() {
         )
         .unwrap();
     assert_eq!(report.succeeded, 1);
-    assert_eq!(seen("sqlite"), ["sync sqlite", "async sqlite", "queued sqlite"]);
+    assert_eq!(
+        seen("sqlite"),
+        ["sync sqlite", "async sqlite", "queued sqlite"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use events::cli::{CliError, run_to};
+use events::cli::{CliError, run_to, run_with_env};
 use events::prelude::*;
 use events::queue::Queue;
 use serde::{Deserialize, Serialize};
@@ -193,7 +193,7 @@ async fn mistakes_are_reported_in_words() {
     );
     let help = cli(&queue, &["--help"]).await.unwrap();
     for command in [
-        "list", "work", "failed", "retry", "forget", "flush", "monitor", "graph",
+        "list", "work", "failed", "retry", "forget", "flush", "monitor", "graph", "config",
     ] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
@@ -206,4 +206,279 @@ async fn mistakes_are_reported_in_words() {
             .starts_with("unsupported queue URL `kafka://x`"),
         "{error}"
     );
+}
+
+// --- configuration ------------------------------------------------------------
+
+async fn cli_env(
+    queue: Option<&Queue>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Result<(), CliError>, String) {
+    let mut out = Vec::new();
+    let argv = std::iter::once("app").chain(args.iter().copied());
+    let result = run_with_env(argv, queue.cloned(), env.iter().copied(), &mut out).await;
+    (result, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn config_shows_each_setting_its_value_and_source() {
+    let env = [
+        ("EVENTS_QUEUE_URL", "redis://app:hunter2@cache:6379/0"),
+        ("EVENTS_RETRY_DELAY_SECONDS", "1,5,15"),
+        ("EVENTS_WORKER_CONCURRENCY", "4"),
+        ("EVENTS_TIMOUT", "30s"),
+        ("HOME", "/root"),
+    ];
+    let (result, out) = cli_env(None, &env, &["config"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "\
+VARIABLE                    VALUE                         SOURCE
+EVENTS_DEFAULT_QUEUE        default                       default
+EVENTS_ENABLED              true                          default
+EVENTS_QUEUE_URL            redis://app:***@cache:6379/0  env EVENTS_QUEUE_URL
+EVENTS_RETRY_ATTEMPTS       1                             default
+EVENTS_RETRY_DELAY_SECONDS  1,5,15                        env EVENTS_RETRY_DELAY_SECONDS
+EVENTS_TIMEOUT              60s                           default
+EVENTS_WORKER_CONCURRENCY   4                             env EVENTS_WORKER_CONCURRENCY
+warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?
+"
+    );
+
+    // A flag overrides the environment and says so.
+    let (result, out) = cli_env(None, &env, &["--queue-url", "memory://", "config"]).await;
+    result.unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("EVENTS_QUEUE_URL"))
+        .unwrap();
+    assert!(
+        line.contains(" memory:// ") && line.ends_with("flag --queue-url"),
+        "{line}"
+    );
+
+    let (result, out) = cli_env(None, &env, &["config", "--json"]).await;
+    result.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let settings = json["settings"].as_array().unwrap();
+    assert_eq!(settings.len(), 7);
+    let concurrency = settings
+        .iter()
+        .find(|s| s["name"] == "EVENTS_WORKER_CONCURRENCY")
+        .unwrap();
+    assert_eq!(concurrency["value"], "4");
+    assert_eq!(concurrency["source"], "env");
+    assert_eq!(concurrency["from"], "EVENTS_WORKER_CONCURRENCY");
+    assert_eq!(concurrency["default"], "1");
+    let timeout = settings
+        .iter()
+        .find(|s| s["name"] == "EVENTS_TIMEOUT")
+        .unwrap();
+    assert_eq!(
+        (&timeout["source"], &timeout["from"]),
+        (&"default".into(), &serde_json::Value::Null)
+    );
+    assert!(timeout["help"].as_str().unwrap().contains("timeout"));
+    assert_eq!(
+        json["warnings"][0],
+        "unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?"
+    );
+    assert_eq!(json["errors"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_values_are_shown_by_config_and_stop_every_other_command() {
+    let env = [
+        ("EVENTS_ENABLED", "flase"),
+        ("EVENTS_WORKER_CONCURRENCY", "lots"),
+    ];
+    let (result, out) = cli_env(None, &env, &["config"]).await;
+    assert!(
+        out.contains("EVENTS_ENABLED              flase (invalid)  env EVENTS_ENABLED\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "error: EVENTS_ENABLED is `flase`, expected a boolean: true or false (also 1/0, yes/no, on/off)\n\
+             error: EVENTS_WORKER_CONCURRENCY is `lots`, expected a whole number of at least 1\n"
+        ),
+        "{out}"
+    );
+    let error = result.unwrap_err();
+    assert!(matches!(error, CliError::Config(_)), "{error:?}");
+
+    let (queue, _dir) = sqlite();
+    let (result, out) = cli_env(Some(&queue), &env, &["monitor"]).await;
+    assert_eq!(out, "", "nothing ran");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "invalid configuration (2 values): EVENTS_ENABLED is `flase`, expected a boolean: true or false (also 1/0, yes/no, on/off); EVENTS_WORKER_CONCURRENCY is `lots`, expected a whole number of at least 1"
+    );
+
+    let (result, _) = cli_env(Some(&queue), &[], &["work", "--timeout", "soon"]).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "invalid configuration: --timeout (for EVENTS_TIMEOUT) is `soon`, expected seconds, or a duration such as `90s` or `2m`, longer than zero"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_url_comes_from_the_environment_when_no_flag_names_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env.sqlite");
+    let url = format!("sqlite://{}", path.display());
+    let (result, out) = cli_env(None, &[("EVENTS_QUEUE_URL", &url)], &["monitor"]).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "QUEUE                 PENDING  RESERVED  FAILED\n(no jobs)\n"
+    );
+    assert!(path.exists(), "the queue the environment names was opened");
+}
+
+#[event(name = "work.slow")]
+#[derive(Serialize, Deserialize)]
+pub struct SlowJob;
+
+/// Declares no timeout: the worker's applies.
+#[listener(queue = "slow")]
+async fn slow_receipt(_: &SlowJob) {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn work_takes_its_timeout_from_the_environment_unless_a_flag_sets_it() {
+    let env = [("EVENTS_TIMEOUT", "50ms")];
+    let (queue, _dir) = sqlite();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+
+    dispatcher.dispatch(SlowJob).await.unwrap();
+    let (result, out) = cli_env(
+        Some(&queue),
+        &env,
+        &["work", "--queue", "slow", "--stop-when-empty"],
+    )
+    .await;
+    result.unwrap();
+    assert!(out.contains("1 failed"), "{out}");
+    let failed = queue.failed().await.unwrap();
+    assert_eq!(
+        failed[0].error,
+        "listener `cli::slow_receipt` timed out after 50ms"
+    );
+
+    dispatcher.dispatch(SlowJob).await.unwrap();
+    let args = [
+        "work",
+        "--queue",
+        "slow",
+        "--stop-when-empty",
+        "--timeout",
+        "5",
+    ];
+    let (result, out) = cli_env(Some(&queue), &env, &args).await;
+    result.unwrap();
+    assert!(out.contains("1 succeeded"), "{out}");
+}
+
+#[event(name = "work.wide")]
+#[derive(Serialize, Deserialize)]
+pub struct WideJob;
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+#[listener(queue = "wide")]
+async fn wide_receipt(_: &WideJob) {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_AT_ONCE.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_takes_its_concurrency_from_the_environment_unless_a_flag_sets_it() {
+    let env = [("EVENTS_WORKER_CONCURRENCY", "4")];
+    let (queue, _dir) = sqlite();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    let work = ["work", "--queue", "wide", "--stop-when-empty"];
+
+    for _ in 0..4 {
+        dispatcher.dispatch(WideJob).await.unwrap();
+    }
+    let (result, out) = cli_env(Some(&queue), &env, &work).await;
+    result.unwrap();
+    assert!(out.contains("4 succeeded"), "{out}");
+    assert!(
+        MOST_AT_ONCE.load(Ordering::SeqCst) >= 2,
+        "jobs ran side by side"
+    );
+
+    MOST_AT_ONCE.store(0, Ordering::SeqCst);
+    for _ in 0..3 {
+        dispatcher.dispatch(WideJob).await.unwrap();
+    }
+    let one_at_a_time = [&work[..], &["--concurrency", "1"]].concat();
+    let (result, out) = cli_env(Some(&queue), &env, &one_at_a_time).await;
+    result.unwrap();
+    assert!(out.contains("3 succeeded"), "{out}");
+    assert_eq!(MOST_AT_ONCE.load(Ordering::SeqCst), 1);
+}
+
+#[event(name = "work.retried")]
+#[derive(Serialize, Deserialize)]
+pub struct RetriedJob;
+
+static RETRIED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Declares neither `tries` nor `backoff`: the environment's apply.
+#[listener(queue = "retried")]
+async fn retried_receipt(_: &RetriedJob) -> Result<(), MailDown> {
+    RETRIED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Err(MailDown)
+}
+
+#[tokio::test]
+async fn list_shows_and_jobs_get_the_retry_defaults_of_the_environment() {
+    let env = [
+        ("EVENTS_RETRY_ATTEMPTS", "3"),
+        ("EVENTS_RETRY_DELAY_SECONDS", "0"),
+    ];
+    let (queue, _dir) = sqlite();
+    let (result, out) = cli_env(Some(&queue), &env, &["list"]).await;
+    result.unwrap();
+    assert!(
+        out.contains(
+            "  -> cli::retried_receipt: queued `retried`, tries 3 (default)  (tests/cli.rs:"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("queued `mail`, tries 2, backoff 10ms, timeout 5s"),
+        "declared values show as they are:\n{out}"
+    );
+
+    let config = events::Config::from_vars(env).unwrap();
+    let dispatcher = events::Dispatcher::builder()
+        .config(&config)
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    dispatcher.dispatch(RetriedJob).await.unwrap();
+    let work = ["work", "--queue", "retried", "--stop-when-empty"];
+    let (result, out) = cli_env(Some(&queue), &env, &work).await;
+    result.unwrap();
+    assert_eq!(
+        out,
+        "worked 3 job(s): 0 succeeded, 2 retried, 1 failed, 0 lost their lease, 0 handed back\n"
+    );
+    assert_eq!(RETRIED_RUNS.load(Ordering::SeqCst), 3);
 }

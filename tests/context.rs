@@ -15,7 +15,7 @@ use events::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer};
 use events::prelude::*;
 use events::queue::{Job, Queue, QueueError};
 use events::{
-    Context, DispatcherBuilder, Dispatcher, ExtractError, FromContext, Metadata, RegistryError,
+    Context, Dispatcher, DispatcherBuilder, ExtractError, FromContext, Metadata, RegistryError,
     State, Worker,
 };
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,11 @@ pub struct AccountOpened {
 #[listener(priority = 10)]
 fn open_row(e: &AccountOpened, ctx: &Context, State(pool): State<Pool>) {
     let actor = ctx.metadata().get("actor_id").unwrap_or("-");
-    pool.insert(format!("open {} by {actor} id {}", e.account, ctx.event_id()));
+    pool.insert(format!(
+        "open {} by {actor} id {}",
+        e.account,
+        ctx.event_id()
+    ));
 }
 
 #[listener(priority = 5)]
@@ -65,7 +69,12 @@ async fn greet(
     State(pool): State<Pool>,
 ) -> Result<(), std::io::Error> {
     tokio::task::yield_now().await;
-    pool.insert(format!("{} {} id {}", greeting.0, e.account, ctx.event_id()));
+    pool.insert(format!(
+        "{} {} id {}",
+        greeting.0,
+        e.account,
+        ctx.event_id()
+    ));
     Ok(())
 }
 
@@ -125,7 +134,10 @@ async fn a_provider_fills_metadata_and_the_dispatch_wins() {
 
 #[tokio::test]
 async fn a_missing_state_is_a_start_up_error_in_words() {
-    let error = Dispatcher::builder().state(Greeting("hi")).build().unwrap_err();
+    let error = Dispatcher::builder()
+        .state(Greeting("hi"))
+        .build()
+        .unwrap_err();
     let RegistryError::MissingState {
         listener,
         type_name,
@@ -140,7 +152,10 @@ async fn a_missing_state_is_a_start_up_error_in_words() {
     assert!(listener.starts_with("context::"), "{listener}");
     let text = error.to_string();
     assert!(text.contains("takes `State<context::Pool>`"), "{text}");
-    assert!(text.contains("add `.state(value)` to `Dispatcher::builder()`"), "{text}");
+    assert!(
+        text.contains("add `.state(value)` to `Dispatcher::builder()`"),
+        "{text}"
+    );
     assert!(text.contains("tests/context.rs"), "{text}");
 }
 
@@ -213,7 +228,10 @@ pub struct LedgerSubscriber {
 impl LedgerSubscriber {
     #[listen]
     fn posted(_: &LedgerPosted, State(pool): State<Pool>, ctx: &Context) {
-        pool.insert(format!("posted for {}", ctx.metadata().get("tenant").unwrap_or("-")));
+        pool.insert(format!(
+            "posted for {}",
+            ctx.metadata().get("tenant").unwrap_or("-")
+        ));
     }
 }
 
@@ -249,7 +267,11 @@ pub struct InvoiceDue {
 static TRIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[listener(queue = "context-invoices", tries = 3)]
-async fn charge(e: &InvoiceDue, ctx: Context, State(pool): State<Pool>) -> Result<(), std::io::Error> {
+async fn charge(
+    e: &InvoiceDue,
+    ctx: Context,
+    State(pool): State<Pool>,
+) -> Result<(), std::io::Error> {
     let job = ctx.job().expect("a queued listener has a job");
     let seen = TRIES
         .lock()
@@ -343,7 +365,10 @@ async fn release_after_runs_again_later_without_counting_the_try() {
         .await
         .unwrap();
     let report = worker(&queue, &pool).run_until_empty().await.unwrap();
-    assert_eq!((report.succeeded, report.released, report.retried), (1, 2, 0));
+    assert_eq!(
+        (report.succeeded, report.released, report.retried),
+        (1, 2, 0)
+    );
     let attempts: Vec<String> = tries_of(200)
         .iter()
         .map(|t| t.split(' ').nth(2).unwrap().to_owned())
@@ -369,8 +394,16 @@ async fn fail_without_retry_goes_straight_to_the_failed_store() {
     assert_eq!(tries_of(300).len(), 1);
     let failed = queue.failed().await.unwrap();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].error.starts_with("card declined"), "{}", failed[0].error);
-    assert!(failed[0].error.contains("declined by the bank"), "{}", failed[0].error);
+    assert!(
+        failed[0].error.starts_with("card declined"),
+        "{}",
+        failed[0].error
+    );
+    assert!(
+        failed[0].error.contains("declined by the bank"),
+        "{}",
+        failed[0].error
+    );
 }
 
 #[tokio::test]

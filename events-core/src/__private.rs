@@ -17,6 +17,7 @@ pub use std::result::Result::{self, Err, Ok};
 pub use std::string::String;
 pub use std::time::Duration;
 
+pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::event::{
     AnyEvent, ErasedEvent, Event, EventDef, EventStatic, FromJson, Json, Shareable, spec,
 };
@@ -24,7 +25,6 @@ pub use crate::listener::{
     BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
     Target, TypedCall,
 };
-pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::queue::FailedJob;
 
 use crate::event::RawEvent;

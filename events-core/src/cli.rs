@@ -8,17 +8,20 @@
 //! }
 //! ```
 //!
-//! The queue is `--queue-url`, else `EVENTS_QUEUE_URL`, else the installed
-//! dispatcher's.
+//! Settings come from [`Config::from_env`]; flags override them (`config`
+//! shows each setting, its value and where it came from). The queue is
+//! `--queue-url`, else `EVENTS_QUEUE_URL`, else the installed dispatcher's.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use crate::config::{self, Config, ConfigError, Invalid, Source};
 use crate::dispatch::global;
-use crate::listener::{ListenerInfo, Mode};
+use crate::listener::{ListenerInfo, Mode, RetryDefaults};
 use crate::queue::{Queue, QueueError};
 use crate::registry::registry;
 use crate::worker::{Worker, shutdown_signal};
@@ -41,6 +44,10 @@ pub enum CliError {
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
     #[error("cannot open the queue that EVENTS_QUEUE_URL names: {0}")]
     QueueUrl(std::sync::Arc<QueueError>),
+    /// The configuration (environment or flags) has values that do not
+    /// parse.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// No failed job has that id.
     #[error("no failed job with id `{0}`")]
     NotFound(String),
@@ -76,18 +83,19 @@ enum Command {
         /// listener names).
         #[arg(long = "queue", value_delimiter = ',', value_name = "QUEUES")]
         queues: Vec<String>,
-        /// Jobs to run at once.
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
+        /// Jobs to run at once [default: EVENTS_WORKER_CONCURRENCY, else 1].
+        #[arg(long, value_name = "N")]
+        concurrency: Option<String>,
         /// Stop when the queues hold no job.
         #[arg(long)]
         stop_when_empty: bool,
         /// Stop after this many jobs.
         #[arg(long)]
         max_jobs: Option<u64>,
-        /// Timeout for listeners that declare none.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
-        timeout: Duration,
+        /// Timeout for listeners that declare none: seconds, or a duration
+        /// such as 90s or 2m [default: EVENTS_TIMEOUT, else 60s].
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// The failed store.
     Failed,
@@ -111,6 +119,13 @@ enum Command {
     },
     /// Events and listeners as a Mermaid flowchart.
     Graph,
+    /// Each setting, its value and where it came from (default,
+    /// environment, flag), then the warnings.
+    Config {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command in the process's arguments, printing to stdout. `--help`
@@ -140,6 +155,56 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    execute(args, queue, Config::load_env(), out).await
+}
+
+/// Like [`run_to`], with the environment given as pairs instead of read
+/// from the process: for tests, which then never touch the process
+/// environment.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events::cli::CliError> {
+/// let mut out = Vec::new();
+/// let env = [("EVENTS_WORKER_CONCURRENCY", "4")];
+/// events::cli::run_with_env(["app", "config"], None, env, &mut out).await?;
+/// let table = String::from_utf8_lossy(&out);
+/// assert!(table.contains("EVENTS_WORKER_CONCURRENCY"));
+/// assert!(table.contains("env EVENTS_WORKER_CONCURRENCY"));
+/// # Ok(()) }
+/// ```
+pub async fn run_with_env<I, T, E, K, V>(
+    args: I,
+    queue: Option<Queue>,
+    env: E,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+    E: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let env = env
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), Ok(v.as_ref().to_owned())));
+    execute(args, queue, Config::load(env), out).await
+}
+
+/// Parses `args`, lays the flags over the configuration, and runs the
+/// command. A configuration value that does not parse stops every command
+/// but `config`, which shows it.
+async fn execute<I, T>(
+    args: I,
+    queue: Option<Queue>,
+    (mut config, mut problems): (Config, Vec<Invalid>),
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) => {
@@ -148,36 +213,45 @@ where
         }
         Err(e) => return Err(e.into()),
     };
-    let queue = || -> Result<Queue, CliError> {
-        if let Some(url) = &cli.queue_url {
-            return Ok(Queue::open(url)?);
+    let mut flags = vec![(config::QUEUE_URL, "--queue-url", cli.queue_url.as_deref())];
+    if let Command::Work {
+        concurrency,
+        timeout,
+        ..
+    } = &cli.command
+    {
+        flags.push((
+            config::WORKER_CONCURRENCY,
+            "--concurrency",
+            concurrency.as_deref(),
+        ));
+        flags.push((config::TIMEOUT, "--timeout", timeout.as_deref()));
+    }
+    for (variable, flag, value) in flags {
+        if let Some(value) = value
+            && let Err(error) = config.set_flag(variable, flag, value)
+        {
+            problems.extend(error.problems().iter().cloned());
         }
-        if let Some(queue) = &queue {
-            return Ok(queue.clone());
-        }
-        // The dispatcher's own queue (the default one reads EVENTS_QUEUE_URL):
-        // opening the URL again would give `memory://` a second, empty queue.
-        match global() {
-            Ok(dispatcher) => dispatcher.queue().cloned().ok_or(CliError::NoQueue),
-            Err(crate::dispatch::DispatchError::QueueUrl(problem)) => {
-                Err(CliError::QueueUrl(problem))
-            }
-            Err(_) => Err(CliError::NoQueue),
-        }
-    };
+    }
+    if let Command::Config { json } = &cli.command {
+        return show_config(out, &config, &problems, *json);
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::new(problems).into());
+    }
+    let queue = || open_queue(&config, queue.as_ref());
     match &cli.command {
-        Command::List { json } => list(out, *json),
+        Command::List { json } => list(out, *json, config.retry_defaults()),
         Command::Graph => graph(out),
+        Command::Config { .. } => Ok(()),
         Command::Work {
             queues,
-            concurrency,
             stop_when_empty,
             max_jobs,
-            timeout,
+            ..
         } => {
-            let mut worker = Worker::new(queue()?)
-                .concurrency(*concurrency)
-                .timeout(*timeout);
+            let mut worker = Worker::new(queue()?).config(&config);
             if !queues.is_empty() {
                 worker = worker.queues(queues.clone());
             }
@@ -240,14 +314,139 @@ where
     }
 }
 
-fn mode_text(listener: &ListenerInfo) -> String {
+/// The queue for commands that need one: `--queue-url`; else the queue the
+/// program passed; else the global dispatcher's, when it is the one
+/// `EVENTS_QUEUE_URL` names or that names none (opening the URL again would
+/// give `memory://` a second, empty queue); else `EVENTS_QUEUE_URL`'s.
+fn open_queue(config: &Config, given: Option<&Queue>) -> Result<Queue, CliError> {
+    let url = config.queue_url();
+    let flagged = config
+        .get(config::QUEUE_URL)
+        .is_some_and(|s| matches!(s.source(), Source::Flag(_)));
+    if let (Some(url), true) = (url, flagged) {
+        return Ok(Queue::open(url)?);
+    }
+    if let Some(queue) = given {
+        return Ok(queue.clone());
+    }
+    if let Ok(dispatcher) = global()
+        && let Some(queue) = dispatcher.queue()
+        && url.is_none_or(|url| url == queue.url())
+    {
+        return Ok(queue.clone());
+    }
+    match url {
+        // A disabled default dispatcher opens no queue: the operator
+        // commands still reach the one the environment names.
+        Some(url) => Queue::open(url).map_err(|e| CliError::QueueUrl(Arc::new(e))),
+        None => Err(CliError::NoQueue),
+    }
+}
+
+/// The `config` command: every registered variable, its value and source;
+/// then the warnings and the values that do not parse (which also make the
+/// command fail, after printing).
+fn show_config(
+    out: &mut dyn Write,
+    config: &Config,
+    problems: &[Invalid],
+    as_json: bool,
+) -> Result<(), CliError> {
+    let rows: Vec<(&str, String, Source, Option<&str>, &str)> = config
+        .settings()
+        .map(|(var, setting)| {
+            let invalid = problems.iter().find(|p| p.variable() == var.name());
+            let (value, source) = match (invalid, setting) {
+                (Some(p), _) => (Some(p.value()), p.origin()),
+                (None, Some(s)) => (Some(s.value()), s.source()),
+                (None, None) => (None, Source::Default),
+            };
+            let shown = match value {
+                None => "(unset)".to_owned(),
+                Some(_) if var.is_secret() => "(set, hidden)".to_owned(),
+                Some(value) => redact_password(value),
+            };
+            let shown = if invalid.is_some() {
+                format!("{shown} (invalid)")
+            } else {
+                shown
+            };
+            (var.name(), shown, source, var.default_value(), var.help())
+        })
+        .collect();
+    if as_json {
+        let value = json!({
+            "settings": rows.iter().map(|(name, value, source, default, help)| json!({
+                "name": name,
+                "value": value,
+                "source": source.kind(),
+                "from": source.origin(),
+                "default": default,
+                "help": help,
+            })).collect::<Vec<_>>(),
+            "warnings": config.warnings().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "errors": problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        )?;
+    } else {
+        let name_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
+        let value_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(5);
+        writeln!(
+            out,
+            "{:<name_width$}  {:<value_width$}  SOURCE",
+            "VARIABLE", "VALUE"
+        )?;
+        for (name, value, source, _, _) in &rows {
+            writeln!(out, "{name:<name_width$}  {value:<value_width$}  {source}")?;
+        }
+        for warning in config.warnings() {
+            writeln!(out, "warning: {warning}")?;
+        }
+        for problem in problems {
+            writeln!(out, "error: {problem}")?;
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::new(problems.to_vec()).into())
+    }
+}
+
+/// `scheme://user:password@host..` with the password replaced by `***`.
+fn redact_password(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return value.to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return value.to_owned();
+    };
+    let Some((user, _)) = userinfo.split_once(':') else {
+        return value.to_owned();
+    };
+    format!("{scheme}://{user}:***{}", &rest[userinfo.len()..])
+}
+
+fn mode_text(listener: &ListenerInfo, defaults: &RetryDefaults) -> String {
     match listener.mode() {
         Mode::Sync => "sync".to_owned(),
         Mode::Queued(o) => {
-            let mut text = format!("queued `{}`, tries {}", o.queue(), o.tries());
-            if !o.backoff().is_empty() {
-                let list: Vec<String> = o.backoff().iter().map(|d| format_duration(*d)).collect();
+            let mut text = format!("queued `{}`, tries {}", o.queue(), o.tries_or(defaults));
+            if o.declared_tries().is_none() {
+                text.push_str(" (default)");
+            }
+            let backoff = o.declared_backoff().unwrap_or(defaults.backoff());
+            if !backoff.is_empty() {
+                let list: Vec<String> = backoff.iter().map(|d| format_duration(*d)).collect();
                 text.push_str(&format!(", backoff {}", list.join("/")));
+                if o.declared_backoff().is_none() {
+                    text.push_str(" (default)");
+                }
             }
             if !o.delay().is_zero() {
                 text.push_str(&format!(", delay {}", format_duration(o.delay())));
@@ -266,7 +465,7 @@ fn format_duration(d: Duration) -> String {
 
 /// The events and their listeners, in dispatch order; wildcard listeners
 /// under the events their pattern matches.
-fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
+fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<(), CliError> {
     let registry = registry();
     let events: Vec<(&str, &str, Vec<ListenerInfo>)> = registry
         .events()
@@ -286,7 +485,7 @@ fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
                 "type": type_name,
                 "listeners": listeners.iter().map(|l| l.name()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
-            "listeners": registry.listeners().iter().map(listener_json).collect::<Vec<_>>(),
+            "listeners": registry.listeners().iter().map(|l| listener_json(l, defaults)).collect::<Vec<_>>(),
         });
         writeln!(
             out,
@@ -320,7 +519,7 @@ fn list(out: &mut dyn Write, as_json: bool) -> Result<(), CliError> {
                 out,
                 "  -> {}: {}{flags}  ({}:{})",
                 l.name(),
-                mode_text(l),
+                mode_text(l, defaults),
                 l.file(),
                 l.line()
             )?;
@@ -345,7 +544,9 @@ fn listeners_of(name: &str, type_name: &str) -> Vec<ListenerInfo> {
     listeners
 }
 
-fn listener_json(l: &ListenerInfo) -> Value {
+/// A listener as JSON; a queued one's `tries` and `backoff_ms` are what its
+/// jobs get (the retry defaults where it declares none).
+fn listener_json(l: &ListenerInfo, defaults: &RetryDefaults) -> Value {
     let mut value = json!({
         "name": l.name(),
         "event": l.event(),
@@ -361,8 +562,8 @@ fn listener_json(l: &ListenerInfo) -> Value {
     if let Mode::Queued(o) = l.mode() {
         value["queue"] = json!({
             "queue": o.queue(),
-            "tries": o.tries(),
-            "backoff_ms": o.backoff().iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
+            "tries": o.tries_or(defaults),
+            "backoff_ms": o.declared_backoff().unwrap_or(defaults.backoff()).iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
             "delay_ms": o.delay().as_millis() as u64,
             "timeout_ms": o.timeout().map(|t| t.as_millis() as u64),
         });

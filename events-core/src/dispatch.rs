@@ -15,8 +15,9 @@ use crate::event::{AnyEvent, Event};
 use crate::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer, Observers};
 use std::ops::ControlFlow;
 
+use crate::config::{Config, ConfigError};
 use crate::listener::UnitFn;
-use crate::listener::{BoxError, Flow, ListenerDef, Outcome, Run};
+use crate::listener::{BoxError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{self, Call, Inline, RegistryError, Table};
 use crate::testing;
@@ -116,6 +117,10 @@ pub enum DispatchError {
         /// Why, in words.
         reason: &'static str,
     },
+    /// The environment's configuration (`EVENTS_*`) has values that do not
+    /// parse, so the default dispatcher was not built.
+    #[error("the default dispatcher reads its configuration from the environment")]
+    Config(#[source] std::sync::Arc<ConfigError>),
 }
 
 // The big payloads are boxed: a dispatch's result is returned through
@@ -136,7 +141,8 @@ impl DispatchError {
             | DispatchError::Enqueue { listener, .. } => Some(listener),
             DispatchError::Registry(_)
             | DispatchError::QueueUrl(_)
-            | DispatchError::Blocking { .. } => None,
+            | DispatchError::Blocking { .. }
+            | DispatchError::Config(_) => None,
         }
     }
 }
@@ -169,9 +175,13 @@ struct Inner {
     state: Arc<StateMap>,
     observers: Observers,
     metadata: Option<MetadataProvider>,
-    /// No observer: the first poll may take the plain path, where nothing
-    /// but the listeners runs.
+    /// Enabled and no observer: the first poll may take the plain path,
+    /// where nothing but the listeners runs.
     fast: bool,
+    /// Tries and backoff of queued listeners that declare none.
+    retry: RetryDefaults,
+    /// `false`: the kill switch is on (see `start_slow`).
+    enabled: bool,
 }
 
 /// Fills the metadata of every dispatch of a dispatcher, given the event's
@@ -186,6 +196,8 @@ pub struct DispatcherBuilder {
     state: StateMap,
     observers: Vec<Arc<dyn Observer>>,
     metadata: Option<MetadataProvider>,
+    retry: RetryDefaults,
+    disabled: bool,
 }
 
 impl DispatcherBuilder {
@@ -237,9 +249,57 @@ impl DispatcherBuilder {
     /// dispatcher.dispatch(Saved).await?;
     /// # Ok(()) }
     /// ```
-    pub fn metadata(mut self, provider: impl Fn(&str, &mut Metadata) + Send + Sync + 'static) -> Self {
+    pub fn metadata(
+        mut self,
+        provider: impl Fn(&str, &mut Metadata) + Send + Sync + 'static,
+    ) -> Self {
         self.metadata = Some(Arc::new(provider));
         self
+    }
+
+    /// Tries and backoff for queued listeners that declare none: a job's
+    /// tries are fixed when it is enqueued, and the in-process runner waits
+    /// the backoff between them (a worker takes its own, with
+    /// `Worker::retry_defaults`). Default: one try.
+    ///
+    /// ```
+    /// use events::RetryDefaults;
+    /// use std::time::Duration;
+    ///
+    /// let dispatcher = events::Dispatcher::builder()
+    ///     .retry_defaults(RetryDefaults::new(3, [Duration::from_secs(1), Duration::from_secs(5)]))
+    ///     .build()?;
+    /// # Ok::<(), events::RegistryError>(())
+    /// ```
+    pub fn retry_defaults(mut self, defaults: RetryDefaults) -> Self {
+        self.retry = defaults;
+        self
+    }
+
+    /// `false` makes a dispatcher that runs no listener and enqueues no job
+    /// (fakes in tests still record its events): the kill switch
+    /// `EVENTS_ENABLED=false` turns on. Default: `true`.
+    ///
+    /// A disabled dispatcher's dispatches take the general path, which is
+    /// where the switch is checked.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.disabled = !enabled;
+        self
+    }
+
+    /// Takes the enabled flag and the retry defaults from `config`. The
+    /// queue is not opened here: pass [`Config::queue_url`] to
+    /// `events::queue::connect` and the queue to [`queue`](Self::queue).
+    ///
+    /// ```
+    /// let config = events::Config::from_vars([("EVENTS_ENABLED", "false")])?;
+    /// let dispatcher = events::Dispatcher::builder().config(&config).build()?;
+    /// assert!(!dispatcher.is_enabled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn config(self, config: &Config) -> Self {
+        self.enabled(config.enabled())
+            .retry_defaults(config.retry_defaults().clone())
     }
 
     /// Validates the registry and makes the dispatcher.
@@ -250,12 +310,15 @@ impl DispatcherBuilder {
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
         let registry = registry::registry();
         registry.validate()?;
+        // A disabled dispatcher runs nothing, so needs nothing.
         let in_process = self.queue.is_none();
-        registry.check_state(
-            &self.state,
-            |l| in_process || matches!(l.mode(), crate::listener::Mode::Sync),
-            "Dispatcher::builder()",
-        )?;
+        if !self.disabled {
+            registry.check_state(
+                &self.state,
+                |l| in_process || matches!(l.mode(), crate::listener::Mode::Sync),
+                "Dispatcher::builder()",
+            )?;
+        }
         let observers = Observers::new(self.observers);
         Ok(Dispatcher {
             inner: Arc::new(Inner {
@@ -264,9 +327,11 @@ impl DispatcherBuilder {
                     None => QueueTarget::InProcess,
                 },
                 state: Arc::new(self.state),
-                fast: observers.is_empty(),
+                fast: observers.is_empty() && !self.disabled,
                 observers,
                 metadata: self.metadata,
+                retry: self.retry,
+                enabled: !self.disabled,
             }),
         })
     }
@@ -278,6 +343,8 @@ impl std::fmt::Debug for Dispatcher {
             .field("queue", &self.inner.target)
             .field("state", &self.inner.state)
             .field("observers", &self.inner.observers)
+            .field("retry", &self.inner.retry)
+            .field("enabled", &self.inner.enabled)
             .finish()
     }
 }
@@ -294,6 +361,12 @@ impl Dispatcher {
             QueueTarget::Queue(queue) => Some(queue),
             QueueTarget::InProcess => None,
         }
+    }
+
+    /// Whether it dispatches at all: `false` when built disabled
+    /// (`EVENTS_ENABLED=false` for the default one).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.enabled
     }
 
     /// Dispatches `event`: runs its sync listeners in order (higher priority
@@ -429,7 +502,9 @@ impl<'d, E: Event> Dispatching<'d, E> {
 /// The runtime blocking dispatches wait on outside a runtime of the
 /// application's: one worker thread, built on first use, kept for the
 /// process's life so in-process queued jobs spawned on it finish.
-fn blocking_runtime(event: &'static str) -> Result<&'static tokio::runtime::Runtime, DispatchError> {
+fn blocking_runtime(
+    event: &'static str,
+) -> Result<&'static tokio::runtime::Runtime, DispatchError> {
     static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -537,7 +612,11 @@ struct LazyContext<'d> {
 }
 
 impl<'d> LazyContext<'d> {
-    fn new(dispatcher: &'d Dispatcher, event: &'static str, metadata: Option<Box<Metadata>>) -> Self {
+    fn new(
+        dispatcher: &'d Dispatcher,
+        event: &'static str,
+        metadata: Option<Box<Metadata>>,
+    ) -> Self {
         LazyContext {
             dispatcher,
             event,
@@ -576,9 +655,16 @@ fn start_slow<'d, E: Event>(
             ..Dispatched::default()
         }));
     }
+    // The kill switch. A disabled dispatcher's dispatches always get here:
+    // it is never `fast`.
+    if !dispatcher.inner.enabled {
+        return Poll::Ready(Ok(Dispatched::default()));
+    }
     let table = registry::table::<E>();
     if !dispatcher.inner.fast {
-        *state = State::Waiting(Box::pin(observed(dispatcher, table, event, metadata, fakes)));
+        *state = State::Waiting(Box::pin(observed(
+            dispatcher, table, event, metadata, fakes,
+        )));
         return poll_waiting(state, cx);
     }
     let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
@@ -683,11 +769,13 @@ async fn finish<E: Event>(
         Some(fake) => JobSink::Fake(fake, &dispatcher.inner.state),
         None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.state),
     };
+    let retry = &dispatcher.inner.retry;
     enqueue(
         &table.queued,
         AnyEvent::new(&event),
         ctx.envelope(),
         &sink,
+        retry,
         &mut done,
         observers,
     )
@@ -842,6 +930,7 @@ async fn enqueue(
     event: &AnyEvent,
     envelope: &Envelope,
     sink: &JobSink<'_>,
+    retry: &RetryDefaults,
     done: &mut Dispatched,
     observers: Option<&Observers>,
 ) -> Result<(), DispatchError> {
@@ -868,10 +957,11 @@ async fn enqueue(
                 }
             },
         };
-        let job = Job::new(def.name, event.name(), json, &options);
+        let mut job = Job::new(def.name, event.name(), json, &options);
+        job.max_tries = options.tries_or(retry);
         let seen = observers.map(|_| job.clone());
         let _ = envelope;
-        sink.push(def, job)
+        sink.push(def, job, retry)
             .await
             .map_err(|source| DispatchError::Enqueue {
                 listener: def.name,
@@ -916,6 +1006,7 @@ static DEFAULT: OnceLock<Result<Dispatcher, StartupError>> = OnceLock::new();
 enum StartupError {
     Registry(RegistryError),
     QueueUrl(Arc<QueueError>),
+    Config(Arc<ConfigError>),
 }
 
 impl From<StartupError> for DispatchError {
@@ -923,6 +1014,7 @@ impl From<StartupError> for DispatchError {
         match error {
             StartupError::Registry(problem) => problem.into(),
             StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
+            StartupError::Config(problem) => DispatchError::Config(problem),
         }
     }
 }
@@ -943,7 +1035,8 @@ pub fn install(dispatcher: Dispatcher) -> Result<(), Dispatcher> {
 }
 
 /// The global dispatcher: the installed one, else one built on first use
-/// with the queue `EVENTS_QUEUE_URL` names (in-process when unset).
+/// from [`Config::from_env`]: the queue `EVENTS_QUEUE_URL` names (in-process
+/// when unset), `EVENTS_ENABLED`, and the retry defaults.
 #[inline]
 pub fn global() -> Result<&'static Dispatcher, DispatchError> {
     let found = GLOBAL.load(Ordering::Acquire);
@@ -976,11 +1069,14 @@ fn global_slow() -> Result<&'static Dispatcher, DispatchError> {
 }
 
 fn default_dispatcher() -> Result<Dispatcher, StartupError> {
-    let builder = match crate::queue::from_env() {
-        Some(Ok(queue)) => Dispatcher::builder().queue(queue),
-        Some(Err(problem)) => return Err(StartupError::QueueUrl(Arc::new(problem))),
-        None => Dispatcher::builder(),
-    };
+    let config = Config::from_env().map_err(|e| StartupError::Config(Arc::new(e)))?;
+    let mut builder = Dispatcher::builder().config(&config);
+    // A disabled dispatcher enqueues nothing: the kill switch works even
+    // while the queue is what is broken.
+    if let Some(url) = config.queue_url().filter(|_| config.enabled()) {
+        let queue = Queue::open(url).map_err(|e| StartupError::QueueUrl(Arc::new(e)))?;
+        builder = builder.queue(queue);
+    }
     builder.build().map_err(StartupError::Registry)
 }
 

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod config;
 mod context;
 mod dispatch;
 mod envelope;
@@ -20,6 +21,7 @@ mod worker;
 #[doc(hidden)]
 pub mod __private;
 
+pub use config::Config;
 pub use context::{
     Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateNeed,
 };
@@ -31,7 +33,7 @@ pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};
 pub use event::{AnyEvent, Event, Shareable};
 pub use listener::{
     BoxError, Flow, IntoOutcome, Listener, ListenerError, ListenerInfo, Listens, Mode,
-    QueueOptions, assert_listening,
+    QueueOptions, RetryDefaults, assert_listening,
 };
 pub use pattern::matches as matches_pattern;
 pub use queue::{FailedJob, Job, Queue};

@@ -5,6 +5,7 @@ use std::any::TypeId;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::{Context, StateNeed};
@@ -136,17 +137,27 @@ pub fn assert_listening<E: Event, L: Listens<E>>() {}
 
 /// How a queued listener is retried and timed. Set with `#[listener(queue = ..,
 /// tries = .., backoff = .., delay = .., timeout = ..)]`.
+///
+/// A listener that sets neither `tries` nor `backoff` takes them from the
+/// [`RetryDefaults`] of the dispatcher that enqueues its jobs and of the
+/// worker that retries them (`EVENTS_RETRY_ATTEMPTS`,
+/// `EVENTS_RETRY_DELAY_SECONDS`); a declared value always wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueOptions {
     queue: &'static str,
-    tries: u32,
+    /// `None` when the attribute sets no `tries`.
+    tries: Option<u32>,
+    /// Empty when the attribute sets no `backoff` (a declared list is never
+    /// empty: the macro rejects `backoff = []`).
     backoff: &'static [Duration],
     delay: Duration,
     timeout: Option<Duration>,
 }
 
 impl QueueOptions {
-    /// Used by the generated code.
+    /// Used by the generated code. `tries` 0 and an empty `backoff` mean
+    /// "not declared": the macro rejects `tries = 0` and `backoff = []`, so
+    /// neither can be a declared value.
     #[doc(hidden)]
     pub const fn __new(
         queue: &'static str,
@@ -157,7 +168,7 @@ impl QueueOptions {
     ) -> Self {
         QueueOptions {
             queue,
-            tries,
+            tries: if tries == 0 { None } else { Some(tries) },
             backoff,
             delay,
             timeout,
@@ -169,14 +180,41 @@ impl QueueOptions {
         self.queue
     }
 
-    /// How many times a job is tried before it fails (at least 1).
+    /// How many times a job is tried before it fails (at least 1): the
+    /// declared `tries`, else 1. [`tries_or`](Self::tries_or) gives what a
+    /// dispatcher with retry defaults uses.
     pub fn tries(&self) -> u32 {
+        self.tries.unwrap_or(1)
+    }
+
+    /// The `tries` the attribute declares, `None` when it sets none.
+    pub fn declared_tries(&self) -> Option<u32> {
         self.tries
     }
 
-    /// The backoff list as declared (empty: retry at once).
+    /// The declared `tries`, else the defaults' tries.
+    ///
+    /// ```
+    /// # use events::{QueueOptions, RetryDefaults};
+    /// # use std::time::Duration;
+    /// let defaults = RetryDefaults::new(5, [Duration::from_secs(10)]);
+    /// let undeclared = QueueOptions::__new("default", 0, &[], Duration::ZERO, None);
+    /// let declared = QueueOptions::__new("default", 2, &[], Duration::ZERO, None);
+    /// assert_eq!(undeclared.tries_or(&defaults), 5);
+    /// assert_eq!(declared.tries_or(&defaults), 2);
+    /// ```
+    pub fn tries_or(&self, defaults: &RetryDefaults) -> u32 {
+        self.tries.unwrap_or(defaults.tries)
+    }
+
+    /// The backoff list as declared (empty: none declared, retry at once).
     pub fn backoff(&self) -> &'static [Duration] {
         self.backoff
+    }
+
+    /// The `backoff` the attribute declares, `None` when it sets none.
+    pub fn declared_backoff(&self) -> Option<&'static [Duration]> {
+        (!self.backoff.is_empty()).then_some(self.backoff)
     }
 
     /// How long after dispatch a job becomes available.
@@ -202,11 +240,94 @@ impl QueueOptions {
     /// assert_eq!(o.backoff_after(3), Duration::from_secs(5));
     /// ```
     pub fn backoff_after(&self, attempt: u32) -> Duration {
-        let index = (attempt.max(1) - 1) as usize;
-        match self.backoff {
-            [] => Duration::ZERO,
-            list => list[index.min(list.len() - 1)],
+        backoff_at(self.backoff, attempt)
+    }
+
+    /// Like [`backoff_after`](Self::backoff_after), with the defaults' list
+    /// when the attribute declares none.
+    ///
+    /// ```
+    /// # use events::{QueueOptions, RetryDefaults};
+    /// # use std::time::Duration;
+    /// let defaults = RetryDefaults::new(3, [Duration::from_secs(1), Duration::from_secs(5)]);
+    /// let undeclared = QueueOptions::__new("default", 0, &[], Duration::ZERO, None);
+    /// assert_eq!(undeclared.backoff_after_or(1, &defaults), Duration::from_secs(1));
+    /// assert_eq!(undeclared.backoff_after_or(4, &defaults), Duration::from_secs(5));
+    ///
+    /// const OWN: &[Duration] = &[Duration::from_millis(250)];
+    /// let declared = QueueOptions::__new("default", 0, OWN, Duration::ZERO, None);
+    /// assert_eq!(declared.backoff_after_or(1, &defaults), Duration::from_millis(250));
+    /// ```
+    pub fn backoff_after_or(&self, attempt: u32, defaults: &RetryDefaults) -> Duration {
+        match self.declared_backoff() {
+            Some(own) => backoff_at(own, attempt),
+            None => backoff_at(&defaults.backoff, attempt),
         }
+    }
+}
+
+/// The wait after `attempt` (1-based) failed: `list` indexed by attempt, its
+/// last value repeating; zero for an empty list.
+fn backoff_at(list: &[Duration], attempt: u32) -> Duration {
+    let index = (attempt.max(1) - 1) as usize;
+    match list {
+        [] => Duration::ZERO,
+        list => list[index.min(list.len() - 1)],
+    }
+}
+
+/// Tries and backoff for queued listeners that declare none: the
+/// dispatcher's (which sets a job's tries when it enqueues it) and the
+/// worker's (which picks the wait before each retry). `EVENTS_RETRY_ATTEMPTS`
+/// and `EVENTS_RETRY_DELAY_SECONDS` set them through
+/// [`Config`](crate::Config); the default is one try and no wait, as if
+/// neither was set.
+///
+/// ```
+/// use events::RetryDefaults;
+/// use std::time::Duration;
+///
+/// let defaults = RetryDefaults::new(3, [Duration::from_secs(1), Duration::from_secs(5)]);
+/// assert_eq!(defaults.tries(), 3);
+/// assert_eq!(defaults.backoff(), [Duration::from_secs(1), Duration::from_secs(5)]);
+/// assert_eq!(RetryDefaults::default().tries(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryDefaults {
+    tries: u32,
+    backoff: Arc<[Duration]>,
+}
+
+impl Default for RetryDefaults {
+    fn default() -> Self {
+        RetryDefaults {
+            tries: 1,
+            backoff: Arc::from([]),
+        }
+    }
+}
+
+impl RetryDefaults {
+    /// `tries` (at least 1) and a backoff list indexed by attempt whose last
+    /// value repeats (empty: retry at once; a list of zeros is kept as
+    /// empty, which waits the same).
+    pub fn new(tries: u32, backoff: impl IntoIterator<Item = Duration>) -> Self {
+        let backoff: Vec<Duration> = backoff.into_iter().collect();
+        let waits = backoff.iter().any(|d| !d.is_zero());
+        RetryDefaults {
+            tries: tries.max(1),
+            backoff: if waits { backoff.into() } else { Arc::from([]) },
+        }
+    }
+
+    /// How many times a job is tried.
+    pub fn tries(&self) -> u32 {
+        self.tries
+    }
+
+    /// The waits before each retry.
+    pub fn backoff(&self) -> &[Duration] {
+        &self.backoff
     }
 }
 
@@ -226,8 +347,7 @@ pub type AsyncCxFn = for<'a> fn(&'a AnyEvent, &'a Context) -> BoxFuture<'a, Outc
 /// and returns the run (which takes its extractors from the context), or
 /// the deserialization error.
 #[doc(hidden)]
-pub type JobFn =
-    fn(&str, &str, &Context) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
+pub type JobFn = fn(&str, &str, &Context) -> Result<BoxFuture<'static, Outcome>, serde_json::Error>;
 
 /// A plain `fn` listener's body for its own event type `E`, with `E` erased.
 ///

@@ -17,9 +17,9 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::context::StateMap;
 use crate::event::Event;
 use crate::listener::Listener;
-use crate::context::StateMap;
 use crate::queue::{Job, JobError, run_job_in};
 
 /// How many fakes are alive in the process: dispatch skips the thread-local

@@ -3,7 +3,8 @@
 //!
 //! The retry rule lives here, in [`Worker::settle`]: after a failed try, a job
 //! with tries left is released to run again after the listener's backoff for
-//! that attempt (the list's last value repeats, optional jitter on top);
+//! that attempt (the list's last value repeats, optional jitter on top; the
+//! worker's retry defaults when the listener declares no backoff);
 //! after its last try it moves to the failed store and the failure hooks run.
 
 use std::collections::HashMap;
@@ -16,8 +17,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::config::Config;
 use crate::context::{Context, Directive, StateMap};
-use crate::listener::{ListenerDef, Mode, Run};
+use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, job_envelope, run_job_with};
 use crate::registry::{Registry, registry};
@@ -95,6 +97,10 @@ pub struct Worker {
     running_state: Arc<StateMap>,
     observers: Vec<Arc<dyn Observer>>,
     observing: Observers,
+    /// Backoff of listeners that declare none.
+    retry: RetryDefaults,
+    /// Worked when nothing else names a queue.
+    default_queue: String,
 }
 
 impl std::fmt::Debug for Worker {
@@ -111,8 +117,10 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// A worker for `queue`, working every queue that a registered queued
-    /// listener names (in name order) until [`queues`](Self::queues) says
-    /// otherwise.
+    /// listener names (in name order), and those that hold jobs when it
+    /// starts, until [`queues`](Self::queues) says otherwise; `default`
+    /// (`EVENTS_DEFAULT_QUEUE` through [`config`](Self::config)) when that
+    /// makes none.
     pub fn new(queue: Queue) -> Worker {
         let registry = registry();
         let mut queues: Vec<String> = registry
@@ -142,7 +150,40 @@ impl Worker {
             running_state: Arc::default(),
             observers: Vec::new(),
             observing: Observers::default(),
+            retry: RetryDefaults::default(),
+            default_queue: "default".to_owned(),
         }
+    }
+
+    /// Takes the concurrency, the default timeout, the retry defaults and
+    /// the default queue from `config` (`EVENTS_WORKER_CONCURRENCY`,
+    /// `EVENTS_TIMEOUT`, `EVENTS_RETRY_*`, `EVENTS_DEFAULT_QUEUE`). Setters
+    /// called after it override what it set.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = events::Config::from_vars([("EVENTS_WORKER_CONCURRENCY", "4")])?;
+    /// let queue = events::queue::connect("memory://").await?;
+    /// let report = events::Worker::new(queue).config(&config).run_until_empty().await?;
+    /// assert_eq!(report.processed(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn config(self, config: &Config) -> Self {
+        let mut worker = self
+            .concurrency(config.worker_concurrency())
+            .timeout(config.timeout())
+            .retry_defaults(config.retry_defaults().clone());
+        worker.default_queue = config.default_queue().to_owned();
+        worker
+    }
+
+    /// The backoff of listeners that declare none (default: none, retry at
+    /// once). The tries of their jobs were fixed when they were enqueued,
+    /// by the dispatcher's retry defaults.
+    pub fn retry_defaults(mut self, defaults: RetryDefaults) -> Self {
+        self.retry = defaults;
+        self
     }
 
     /// Gives queued listeners the application state they take as
@@ -268,6 +309,9 @@ impl Worker {
                 if !this.queues.contains(&stats.queue) {
                     this.queues.push(stats.queue);
                 }
+            }
+            if this.queues.is_empty() {
+                this.queues.push(this.default_queue.clone());
             }
         }
         // Every queued listener of a worked queue must find its state.
@@ -607,7 +651,7 @@ impl Worker {
             return;
         }
         let delay = with_jitter(
-            options.backoff_after(job.attempt),
+            options.backoff_after_or(job.attempt, &self.retry),
             self.jitter,
             &job.id,
             job.attempt,

@@ -362,7 +362,10 @@ mod tests {
         let (_, err) = check(parse_quote!(fn a()), Kind::Free);
         assert!(err.unwrap().contains("takes the event it handles"));
         assert_eq!(
-            check(parse_quote!(fn a(e: &A, c: &Context, State(p): State<P>)), Kind::Free),
+            check(
+                parse_quote!(fn a(e: &A, c: &Context, State(p): State<P>)),
+                Kind::Free
+            ),
             (Some("typed"), None)
         );
         let (_, err) = check(parse_quote!(fn a(e: &A, f: &mut B)), Kind::Free);

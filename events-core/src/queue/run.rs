@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::{Job, Queue, QueueError};
 use crate::context::{Context, Directive, StateMap};
 use crate::envelope::Envelope;
-use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, Run};
+use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
@@ -236,7 +236,14 @@ pub(crate) enum JobSink<'a> {
 }
 
 impl JobSink<'_> {
-    pub(crate) async fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
+    /// Sends `job` on; `retry` gives the in-process runner its backoff for
+    /// listeners that declare none.
+    pub(crate) async fn push(
+        &self,
+        def: &'static ListenerDef,
+        job: Job,
+        retry: &RetryDefaults,
+    ) -> Result<(), QueueError> {
         match self {
             JobSink::Fake(fake, state) => {
                 fake.push(job, state);
@@ -246,16 +253,22 @@ impl JobSink<'_> {
             JobSink::Target(QueueTarget::InProcess, state) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
-                runtime.spawn(run_in_process(def, job, Arc::clone(state)));
+                runtime.spawn(run_in_process(def, job, Arc::clone(state), retry.clone()));
                 Ok(())
             }
         }
     }
 }
 
-/// Runs a job in-process with its listener's delay, tries and backoff, and
-/// what the listener asks through its context.
-async fn run_in_process(def: &'static ListenerDef, mut job: Job, state: Arc<StateMap>) {
+/// Runs a job in-process with its listener's delay, tries and backoff (the
+/// job's `max_tries`, and `retry`'s backoff when the listener declares
+/// none), and what the listener asks through its context.
+async fn run_in_process(
+    def: &'static ListenerDef,
+    mut job: Job,
+    state: Arc<StateMap>,
+    retry: RetryDefaults,
+) {
     let Run::Queued { options, .. } = def.run else {
         return;
     };
@@ -303,7 +316,7 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job, state: Arc<Stat
             "queued listener failed; retrying"
         );
         job.last_error = Some(error.to_string());
-        pause(options.backoff_after(job.attempt)).await;
+        pause(options.backoff_after_or(job.attempt, &retry)).await;
     }
 }
 

@@ -281,19 +281,23 @@ fn extractor_lets(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, Ve
     let args: Vec<Ident> = (0..extras.len())
         .map(|i| format_ident!("__events_x{}", i))
         .collect();
-    let lets = extras.iter().zip(&args).enumerate().map(|(i, (extra, arg))| {
-        let item = format_ident!("__EVENTS_X{}", i);
-        if extra.by_ref {
-            quote!(let #arg = (#item.from)(__cx);)
-        } else {
-            quote! {
-                let #arg = match (#item.from)(__cx) {
-                    #private::Ok(__value) => __value,
-                    #private::Err(__refused) => return #private::extract_failed(__refused),
-                };
+    let lets = extras
+        .iter()
+        .zip(&args)
+        .enumerate()
+        .map(|(i, (extra, arg))| {
+            let item = format_ident!("__EVENTS_X{}", i);
+            if extra.by_ref {
+                quote!(let #arg = (#item.from)(__cx);)
+            } else {
+                quote! {
+                    let #arg = match (#item.from)(__cx) {
+                        #private::Ok(__value) => __value,
+                        #private::Err(__refused) => return #private::extract_failed(__refused),
+                    };
+                }
             }
-        }
-    });
+        });
     (quote!(#(#lets)*), args)
 }
 
@@ -537,7 +541,9 @@ fn queue_options(
     args: &ListenerArgs,
     queue: &str,
 ) -> (Vec<TokenStream>, TokenStream) {
-    let tries = args.tries.as_ref().map_or(1, |t| t.value);
+    // 0: not declared (the attribute rejects `tries = 0`), so retry
+    // defaults apply.
+    let tries = args.tries.as_ref().map_or(0, |t| t.value);
     let backoff = args
         .backoff
         .iter()
