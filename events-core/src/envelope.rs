@@ -347,7 +347,12 @@ mod tests {
 
     #[test]
     fn bad_ids_are_refused_in_words() {
-        for text in ["", "short", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "0000000000000000000000000U"] {
+        for text in [
+            "",
+            "short",
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "0000000000000000000000000U",
+        ] {
             let error = text.parse::<EventId>().unwrap_err();
             assert!(error.to_string().contains("is not an event id"), "{error}");
         }
