@@ -11,6 +11,7 @@ use std::task::{Context, Poll, ready};
 use crate::event::{AnyEvent, Event};
 use std::ops::ControlFlow;
 
+use crate::envelope::Envelope;
 use crate::listener::UnitFn;
 use crate::listener::{BoxError, Flow, ListenerDef, Outcome, Run};
 use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
@@ -85,10 +86,11 @@ pub enum DispatchError {
         /// Why serialization failed.
         reason: String,
     },
-    /// The queue refused the job.
+    /// The queue refused the dispatch's jobs: none of them was stored (they
+    /// go in one atomic write).
     #[error("cannot enqueue `{event}` for queued listener `{listener}`")]
     Enqueue {
-        /// The queued listener.
+        /// The first queued listener of the dispatch.
         listener: &'static str,
         /// The event's name.
         event: &'static str,
@@ -514,7 +516,8 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 }
 
 /// Enqueues one job per queued listener that admits the event, serializing
-/// the event once. A queued wildcard listener skips events whose type is not
+/// the event once, all in one write: if the queue refuses them, none is
+/// stored. A queued wildcard listener skips events whose type is not
 /// `Serialize`: they cannot be stored.
 async fn enqueue(
     queued: &[&'static ListenerDef],
@@ -523,6 +526,9 @@ async fn enqueue(
     done: &mut Dispatched,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
+    // The dispatch's envelope replaces this one when dispatches carry it.
+    let envelope = Envelope::new();
+    let mut jobs = Vec::with_capacity(queued.len());
     for &def in queued {
         if !admits(def, event) {
             done.skipped += 1;
@@ -545,16 +551,23 @@ async fn enqueue(
                 }
             },
         };
-        let job = Job::new(def.name, event.name(), json, &options);
-        sink.push(def, job)
-            .await
-            .map_err(|source| DispatchError::Enqueue {
-                listener: def.name,
-                event: event_name(def, event),
-                source: Box::new(source),
-            })?;
-        done.queued += 1;
+        jobs.push((
+            def,
+            Job::new(def.name, event.name(), json, &options, &envelope),
+        ));
     }
+    let Some(&(first, _)) = jobs.first() else {
+        return Ok(());
+    };
+    let count = jobs.len();
+    sink.push_all(jobs)
+        .await
+        .map_err(|source| DispatchError::Enqueue {
+            listener: first.name,
+            event: event_name(first, event),
+            source: Box::new(source),
+        })?;
+    done.queued += count as u32;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub type FailureHook = Arc<dyn Fn(&FailedJob) + Send + Sync>;
 
 /// What a worker did, returned when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkReport {
     /// Jobs whose listener succeeded.
     pub succeeded: u64,
@@ -425,7 +426,12 @@ impl Worker {
 
     /// Hands a claimed job back untried at shutdown.
     async fn hand_back(&self, id: &str, attempt: u32, shared: &Shared) {
-        match self.queue.backend().abandon(id, attempt).await {
+        match self
+            .queue
+            .backend()
+            .abandon(id, attempt, Duration::ZERO)
+            .await
+        {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {

@@ -3,7 +3,7 @@
 //! deadlines, so a claim costs O(log n) however many jobs wait.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -30,6 +30,9 @@ struct State {
     /// Lease deadlines; stale entries (extended, acked) are skipped.
     leases: BinaryHeap<Reverse<Timed<(String, u32)>>>,
     failed: Vec<FailedJob>,
+    /// The id of every job held anywhere above (waiting, delayed, claimed,
+    /// failed): what makes `enqueue_many` idempotent by id.
+    ids: HashSet<String>,
     sequence: u64,
 }
 
@@ -67,6 +70,16 @@ impl State {
         })
     }
 
+    /// Stores a new job under its id, unless one with that id is held.
+    fn add(&mut self, job: Job, now: SystemTime) {
+        if !self.ids.contains(&job.id) {
+            self.ids.insert(job.id.clone());
+            self.put(job, now);
+        }
+    }
+
+    /// Puts a job (new, released or abandoned) where its `available_at`
+    /// says: a delayed heap or the back of its queue.
     fn put(&mut self, job: Job, now: SystemTime) {
         if job.available_at > now {
             let entry = self.timed(job.available_at, job);
@@ -140,8 +153,16 @@ impl MemoryBackend {
 
 #[async_trait]
 impl Backend for MemoryBackend {
-    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
-        self.lock().put(job, SystemTime::now());
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
+        // Checked before the first is stored: the batch goes in whole or not
+        // at all, under one lock.
+        jobs.iter().try_for_each(Job::validate)?;
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        for job in jobs {
+            state.add(job, now);
+        }
+        drop(state);
         self.wake.notify_one();
         Ok(())
     }
@@ -189,7 +210,12 @@ impl Backend for MemoryBackend {
     }
 
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        Ok(self.lock().take_reserved(id, attempt).is_some())
+        let mut state = self.lock();
+        let done = state.take_reserved(id, attempt).is_some();
+        if done {
+            state.ids.remove(id);
+        }
+        Ok(done)
     }
 
     async fn release(
@@ -212,17 +238,24 @@ impl Backend for MemoryBackend {
         Ok(true)
     }
 
-    async fn abandon(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
+    async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError> {
+        let now = SystemTime::now();
         let mut state = self.lock();
         let Some(mut job) = state.take_reserved(id, attempt) else {
             return Ok(false);
         };
         job.attempt = job.attempt.saturating_sub(1);
-        state
-            .ready
-            .entry(job.queue.clone())
-            .or_default()
-            .push_front(job);
+        if delay.is_zero() {
+            // It was the oldest when claimed: it goes first again.
+            state
+                .ready
+                .entry(job.queue.clone())
+                .or_default()
+                .push_front(job);
+        } else {
+            job.available_at = later(now, delay);
+            state.put(job, now);
+        }
         drop(state);
         self.wake.notify_one();
         Ok(true)
@@ -249,8 +282,9 @@ impl Backend for MemoryBackend {
         let Some(index) = state.failed.iter().position(|f| f.id == id) else {
             return Ok(false);
         };
-        let job = state.failed.remove(index).into_job(now);
-        state.put(job, now);
+        let failed = state.failed.remove(index);
+        state.ids.remove(&failed.id);
+        state.add(failed.into_job(now), now);
         drop(state);
         self.wake.notify_one();
         Ok(true)
@@ -262,7 +296,8 @@ impl Backend for MemoryBackend {
         let failed = std::mem::take(&mut state.failed);
         let count = failed.len();
         for job in failed {
-            state.put(job.into_job(now), now);
+            state.ids.remove(&job.id);
+            state.add(job.into_job(now), now);
         }
         drop(state);
         self.wake.notify_one();
@@ -271,13 +306,21 @@ impl Backend for MemoryBackend {
 
     async fn forget(&self, id: &str) -> Result<bool, QueueError> {
         let mut state = self.lock();
-        let before = state.failed.len();
-        state.failed.retain(|f| f.id != id);
-        Ok(state.failed.len() != before)
+        let Some(index) = state.failed.iter().position(|f| f.id == id) else {
+            return Ok(false);
+        };
+        let forgotten = state.failed.remove(index);
+        state.ids.remove(&forgotten.id);
+        Ok(true)
     }
 
     async fn flush_failed(&self) -> Result<usize, QueueError> {
-        Ok(std::mem::take(&mut self.lock().failed).len())
+        let mut state = self.lock();
+        let failed = std::mem::take(&mut state.failed);
+        for job in &failed {
+            state.ids.remove(&job.id);
+        }
+        Ok(failed.len())
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
@@ -285,10 +328,11 @@ impl Backend for MemoryBackend {
         let mut stats: BTreeMap<String, QueueStats> = BTreeMap::new();
         // Not a hot path: one key allocation per job counted is fine.
         let mut count = |queue: &str, bump: fn(&mut QueueStats)| {
-            bump(stats.entry(queue.to_owned()).or_insert_with(|| QueueStats {
-                queue: queue.to_owned(),
-                ..QueueStats::default()
-            }));
+            bump(
+                stats
+                    .entry(queue.to_owned())
+                    .or_insert_with(|| QueueStats::new(queue)),
+            );
         };
         for jobs in state.ready.values() {
             for job in jobs {

@@ -217,17 +217,32 @@ pub(crate) enum JobSink<'a> {
 }
 
 impl JobSink<'_> {
-    pub(crate) async fn push(&self, def: &'static ListenerDef, job: Job) -> Result<(), QueueError> {
+    /// Hands over all of one dispatch's jobs at once: a queue stores them
+    /// in one atomic [`enqueue_many`](super::Backend::enqueue_many), so a
+    /// dispatch that fails to enqueue leaves none behind; in-process, they
+    /// are spawned only once a runtime is known to be there.
+    pub(crate) async fn push_all(
+        &self,
+        jobs: Vec<(&'static ListenerDef, Job)>,
+    ) -> Result<(), QueueError> {
         match self {
             JobSink::Fake(fake) => {
-                fake.push(job);
+                for (_, job) in jobs {
+                    fake.push(job);
+                }
                 Ok(())
             }
-            JobSink::Target(QueueTarget::Queue(queue)) => queue.enqueue(job).await,
+            JobSink::Target(QueueTarget::Queue(queue)) => {
+                queue
+                    .enqueue_many(jobs.into_iter().map(|(_, job)| job).collect())
+                    .await
+            }
             JobSink::Target(QueueTarget::InProcess) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
-                runtime.spawn(run_in_process(def, job));
+                for (def, job) in jobs {
+                    runtime.spawn(run_in_process(def, job));
+                }
                 Ok(())
             }
         }
