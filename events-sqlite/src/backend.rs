@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use events_core::Metadata;
 use events_core::queue::{
     Backend, FailedJob, Job, Queue, QueueError, QueueStats, from_millis, later, millis,
 };
@@ -197,6 +198,12 @@ fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
     Ok(failed)
 }
 
+/// Metadata as stored: a JSON object, or NULL when there is none (most
+/// events), which costs neither the encoding nor, on reading, the parse.
+fn metadata_json(metadata: &Metadata) -> Option<String> {
+    (!metadata.is_empty()).then(|| metadata.to_json())
+}
+
 /// Stores a job unless one with its id is waiting, claimed or failed.
 fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
     let available = millis(job.available_at);
@@ -221,7 +228,7 @@ fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
         job.last_error,
         job.envelope.id.to_string(),
         millis(job.envelope.occurred_at),
-        job.envelope.metadata.to_json(),
+        metadata_json(&job.envelope.metadata),
     ])?;
     Ok(())
 }
@@ -380,7 +387,7 @@ impl Backend for SqliteBackend {
                 millis(failed.failed_at),
                 failed.envelope.id.to_string(),
                 millis(failed.envelope.occurred_at),
-                failed.envelope.metadata.to_json(),
+                metadata_json(&failed.envelope.metadata),
             ])?;
             Ok(true)
         })

@@ -6,10 +6,10 @@
 //! - 1: the jobs and failed-jobs tables.
 //! - 2: each gains the envelope: `event_id` (the ULID as text),
 //!   `occurred_at` (milliseconds since the epoch) and `metadata` (a JSON
-//!   object of strings). The columns are nullable: rows written before
-//!   the migration, or by a process of the previous release still running
-//!   on the file, have none, and read back with an envelope derived from
-//!   the row itself ([`envelope`]).
+//!   object of strings, NULL when empty). The columns are nullable: rows
+//!   written before the migration, or by a process of the previous release
+//!   still running on the file, have none, and read back with an envelope
+//!   derived from the row itself ([`envelope`]).
 
 use std::time::SystemTime;
 

@@ -297,4 +297,21 @@ async fn envelopes_are_stored_in_columns() {
         .unwrap();
     assert_eq!(event_id, id.to_string());
     assert_eq!(metadata, r#"{"tenant":"acme"}"#);
+
+    // No metadata is stored as NULL and reads back empty.
+    let mut bare = job("job-2");
+    bare.envelope = Envelope::from_parts(id, id.timestamp(), Metadata::new());
+    queue.enqueue(bare).await.unwrap();
+    let stored: Option<String> = raw
+        .query_row(
+            "SELECT metadata FROM events_jobs WHERE id = 'job-2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, None);
+    let claimed = claim(&queue, 2).await;
+    assert!(claimed.iter().all(|job| job.envelope.id == id));
+    assert!(claimed[1].envelope.metadata.is_empty());
+    assert_eq!(claimed[0].envelope.metadata.get("tenant"), Some("acme"));
 }

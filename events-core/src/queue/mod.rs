@@ -445,8 +445,8 @@ impl QueueError {
 }
 
 /// Where jobs live. Every backend passes the same conformance suite (the
-/// `conformance` feature's [`conformance_tests!`](crate::conformance_tests));
-/// they differ only in where jobs are kept.
+/// `conformance` feature's `conformance_tests!`); they differ only in where
+/// jobs are kept.
 ///
 /// Fenced operations return `Ok(false)` when the job is not reserved under
 /// that attempt any more: the caller lost its lease.
