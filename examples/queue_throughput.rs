@@ -112,7 +112,7 @@ async fn main() {
     }
     for concurrency in [1, 8] {
         let path = dir.join(format!("bench-{concurrency}.sqlite"));
-        let queue = Queue::sqlite(&path).unwrap();
+        let queue = events::queue::SqliteBackend::queue(&path).unwrap();
         let m = run(queue, sqlite_jobs, concurrency).await;
         let rate = per_second(sqlite_jobs, m.total);
         println!(

@@ -29,11 +29,80 @@
 //! ```
 //!
 //! See the README for the attribute reference and the testing guide.
+//!
+//! # Features
+//!
+//! - `sqlite` (default): the embedded durable queue, `sqlite://path`
+//!   (crate `events-sqlite`), and [`queue::SqliteBackend`].
+//! - `cli` (default): the operator commands, `events::cli::run()`.
+//! - `conformance`: the backend conformance suite,
+//!   `events::conformance_tests!`, for a queue backend's own tests.
+//!
+//! With no feature, sync listeners run and queued ones run in-process (or
+//! on `memory://`).
 
 #![warn(missing_docs)]
 
 pub use events_core::*;
 pub use events_macros::{event, listen, listener, subscriber};
+
+pub mod queue {
+    //! Queues for queued listeners: the job a dispatch enqueues, the
+    //! backend trait every store implements, and the [`Queue`] handle;
+    //! with the `sqlite` feature, [`SqliteBackend`] too.
+    //!
+    //! Backends register their URL schemes at link time. A registration
+    //! lives in a static of the backend's crate that nothing references by
+    //! symbol, and a linker drops unreferenced objects. Today rustc keeps
+    //! the `#[used]` statics of every crate it links (`tests/env_queue.rs`
+    //! opens `sqlite://` through `events-core` alone, in a binary that
+    //! never names `events-sqlite`), and it links `events-sqlite` because
+    //! this facade re-exports from it. The functions here that open a queue
+    //! by URL also call `events_sqlite::link()` first, so a binary going
+    //! through them references the crate by symbol whatever the linker.
+
+    pub use events_core::queue::*;
+    #[cfg(feature = "sqlite")]
+    pub use events_sqlite::{SqliteBackend, SqliteError};
+
+    /// Opens the queue at `url` through the backend that registered its
+    /// scheme: `memory://` always, `sqlite://path` with the `sqlite`
+    /// feature (on by default; `sqlite:///abs/path` for an absolute path),
+    /// others as their features add them. A scheme whose feature is off is
+    /// an error naming the feature.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::queue::QueueError> {
+    /// let queue = events::queue::connect("memory://").await?;
+    /// assert_eq!(queue.size("default").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Queue, QueueError> {
+        open(url)
+    }
+
+    /// [`connect`] without awaiting: [`Queue::open`], after making sure the
+    /// backends compiled into the facade are linked.
+    pub fn open(url: &str) -> Result<Queue, QueueError> {
+        crate::link_backends();
+        Queue::open(url)
+    }
+
+    /// The queue `EVENTS_QUEUE_URL` names, if it is set, opened with
+    /// [`open`].
+    pub fn from_env() -> Option<Result<Queue, QueueError>> {
+        crate::link_backends();
+        events_core::queue::from_env()
+    }
+}
+
+/// Names each backend crate compiled in, so the linker keeps the schemes
+/// they register (see [`queue`]).
+fn link_backends() {
+    #[cfg(feature = "sqlite")]
+    events_sqlite::link();
+}
 
 /// The attributes, `Event`, the `Dispatch` extension trait, `Flow` and
 /// `AnyEvent`: `use events::prelude::*;`.

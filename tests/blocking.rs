@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use events::prelude::*;
-use events::queue::Queue;
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +66,8 @@ fn from_a_thread_without_a_runtime_in_process_jobs_still_run() {
 #[test]
 fn onto_a_queue_from_a_thread_without_a_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::sqlite(dir.path().join("jobs.db")).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    let queue = events::queue::open(&url).unwrap();
     let dispatcher = Dispatcher::builder().queue(queue.clone()).build().unwrap();
     let done = dispatcher.dispatch(exported("sqlite")).blocking().unwrap();
     assert_eq!((done.ran(), done.queued()), (2, 1));

@@ -45,7 +45,10 @@ async fn cli(queue: &Queue, args: &[&str]) -> Result<String, CliError> {
 
 fn sqlite() -> (Queue, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    (Queue::sqlite(dir.path().join("q.sqlite")).unwrap(), dir)
+    (
+        events::queue::SqliteBackend::queue(dir.path().join("q.sqlite")).unwrap(),
+        dir,
+    )
 }
 
 #[tokio::test]

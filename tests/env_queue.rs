@@ -30,7 +30,10 @@ async fn the_default_dispatcher_uses_the_queue_the_environment_names() {
         format!("sqlite://{}", path.display())
     );
 
-    let file = Queue::sqlite(&path).unwrap();
+    // `Queue::open` is events-core's: this binary never names the SQLite
+    // crate, so this also shows its `sqlite` scheme registration survives
+    // linking.
+    let file = Queue::open(&format!("sqlite://{}", path.display())).unwrap();
     assert_eq!(
         file.size("env").await.unwrap(),
         1,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use events::prelude::*;
-use events::queue::{FailedJob, Job, Queue};
+use events::queue::{FailedJob, Job, Queue, SqliteBackend};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -151,18 +151,17 @@ async fn risky(e: &Risky) -> Result<(), Failure> {
 
 fn raw_job(listener: &str, payload: &str) -> Job {
     let now = SystemTime::now();
-    Job {
-        id: format!("raw-{listener}-{}", payload.len()),
-        queue: "risky".into(),
-        listener: listener.into(),
-        event: "risky".into(),
-        payload: payload.into(),
-        attempt: 0,
-        max_tries: 1,
-        available_at: now,
-        first_enqueued_at: now,
-        last_error: None,
-    }
+    let mut job = Job::from_parts(
+        format!("raw-{listener}-{}", payload.len()),
+        "risky",
+        listener,
+        "risky",
+        payload,
+        events::Envelope::new(),
+    );
+    job.available_at = now;
+    job.first_enqueued_at = now;
+    job
 }
 
 #[tokio::test]
@@ -361,7 +360,7 @@ async fn child_worker_process() {
     let Ok(db) = std::env::var(CHILD_DB) else {
         return;
     };
-    let queue = Queue::sqlite(&db).unwrap();
+    let queue = SqliteBackend::queue(&db).unwrap();
     let worker = Worker::new(queue)
         .queues(["crash"])
         .lease(Duration::from_millis(600))
@@ -409,7 +408,7 @@ fn wait_for(path: &Path, limit: Duration) -> bool {
 async fn a_job_whose_worker_was_killed_runs_again_once_its_lease_lapses() {
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("queue.sqlite");
-    let queue = Queue::sqlite(&db).unwrap();
+    let queue = SqliteBackend::queue(&db).unwrap();
     dispatcher(&queue)
         .dispatch(CrashTest {
             dir: dir.path().display().to_string(),
@@ -472,13 +471,17 @@ async fn two_workers_on_one_sqlite_file_process_10_000_jobs_once_each() {
     const JOBS: u32 = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("queue.sqlite");
-    let producer = Queue::sqlite(&db).unwrap();
+    let producer = SqliteBackend::queue(&db).unwrap();
     let d = dispatcher(&producer);
     for n in 0..JOBS {
         d.dispatch(Numbered { n }).await.unwrap();
     }
     // Two handles, two connections: the same file contention two processes see.
-    let workers = [Queue::sqlite(&db).unwrap(), Queue::sqlite(&db).unwrap()].map(|q| {
+    let workers = [
+        SqliteBackend::queue(&db).unwrap(),
+        SqliteBackend::queue(&db).unwrap(),
+    ]
+    .map(|q| {
         tokio::spawn(
             Worker::new(q)
                 .queues(["bulk"])
@@ -566,7 +569,7 @@ async fn a_blocking_plain_fn_listener_still_times_out() {
 async fn sigterm_lets_the_running_job_finish_then_the_worker_exits() {
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("queue.sqlite");
-    let queue = Queue::sqlite(&db).unwrap();
+    let queue = SqliteBackend::queue(&db).unwrap();
     let d = dispatcher(&queue);
     d.dispatch(CrashTest {
         dir: dir.path().display().to_string(),

@@ -42,8 +42,8 @@ pub enum CliError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
-    #[error("cannot open the queue that EVENTS_QUEUE_URL names: {0}")]
-    QueueUrl(std::sync::Arc<QueueError>),
+    #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
+    QueueUrl(#[source] std::sync::Arc<QueueError>),
     /// The configuration (environment or flags) has values that do not
     /// parse.
     #[error(transparent)]

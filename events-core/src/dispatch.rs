@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use crate::config::{Config, ConfigError};
 use crate::listener::UnitFn;
 use crate::listener::{BoxError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
-use crate::queue::{Job, JobSink, Queue, QueueError, QueueTarget};
+use crate::queue::{Job, JobEnv, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{self, Call, Inline, RegistryError, Table};
 use crate::testing;
 
@@ -90,10 +90,11 @@ pub enum DispatchError {
         /// Why serialization failed.
         reason: String,
     },
-    /// The queue refused the job.
+    /// The queue refused the dispatch's jobs: none of them was stored (they
+    /// go in one atomic write).
     #[error("cannot enqueue `{event}` for queued listener `{listener}`")]
     Enqueue {
-        /// The queued listener.
+        /// The first queued listener of the dispatch.
         listener: &'static str,
         /// The event's name.
         event: &'static str,
@@ -172,14 +173,14 @@ pub struct Dispatcher {
 
 struct Inner {
     target: QueueTarget,
-    state: Arc<StateMap>,
-    observers: Observers,
+    /// The state, the observers and the retry defaults (tries and backoff
+    /// of queued listeners that declare none): what listeners and jobs run
+    /// by this dispatcher get.
+    jobs: JobEnv,
     metadata: Option<MetadataProvider>,
     /// Enabled and no observer: the first poll may take the plain path,
     /// where nothing but the listeners runs.
     fast: bool,
-    /// Tries and backoff of queued listeners that declare none.
-    retry: RetryDefaults,
     /// `false`: the kill switch is on (see `start_slow`).
     enabled: bool,
 }
@@ -326,11 +327,13 @@ impl DispatcherBuilder {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
                 },
-                state: Arc::new(self.state),
                 fast: observers.is_empty() && !self.disabled,
-                observers,
+                jobs: JobEnv {
+                    state: Arc::new(self.state),
+                    observers,
+                    retry: self.retry,
+                },
                 metadata: self.metadata,
-                retry: self.retry,
                 enabled: !self.disabled,
             }),
         })
@@ -341,9 +344,9 @@ impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("queue", &self.inner.target)
-            .field("state", &self.inner.state)
-            .field("observers", &self.inner.observers)
-            .field("retry", &self.inner.retry)
+            .field("state", &self.inner.jobs.state)
+            .field("observers", &self.inner.jobs.observers)
+            .field("retry", &self.inner.jobs.retry)
             .field("enabled", &self.inner.enabled)
             .finish()
     }
@@ -386,11 +389,12 @@ impl Dispatcher {
             provider(event, &mut metadata);
         }
         self.inner
+            .jobs
             .observers
             .each(|o| o.enrich(event, &mut metadata));
         let id = EventId::new();
         let envelope = Envelope::from_parts(id, id.timestamp(), metadata);
-        Context::for_dispatch(event, envelope, self.inner.state.clone())
+        Context::for_dispatch(event, envelope, self.inner.jobs.state.clone())
     }
 }
 
@@ -710,7 +714,7 @@ async fn observed<E: Event>(
 ) -> Result<Dispatched, DispatchError> {
     use tracing::Instrument as _;
     let started = Instant::now();
-    let observers = &dispatcher.inner.observers;
+    let observers = &dispatcher.inner.jobs.observers;
     let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
     let ctx = context.get().clone();
     let rest = finish(
@@ -766,10 +770,10 @@ async fn finish<E: Event>(
     let ctx = context.get();
     let queue_fake = fakes.and_then(|f| f.queue);
     let sink = match &queue_fake {
-        Some(fake) => JobSink::Fake(fake, &dispatcher.inner.state),
-        None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.state),
+        Some(fake) => JobSink::Fake(fake, &dispatcher.inner.jobs),
+        None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.jobs),
     };
-    let retry = &dispatcher.inner.retry;
+    let retry = &dispatcher.inner.jobs.retry;
     enqueue(
         &table.queued,
         AnyEvent::new(&event),
@@ -923,7 +927,8 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 }
 
 /// Enqueues one job per queued listener that admits the event, serializing
-/// the event once. A queued wildcard listener skips events whose type is not
+/// the event once, all in one write: if the queue refuses them, none is
+/// stored. A queued wildcard listener skips events whose type is not
 /// `Serialize`: they cannot be stored.
 async fn enqueue(
     queued: &[&'static ListenerDef],
@@ -935,6 +940,7 @@ async fn enqueue(
     observers: Option<&Observers>,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
+    let mut jobs = Vec::with_capacity(queued.len());
     for &def in queued {
         if !admits(def, event) {
             done.skipped += 1;
@@ -957,22 +963,28 @@ async fn enqueue(
                 }
             },
         };
-        let mut job = Job::new(def.name, event.name(), json, &options);
+        let mut job = Job::new(def.name, event.name(), json, &options, envelope);
         job.max_tries = options.tries_or(retry);
-        let seen = observers.map(|_| job.clone());
-        let _ = envelope;
-        sink.push(def, job, retry)
-            .await
-            .map_err(|source| DispatchError::Enqueue {
-                listener: def.name,
-                event: event_name(def, event),
-                source: Box::new(source),
-            })?;
-        if let (Some(observers), Some(job)) = (observers, seen) {
-            observers.each(|o| o.job_enqueued(&job));
-        }
-        done.queued += 1;
+        jobs.push((def, job));
     }
+    let Some(&(first, _)) = jobs.first() else {
+        return Ok(());
+    };
+    let count = jobs.len();
+    let seen: Option<Vec<Job>> = observers.map(|_| jobs.iter().map(|(_, j)| j.clone()).collect());
+    sink.push_all(jobs)
+        .await
+        .map_err(|source| DispatchError::Enqueue {
+            listener: first.name,
+            event: event_name(first, event),
+            source: Box::new(source),
+        })?;
+    if let (Some(observers), Some(jobs)) = (observers, seen) {
+        for job in &jobs {
+            observers.each(|o| o.job_enqueued(job));
+        }
+    }
+    done.queued += count as u32;
     Ok(())
 }
 

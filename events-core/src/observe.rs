@@ -210,3 +210,162 @@ impl std::fmt::Debug for Observers {
         write!(f, "{} observer(s)", self.0.len())
     }
 }
+
+/// The observer that traces: a span `events.dispatch` around each dispatch
+/// and a span `events.job` around each try of a job, named and kinded after
+/// OpenTelemetry's messaging conventions (`otel.kind` producer and
+/// consumer, `messaging.operation` publish and process). The dispatch's W3C
+/// trace context travels in the event's metadata as
+/// [`traceparent`](crate::keys::TRACEPARENT), so every try of every job of a
+/// dispatch, on any worker, records the dispatch's `trace_id` and the
+/// dispatch span's id as its `parent_span_id`.
+///
+/// A `traceparent` already in the metadata (from the request that caused
+/// the dispatch, through a metadata provider or `.with(..)`) is continued:
+/// its trace id is kept.
+///
+/// ```
+/// let dispatcher = events::Dispatcher::builder()
+///     .observe(events::observe::Tracing)
+///     .build();
+/// # let _ = dispatcher;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tracing;
+
+impl Observer for Tracing {
+    fn enrich(&self, _event: &str, metadata: &mut Metadata) {
+        let trace = metadata
+            .get(crate::keys::TRACEPARENT)
+            .and_then(TraceParent::parse)
+            .map_or_else(random_trace_id, |parent| parent.trace_id);
+        let context = TraceParent {
+            trace_id: trace,
+            span_id: random_span_id(),
+        };
+        metadata.insert(crate::keys::TRACEPARENT, context.to_string());
+    }
+
+    fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
+        let context = envelope
+            .metadata
+            .get(crate::keys::TRACEPARENT)
+            .and_then(TraceParent::parse)?;
+        Some(tracing::info_span!(
+            "events.dispatch",
+            otel.name = %format_args!("{event} publish"),
+            otel.kind = "producer",
+            messaging.system = "events",
+            messaging.operation = "publish",
+            messaging.destination.name = %event,
+            messaging.message.id = %envelope.id,
+            trace_id = %format_args!("{:032x}", context.trace_id),
+            span_id = %format_args!("{:016x}", context.span_id),
+        ))
+    }
+
+    fn job_span(&self, job: &Job) -> Option<tracing::Span> {
+        let parent = job
+            .envelope
+            .metadata
+            .get(crate::keys::TRACEPARENT)
+            .and_then(TraceParent::parse);
+        let trace = parent.map_or_else(random_trace_id, |p| p.trace_id);
+        let span = tracing::info_span!(
+            "events.job",
+            otel.name = %format_args!("{} process", job.queue),
+            otel.kind = "consumer",
+            messaging.system = "events",
+            messaging.operation = "process",
+            messaging.destination.name = %job.queue,
+            messaging.message.id = %job.envelope.id,
+            listener = %job.listener,
+            job.id = %job.id,
+            attempt = job.attempt,
+            trace_id = %format_args!("{trace:032x}"),
+            span_id = %format_args!("{:016x}", random_span_id()),
+            parent_span_id = tracing::field::Empty,
+        );
+        if let Some(parent) = parent {
+            span.record(
+                "parent_span_id",
+                tracing::field::display(format_args!("{:016x}", parent.span_id)),
+            );
+        }
+        Some(span)
+    }
+}
+
+/// A W3C `traceparent` (version 00): trace id and parent span id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraceParent {
+    trace_id: u128,
+    span_id: u64,
+}
+
+impl TraceParent {
+    /// Reads `00-<32 hex>-<16 hex>-<2 hex>`; all-zero ids are invalid.
+    fn parse(text: &str) -> Option<TraceParent> {
+        let mut parts = text.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version.len() != 2 || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceParent { trace_id, span_id })
+    }
+}
+
+impl std::fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` is seeded from the OS's randomness once per thread and
+    // advanced per instance; the counter keeps two draws apart anyway.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    hasher.finish().max(1)
+}
+
+fn random_trace_id() -> u128 {
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
+}
+
+fn random_span_id() -> u64 {
+    random_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceParent;
+
+    #[test]
+    fn traceparents_round_trip_and_bad_ones_are_ignored() {
+        let context = TraceParent {
+            trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
+            span_id: 0x00f067aa0ba902b7,
+        };
+        let text = context.to_string();
+        assert_eq!(
+            text,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(TraceParent::parse(&text), Some(context));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -29,6 +29,7 @@ pub type FailureHook = Arc<dyn Fn(&FailedJob) + Send + Sync>;
 
 /// What a worker did, returned when it stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkReport {
     /// Jobs whose listener succeeded.
     pub succeeded: u64,
@@ -509,7 +510,12 @@ impl Worker {
 
     /// Hands a claimed job back untried at shutdown.
     async fn hand_back(&self, id: &str, attempt: u32, shared: &Shared) {
-        match self.queue.backend().abandon(id, attempt).await {
+        match self
+            .queue
+            .backend()
+            .abandon(id, attempt, Duration::ZERO)
+            .await
+        {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {
@@ -622,7 +628,12 @@ impl Worker {
     /// Puts a job back untried, to run after `after`: the listener asked
     /// for it (`release_after`), so the try does not count.
     async fn put_back(&self, job: &Job, after: Duration, report: &Mutex<WorkReport>) {
-        match self.queue.backend().abandon(&job.id, job.attempt).await {
+        match self
+            .queue
+            .backend()
+            .abandon(&job.id, job.attempt, after)
+            .await
+        {
             Ok(true) => {
                 lock(report).released += 1;
                 self.observing.each(|o| o.job_released(job, after));

@@ -8,9 +8,11 @@
 //! worker died is claimed again once its lease lapses: delivery is
 //! at-least-once, so listeners should be idempotent.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod memory;
 mod run;
-mod sqlite;
+mod scheme;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,17 +21,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use crate::listener::QueueOptions;
+use crate::envelope::Envelope;
+use crate::listener::{BoxError, QueueOptions};
 
 pub use memory::MemoryBackend;
+pub(crate) use run::{JobEnv, JobSink, QueueTarget, job_envelope, run_job_in, run_job_with};
 pub use run::{JobError, run_job};
-pub(crate) use run::{JobSink, QueueTarget, job_envelope, run_job_in, run_job_with};
-pub use sqlite::SqliteBackend;
+pub use scheme::{Scheme, schemes};
 
 /// One queued listener's run of one event.
+///
+/// A backend in another crate builds one from its stored row with
+/// [`Job::from_parts`], then sets the counters and times through the public
+/// fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Job {
-    /// Unique id.
+    /// Unique id. A dispatch's job is named by its event id and its
+    /// listener (see [`Job::new`]); a job retried from the failed store gets
+    /// a new one.
     pub id: String,
     /// The queue it waits on.
     pub queue: String,
@@ -50,14 +60,28 @@ pub struct Job {
     pub first_enqueued_at: SystemTime,
     /// What the last failed try said.
     pub last_error: Option<String>,
+    /// The dispatch's envelope (event id, occurred-at, metadata): kept
+    /// across retries and into the failed store.
+    pub envelope: Envelope,
 }
 
 impl Job {
-    /// A new job for `listener`, available after the options' delay.
-    pub fn new(listener: &str, event: &str, payload: String, options: &QueueOptions) -> Job {
+    /// A new job for `listener`, available after the options' delay,
+    /// carrying the dispatch's `envelope`.
+    ///
+    /// Its id is the event id and a hash of the listener's name, so one
+    /// dispatch's job for one listener always has the same id: enqueueing it
+    /// twice stores it once (see [`Backend::enqueue_many`]).
+    pub fn new(
+        listener: &str,
+        event: &str,
+        payload: String,
+        options: &QueueOptions,
+        envelope: &Envelope,
+    ) -> Job {
         let now = SystemTime::now();
         Job {
-            id: new_id(now),
+            id: dispatch_job_id(envelope, listener),
             queue: options.queue().to_owned(),
             listener: listener.to_owned(),
             event: event.to_owned(),
@@ -67,6 +91,85 @@ impl Job {
             available_at: later(now, options.delay()),
             first_enqueued_at: now,
             last_error: None,
+            envelope: envelope.clone(),
+        }
+    }
+
+    /// A job from its stored parts, as a backend reads it back: nothing
+    /// tried yet (`attempt` 0), one try allowed, available and first
+    /// enqueued when the event occurred, no error. Set the other fields
+    /// from the row afterwards.
+    ///
+    /// ```
+    /// use events::Envelope;
+    /// use events::queue::Job;
+    ///
+    /// let mut job = Job::from_parts("job-1", "default", "app::listener", "app.event", "{}", Envelope::new());
+    /// job.attempt = 2;
+    /// job.max_tries = 3;
+    /// assert_eq!(job.available_at, job.envelope.occurred_at);
+    /// ```
+    pub fn from_parts(
+        id: impl Into<String>,
+        queue: impl Into<String>,
+        listener: impl Into<String>,
+        event: impl Into<String>,
+        payload: impl Into<String>,
+        envelope: Envelope,
+    ) -> Job {
+        Job {
+            id: id.into(),
+            queue: queue.into(),
+            listener: listener.into(),
+            event: event.into(),
+            payload: payload.into(),
+            attempt: 0,
+            max_tries: 1,
+            available_at: envelope.occurred_at,
+            first_enqueued_at: envelope.occurred_at,
+            last_error: None,
+            envelope,
+        }
+    }
+
+    /// Checks what every backend relies on before storing a job: an id, a
+    /// queue and a listener that are not empty, and at least one try.
+    /// [`Backend::enqueue_many`] refuses a batch holding a job that fails
+    /// this, storing none of it.
+    pub fn validate(&self) -> Result<(), QueueError> {
+        let reason = if self.id.is_empty() {
+            "its id is empty"
+        } else if self.queue.is_empty() {
+            "its queue name is empty"
+        } else if self.listener.is_empty() {
+            "its listener name is empty"
+        } else if self.max_tries == 0 {
+            "it allows no try (max_tries is 0)"
+        } else {
+            return Ok(());
+        };
+        Err(QueueError::InvalidJob {
+            id: self.id.clone(),
+            listener: self.listener.clone(),
+            reason,
+        })
+    }
+
+    /// The failed-store entry for this job after its last try failed with
+    /// `error` at `now`: same id, envelope and payload.
+    pub fn into_failed(self, error: &str, now: SystemTime) -> FailedJob {
+        FailedJob {
+            id: self.id,
+            queue: self.queue,
+            listener: self.listener,
+            event: self.event,
+            payload: self.payload,
+            error: error.to_owned(),
+            attempts: self.attempt,
+            max_tries: self.max_tries,
+            first_enqueued_at: self.first_enqueued_at,
+            failed_at: now,
+            envelope: self.envelope,
         }
     }
 }
@@ -81,9 +184,31 @@ impl fmt::Display for Job {
     }
 }
 
-/// A time-ordered id, unique across processes: milliseconds since the epoch,
-/// a random number drawn once per process (process ids repeat across
-/// containers sharing a file), then a process-wide counter.
+/// The id of one dispatch's job for `listener`: the event id, then a
+/// 64-bit FNV-1a hash of the listener's name. FNV is fixed by its
+/// definition, so the id is the same in every build and process (a
+/// `RandomState` or `DefaultHasher` hash is not); the event id keeps it
+/// unique across dispatches, and the listener name within one.
+fn dispatch_job_id(envelope: &Envelope, listener: &str) -> String {
+    format!("{}-{:016x}", envelope.id, fnv1a(listener.as_bytes()))
+}
+
+/// 64-bit FNV-1a.
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// A time-ordered id, unique across processes, for a job retried from the
+/// failed store: milliseconds since the epoch, a random number drawn once
+/// per process (process ids repeat across containers sharing a file), then
+/// a process-wide counter.
 fn new_id(now: SystemTime) -> String {
     use std::hash::{BuildHasher, Hasher};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -99,28 +224,34 @@ fn new_id(now: SystemTime) -> String {
 }
 
 /// `at + wait`, saturating far in the future instead of overflowing (a
-/// lease or delay of `Duration::MAX` means "never").
-pub(crate) fn later(at: SystemTime, wait: Duration) -> SystemTime {
+/// lease or delay of `Duration::MAX` means "never"). Backends use it for
+/// leases, delays and backoffs.
+pub fn later(at: SystemTime, wait: Duration) -> SystemTime {
     at.checked_add(wait)
         .unwrap_or_else(|| UNIX_EPOCH + Duration::from_millis(i64::MAX as u64 / 2))
 }
 
-/// Milliseconds since the epoch (0 before it).
-pub(crate) fn millis(at: SystemTime) -> i64 {
+/// Milliseconds since the epoch (0 before it), as backends store times.
+pub fn millis(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-/// The time `ms` milliseconds after the epoch.
-pub(crate) fn from_millis(ms: i64) -> SystemTime {
+/// The time `ms` milliseconds after the epoch (the epoch for a negative
+/// `ms`): the inverse of [`millis`].
+pub fn from_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// A job that used up its tries, kept until retried or forgotten.
+///
+/// A backend in another crate builds one from its stored row with
+/// [`FailedJob::from_parts`], then sets the rest through the public fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FailedJob {
-    /// The job's id (kept when it is retried).
+    /// The job's id (a retry enqueues it under a new one).
     pub id: String,
     /// Its queue.
     pub queue: String,
@@ -140,29 +271,50 @@ pub struct FailedJob {
     pub first_enqueued_at: SystemTime,
     /// When it failed.
     pub failed_at: SystemTime,
+    /// The dispatch's envelope, as the job carried it.
+    pub envelope: Envelope,
 }
 
 impl FailedJob {
-    pub(crate) fn from_job(job: Job, error: &str, now: SystemTime) -> FailedJob {
+    /// What `job` becomes in the failed store once its last try failed with
+    /// `error` at `now`: [`Job::into_failed`].
+    pub fn from_job(job: Job, error: &str, now: SystemTime) -> FailedJob {
+        job.into_failed(error, now)
+    }
+
+    /// A failed job from its stored parts, as a backend reads it back: no
+    /// try counted, one allowed, first enqueued and failed when the event
+    /// occurred. Set the other fields from the row afterwards.
+    pub fn from_parts(
+        id: impl Into<String>,
+        queue: impl Into<String>,
+        listener: impl Into<String>,
+        event: impl Into<String>,
+        payload: impl Into<String>,
+        error: impl Into<String>,
+        envelope: Envelope,
+    ) -> FailedJob {
         FailedJob {
-            id: job.id,
-            queue: job.queue,
-            listener: job.listener,
-            event: job.event,
-            payload: job.payload,
-            error: error.to_owned(),
-            attempts: job.attempt,
-            max_tries: job.max_tries,
-            first_enqueued_at: job.first_enqueued_at,
-            failed_at: now,
+            id: id.into(),
+            queue: queue.into(),
+            listener: listener.into(),
+            event: event.into(),
+            payload: payload.into(),
+            error: error.into(),
+            attempts: 0,
+            max_tries: 1,
+            first_enqueued_at: envelope.occurred_at,
+            failed_at: envelope.occurred_at,
+            envelope,
         }
     }
 
     /// The job to enqueue again: its tries start over, available now, under
-    /// a new id. The id and attempt together are the fencing token: with the
-    /// old id kept and the attempt reset, a worker that lost the job's lease
-    /// before it failed would hold a token that is valid again.
-    pub(crate) fn into_job(self, now: SystemTime) -> Job {
+    /// a new id, with its envelope and last error kept. The id and attempt
+    /// together are the fencing token: with the old id kept and the attempt
+    /// reset, a worker that lost the job's lease before it failed would hold
+    /// a token that is valid again.
+    pub fn into_job(self, now: SystemTime) -> Job {
         Job {
             id: new_id(now),
             queue: self.queue,
@@ -174,12 +326,17 @@ impl FailedJob {
             available_at: now,
             first_enqueued_at: self.first_enqueued_at,
             last_error: Some(self.error),
+            envelope: self.envelope,
         }
     }
 }
 
 /// How many jobs one queue holds.
+///
+/// A backend in another crate builds one with [`QueueStats::new`], then
+/// sets the counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueStats {
     /// The queue's name.
     pub queue: String,
@@ -189,6 +346,16 @@ pub struct QueueStats {
     pub reserved: usize,
     /// Jobs in the failed store.
     pub failed: usize,
+}
+
+impl QueueStats {
+    /// Zero counts for `queue`.
+    pub fn new(queue: impl Into<String>) -> QueueStats {
+        QueueStats {
+            queue: queue.into(),
+            ..QueueStats::default()
+        }
+    }
 }
 
 /// Why a queue operation failed.
@@ -201,42 +368,59 @@ pub enum QueueError {
         "queued listeners run on a Tokio runtime when no queue is configured, and this dispatch is not on one"
     )]
     NoRuntime,
-    /// The queue URL is not one this build understands.
-    #[error("unsupported queue URL `{url}`: expected `memory://` or `sqlite://path`")]
-    UnsupportedUrl {
+    /// The queue URL's scheme is none this build or this project knows.
+    #[error(
+        "unsupported queue URL `{url}`: this build opens {}",
+        scheme::describe(known)
+    )]
+    UnknownScheme {
         /// The URL given.
         url: String,
+        /// The schemes compiled in, sorted.
+        known: Vec<&'static str>,
     },
-    /// SQLite said no.
-    #[error("SQLite queue at `{path}`: {source}")]
-    Sqlite {
-        /// The database file.
-        path: String,
-        /// What SQLite said.
+    /// The queue URL names a backend this project has, but this build was
+    /// compiled without it.
+    #[error(
+        "queue URL `{url}` needs the {scheme}:// backend, which this build leaves out: turn on the `events` crate's `{feature}` feature (`events = {{ version = \"{version}\", features = [\"{feature}\"] }}`)",
+        version = env!("CARGO_PKG_VERSION")
+    )]
+    MissingFeature {
+        /// The URL given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+        /// The facade feature that compiles the backend in.
+        feature: &'static str,
+    },
+    /// A backend's URL is malformed (the backend says how).
+    #[error("bad queue URL `{url}`: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A job handed to `enqueue_many` cannot be stored; none of its batch
+    /// was.
+    #[error("job `{id}` for listener `{listener}` cannot be stored: {reason}")]
+    InvalidJob {
+        /// The job's id.
+        id: String,
+        /// Its listener.
+        listener: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The backend failed; `source()` is its own error (a driver's, a
+    /// server's), kept whole.
+    #[error("the {backend} queue failed")]
+    Backend {
+        /// The backend's name: its URL scheme, such as `sqlite`.
+        backend: &'static str,
+        /// What the backend said.
         #[source]
-        source: rusqlite::Error,
-    },
-    /// The SQLite database could not be put in WAL mode.
-    #[error(
-        "SQLite queue at `{path}`: journal mode is `{mode}` after asking for WAL; is the file on a filesystem that supports it?"
-    )]
-    NoWal {
-        /// The database file.
-        path: String,
-        /// The mode SQLite reported.
-        mode: String,
-    },
-    /// The database was written by a newer version of this library.
-    #[error(
-        "SQLite queue at `{path}` has schema version {found}, newer than the {supported} this build knows"
-    )]
-    SchemaTooNew {
-        /// The database file.
-        path: String,
-        /// Its version.
-        found: i64,
-        /// The newest this build migrates to.
-        supported: i64,
+        source: BoxError,
     },
     /// A worker's slot panicked (a bug in the worker or a backend); the
     /// jobs it held were handed back.
@@ -251,15 +435,46 @@ pub enum QueueError {
     Startup(crate::registry::RegistryError),
 }
 
-/// Where jobs live. Every backend passes the same conformance suite
-/// (`tests/conformance.rs`); they differ only in where jobs are kept.
+impl QueueError {
+    /// Wraps a backend's own error: [`QueueError::Backend`].
+    pub fn backend(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> QueueError {
+        QueueError::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+}
+
+/// Where jobs live. Every backend passes the same conformance suite (the
+/// `conformance` feature's `conformance_tests!`); they differ only in where
+/// jobs are kept.
 ///
 /// Fenced operations return `Ok(false)` when the job is not reserved under
 /// that attempt any more: the caller lost its lease.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// Stores a job, available at `job.available_at`.
-    async fn enqueue(&self, job: Job) -> Result<(), QueueError>;
+    /// Stores all of `jobs` in one atomic write (one transaction, one lock),
+    /// each available at its `available_at`: either every job is stored or,
+    /// on an error, none is. A dispatch hands over all its jobs in one call,
+    /// so a dispatch that fails to enqueue leaves none behind.
+    ///
+    /// Idempotent by id: a job whose id is already stored (waiting, claimed
+    /// or in the failed store), or that appears earlier in the same batch,
+    /// is skipped, not stored twice and not an error. A dispatch enqueued
+    /// again therefore cannot duplicate its jobs while they are stored (a
+    /// job acked and deleted is no longer known). A batch holding a job that
+    /// fails [`Job::validate`] is refused whole with
+    /// [`QueueError::InvalidJob`].
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError>;
+
+    /// Stores one job: [`enqueue_many`](Backend::enqueue_many) with a batch
+    /// of one.
+    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
+        self.enqueue_many(vec![job]).await
+    }
 
     /// Claims up to `limit` available jobs from `queues`, taking the first
     /// queue's before the next one's, oldest first. Jobs whose lease lapsed
@@ -287,9 +502,12 @@ pub trait Backend: Send + Sync + 'static {
         error: &str,
     ) -> Result<bool, QueueError>;
 
-    /// Puts a job back untried (its `attempt` decremented): a worker shutting
-    /// down hands back what it did not start or finish.
-    async fn abandon(&self, id: &str, attempt: u32) -> Result<bool, QueueError>;
+    /// Puts a job back untried (its `attempt` decremented, its last error
+    /// kept), available again after `delay` (`Duration::ZERO`: at once,
+    /// ahead of jobs enqueued after it). A worker shutting down hands back
+    /// what it did not start or finish with a zero delay; a listener that
+    /// asks to run again later without counting a failure uses a longer one.
+    async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError>;
 
     /// Moves a job to the failed store with `error`.
     async fn fail(&self, id: &str, attempt: u32, error: &str) -> Result<bool, QueueError>;
@@ -298,7 +516,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError>;
 
     /// Moves a failed job back to its queue with its tries reset, under a
-    /// new id (so no stale claim of it can match).
+    /// new id (so no stale claim of it can match): [`FailedJob::into_job`].
     async fn retry(&self, id: &str) -> Result<bool, QueueError>;
 
     /// Moves every failed job back; returns how many.
@@ -342,46 +560,37 @@ impl fmt::Debug for Queue {
     }
 }
 
-/// Opens the queue at `url`: `memory://`, or `sqlite://path` (created and
-/// migrated when missing; `sqlite:///abs/path` for an absolute path).
+/// Opens the queue at `url` through the backend that registered its scheme
+/// ([`Queue::open`]): `memory://` always, `sqlite://path` with the facade's
+/// `sqlite` feature (on by default), others as their features add them.
 pub async fn connect(url: &str) -> Result<Queue, QueueError> {
     Queue::open(url)
 }
 
-/// The queue `EVENTS_QUEUE_URL` names, if it is set.
+/// The queue `EVENTS_QUEUE_URL` names, if it is set, opened with
+/// [`Queue::open`].
 pub fn from_env() -> Option<Result<Queue, QueueError>> {
     let url = std::env::var("EVENTS_QUEUE_URL").ok()?;
     Some(Queue::open(&url))
 }
 
 impl Queue {
-    /// Opens the queue at `url` without awaiting: the memory and SQLite
-    /// backends open synchronously. [`connect`] is the async form.
+    /// Opens the queue at `url` without awaiting, through the [`Scheme`]
+    /// its backend registered (see [`schemes`]); [`connect`] is the async
+    /// form, and `EVENTS_QUEUE_URL` and the CLI's `--queue-url` come here
+    /// too. Opening never waits on a network: a backend that needs one
+    /// connects at its first operation.
+    ///
+    /// A scheme this project provides behind a feature that is off is an
+    /// error naming the feature; any other unknown scheme is an error
+    /// listing the schemes compiled in.
     pub fn open(url: &str) -> Result<Queue, QueueError> {
-        if url == "memory://" || url == "memory:" {
-            Ok(Queue::memory())
-        } else if let Some(path) = url.strip_prefix("sqlite://") {
-            Queue::sqlite(path)
-        } else {
-            Err(QueueError::UnsupportedUrl {
-                url: url.to_owned(),
-            })
-        }
+        scheme::open(url)
     }
 
     /// A new, empty in-memory queue.
     pub fn memory() -> Queue {
         Queue::with_backend("memory://", MemoryBackend::default())
-    }
-
-    /// The SQLite queue in the file at `path`.
-    pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Queue, QueueError> {
-        let path = path.as_ref();
-        let backend = SqliteBackend::open(path)?;
-        Ok(Queue::with_backend(
-            &format!("sqlite://{}", path.display()),
-            backend,
-        ))
     }
 
     /// A queue over any backend.
@@ -405,6 +614,12 @@ impl Queue {
     /// Stores a job.
     pub async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
         self.backend.enqueue(job).await
+    }
+
+    /// Stores all of `jobs` or none of them, skipping ids already stored:
+    /// [`Backend::enqueue_many`].
+    pub async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
+        self.backend.enqueue_many(jobs).await
     }
 
     /// The failed store, oldest failure first.
@@ -446,5 +661,90 @@ impl Queue {
     /// Per-queue counts, sorted by queue name.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         self.backend.stats().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{EventId, Metadata};
+
+    fn options() -> QueueOptions {
+        QueueOptions::__new("mail", 3, &[], Duration::ZERO, None)
+    }
+
+    fn envelope(bits: u128) -> Envelope {
+        let id = EventId::from_u128(bits);
+        Envelope::from_parts(id, id.timestamp(), Metadata::new())
+    }
+
+    #[test]
+    fn a_dispatch_names_its_jobs_by_event_id_and_listener() {
+        let envelope = envelope(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let a = Job::new("app::send", "signed.up", "{}".into(), &options(), &envelope);
+        let again = Job::new("app::send", "signed.up", "{}".into(), &options(), &envelope);
+        let other = Job::new(
+            "app::audit",
+            "signed.up",
+            "{}".into(),
+            &options(),
+            &envelope,
+        );
+        assert_eq!(
+            a.id, again.id,
+            "the same dispatch and listener: the same id"
+        );
+        assert_ne!(a.id, other.id, "another listener: another id");
+        assert_ne!(
+            a.id,
+            Job::new(
+                "app::send",
+                "signed.up",
+                "{}".into(),
+                &options(),
+                &Envelope::new()
+            )
+            .id,
+            "another dispatch: another id"
+        );
+        assert_eq!(a.envelope, envelope);
+        // Pinned: ids must not change between builds or releases (FNV-1a of
+        // the listener's name, not a seeded hash).
+        assert_eq!(a.id, "014D2PF2DBSQQG28T5CY4TQKFF-3bcdb2f6cac1cac6");
+    }
+
+    #[test]
+    fn a_retried_job_gets_a_fresh_id_and_keeps_its_envelope() {
+        let envelope = Envelope::new().with("tenant", "acme");
+        let job = Job::new("app::send", "signed.up", "{}".into(), &options(), &envelope);
+        let failed = job.clone().into_failed("boom", SystemTime::now());
+        assert_eq!(
+            (failed.id.as_str(), &failed.envelope),
+            (job.id.as_str(), &envelope)
+        );
+        let retried = failed.into_job(SystemTime::now());
+        assert_ne!(retried.id, job.id, "a fresh id: the old claim stays fenced");
+        assert_eq!(retried.envelope, envelope);
+        assert_eq!(retried.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn jobs_that_cannot_be_stored_are_refused_in_words() {
+        let mut job = Job::from_parts("id", "q", "l", "e", "{}", Envelope::new());
+        assert!(job.validate().is_ok());
+        job.max_tries = 0;
+        assert_eq!(
+            job.validate().unwrap_err().to_string(),
+            "job `id` for listener `l` cannot be stored: it allows no try (max_tries is 0)"
+        );
+        job.max_tries = 1;
+        job.id.clear();
+        assert!(matches!(
+            job.validate(),
+            Err(QueueError::InvalidJob {
+                reason: "its id is empty",
+                ..
+            })
+        ));
     }
 }

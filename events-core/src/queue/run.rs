@@ -15,6 +15,7 @@ use super::{Job, Queue, QueueError};
 use crate::context::{Context, Directive, StateMap};
 use crate::envelope::Envelope;
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
+use crate::observe::Observers;
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
@@ -91,10 +92,9 @@ pub(crate) async fn run_job_in(job: &Job, state: Arc<StateMap>) -> Result<(), Jo
     run_job_with(def, job, None, &ctx).await
 }
 
-/// The envelope a job carries.
+/// The envelope a job carries, for its context.
 pub(crate) fn job_envelope(job: &Job) -> Envelope {
-    let _ = job;
-    Envelope::new()
+    job.envelope.clone()
 }
 
 /// Runs one try of `job` with its listener `def`, under the listener's
@@ -228,32 +228,49 @@ pub(crate) enum QueueTarget {
     Queue(Queue),
 }
 
+/// What a dispatcher gives the jobs it runs in-process (and the fake's
+/// `run_pending`): its state, its observers and its retry defaults.
+#[derive(Clone, Default)]
+pub(crate) struct JobEnv {
+    pub(crate) state: Arc<StateMap>,
+    pub(crate) observers: Observers,
+    pub(crate) retry: RetryDefaults,
+}
+
 /// Where one dispatch's jobs go: the dispatcher's target, or the test's
-/// queue fake; each with the dispatcher's state, for jobs run in-process.
+/// queue fake; each with what jobs run in-process get.
 pub(crate) enum JobSink<'a> {
-    Target(&'a QueueTarget, &'a Arc<StateMap>),
-    Fake(&'a QueueFakeState, &'a Arc<StateMap>),
+    Target(&'a QueueTarget, &'a JobEnv),
+    Fake(&'a QueueFakeState, &'a JobEnv),
 }
 
 impl JobSink<'_> {
-    /// Sends `job` on; `retry` gives the in-process runner its backoff for
-    /// listeners that declare none.
-    pub(crate) async fn push(
+    /// Hands over all of one dispatch's jobs at once: a queue stores them
+    /// in one atomic [`enqueue_many`](super::Backend::enqueue_many), so a
+    /// dispatch that fails to enqueue leaves none behind; in-process, they
+    /// are spawned only once a runtime is known to be there.
+    pub(crate) async fn push_all(
         &self,
-        def: &'static ListenerDef,
-        job: Job,
-        retry: &RetryDefaults,
+        jobs: Vec<(&'static ListenerDef, Job)>,
     ) -> Result<(), QueueError> {
         match self {
-            JobSink::Fake(fake, state) => {
-                fake.push(job, state);
+            JobSink::Fake(fake, env) => {
+                for (_, job) in jobs {
+                    fake.push(job, &env.state);
+                }
                 Ok(())
             }
-            JobSink::Target(QueueTarget::Queue(queue), _) => queue.enqueue(job).await,
-            JobSink::Target(QueueTarget::InProcess, state) => {
+            JobSink::Target(QueueTarget::Queue(queue), _) => {
+                queue
+                    .enqueue_many(jobs.into_iter().map(|(_, job)| job).collect())
+                    .await
+            }
+            JobSink::Target(QueueTarget::InProcess, env) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
-                runtime.spawn(run_in_process(def, job, Arc::clone(state), retry.clone()));
+                for (def, job) in jobs {
+                    runtime.spawn(run_in_process(def, job, (*env).clone()));
+                }
                 Ok(())
             }
         }
@@ -261,62 +278,69 @@ impl JobSink<'_> {
 }
 
 /// Runs a job in-process with its listener's delay, tries and backoff (the
-/// job's `max_tries`, and `retry`'s backoff when the listener declares
-/// none), and what the listener asks through its context.
-async fn run_in_process(
-    def: &'static ListenerDef,
-    mut job: Job,
-    state: Arc<StateMap>,
-    retry: RetryDefaults,
-) {
+/// job's `max_tries`, and the retry defaults' backoff when the listener
+/// declares none), what the listener asks through its context, and the
+/// dispatcher's observers watching, as a worker's would.
+async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
+    use tracing::Instrument as _;
     let Run::Queued { options, .. } = def.run else {
         return;
     };
+    let observers = &env.observers;
     pause(options.delay()).await;
     loop {
         job.attempt += 1;
-        let ctx = Context::for_job(&job, job_envelope(&job), state.clone());
-        let result = run_job_with(def, &job, None, &ctx).await;
+        let ctx = Context::for_job(&job, job_envelope(&job), env.state.clone());
+        observers.each(|o| o.job_claimed(&job));
+        let started = std::time::Instant::now();
+        let run = run_job_with(def, &job, None, &ctx);
+        let result = match observers.span(|o| o.job_span(&job)) {
+            Some(span) => run.instrument(span).await,
+            None => run.await,
+        };
         let error = match (ctx.take_directive(), result) {
             (Some(Directive::Release(after)), _) => {
+                observers.each(|o| o.job_released(&job, after));
                 job.attempt -= 1;
                 pause(after).await;
                 continue;
             }
-            (Some(Directive::Fail(reason)), _) => {
-                tracing::error!(
-                    listener = %job.listener,
-                    event = %job.event,
-                    job = %job.id,
-                    attempts = job.attempt,
-                    %reason,
-                    "queued listener failed without retry"
-                );
+            (Some(Directive::Fail(reason)), result) => match result {
+                Ok(()) => reason,
+                Err(error) => format!("{reason} ({error})"),
+            },
+            (None, Ok(())) => {
+                let took = started.elapsed();
+                observers.each(|o| o.job_succeeded(&job, took));
                 return;
             }
-            (None, Ok(())) => return,
-            (None, Err(error)) => error,
+            (None, Err(error)) if job.attempt < job.max_tries => {
+                let error = error.to_string();
+                let wait = options.backoff_after_or(job.attempt, &env.retry);
+                tracing::warn!(
+                    listener = %job.listener,
+                    job = %job.id,
+                    attempt = job.attempt,
+                    %error,
+                    "queued listener failed; retrying"
+                );
+                observers.each(|o| o.job_retried(&job, &error, wait));
+                job.last_error = Some(error);
+                pause(wait).await;
+                continue;
+            }
+            (None, Err(error)) => error.to_string(),
         };
-        if job.attempt >= job.max_tries {
-            tracing::error!(
-                listener = %job.listener,
-                event = %job.event,
-                job = %job.id,
-                attempts = job.attempt,
-                error = %error,
-                "queued listener failed after its last try"
-            );
-            return;
-        }
-        tracing::warn!(
+        tracing::error!(
             listener = %job.listener,
+            event = %job.event,
             job = %job.id,
-            attempt = job.attempt,
-            error = %error,
-            "queued listener failed; retrying"
+            attempts = job.attempt,
+            %error,
+            "queued listener failed"
         );
-        job.last_error = Some(error.to_string());
-        pause(options.backoff_after_or(job.attempt, &retry)).await;
+        observers.each(|o| o.job_failed(&job, &error));
+        return;
     }
 }
 

@@ -18,51 +18,25 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use events_core::Metadata;
+use events_core::queue::{
+    Backend, FailedJob, Job, Queue, QueueError, QueueStats, from_millis, later, millis,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tokio::sync::Notify;
 
-use super::{Backend, FailedJob, Job, QueueError, QueueStats, from_millis, millis};
+use crate::error::SqliteError;
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION, envelope};
 
-/// The newest schema version this build knows.
-const SCHEMA_VERSION: i64 = 1;
+/// A job's columns, in the order [`job_from_row`] reads them.
+const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata";
 
-/// Migrations, by the version they lead to.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE events_jobs (
-        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
-        id                TEXT NOT NULL UNIQUE,
-        queue             TEXT NOT NULL,
-        listener          TEXT NOT NULL,
-        event             TEXT NOT NULL,
-        payload           TEXT NOT NULL,
-        attempt           INTEGER NOT NULL,
-        max_tries         INTEGER NOT NULL,
-        available_at      INTEGER NOT NULL,
-        first_enqueued_at INTEGER NOT NULL,
-        last_error        TEXT,
-        reserved          INTEGER NOT NULL DEFAULT 0,
-        ready_at          INTEGER NOT NULL
-    );
-    CREATE INDEX events_jobs_ready ON events_jobs (queue, ready_at);
-    CREATE TABLE events_failed_jobs (
-        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
-        id                TEXT NOT NULL UNIQUE,
-        queue             TEXT NOT NULL,
-        listener          TEXT NOT NULL,
-        event             TEXT NOT NULL,
-        payload           TEXT NOT NULL,
-        error             TEXT NOT NULL,
-        attempts          INTEGER NOT NULL,
-        max_tries         INTEGER NOT NULL,
-        first_enqueued_at INTEGER NOT NULL,
-        failed_at         INTEGER NOT NULL
-    );",
-)];
+/// A failed job's columns, in the order [`failed_from_row`] reads them.
+const FAILED_COLUMNS: &str = "id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at, event_id, occurred_at, metadata";
 
-const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error";
-
-/// The SQLite backend: one connection per handle, used by one task at a time.
+/// The SQLite backend: one connection per handle, used by one task at a
+/// time. Open it with [`SqliteBackend::open`], or a [`Queue`] over it with
+/// [`SqliteBackend::queue`] or `events::queue::connect("sqlite://path")`.
 pub struct SqliteBackend {
     path: String,
     connection: Mutex<Connection>,
@@ -75,7 +49,7 @@ impl SqliteBackend {
     /// Opens (creating and migrating when needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteBackend, QueueError> {
         let name = path.display().to_string();
-        let err = |source| QueueError::Sqlite {
+        let err = |source| SqliteError::Sqlite {
             path: name.clone(),
             source,
         };
@@ -87,7 +61,7 @@ impl SqliteBackend {
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(QueueError::NoWal { path: name, mode });
+            return Err(SqliteError::NoWal { path: name, mode }.into());
         }
         connection
             .pragma_update(None, "synchronous", "NORMAL")
@@ -99,6 +73,17 @@ impl SqliteBackend {
         };
         backend.migrate()?;
         Ok(backend)
+    }
+
+    /// A [`Queue`] over the SQLite file at `path` (created and migrated
+    /// when needed), with the URL `sqlite://{path}`.
+    pub fn queue(path: impl AsRef<Path>) -> Result<Queue, QueueError> {
+        let path = path.as_ref();
+        let backend = SqliteBackend::open(path)?;
+        Ok(Queue::with_backend(
+            &format!("sqlite://{}", path.display()),
+            backend,
+        ))
     }
 
     fn migrate(&self) -> Result<(), QueueError> {
@@ -113,10 +98,13 @@ impl SqliteBackend {
             }
             Ok(Ok(()))
         })?
-        .map_err(|found| QueueError::SchemaTooNew {
-            path: self.path.clone(),
-            found,
-            supported: SCHEMA_VERSION,
+        .map_err(|found| {
+            SqliteError::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            }
+            .into()
         })
     }
 
@@ -143,18 +131,20 @@ impl SqliteBackend {
             std::mem::forget(open);
             Ok(value)
         })();
-        result.map_err(|source| QueueError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        result.map_err(|source| self.error(source))
     }
 
     /// Runs a read.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, QueueError> {
-        f(&self.lock()).map_err(|source| QueueError::Sqlite {
+        f(&self.lock()).map_err(|source| self.error(source))
+    }
+
+    fn error(&self, source: rusqlite::Error) -> QueueError {
+        SqliteError::Sqlite {
             path: self.path.clone(),
             source,
-        })
+        }
+        .into()
     }
 }
 
@@ -169,41 +159,61 @@ impl Drop for OpenTransaction<'_> {
 }
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
-    Ok(Job {
-        id: row.get(0)?,
-        queue: row.get(1)?,
-        listener: row.get(2)?,
-        event: row.get(3)?,
-        payload: row.get(4)?,
-        attempt: row.get(5)?,
-        max_tries: row.get(6)?,
-        available_at: from_millis(row.get(7)?),
-        first_enqueued_at: from_millis(row.get(8)?),
-        last_error: row.get(9)?,
-    })
+    let id: String = row.get(0)?;
+    let first_enqueued_at: i64 = row.get(8)?;
+    let envelope = envelope(row, 10, &id, first_enqueued_at)?;
+    let mut job = Job::from_parts(
+        id,
+        row.get::<_, String>(1)?,
+        row.get::<_, String>(2)?,
+        row.get::<_, String>(3)?,
+        row.get::<_, String>(4)?,
+        envelope,
+    );
+    job.attempt = row.get(5)?;
+    job.max_tries = row.get(6)?;
+    job.available_at = from_millis(row.get(7)?);
+    job.first_enqueued_at = from_millis(first_enqueued_at);
+    job.last_error = row.get(9)?;
+    Ok(job)
 }
 
 fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
-    Ok(FailedJob {
-        id: row.get(0)?,
-        queue: row.get(1)?,
-        listener: row.get(2)?,
-        event: row.get(3)?,
-        payload: row.get(4)?,
-        error: row.get(5)?,
-        attempts: row.get(6)?,
-        max_tries: row.get(7)?,
-        first_enqueued_at: from_millis(row.get(8)?),
-        failed_at: from_millis(row.get(9)?),
-    })
+    let id: String = row.get(0)?;
+    let first_enqueued_at: i64 = row.get(8)?;
+    let envelope = envelope(row, 10, &id, first_enqueued_at)?;
+    let mut failed = FailedJob::from_parts(
+        id,
+        row.get::<_, String>(1)?,
+        row.get::<_, String>(2)?,
+        row.get::<_, String>(3)?,
+        row.get::<_, String>(4)?,
+        row.get::<_, String>(5)?,
+        envelope,
+    );
+    failed.attempts = row.get(6)?;
+    failed.max_tries = row.get(7)?;
+    failed.first_enqueued_at = from_millis(first_enqueued_at);
+    failed.failed_at = from_millis(row.get(9)?);
+    Ok(failed)
 }
 
+/// Metadata as stored: a JSON object, or NULL when there is none (most
+/// events), which costs neither the encoding nor, on reading, the parse.
+fn metadata_json(metadata: &Metadata) -> Option<String> {
+    (!metadata.is_empty()).then(|| metadata.to_json())
+}
+
+/// Stores a job unless one with its id is waiting, claimed or failed.
 fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
     let available = millis(job.available_at);
     tx.prepare_cached(
         "INSERT INTO events_jobs (id, queue, listener, event, payload, attempt, max_tries, available_at,
-                                  first_enqueued_at, last_error, reserved, ready_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?8)",
+                                  first_enqueued_at, last_error, reserved, ready_at, event_id, occurred_at,
+                                  metadata)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?8, ?11, ?12, ?13
+         WHERE NOT EXISTS (SELECT 1 FROM events_failed_jobs WHERE id = ?1)
+         ON CONFLICT (id) DO NOTHING",
     )?
     .execute(params![
         job.id,
@@ -216,6 +226,9 @@ fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
         available,
         millis(job.first_enqueued_at),
         job.last_error,
+        job.envelope.id.to_string(),
+        millis(job.envelope.occurred_at),
+        metadata_json(&job.envelope.metadata),
     ])?;
     Ok(())
 }
@@ -223,24 +236,26 @@ fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
 /// Moves failed jobs back to their queues, tries reset; `id = None` for all.
 fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite::Result<usize> {
     let failed: Vec<FailedJob> = {
-        let mut statement = tx.prepare_cached(
-            "DELETE FROM events_failed_jobs WHERE ?1 IS NULL OR id = ?1
-             RETURNING id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at",
-        )?;
+        let mut statement = tx.prepare_cached(&format!(
+            "DELETE FROM events_failed_jobs WHERE ?1 IS NULL OR id = ?1 RETURNING {FAILED_COLUMNS}"
+        ))?;
         statement
             .query_map(params![id], failed_from_row)?
             .collect::<rusqlite::Result<_>>()?
     };
-    for job in &failed {
-        insert_job(tx, &job.clone().into_job(now))?;
+    let count = failed.len();
+    for job in failed {
+        insert_job(tx, &job.into_job(now))?;
     }
-    Ok(failed.len())
+    Ok(count)
 }
 
 #[async_trait]
 impl Backend for SqliteBackend {
-    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
-        self.write(|tx| insert_job(tx, &job))?;
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
+        jobs.iter().try_for_each(Job::validate)?;
+        // One transaction: a job SQLite refuses rolls back the whole batch.
+        self.write(|tx| jobs.iter().try_for_each(|job| insert_job(tx, job)))?;
         self.wake.notify_one();
         Ok(())
     }
@@ -271,7 +286,7 @@ impl Backend for SqliteBackend {
                 ))?;
                 let mut rows: Vec<(i64, Job)> = statement
                     .query_map(params![until, queue, now, room as i64], |row| {
-                        Ok((row.get::<_, i64>(10)?, job_from_row(row)?))
+                        Ok((row.get::<_, i64>(13)?, job_from_row(row)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 // RETURNING has no order: oldest first, as they were chosen.
@@ -283,7 +298,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let until = millis(super::later(SystemTime::now(), lease));
+        let until = millis(later(SystemTime::now(), lease));
         self.write(|tx| {
             tx.prepare_cached(
                 "UPDATE events_jobs SET ready_at = ?1 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
@@ -310,7 +325,7 @@ impl Backend for SqliteBackend {
         delay: Duration,
         error: &str,
     ) -> Result<bool, QueueError> {
-        let at = millis(super::later(SystemTime::now(), delay));
+        let at = millis(later(SystemTime::now(), delay));
         let released = self.write(|tx| {
             tx.prepare_cached(
                 "UPDATE events_jobs SET reserved = 0, available_at = ?1, ready_at = ?1, last_error = ?2
@@ -323,14 +338,17 @@ impl Backend for SqliteBackend {
         Ok(released)
     }
 
-    async fn abandon(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        let now = millis(SystemTime::now());
+    async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError> {
+        let at = millis(later(SystemTime::now(), delay));
         let abandoned = self.write(|tx| {
+            // Handed back at once, it keeps its place (its `available_at`);
+            // put off, it becomes available when the delay ends.
             tx.prepare_cached(
-                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1, ready_at = ?1
-                 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
+                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1, ready_at = ?1,
+                        available_at = CASE WHEN ?2 THEN ?1 ELSE available_at END
+                 WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
             )?
-            .execute(params![now, id, attempt])
+            .execute(params![at, !delay.is_zero(), id, attempt])
             .map(|n| n == 1)
         })?;
         self.wake.notify_one();
@@ -349,14 +367,13 @@ impl Backend for SqliteBackend {
             let Some(job) = job else {
                 return Ok(false);
             };
-            let failed = FailedJob::from_job(job, error, now);
-            tx.prepare_cached(
-                "INSERT INTO events_failed_jobs (id, queue, listener, event, payload, error, attempts, max_tries,
-                                                 first_enqueued_at, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            let failed = job.into_failed(error, now);
+            tx.prepare_cached(&format!(
+                "INSERT INTO events_failed_jobs ({FAILED_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
-                                                failed_at = excluded.failed_at",
-            )?
+                                                failed_at = excluded.failed_at"
+            ))?
             .execute(params![
                 failed.id,
                 failed.queue,
@@ -368,6 +385,9 @@ impl Backend for SqliteBackend {
                 failed.max_tries,
                 millis(failed.first_enqueued_at),
                 millis(failed.failed_at),
+                failed.envelope.id.to_string(),
+                millis(failed.envelope.occurred_at),
+                metadata_json(&failed.envelope.metadata),
             ])?;
             Ok(true)
         })
@@ -376,11 +396,9 @@ impl Backend for SqliteBackend {
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
         self.read(|connection| {
             connection
-                .prepare_cached(
-                    "SELECT id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at,
-                            failed_at
-                     FROM events_failed_jobs ORDER BY failed_at, seq",
-                )?
+                .prepare_cached(&format!(
+                    "SELECT {FAILED_COLUMNS} FROM events_failed_jobs ORDER BY failed_at, seq"
+                ))?
                 .query_map([], failed_from_row)?
                 .collect()
         })
@@ -422,12 +440,11 @@ impl Backend for SqliteBackend {
                      ) GROUP BY queue ORDER BY queue",
                 )?
                 .query_map([], |row| {
-                    Ok(QueueStats {
-                        queue: row.get(0)?,
-                        pending: row.get::<_, i64>(1)? as usize,
-                        reserved: row.get::<_, i64>(2)? as usize,
-                        failed: row.get::<_, i64>(3)? as usize,
-                    })
+                    let mut stats = QueueStats::new(row.get::<_, String>(0)?);
+                    stats.pending = row.get::<_, i64>(1)? as usize;
+                    stats.reserved = row.get::<_, i64>(2)? as usize;
+                    stats.failed = row.get::<_, i64>(3)? as usize;
+                    Ok(stats)
                 })?
                 .collect()
         })

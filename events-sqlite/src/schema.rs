@@ -1,0 +1,136 @@
+//! The tables, their migrations, and how a row's envelope is read back.
+//!
+//! The schema is versioned with `PRAGMA user_version` and migrated in place
+//! when a file is opened:
+//!
+//! - 1: the jobs and failed-jobs tables.
+//! - 2: each gains the envelope: `event_id` (the ULID as text),
+//!   `occurred_at` (milliseconds since the epoch) and `metadata` (a JSON
+//!   object of strings, NULL when empty). The columns are nullable: rows
+//!   written before the migration, or by a process of the previous release
+//!   still running on the file, have none, and read back with an envelope
+//!   derived from the row itself ([`envelope`]).
+
+use std::time::SystemTime;
+
+use events_core::queue::from_millis;
+use events_core::{Envelope, EventId, Metadata};
+use rusqlite::types::Type;
+
+/// The newest schema version this build knows (and migrates files to).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Migrations, by the version they lead to.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE events_jobs (
+            seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+            id                TEXT NOT NULL UNIQUE,
+            queue             TEXT NOT NULL,
+            listener          TEXT NOT NULL,
+            event             TEXT NOT NULL,
+            payload           TEXT NOT NULL,
+            attempt           INTEGER NOT NULL,
+            max_tries         INTEGER NOT NULL,
+            available_at      INTEGER NOT NULL,
+            first_enqueued_at INTEGER NOT NULL,
+            last_error        TEXT,
+            reserved          INTEGER NOT NULL DEFAULT 0,
+            ready_at          INTEGER NOT NULL
+        );
+        CREATE INDEX events_jobs_ready ON events_jobs (queue, ready_at);
+        CREATE TABLE events_failed_jobs (
+            seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+            id                TEXT NOT NULL UNIQUE,
+            queue             TEXT NOT NULL,
+            listener          TEXT NOT NULL,
+            event             TEXT NOT NULL,
+            payload           TEXT NOT NULL,
+            error             TEXT NOT NULL,
+            attempts          INTEGER NOT NULL,
+            max_tries         INTEGER NOT NULL,
+            first_enqueued_at INTEGER NOT NULL,
+            failed_at         INTEGER NOT NULL
+        );",
+    ),
+    (
+        2,
+        "ALTER TABLE events_jobs ADD COLUMN event_id TEXT;
+        ALTER TABLE events_jobs ADD COLUMN occurred_at INTEGER;
+        ALTER TABLE events_jobs ADD COLUMN metadata TEXT;
+        ALTER TABLE events_failed_jobs ADD COLUMN event_id TEXT;
+        ALTER TABLE events_failed_jobs ADD COLUMN occurred_at INTEGER;
+        ALTER TABLE events_failed_jobs ADD COLUMN metadata TEXT;",
+    ),
+];
+
+/// The envelope stored in a row's `event_id`, `occurred_at` and `metadata`
+/// (at `columns`, in that order), or, for a row written before schema 2,
+/// one derived from the row: the event id's time is when the job was first
+/// enqueued and its other 80 bits a hash of the job's id, it occurred when
+/// the job was first enqueued, and it has no metadata. The same row always
+/// reads back the same envelope, so it stays put across retries, and is
+/// written out whole when the job moves to or from the failed store.
+pub(crate) fn envelope(
+    row: &rusqlite::Row<'_>,
+    columns: usize,
+    job_id: &str,
+    first_enqueued_at: i64,
+) -> rusqlite::Result<Envelope> {
+    let id: Option<String> = row.get(columns)?;
+    let occurred_at: Option<i64> = row.get(columns + 1)?;
+    let metadata: Option<String> = row.get(columns + 2)?;
+    let Some(id) = id else {
+        return Ok(legacy_envelope(job_id, first_enqueued_at));
+    };
+    let id: EventId = id.parse().map_err(|e| corrupt(columns, Type::Text, e))?;
+    let occurred_at = occurred_at.map_or_else(|| id.timestamp(), from_millis);
+    let metadata = match metadata {
+        Some(json) => {
+            Metadata::from_json(&json).map_err(|e| corrupt(columns + 2, Type::Text, e))?
+        }
+        None => Metadata::new(),
+    };
+    Ok(Envelope::from_parts(id, occurred_at, metadata))
+}
+
+/// The envelope of a job stored before envelopes were.
+pub(crate) fn legacy_envelope(job_id: &str, first_enqueued_at: i64) -> Envelope {
+    let at: SystemTime = from_millis(first_enqueued_at);
+    let time = (first_enqueued_at.max(0) as u128) & ((1 << 48) - 1);
+    let id = EventId::from_u128((time << 80) | u128::from(fnv1a(job_id.as_bytes())));
+    Envelope::from_parts(id, at, Metadata::new())
+}
+
+/// 64-bit FNV-1a: fixed by its definition, so the same in every build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn corrupt(
+    column: usize,
+    kind: Type,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_envelopes_are_stable_and_dated_by_the_row() {
+        let a = legacy_envelope("job-1", 1_700_000_000_123);
+        assert_eq!(a, legacy_envelope("job-1", 1_700_000_000_123));
+        assert_ne!(a.id, legacy_envelope("job-2", 1_700_000_000_123).id);
+        assert_eq!(a.occurred_at, from_millis(1_700_000_000_123));
+        assert_eq!(a.id.timestamp(), a.occurred_at);
+        assert!(a.metadata.is_empty());
+        // Pinned: the derivation must not change between releases.
+        assert_eq!(a.id.to_string(), "01HF7YAT3V000F5GQ8G0G0HX7P");
+    }
+}
