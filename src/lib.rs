@@ -33,7 +33,7 @@
 //! # Features
 //!
 //! - `sqlite` (default): the embedded durable queue, `sqlite://path`
-//!   (crate `events-sqlite`), and [`queue::SqliteBackend`].
+//!   (crate `events-sqlite`), and `events::queue::SqliteBackend`.
 //! - `cli` (default): the operator commands, `events::cli::run()`.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
@@ -49,7 +49,7 @@ pub use events_macros::{event, listen, listener, subscriber};
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the
     //! backend trait every store implements, and the [`Queue`] handle;
-    //! with the `sqlite` feature, [`SqliteBackend`] too.
+    //! with the `sqlite` feature, `SqliteBackend` too.
     //!
     //! Backends register their URL schemes at link time. A registration
     //! lives in a static of the backend's crate that nothing references by
