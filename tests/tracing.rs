@@ -15,11 +15,14 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event as TracingEvent, Metadata as TracingMetadata, Subscriber};
 
+/// A span's name and its fields, as text.
+type Span = (String, HashMap<String, String>);
+
 /// A `tracing` subscriber that keeps every span's name and fields.
 #[derive(Clone, Default)]
 struct Spans {
     next: Arc<AtomicU64>,
-    spans: Arc<Mutex<HashMap<u64, (String, HashMap<String, String>)>>>,
+    spans: Arc<Mutex<HashMap<u64, Span>>>,
 }
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
