@@ -179,10 +179,20 @@ struct Inner {
     jobs: JobEnv,
     metadata: Option<MetadataProvider>,
     /// Enabled and no observer: the first poll may take the plain path,
-    /// where nothing but the listeners runs.
+    /// where nothing but the listeners runs. A dispatcher that is not
+    /// counts itself in `testing::divert` while it lives, so the plain path
+    /// need not read this.
     fast: bool,
     /// `false`: the kill switch is on (see `start_slow`).
     enabled: bool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.fast {
+            testing::undivert();
+        }
+    }
 }
 
 /// Fills the metadata of every dispatch of a dispatcher, given the event's
@@ -321,13 +331,17 @@ impl DispatcherBuilder {
             )?;
         }
         let observers = Observers::new(self.observers);
+        let fast = observers.is_empty() && !self.disabled;
+        if !fast {
+            testing::divert();
+        }
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 target: match self.queue {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
                 },
-                fast: observers.is_empty() && !self.disabled,
+                fast,
                 jobs: JobEnv {
                     state: Arc::new(self.state),
                     observers,
@@ -407,12 +421,40 @@ impl Dispatcher {
 /// unless a listener halts or fails, queued listeners still need
 /// enqueueing). Only what waits (async listeners, enqueueing) moves into a
 /// boxed state machine, so the common future is small and never allocates.
+///
+/// `M` is `()` until [`with`](Self::with) gives metadata, then `Metadata`:
+/// a dispatch given none carries, moves and drops nothing for it.
 #[must_use = "a dispatch does nothing until it is awaited (or run with `.blocking()`)"]
-pub struct Dispatching<'d, E: Event> {
+pub struct Dispatching<'d, E: Event, M: GivenMetadata = ()> {
     state: State<'d, E>,
-    /// The metadata given with `.with(..)`, boxed and apart from `state`:
-    /// `None` costs the hot path nothing to carry, move or drop.
-    metadata: Option<Box<Metadata>>,
+    metadata: M,
+}
+
+/// The metadata a [`Dispatching`] carries: `()` (none given) or
+/// `Metadata`. Sealed.
+pub trait GivenMetadata: Send + Unpin + sealed::Sealed {
+    /// Takes what was given.
+    #[doc(hidden)]
+    fn take(&mut self) -> Metadata;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for () {}
+    impl Sealed for crate::envelope::Metadata {}
+}
+
+impl GivenMetadata for () {
+    #[inline(always)]
+    fn take(&mut self) -> Metadata {
+        Metadata::new()
+    }
+}
+
+impl GivenMetadata for Metadata {
+    fn take(&mut self) -> Metadata {
+        std::mem::take(self)
+    }
 }
 
 enum State<'d, E> {
@@ -427,12 +469,12 @@ enum State<'d, E> {
 
 // No field is pinned: the event is moved out on the first poll, and what
 // waits is boxed.
-impl<E: Event> Unpin for Dispatching<'_, E> {}
+impl<E: Event, M: GivenMetadata> Unpin for Dispatching<'_, E, M> {}
 
 fn dispatch_on<E: Event>(dispatcher: Option<&Dispatcher>, event: E) -> Dispatching<'_, E> {
     Dispatching {
         state: State::Start(dispatcher, event),
-        metadata: None,
+        metadata: (),
     }
 }
 
@@ -451,11 +493,30 @@ impl<'d, E: Event> Dispatching<'d, E> {
     /// Paid.dispatch().with("actor_id", "42").with("tenant", "acme").await?;
     /// # Ok(()) }
     /// ```
+    pub fn with(
+        self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Dispatching<'d, E, Metadata> {
+        let mut metadata = Metadata::new();
+        metadata.insert(key, value);
+        Dispatching {
+            state: self.state,
+            metadata,
+        }
+    }
+}
+
+impl<'d, E: Event> Dispatching<'d, E, Metadata> {
+    /// Adds `key: value` to the event's metadata (see
+    /// [`Dispatching::with`]).
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.get_or_insert_default().insert(key, value);
+        self.metadata.insert(key, value);
         self
     }
+}
 
+impl<'d, E: Event, M: GivenMetadata> Dispatching<'d, E, M> {
     /// Runs the dispatch from code that is not async (a sync function, a
     /// `main` without a runtime, a blocking thread): sync listeners run at
     /// once and queued ones are enqueued before it returns.
@@ -526,10 +587,10 @@ fn blocking_runtime(
         })
 }
 
-impl<'d, E: Event> Future for Dispatching<'d, E> {
+impl<'d, E: Event, M: GivenMetadata> Future for Dispatching<'d, E, M> {
     type Output = Result<Dispatched, DispatchError>;
 
-    #[inline(always)]
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let state = &mut this.state;
@@ -557,8 +618,8 @@ fn poll_waiting<E>(
     Poll::Ready(result)
 }
 
-/// The first poll's hot path: no observer, no fake alive, every listener a
-/// bare `fn(&E)`, nothing queued. Everything else goes to [`start_slow`],
+/// The first poll's hot path: no observed or disabled dispatcher and no
+/// fake alive, every listener a bare `fn(&E)`, nothing queued. Everything else goes to [`start_slow`],
 /// out of line, so this stays small enough to inline into the caller's
 /// `poll`. The metadata is dropped unread: nothing here can see it.
 #[inline(always)]
@@ -566,7 +627,7 @@ fn start<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: Option<&'d Dispatcher>,
     event: E,
-    metadata: &mut Option<Box<Metadata>>,
+    metadata: &mut impl GivenMetadata,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let dispatcher = match dispatcher {
@@ -576,7 +637,7 @@ fn start<'d, E: Event>(
             Err(error) => return Poll::Ready(Err(error)),
         },
     };
-    if dispatcher.inner.fast && metadata.is_none() && !testing::active() {
+    if !testing::active() {
         let table = registry::table::<E>();
         if let Some(plain) = &table.plain
             && table.queued.is_empty()
@@ -611,16 +672,12 @@ fn run_plain<E: Event>(table: &Table, plain: &[UnitFn], event: &E) -> u32 {
 struct LazyContext<'d> {
     dispatcher: &'d Dispatcher,
     event: &'static str,
-    metadata: Option<Box<Metadata>>,
+    metadata: Metadata,
     built: Option<Context>,
 }
 
 impl<'d> LazyContext<'d> {
-    fn new(
-        dispatcher: &'d Dispatcher,
-        event: &'static str,
-        metadata: Option<Box<Metadata>>,
-    ) -> Self {
+    fn new(dispatcher: &'d Dispatcher, event: &'static str, metadata: Metadata) -> Self {
         LazyContext {
             dispatcher,
             event,
@@ -631,8 +688,8 @@ impl<'d> LazyContext<'d> {
 
     fn get(&mut self) -> &Context {
         self.built.get_or_insert_with(|| {
-            let metadata = self.metadata.take().map(|m| *m).unwrap_or_default();
-            self.dispatcher.context(self.event, metadata)
+            self.dispatcher
+                .context(self.event, std::mem::take(&mut self.metadata))
         })
     }
 }
@@ -646,7 +703,7 @@ fn start_slow<'d, E: Event>(
     state: &mut State<'d, E>,
     dispatcher: &'d Dispatcher,
     event: E,
-    metadata: Option<Box<Metadata>>,
+    metadata: Metadata,
     cx: &mut TaskContext<'_>,
 ) -> Poll<Result<Dispatched, DispatchError>> {
     let fakes = testing::current();
@@ -709,7 +766,7 @@ async fn observed<E: Event>(
     dispatcher: &Dispatcher,
     table: &'static Table,
     event: E,
-    metadata: Option<Box<Metadata>>,
+    metadata: Metadata,
     fakes: Option<testing::Scope>,
 ) -> Result<Dispatched, DispatchError> {
     use tracing::Instrument as _;

@@ -22,9 +22,24 @@ use crate::event::Event;
 use crate::listener::Listener;
 use crate::queue::{Job, JobError, run_job_in};
 
-/// How many fakes are alive in the process: dispatch skips the thread-local
-/// lookup entirely while this is zero.
+/// How many fakes, and dispatchers that must not take the plain path
+/// (observed or disabled), are alive in the process: dispatch skips the
+/// thread-local lookup and goes straight to the plain path only while this
+/// is zero, so the plain path checks nothing else.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a dispatcher whose dispatches must leave the plain path (it has
+/// observers, or is disabled) while it lives: the first poll then takes
+/// `start_slow`, which asks the dispatcher itself. Paired with
+/// [`undivert`], from the dispatcher's drop.
+pub(crate) fn divert() {
+    ACTIVE.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Ends what [`divert`] started.
+pub(crate) fn undivert() {
+    ACTIVE.fetch_sub(1, Ordering::AcqRel);
+}
 
 /// The fakes alive on the current thread: a stack per kind, the newest on
 /// top. Each guard removes its own entry when dropped, so guards may drop in
