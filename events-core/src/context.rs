@@ -49,43 +49,32 @@ pub struct Context {
 }
 
 struct Inner {
-    event: String,
-    envelope: Envelope,
-    job: Option<JobContext>,
+    source: Source,
     state: Arc<StateMap>,
+}
+
+/// Where the envelope comes from: a dispatch, or the job that stores it
+/// (held whole, so building a job's context copies nothing of it). Both
+/// live behind the context's one `Arc`: the sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum Source {
+    Dispatch {
+        event: &'static str,
+        envelope: Envelope,
+    },
+    Job(JobContext),
 }
 
 impl Context {
     /// A context for a dispatch of `event` (what the dispatcher builds).
-    pub(crate) fn for_dispatch(event: &str, envelope: Envelope, state: Arc<StateMap>) -> Context {
-        Context {
-            inner: Arc::new(Inner {
-                event: event.to_owned(),
-                envelope,
-                job: None,
-                state,
-            }),
-        }
-    }
-
-    /// A context for one try of a queued job.
-    pub(crate) fn for_job(
-        job: &crate::queue::Job,
+    pub(crate) fn for_dispatch(
+        event: &'static str,
         envelope: Envelope,
         state: Arc<StateMap>,
     ) -> Context {
         Context {
             inner: Arc::new(Inner {
-                event: job.event.clone(),
-                envelope,
-                job: Some(JobContext {
-                    id: job.id.clone(),
-                    queue: job.queue.clone(),
-                    listener: job.listener.clone(),
-                    attempt: job.attempt,
-                    max_tries: job.max_tries,
-                    directive: Mutex::new(None),
-                }),
+                source: Source::Dispatch { event, envelope },
                 state,
             }),
         }
@@ -105,33 +94,42 @@ impl Context {
 
     /// The event's name (empty for a [`detached`](Self::detached) context).
     pub fn event(&self) -> &str {
-        &self.inner.event
+        match &self.inner.source {
+            Source::Dispatch { event, .. } => event,
+            Source::Job(job) => &job.job.event,
+        }
     }
 
     /// The event's envelope.
     pub fn envelope(&self) -> &Envelope {
-        &self.inner.envelope
+        match &self.inner.source {
+            Source::Dispatch { envelope, .. } => envelope,
+            Source::Job(job) => &job.job.envelope,
+        }
     }
 
     /// The event's id: unique, time-ordered, the same for every listener of
     /// one dispatch and every try of its jobs.
     pub fn event_id(&self) -> EventId {
-        self.inner.envelope.id
+        self.envelope().id
     }
 
     /// When the event was dispatched.
     pub fn occurred_at(&self) -> SystemTime {
-        self.inner.envelope.occurred_at
+        self.envelope().occurred_at
     }
 
     /// The event's metadata.
     pub fn metadata(&self) -> &Metadata {
-        &self.inner.envelope.metadata
+        &self.envelope().metadata
     }
 
     /// The job, for a queued listener; `None` inside dispatch.
     pub fn job(&self) -> Option<&JobContext> {
-        self.inner.job.as_ref()
+        match &self.inner.source {
+            Source::Job(job) => Some(job),
+            Source::Dispatch { .. } => None,
+        }
     }
 
     /// The application state of type `T` given to the dispatcher or the
@@ -142,29 +140,72 @@ impl Context {
 
     /// What the listener asked of its job, taken once by the runner.
     pub(crate) fn take_directive(&self) -> Option<Directive> {
-        let job = self.inner.job.as_ref()?;
-        lock(&job.directive).take()
+        lock(&self.job()?.directive).take()
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("event", &self.inner.event)
-            .field("envelope", &self.inner.envelope)
-            .field("job", &self.inner.job)
+            .field("event", &self.event())
+            .field("envelope", self.envelope())
+            .field("job", &self.job())
             .finish_non_exhaustive()
+    }
+}
+
+/// One try of a job: its context, which holds the job itself, so building
+/// it copies nothing of the job.
+pub(crate) struct JobRun(Context);
+
+impl JobRun {
+    /// The context of one try of `job`.
+    pub(crate) fn new(job: crate::queue::Job, state: Arc<StateMap>) -> JobRun {
+        JobRun(Context {
+            inner: Arc::new(Inner {
+                source: Source::Job(JobContext {
+                    job,
+                    directive: Mutex::new(None),
+                }),
+                state,
+            }),
+        })
+    }
+
+    /// The context listeners get.
+    pub(crate) fn context(&self) -> &Context {
+        &self.0
+    }
+
+    /// The job.
+    pub(crate) fn job(&self) -> &crate::queue::Job {
+        match &self.0.inner.source {
+            Source::Job(job) => &job.job,
+            Source::Dispatch { .. } => unreachable!("a `JobRun` is only built from a job"),
+        }
+    }
+
+    /// The job back, for its next try (cloned only if a listener kept a
+    /// clone of its context).
+    pub(crate) fn into_job(self) -> crate::queue::Job {
+        match Arc::try_unwrap(self.0.inner) {
+            Ok(Inner {
+                source: Source::Job(job),
+                ..
+            }) => job.job,
+            Ok(Inner { .. }) => unreachable!("a `JobRun` is only built from a job"),
+            Err(shared) => match &shared.source {
+                Source::Job(job) => job.job.clone(),
+                Source::Dispatch { .. } => unreachable!("a `JobRun` is only built from a job"),
+            },
+        }
     }
 }
 
 /// The job a queued listener runs as, seen through [`Context::job`]: who it
 /// is, which try this is, and the two things a listener may ask of it.
 pub struct JobContext {
-    id: String,
-    queue: String,
-    listener: String,
-    attempt: u32,
-    max_tries: u32,
+    job: crate::queue::Job,
     directive: Mutex<Option<Directive>>,
 }
 
@@ -180,33 +221,33 @@ pub(crate) enum Directive {
 impl JobContext {
     /// The job's id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.job.id
     }
 
     /// The queue it was claimed from.
     pub fn queue(&self) -> &str {
-        &self.queue
+        &self.job.queue
     }
 
     /// The listener's name (the job's routing key).
     pub fn listener(&self) -> &str {
-        &self.listener
+        &self.job.listener
     }
 
     /// This try's number, from 1.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.job.attempt
     }
 
     /// How many tries the job has.
     pub fn max_tries(&self) -> u32 {
-        self.max_tries
+        self.job.max_tries
     }
 
     /// Whether this is the last try: failing now sends the job to the
     /// failed store.
     pub fn is_last_try(&self) -> bool {
-        self.attempt >= self.max_tries
+        self.job.attempt >= self.job.max_tries
     }
 
     /// Asks for the job to run again after `delay`, without counting this
@@ -228,11 +269,11 @@ impl JobContext {
 impl fmt::Debug for JobContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobContext")
-            .field("id", &self.id)
-            .field("queue", &self.queue)
-            .field("listener", &self.listener)
-            .field("attempt", &self.attempt)
-            .field("max_tries", &self.max_tries)
+            .field("id", &self.job.id)
+            .field("queue", &self.job.queue)
+            .field("listener", &self.job.listener)
+            .field("attempt", &self.job.attempt)
+            .field("max_tries", &self.job.max_tries)
             .finish()
     }
 }

@@ -18,10 +18,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::context::{Context, Directive, StateMap};
+use crate::context::{Directive, JobRun, StateMap};
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
-use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, job_envelope, run_job_with};
+use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, observed_try};
 use crate::registry::{Registry, registry};
 
 /// A hook called with each job that ends in the failed store.
@@ -573,49 +573,40 @@ impl Worker {
             self.fail(&job, Some(def), &error, report).await;
             return;
         }
-        let ctx = Context::for_job(&job, job_envelope(&job), self.running_state.clone());
+        let run = JobRun::new(job, self.running_state.clone());
+        let job = run.job();
         let observers = &self.observing;
-        observers.each(|o| o.job_claimed(&job));
         let started = std::time::Instant::now();
-        let run = run_job_with(def, &job, Some(self.timeout), &ctx);
-        let span = observers.span(|o| o.job_span(&job));
-        let run = async {
-            use tracing::Instrument as _;
-            match span {
-                Some(span) => run.instrument(span).await,
-                None => run.await,
-            }
-        };
         let outcome = tokio::select! {
-            outcome = run => Some(outcome),
-            () = self.keep_lease(&job) => None,
+            outcome = observed_try(def, &run, Some(self.timeout), observers) => Some(outcome),
+            () = self.keep_lease(job) => None,
         };
-        let Some(result) = outcome else {
+        let Some((result, directive)) = outcome else {
             tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
-            self.lost(&job, report);
+            self.lost(job, report);
             return;
         };
-        match (ctx.take_directive(), result) {
-            (Some(Directive::Release(after)), _) => self.put_back(&job, after, report).await,
+        match (directive, result) {
+            (Some(Directive::Release(after)), _) => self.put_back(job, after, report).await,
             (Some(Directive::Fail(reason)), result) => {
                 let error = match result {
                     Ok(()) => reason,
                     Err(error) => format!("{reason} ({error})"),
                 };
-                self.fail(&job, Some(def), &error, report).await;
+                self.fail(job, Some(def), &error, report).await;
             }
             (None, Ok(())) => match self.queue.backend().ack(&job.id, job.attempt).await {
                 Ok(true) => {
                     lock(report).succeeded += 1;
                     let took = started.elapsed();
-                    observers.each(|o| o.job_succeeded(&job, took));
+                    observers.each(|o| o.job_succeeded(job, took));
                 }
-                Ok(false) => self.lost(&job, report),
+                Ok(false) => self.lost(job, report),
                 Err(error) => {
                     tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
-            (None, Err(error)) => self.settle(&job, def, &error.to_string(), report).await,
+            (None, Err(error)) => self.settle(job, def, &error.to_string(), report).await,
         }
     }
 

@@ -25,7 +25,7 @@ use crate::envelope::Envelope;
 use crate::listener::{BoxError, QueueOptions};
 
 pub use memory::MemoryBackend;
-pub(crate) use run::{JobEnv, JobSink, QueueTarget, job_envelope, run_job_in, run_job_with};
+pub(crate) use run::{JobEnv, JobSink, QueueTarget, observed_try, run_job_in};
 pub use run::{JobError, run_job};
 pub use scheme::{Scheme, schemes};
 

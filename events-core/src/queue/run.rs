@@ -12,8 +12,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use super::{Job, Queue, QueueError};
-use crate::context::{Context, Directive, StateMap};
-use crate::envelope::Envelope;
+use crate::context::{Context, Directive, JobRun, StateMap};
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::observe::Observers;
 use crate::registry::registry;
@@ -88,13 +87,28 @@ pub(crate) async fn run_job_in(job: &Job, state: Arc<StateMap>) -> Result<(), Jo
             listener: job.listener.clone(),
         })?
         .def;
-    let ctx = Context::for_job(job, job_envelope(job), state);
-    run_job_with(def, job, None, &ctx).await
+    let run = JobRun::new(job.clone(), state);
+    run_job_with(def, run.job(), None, run.context()).await
 }
 
-/// The envelope a job carries, for its context.
-pub(crate) fn job_envelope(job: &Job) -> Envelope {
-    job.envelope.clone()
+/// One try of a job as runners make it: the observers told it is claimed,
+/// the listener run under their span; what the listener asked of its job
+/// comes back with the result.
+pub(crate) async fn observed_try(
+    def: &ListenerDef,
+    run: &JobRun,
+    timeout: Option<Duration>,
+    observers: &Observers,
+) -> (Result<(), JobError>, Option<Directive>) {
+    use tracing::Instrument as _;
+    let job = run.job();
+    observers.each(|o| o.job_claimed(job));
+    let attempt = run_job_with(def, job, timeout, run.context());
+    let result = match observers.span(|o| o.job_span(job)) {
+        Some(span) => attempt.instrument(span).await,
+        None => attempt.await,
+    };
+    (result, run.context().take_directive())
 }
 
 /// Runs one try of `job` with its listener `def`, under the listener's
@@ -282,7 +296,6 @@ impl JobSink<'_> {
 /// declares none), what the listener asks through its context, and the
 /// dispatcher's observers watching, as a worker's would.
 async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
-    use tracing::Instrument as _;
     let Run::Queued { options, .. } = def.run else {
         return;
     };
@@ -290,15 +303,11 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
     pause(options.delay()).await;
     loop {
         job.attempt += 1;
-        let ctx = Context::for_job(&job, job_envelope(&job), env.state.clone());
-        observers.each(|o| o.job_claimed(&job));
+        let run = JobRun::new(job, env.state.clone());
         let started = std::time::Instant::now();
-        let run = run_job_with(def, &job, None, &ctx);
-        let result = match observers.span(|o| o.job_span(&job)) {
-            Some(span) => run.instrument(span).await,
-            None => run.await,
-        };
-        let error = match (ctx.take_directive(), result) {
+        let (result, directive) = observed_try(def, &run, None, observers).await;
+        job = run.into_job();
+        let error = match (directive, result) {
             (Some(Directive::Release(after)), _) => {
                 observers.each(|o| o.job_released(&job, after));
                 job.attempt -= 1;
