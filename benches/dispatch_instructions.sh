@@ -10,7 +10,7 @@ count() {
         sed -n 's/.*Collected : *//p'
 }
 for case in direct-1 awaited-1 polled-1 direct-10 awaited-10 polled-10 \
-    direct-100 awaited-100 polled-100 async-10; do
+    direct-100 awaited-100 polled-100 async-10 queued-memory; do
     low=$(count "$case" 1000)
     high=$(count "$case" 11000)
     echo "$case $(( (high - low) / 10000 ))"

@@ -19,6 +19,20 @@ use std::hint::black_box;
 
 use events::prelude::*;
 use listeners::*;
+use serde::{Deserialize, Serialize};
+
+/// An event with one queued listener, for the enqueue path: dispatch
+/// serializes it and stores one job in a `memory://` queue.
+#[event]
+#[derive(Serialize, Deserialize)]
+struct Queued {
+    n: u64,
+}
+
+#[listener(queue = "instructions")]
+fn queued_listener(e: &Queued) {
+    body(e.n);
+}
 
 macro_rules! direct {
     ($n:expr, $array:expr, $event:ident) => {
@@ -69,6 +83,13 @@ fn main() {
         "polled-10" => polled!(n, Ten),
         "polled-100" => polled!(n, Hundred),
         "async-10" => awaited!(n, AsyncTen),
+        "queued-memory" => {
+            let queue = events::queue::Queue::memory();
+            let dispatcher = events::Dispatcher::builder().queue(queue).build().unwrap();
+            for i in 0..n {
+                black_box(run(dispatcher.dispatch(Queued { n: i })).unwrap());
+            }
+        }
         other => {
             eprintln!("unknown case `{other}`");
             std::process::exit(2);

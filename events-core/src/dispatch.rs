@@ -396,9 +396,9 @@ impl Dispatcher {
         dispatch_on(Some(self), event)
     }
 
-    /// The dispatch's context: its envelope (a new id, now, the metadata
-    /// given plus what the provider and observers add) and the state.
-    fn context(&self, event: &'static str, mut metadata: Metadata) -> Context {
+    /// A dispatch's envelope: a new id, now, the metadata given plus what
+    /// the provider and the observers add.
+    fn envelope(&self, event: &'static str, mut metadata: Metadata) -> Envelope {
         if let Some(provider) = &self.inner.metadata {
             provider(event, &mut metadata);
         }
@@ -407,8 +407,7 @@ impl Dispatcher {
             .observers
             .each(|o| o.enrich(event, &mut metadata));
         let id = EventId::new();
-        let envelope = Envelope::from_parts(id, id.timestamp(), metadata);
-        Context::for_dispatch(event, envelope, self.inner.jobs.state.clone())
+        Envelope::from_parts(id, id.timestamp(), metadata)
     }
 }
 
@@ -667,12 +666,14 @@ fn run_plain<E: Event>(table: &Table, plain: &[UnitFn], event: &E) -> u32 {
     plain.len() as u32
 }
 
-/// The dispatch's context, built the first time a listener or a job needs
-/// it: a plain dispatch never pays for an envelope.
+/// The dispatch's envelope and context, built the first time a listener or
+/// a job needs them: a plain dispatch never pays for an envelope, and one
+/// that only enqueues never builds a context.
 struct LazyContext<'d> {
     dispatcher: &'d Dispatcher,
     event: &'static str,
     metadata: Metadata,
+    envelope: Option<Envelope>,
     built: Option<Context>,
 }
 
@@ -682,14 +683,31 @@ impl<'d> LazyContext<'d> {
             dispatcher,
             event,
             metadata,
+            envelope: None,
             built: None,
         }
     }
 
-    fn get(&mut self) -> &Context {
-        self.built.get_or_insert_with(|| {
+    /// The envelope, made once.
+    fn envelope(&mut self) -> &Envelope {
+        if let Some(ctx) = &self.built {
+            return ctx.envelope();
+        }
+        self.envelope.get_or_insert_with(|| {
             self.dispatcher
-                .context(self.event, std::mem::take(&mut self.metadata))
+                .envelope(self.event, std::mem::take(&mut self.metadata))
+        })
+    }
+
+    /// The context listeners get, made once, around the envelope.
+    fn get(&mut self) -> &Context {
+        let (dispatcher, event) = (self.dispatcher, self.event);
+        let (envelope, metadata) = (&mut self.envelope, &mut self.metadata);
+        self.built.get_or_insert_with(|| {
+            let envelope = envelope
+                .take()
+                .unwrap_or_else(|| dispatcher.envelope(event, std::mem::take(metadata)));
+            Context::for_dispatch(event, envelope, dispatcher.inner.jobs.state.clone())
         })
     }
 }
@@ -824,7 +842,7 @@ async fn finish<E: Event>(
         return Ok(done);
     }
     let dispatcher = context.dispatcher;
-    let ctx = context.get();
+    let envelope = context.envelope();
     let queue_fake = fakes.and_then(|f| f.queue);
     let sink = match &queue_fake {
         Some(fake) => JobSink::Fake(fake, &dispatcher.inner.jobs),
@@ -834,7 +852,7 @@ async fn finish<E: Event>(
     enqueue(
         &table.queued,
         AnyEvent::new(&event),
-        ctx.envelope(),
+        envelope,
         &sink,
         retry,
         &mut done,
@@ -934,7 +952,7 @@ async fn run_mixed<E: Event>(
             let run = ListenerRun {
                 listener: entry.name,
                 event: E::NAME,
-                envelope: context.get().envelope(),
+                envelope: context.envelope(),
                 took: started.elapsed(),
                 outcome: match &outcome {
                     Ok(Flow::Continue) => ListenerOutcome::Continued,
