@@ -579,3 +579,55 @@ async fn a_plain_listener_still_runs_with_observers_and_state_around() {
         ]
     );
 }
+
+// --- the operator's `work` with the application's state ----------------------------------
+
+#[tokio::test]
+async fn cli_work_gets_the_state_its_listeners_need() {
+    let queue = Queue::memory();
+    let pool = Pool::default();
+    let dispatcher = with_state(&pool).queue(queue.clone()).build().unwrap();
+    dispatcher
+        .dispatch(InvoiceDue {
+            invoice: 600,
+            plan: plan(&["ok"]),
+        })
+        .await
+        .unwrap();
+    let work = [
+        "app",
+        "work",
+        "--queue",
+        "context-invoices",
+        "--stop-when-empty",
+    ];
+
+    // Without the state: the worker does not start, and says why.
+    let mut out = Vec::new();
+    let error = events::cli::Commands::new()
+        .queue(queue.clone())
+        .run_to(work, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("takes `State<context::Pool>`"),
+        "{error}"
+    );
+    assert_eq!(queue.size("context-invoices").await.unwrap(), 1);
+
+    // With it, the job runs.
+    let mut out = Vec::new();
+    events::cli::Commands::new()
+        .queue(queue.clone())
+        .state(pool.clone())
+        .run_to(work, &mut out)
+        .await
+        .unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    assert!(printed.contains("1 succeeded"), "{printed}");
+    assert!(
+        pool.rows()
+            .iter()
+            .any(|row| row.starts_with("charged 600 "))
+    );
+}

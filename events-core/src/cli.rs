@@ -155,7 +155,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    execute(args, queue, Config::load_env(), out).await
+    execute(args, queue, Config::load_env(), &[], out).await
 }
 
 /// Like [`run_to`], with the environment given as pairs instead of read
@@ -189,7 +189,76 @@ where
     let env = env
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_owned(), Ok(v.as_ref().to_owned())));
-    execute(args, queue, Config::load(env), out).await
+    execute(args, queue, Config::load(env), &[], out).await
+}
+
+/// Configures how a worker started by `work` is built.
+type WorkerSetup = Box<dyn Fn(Worker) -> Worker + Send + Sync>;
+
+/// The operator commands with what the application's workers need: the
+/// state its queued listeners take as `State<T>`, observers, a queue.
+///
+/// ```no_run
+/// #[derive(Clone)]
+/// struct Pool;
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), events::cli::CliError> {
+///     let pool = Pool;
+///     events::cli::Commands::new().state(pool).run().await
+/// }
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct Commands {
+    queue: Option<Queue>,
+    worker: Vec<WorkerSetup>,
+}
+
+impl Commands {
+    /// The commands as [`run`] has them: no state, no observer, the queue
+    /// from `--queue-url` or the environment.
+    pub fn new() -> Commands {
+        Commands::default()
+    }
+
+    /// Runs the commands on `queue` unless `--queue-url` names another.
+    pub fn queue(mut self, queue: Queue) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Gives `work`'s worker the state queued listeners take as
+    /// `State<T>` (see `Worker::state`).
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.worker
+            .push(Box::new(move |worker| worker.state(value.clone())));
+        self
+    }
+
+    /// Adds an observer to `work`'s worker (see `Worker::observe`).
+    pub fn observe(mut self, observer: impl crate::observe::Observer) -> Self {
+        let observer = Arc::new(observer);
+        self.worker
+            .push(Box::new(move |worker| worker.observe(observer.clone())));
+        self
+    }
+
+    /// Runs the command in the process's arguments, printing to stdout.
+    pub async fn run(self) -> Result<(), CliError> {
+        let mut stdout = std::io::stdout();
+        self.run_to(std::env::args_os(), &mut stdout).await
+    }
+
+    /// Runs the command in `args` (the first is the program's name),
+    /// writing to `out`.
+    pub async fn run_to<I, T>(self, args: I, out: &mut (dyn Write + Send)) -> Result<(), CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        execute(args, self.queue, Config::load_env(), &self.worker, out).await
+    }
 }
 
 /// Parses `args`, lays the flags over the configuration, and runs the
@@ -199,6 +268,7 @@ async fn execute<I, T>(
     args: I,
     queue: Option<Queue>,
     (mut config, mut problems): (Config, Vec<Invalid>),
+    setup: &[WorkerSetup],
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError>
 where
@@ -252,6 +322,9 @@ where
             ..
         } => {
             let mut worker = Worker::new(queue()?).config(&config);
+            for setup in setup {
+                worker = setup(worker);
+            }
             if !queues.is_empty() {
                 worker = worker.queues(queues.clone());
             }
