@@ -13,13 +13,12 @@
 //! cargo run --example booking -- graph
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use events::prelude::*;
 use events::queue::Queue;
-use events::{DispatchError, Mode, Worker};
+use events::{Context, DispatchError, Mode, State, Worker};
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- the events
@@ -57,6 +56,11 @@ pub struct AppointmentCancelled {
 }
 
 // ------------------------------------------------------------- the listeners
+
+/// The calendar client this program gives its workers.
+const CALENDAR: Calendar = Calendar {
+    name: "the calendar",
+};
 
 /// Prints one line of the story, numbered in the order things happened.
 fn say(who: &str, what: impl std::fmt::Display) {
@@ -138,34 +142,40 @@ fn notify_high_value(e: &AppointmentCreated) {
     );
 }
 
-static CALENDAR_TRIES: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
+/// The calendar service's client: application state, given to the worker
+/// with `Worker::new(q).state(..)`, taken by the listener as `State<Calendar>`.
+#[derive(Clone)]
+pub struct Calendar {
+    pub name: &'static str,
+}
 
 /// Queued: runs in a worker, retried with backoff. The calendar service times
-/// out twice for appointment #7, so its job succeeds on the third try.
+/// out twice for appointment #7, so its job succeeds on the third try. Its
+/// context tells the try and who booked (the dispatch's metadata).
 #[listener(queue = "calendar", tries = 3, backoff = ["100ms", "200ms"], timeout = "5s")]
-async fn sync_to_calendar(e: &AppointmentCreated) -> Result<(), CalendarError> {
-    let attempt = {
-        let mut tries = CALENDAR_TRIES.lock().unwrap();
-        let n = tries
-            .get_or_insert_with(HashMap::new)
-            .entry(e.appointment_id)
-            .or_default();
-        *n += 1;
-        *n
-    };
+async fn sync_to_calendar(
+    e: &AppointmentCreated,
+    ctx: Context,
+    State(calendar): State<Calendar>,
+) -> Result<(), CalendarError> {
+    let attempt = ctx.job().map_or(1, |job| job.attempt());
     if e.appointment_id == 7 && attempt < 3 {
         say(
             "sync_to_calendar [queued]",
             format!(
-                "#{} try {attempt}: calendar answered 503, retrying",
-                e.appointment_id
+                "#{} try {attempt}: {} answered 503, retrying",
+                e.appointment_id, calendar.name
             ),
         );
         return Err(CalendarError);
     }
+    let actor = ctx.metadata().get(events::keys::ACTOR_ID).unwrap_or("-");
     say(
         "sync_to_calendar [queued]",
-        format!("#{} try {attempt}: added to the calendar", e.appointment_id),
+        format!(
+            "#{} try {attempt}: added to {} (booked by {actor})",
+            e.appointment_id, calendar.name
+        ),
     );
     Ok(())
 }
@@ -287,7 +297,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() > 1 {
         // `cargo run --example booking -- failed` and friends.
         let queue = events::queue::connect(&url).await?;
-        events::cli::run_from(args, Some(queue)).await?;
+        events::cli::Commands::new()
+            .queue(queue)
+            .state(CALENDAR)
+            .run_to(args, &mut std::io::stdout())
+            .await?;
         return Ok(());
     }
 
@@ -301,7 +315,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Queue: {url}\n");
 
     // Start-up validation: duplicate listener or event names fail here.
-    let dispatcher = events::Dispatcher::builder().queue(queue.clone()).build()?;
+    // Every dispatch's metadata says who acted (a request would tell).
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .metadata(|_event, m| m.insert_default(events::keys::ACTOR_ID, "front-desk"))
+        .build()?;
     if events::install(dispatcher).is_err() {
         unreachable!("installed once, at start-up");
     }
@@ -398,7 +416,10 @@ async fn work(queue: Queue) -> Result<(), Box<dyn std::error::Error>> {
     for s in queue.stats().await? {
         println!("    queue `{}`: {} waiting", s.queue, s.pending);
     }
-    let report = Worker::new(queue.clone()).run_until_empty().await?;
+    let report = Worker::new(queue.clone())
+        .state(CALENDAR)
+        .run_until_empty()
+        .await?;
     println!(
         "    => {} succeeded, {} retried, {} failed\n",
         report.succeeded, report.retried, report.failed
