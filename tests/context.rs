@@ -631,3 +631,16 @@ async fn cli_work_gets_the_state_its_listeners_need() {
             .any(|row| row.starts_with("charged 600 "))
     );
 }
+
+#[tokio::test]
+async fn without_an_installed_dispatcher_state_listeners_say_what_to_do() {
+    // This binary installs no dispatcher: the default one has no state.
+    let error = AccountOpened { account: 1 }.dispatch().await.unwrap_err();
+    let events::DispatchError::NotInstalled { type_name, .. } = &error else {
+        panic!("expected NotInstalled, got {error}");
+    };
+    assert!(type_name.starts_with("context::"), "{type_name}");
+    let text = error.to_string();
+    assert!(text.contains("Dispatcher::builder().state(..)"), "{text}");
+    assert!(text.contains("events::install"), "{text}");
+}

@@ -75,3 +75,26 @@ fn sqlite_urls_name_the_feature_to_turn_on() {
         "{error}"
     );
 }
+
+/// Without the `sqlite` feature, `sqlite://` names the feature to turn on.
+#[cfg(not(feature = "sqlite"))]
+#[test]
+fn sqlite_without_its_feature_names_the_feature() {
+    let error = events::queue::Queue::open("sqlite://jobs.db").unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            events::queue::QueueError::MissingFeature {
+                feature: "sqlite",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("turn on the `events` crate's `sqlite` feature"),
+        "{error}"
+    );
+}

@@ -91,8 +91,9 @@ pub enum DispatchError {
         reason: String,
     },
     /// The queue refused the dispatch's jobs: none of them was stored (they
-    /// go in one atomic write).
-    #[error("cannot enqueue `{event}` for queued listener `{listener}`")]
+    /// go in one atomic write). `listener` is the first of the dispatch's
+    /// queued listeners.
+    #[error("cannot enqueue the jobs of `{event}` (the first for queued listener `{listener}`)")]
     Enqueue {
         /// The first queued listener of the dispatch.
         listener: &'static str,
@@ -120,8 +121,21 @@ pub enum DispatchError {
     },
     /// The environment's configuration (`EVENTS_*`) has values that do not
     /// parse, so the default dispatcher was not built.
-    #[error("the default dispatcher reads its configuration from the environment")]
+    #[error("cannot build the default dispatcher: the `EVENTS_*` configuration is invalid")]
     Config(#[source] std::sync::Arc<ConfigError>),
+    /// No dispatcher is installed, and the default one cannot run a
+    /// listener that takes application state: it has none to give.
+    #[error(
+        "no dispatcher is installed, and the default one has no state for listener `{listener}`, which takes \
+         `State<{type_name}>`: build a dispatcher with `Dispatcher::builder().state(..)` and `events::install` it \
+         at start-up"
+    )]
+    NotInstalled {
+        /// A listener that takes state.
+        listener: &'static str,
+        /// The state type it takes.
+        type_name: &'static str,
+    },
 }
 
 // The big payloads are boxed: a dispatch's result is returned through
@@ -140,6 +154,7 @@ impl DispatchError {
             DispatchError::Listener { listener, .. }
             | DispatchError::Serialize { listener, .. }
             | DispatchError::Enqueue { listener, .. } => Some(listener),
+            DispatchError::NotInstalled { listener, .. } => Some(listener),
             DispatchError::Registry(_)
             | DispatchError::QueueUrl(_)
             | DispatchError::Blocking { .. }
@@ -1046,19 +1061,13 @@ async fn enqueue(
         return Ok(());
     };
     let count = jobs.len();
-    let seen: Option<Vec<Job>> = observers.map(|_| jobs.iter().map(|(_, j)| j.clone()).collect());
-    sink.push_all(jobs)
+    sink.push_all(jobs, observers)
         .await
         .map_err(|source| DispatchError::Enqueue {
             listener: first.name,
             event: event_name(first, event),
             source: Box::new(source),
         })?;
-    if let (Some(observers), Some(jobs)) = (observers, seen) {
-        for job in &jobs {
-            observers.each(|o| o.job_enqueued(job));
-        }
-    }
     done.queued += count as u32;
     Ok(())
 }
@@ -1099,6 +1108,14 @@ enum StartupError {
 impl From<StartupError> for DispatchError {
     fn from(error: StartupError) -> Self {
         match error {
+            StartupError::Registry(RegistryError::MissingState {
+                listener,
+                type_name,
+                ..
+            }) => DispatchError::NotInstalled {
+                listener,
+                type_name,
+            },
             StartupError::Registry(problem) => problem.into(),
             StartupError::QueueUrl(problem) => DispatchError::QueueUrl(problem),
             StartupError::Config(problem) => DispatchError::Config(problem),

@@ -27,7 +27,7 @@ pub use context::{
     Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateNeed,
 };
 pub use dispatch::{
-    Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, Dispatching,
+    Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, Dispatching, GivenMetadata,
     MetadataProvider, dispatch, global, install,
 };
 pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};

@@ -524,8 +524,8 @@ pub struct ListenerDef {
     /// Called with a queued job of this listener that ends in the failed
     /// store (`on_failure = path`).
     pub on_failure: Option<fn(&crate::queue::FailedJob)>,
-    /// The state types its extractors need (`State<T>` parameters, and a
-    /// subscriber given as state), checked at start-up.
+    /// The state types its extractors need (its `State<T>` parameters; an
+    /// extractor that needs none is `None`), checked at start-up.
     pub needs: &'static [Option<StateNeed>],
     /// Source file.
     pub file: &'static str,

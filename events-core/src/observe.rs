@@ -196,12 +196,19 @@ impl Observers {
         }
     }
 
-    /// The first span an observer gives.
+    /// The first span an observer gives; a panicking observer is logged
+    /// and skipped, as in [`each`](Self::each).
     pub(crate) fn span(
         &self,
         f: impl Fn(&dyn Observer) -> Option<tracing::Span>,
     ) -> Option<tracing::Span> {
-        self.0.iter().find_map(|o| f(&**o))
+        self.0.iter().find_map(|observer| {
+            let call = std::panic::AssertUnwindSafe(|| f(&**observer));
+            std::panic::catch_unwind(call).unwrap_or_else(|_| {
+                tracing::error!("an observer panicked while making a span; it is skipped");
+                None
+            })
+        })
     }
 }
 

@@ -15,9 +15,9 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use crate::context::StateMap;
+use crate::context::{StateMap, lock};
 use crate::event::Event;
 use crate::listener::Listener;
 use crate::queue::{Job, JobError, run_job_in};
@@ -135,11 +135,6 @@ impl Drop for Guard {
         });
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A test that panicked mid-record leaves complete entries behind.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One recorded dispatch.

@@ -1,11 +1,13 @@
 //! Workers: claim queued jobs under a lease and run their listeners, with
 //! retries, timeouts, panic capture, a failed store and graceful shutdown.
 //!
-//! The retry rule lives here, in [`Worker::settle`]: after a failed try, a job
-//! with tries left is released to run again after the listener's backoff for
-//! that attempt (the list's last value repeats, optional jitter on top; the
-//! worker's retry defaults when the listener declares no backoff);
-//! after its last try it moves to the failed store and the failure hooks run.
+//! The retry rule is `queue::run::verdict`, which the in-process runner
+//! follows too: after a failed try, a job with tries left is released to run
+//! again after the listener's backoff for that attempt (the list's last value
+//! repeats; the worker's retry defaults when the listener declares no
+//! backoff), with the worker's jitter on top; after its last try it moves to
+//! the failed store and the failure hooks run. A listener's
+//! `release_after` / `fail_without_retry` comes first.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,10 +20,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
-use crate::context::{Directive, JobRun, StateMap};
+use crate::context::{JobRun, StateMap, lock};
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
-use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, observed_try};
+use crate::queue::panic_message;
+use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, Verdict, observed_try, verdict};
 use crate::registry::{Registry, registry};
 
 /// A hook called with each job that ends in the failed store.
@@ -48,7 +51,9 @@ pub struct WorkReport {
 }
 
 impl WorkReport {
-    /// Tries finished, whatever their end.
+    /// Tries finished and settled: succeeded, retried, failed or lost (a
+    /// try whose listener asked to be released counts in `released`, not
+    /// here).
     pub fn processed(&self) -> u64 {
         self.succeeded + self.retried + self.failed + self.lost
     }
@@ -495,7 +500,7 @@ impl Worker {
             Ok(true) => true,
             Ok(false) => {
                 tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while waiting in a batch; another worker has the job");
-                lock(&shared.report).lost += 1;
+                self.lost(job, &shared.report);
                 lock(&shared.held).remove(&job.id);
                 false
             }
@@ -586,16 +591,17 @@ impl Worker {
             self.lost(job, report);
             return;
         };
-        match (directive, result) {
-            (Some(Directive::Release(after)), _) => self.put_back(job, after, report).await,
-            (Some(Directive::Fail(reason)), result) => {
-                let error = match result {
-                    Ok(()) => reason,
-                    Err(error) => format!("{reason} ({error})"),
-                };
-                self.fail(job, Some(def), &error, report).await;
-            }
-            (None, Ok(())) => match self.queue.backend().ack(&job.id, job.attempt).await {
+        let Run::Queued { options, .. } = def.run else {
+            // `run_job_with` refused it already: `result` says so.
+            let error = result.err().map_or_else(String::new, |e| e.to_string());
+            self.fail(job, Some(def), &error, report).await;
+            return;
+        };
+        match verdict(job, &options, &self.retry, result, directive) {
+            Verdict::Release(after) => self.put_back(job, after, report).await,
+            Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
+            Verdict::Retry { error, after } => self.retry(job, &error, after, report).await,
+            Verdict::Done => match self.queue.backend().ack(&job.id, job.attempt).await {
                 Ok(true) => {
                     lock(report).succeeded += 1;
                     let took = started.elapsed();
@@ -606,7 +612,6 @@ impl Worker {
                     tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
-            (None, Err(error)) => self.settle(job, def, &error.to_string(), report).await,
         }
     }
 
@@ -636,28 +641,10 @@ impl Worker {
         }
     }
 
-    /// The retry rule: release with backoff while tries remain, else fail.
-    async fn settle(
-        &self,
-        job: &Job,
-        def: &'static ListenerDef,
-        error: &str,
-        report: &Mutex<WorkReport>,
-    ) {
-        let Run::Queued { options, .. } = def.run else {
-            self.fail(job, Some(def), error, report).await;
-            return;
-        };
-        if job.attempt >= job.max_tries {
-            self.fail(job, Some(def), error, report).await;
-            return;
-        }
-        let delay = with_jitter(
-            options.backoff_after_or(job.attempt, &self.retry),
-            self.jitter,
-            &job.id,
-            job.attempt,
-        );
+    /// Releases a failed try to run again after `after`, with the worker's
+    /// jitter on top (the verdict of the retry rule).
+    async fn retry(&self, job: &Job, error: &str, after: Duration, report: &Mutex<WorkReport>) {
+        let delay = with_jitter(after, self.jitter, &job.id, job.attempt);
         tracing::warn!(job = %job.id, listener = %job.listener, attempt = job.attempt, %error, retry_in = ?delay, "queued listener failed; retrying");
         match self
             .queue
@@ -804,23 +791,11 @@ fn settle_slot(done: Result<(), tokio::task::JoinError>, shared: &Shared) {
         && error.is_panic()
     {
         tracing::error!(%error, "a worker slot panicked; the worker stops");
-        lock(&shared.error)
-            .get_or_insert(QueueError::WorkerPanicked(panic_text(error.into_panic())));
+        lock(&shared.error).get_or_insert(QueueError::WorkerPanicked(panic_message(
+            &*error.into_panic(),
+        )));
         shared.stop();
     }
-}
-
-fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
-    match panic.downcast::<String>() {
-        Ok(text) => *text,
-        Err(panic) => panic
-            .downcast_ref::<&str>()
-            .map_or_else(|| "a panic".to_owned(), |s| (*s).to_owned()),
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `backoff` plus up to `fraction` of it, spread by the job and attempt.

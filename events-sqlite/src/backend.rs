@@ -341,10 +341,12 @@ impl Backend for SqliteBackend {
     async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError> {
         let at = millis(later(SystemTime::now(), delay));
         let abandoned = self.write(|tx| {
-            // Handed back at once, it keeps its place (its `available_at`);
-            // put off, it becomes available when the delay ends.
+            // Handed back at once, it keeps its place: it is ready again as of
+            // its `available_at`, ahead of jobs enqueued after it. Put off, it
+            // becomes available when the delay ends.
             tx.prepare_cached(
-                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1, ready_at = ?1,
+                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1,
+                        ready_at = CASE WHEN ?2 THEN ?1 ELSE available_at END,
                         available_at = CASE WHEN ?2 THEN ?1 ELSE available_at END
                  WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
             )?

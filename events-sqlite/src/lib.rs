@@ -26,7 +26,7 @@ use events_core::queue::{Queue, QueueError};
 
 pub use backend::SqliteBackend;
 pub use error::SqliteError;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, UNREADABLE};
 
 /// The name under which this backend's errors travel in
 /// [`QueueError::Backend`]: its URL scheme.

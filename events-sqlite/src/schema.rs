@@ -13,9 +13,8 @@
 
 use std::time::SystemTime;
 
-use events_core::queue::from_millis;
+use events_core::queue::{fnv1a, from_millis};
 use events_core::{Envelope, EventId, Metadata};
-use rusqlite::types::Type;
 
 /// The newest schema version this build knows (and migrates files to).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -68,8 +67,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
 /// The envelope stored in a row's `event_id`, `occurred_at` and `metadata`
 /// (at `columns`, in that order), or, for a row written before schema 2,
 /// one derived from the row: the event id's time is when the job was first
-/// enqueued and its other 80 bits a hash of the job's id, it occurred when
-/// the job was first enqueued, and it has no metadata. The same row always
+/// enqueued and its low 64 bits a hash of the job's id (the 16 between are
+/// zero), it occurred when the job was first enqueued, and it has no
+/// metadata. A stored envelope that cannot be read costs its job only what
+/// could not be read (see [`UNREADABLE`]). The same row always
 /// reads back the same envelope, so it stays put across retries, and is
 /// written out whole when the job moves to or from the failed store.
 pub(crate) fn envelope(
@@ -84,16 +85,47 @@ pub(crate) fn envelope(
     let Some(id) = id else {
         return Ok(legacy_envelope(job_id, first_enqueued_at));
     };
-    let id: EventId = id.parse().map_err(|e| corrupt(columns, Type::Text, e))?;
-    let occurred_at = occurred_at.map_or_else(|| id.timestamp(), from_millis);
-    let metadata = match metadata {
-        Some(json) => {
-            Metadata::from_json(&json).map_err(|e| corrupt(columns + 2, Type::Text, e))?
+    // One unreadable envelope must not fail a claim of many jobs (nor stop
+    // every worker): the job keeps running with what can be read, and the
+    // text that could not goes into its metadata, in words.
+    let mut envelope = match id.parse::<EventId>() {
+        Ok(id) => Envelope::from_parts(
+            id,
+            occurred_at.map_or_else(|| id.timestamp(), from_millis),
+            Metadata::new(),
+        ),
+        Err(error) => {
+            tracing::warn!(job = %job_id, %error, "a stored event id is unreadable; the job keeps one derived from its row");
+            let mut envelope = legacy_envelope(job_id, first_enqueued_at);
+            envelope
+                .metadata
+                .insert(UNREADABLE, format!("event id `{id}`"));
+            envelope
         }
-        None => Metadata::new(),
     };
-    Ok(Envelope::from_parts(id, occurred_at, metadata))
+    if let Some(json) = metadata {
+        match Metadata::from_json(&json) {
+            Ok(metadata) => {
+                let unreadable = envelope.metadata.remove(UNREADABLE);
+                envelope.metadata = metadata;
+                if let Some(unreadable) = unreadable {
+                    envelope.metadata.insert(UNREADABLE, unreadable);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job = %job_id, %error, "a job's stored metadata is unreadable; it runs without it");
+                envelope
+                    .metadata
+                    .insert(UNREADABLE, format!("metadata `{json}`: {error}"));
+            }
+        }
+    }
+    Ok(envelope)
 }
+
+/// The metadata key under which a job whose stored envelope could not be
+/// read keeps the unreadable text.
+pub const UNREADABLE: &str = "events.unreadable_envelope";
 
 /// The envelope of a job stored before envelopes were.
 pub(crate) fn legacy_envelope(job_id: &str, first_enqueued_at: i64) -> Envelope {
@@ -101,21 +133,6 @@ pub(crate) fn legacy_envelope(job_id: &str, first_enqueued_at: i64) -> Envelope 
     let time = (first_enqueued_at.max(0) as u128) & ((1 << 48) - 1);
     let id = EventId::from_u128((time << 80) | u128::from(fnv1a(job_id.as_bytes())));
     Envelope::from_parts(id, at, Metadata::new())
-}
-
-/// 64-bit FNV-1a: fixed by its definition, so the same in every build.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn corrupt(
-    column: usize,
-    kind: Type,
-    error: impl std::error::Error + Send + Sync + 'static,
-) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(error))
 }
 
 #[cfg(test)]

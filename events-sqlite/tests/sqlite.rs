@@ -315,3 +315,55 @@ async fn envelopes_are_stored_in_columns() {
     assert!(claimed[1].envelope.metadata.is_empty());
     assert_eq!(claimed[0].envelope.metadata.get("tenant"), Some("acme"));
 }
+
+/// One row whose envelope cannot be read fails neither the claim of the
+/// others nor the failed store's listing: it runs, saying what it lost.
+#[tokio::test]
+async fn an_unreadable_envelope_costs_its_job_only_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    let queue = SqliteBackend::queue(&path).unwrap();
+    for id in ["job-1", "job-2", "job-3"] {
+        let mut stored = job(id);
+        stored.envelope = stored.envelope.with("tenant", "acme");
+        queue.enqueue(stored).await.unwrap();
+    }
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE events_jobs SET metadata = '{not json' WHERE id = 'job-1'",
+        [],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE events_jobs SET event_id = 'bogus' WHERE id = 'job-2'",
+        [],
+    )
+    .unwrap();
+
+    let claimed = claim(&queue, 3).await;
+    assert_eq!(claimed.len(), 3, "every job is claimed");
+    let unreadable = |job: &Job| {
+        job.envelope
+            .metadata
+            .get(events_sqlite::UNREADABLE)
+            .map(str::to_owned)
+    };
+    assert!(
+        unreadable(&claimed[0])
+            .unwrap()
+            .starts_with("metadata `{not json`")
+    );
+    assert_eq!(claimed[0].envelope.metadata.get("tenant"), None);
+    assert_eq!(unreadable(&claimed[1]).as_deref(), Some("event id `bogus`"));
+    assert_eq!(claimed[1].envelope.metadata.get("tenant"), Some("acme"));
+    assert_eq!(unreadable(&claimed[2]), None);
+
+    // The failed store lists such a job too.
+    assert!(queue.backend().fail("job-2", 1, "said no").await.unwrap());
+    let failed = queue.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].envelope.metadata.get(events_sqlite::UNREADABLE),
+        Some("event id `bogus`")
+    );
+}

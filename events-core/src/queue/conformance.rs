@@ -268,6 +268,11 @@ pub async fn release_retries_later_with_the_error(queue: Queue) {
 pub async fn abandon_hands_back_untried(queue: Queue) {
     queue.enqueue(job("a", 1)).await.unwrap();
     claim(&queue, &["a"], 1, LEASE).await;
+    // Enqueued after the first was claimed: the handed-back job still goes
+    // first, since it keeps its place.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    queue.enqueue(job("a", 2)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(
         queue
             .backend()
@@ -276,6 +281,7 @@ pub async fn abandon_hands_back_untried(queue: Queue) {
             .unwrap()
     );
     let again = claim(&queue, &["a"], 1, LEASE).await;
+    assert_eq!(again[0].id, "job-a-1", "a handed-back job keeps its place");
     assert_eq!(
         again[0].attempt, 1,
         "an abandoned claim does not count as a try"

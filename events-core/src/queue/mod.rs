@@ -25,7 +25,9 @@ use crate::envelope::Envelope;
 use crate::listener::{BoxError, QueueOptions};
 
 pub use memory::MemoryBackend;
-pub(crate) use run::{JobEnv, JobSink, QueueTarget, observed_try, run_job_in};
+pub(crate) use run::{
+    JobEnv, JobSink, QueueTarget, Verdict, observed_try, panic_message, run_job_in, verdict,
+};
 pub use run::{JobError, run_job};
 pub use scheme::{Scheme, schemes};
 
@@ -194,7 +196,8 @@ fn dispatch_job_id(envelope: &Envelope, listener: &str) -> String {
 }
 
 /// 64-bit FNV-1a.
-pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
+#[doc(hidden)]
+pub const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {

@@ -91,6 +91,48 @@ pub(crate) async fn run_job_in(job: &Job, state: Arc<StateMap>) -> Result<(), Jo
     run_job_with(def, run.job(), None, run.context()).await
 }
 
+/// What becomes of a job after one try: the one retry rule, which the worker
+/// and the in-process runner both follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It succeeded: the job is done.
+    Done,
+    /// Its listener asked to run again after this long; the try does not
+    /// count.
+    Release(Duration),
+    /// It failed with tries left: run again after `after`.
+    Retry { error: String, after: Duration },
+    /// It failed for good (its last try, or its listener said not to
+    /// retry): to the failed store with this error.
+    Fail(String),
+}
+
+/// The retry rule. A listener's request wins: released, the job runs again
+/// untried after its delay; failed without retry, it goes to the failed
+/// store with the reason (and the listener's error, if any). Otherwise a
+/// failed try with tries left is retried after the listener's backoff for
+/// that attempt (the list's last value repeats; `retry`'s backoff when the
+/// listener declares none), and the last failed try fails the job.
+pub(crate) fn verdict(
+    job: &Job,
+    options: &crate::listener::QueueOptions,
+    retry: &RetryDefaults,
+    result: Result<(), JobError>,
+    directive: Option<Directive>,
+) -> Verdict {
+    match (directive, result) {
+        (Some(Directive::Release(after)), _) => Verdict::Release(after),
+        (Some(Directive::Fail(reason)), Ok(())) => Verdict::Fail(reason),
+        (Some(Directive::Fail(reason)), Err(error)) => Verdict::Fail(format!("{reason} ({error})")),
+        (None, Ok(())) => Verdict::Done,
+        (None, Err(error)) if job.attempt < job.max_tries => Verdict::Retry {
+            error: error.to_string(),
+            after: options.backoff_after_or(job.attempt, retry),
+        },
+        (None, Err(error)) => Verdict::Fail(error.to_string()),
+    }
+}
+
 /// One try of a job as runners make it: the observers told it is claimed,
 /// the listener run under their span; what the listener asked of its job
 /// comes back with the result.
@@ -184,7 +226,10 @@ fn run_off_thread_if_blocking(
     }
     let listener = listener.to_owned();
     Box::pin(async move {
-        match tokio::task::spawn_blocking(move || poll_to_end(run)).await {
+        // The blocking thread runs in the span of the try (an observer's
+        // `events.job`), so what the listener logs belongs to it.
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || span.in_scope(|| poll_to_end(run))).await {
             Ok(outcome) => outcome,
             Err(error) => match error.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
@@ -223,7 +268,7 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -263,26 +308,40 @@ impl JobSink<'_> {
     /// in one atomic [`enqueue_many`](super::Backend::enqueue_many), so a
     /// dispatch that fails to enqueue leaves none behind; in-process, they
     /// are spawned only once a runtime is known to be there.
+    ///
+    /// `observers` hear of each job once it is stored, and before an
+    /// in-process job can start.
     pub(crate) async fn push_all(
         &self,
         jobs: Vec<(&'static ListenerDef, Job)>,
+        observers: Option<&Observers>,
     ) -> Result<(), QueueError> {
+        let enqueued = |job: &Job| {
+            if let Some(observers) = observers {
+                observers.each(|o| o.job_enqueued(job));
+            }
+        };
         match self {
             JobSink::Fake(fake, env) => {
                 for (_, job) in jobs {
+                    enqueued(&job);
                     fake.push(job, &env.state);
                 }
                 Ok(())
             }
             JobSink::Target(QueueTarget::Queue(queue), _) => {
-                queue
-                    .enqueue_many(jobs.into_iter().map(|(_, job)| job).collect())
-                    .await
+                let jobs: Vec<Job> = jobs.into_iter().map(|(_, job)| job).collect();
+                // Observers hear of the jobs only once they are stored.
+                let stored = observers.map(|_| jobs.clone());
+                queue.enqueue_many(jobs).await?;
+                stored.iter().flatten().for_each(enqueued);
+                Ok(())
             }
             JobSink::Target(QueueTarget::InProcess, env) => {
                 let runtime =
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
                 for (def, job) in jobs {
+                    enqueued(&job);
                     runtime.spawn(run_in_process(def, job, (*env).clone()));
                 }
                 Ok(())
@@ -307,25 +366,19 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
         let started = std::time::Instant::now();
         let (result, directive) = observed_try(def, &run, None, observers).await;
         job = run.into_job();
-        let error = match (directive, result) {
-            (Some(Directive::Release(after)), _) => {
+        let error = match verdict(&job, &options, &env.retry, result, directive) {
+            Verdict::Release(after) => {
                 observers.each(|o| o.job_released(&job, after));
                 job.attempt -= 1;
                 pause(after).await;
                 continue;
             }
-            (Some(Directive::Fail(reason)), result) => match result {
-                Ok(()) => reason,
-                Err(error) => format!("{reason} ({error})"),
-            },
-            (None, Ok(())) => {
+            Verdict::Done => {
                 let took = started.elapsed();
                 observers.each(|o| o.job_succeeded(&job, took));
                 return;
             }
-            (None, Err(error)) if job.attempt < job.max_tries => {
-                let error = error.to_string();
-                let wait = options.backoff_after_or(job.attempt, &env.retry);
+            Verdict::Retry { error, after } => {
                 tracing::warn!(
                     listener = %job.listener,
                     job = %job.id,
@@ -333,12 +386,12 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
                     %error,
                     "queued listener failed; retrying"
                 );
-                observers.each(|o| o.job_retried(&job, &error, wait));
+                observers.each(|o| o.job_retried(&job, &error, after));
                 job.last_error = Some(error);
-                pause(wait).await;
+                pause(after).await;
                 continue;
             }
-            (None, Err(error)) => error.to_string(),
+            Verdict::Fail(error) => error,
         };
         tracing::error!(
             listener = %job.listener,
