@@ -644,3 +644,45 @@ async fn without_an_installed_dispatcher_state_listeners_say_what_to_do() {
     assert!(text.contains("Dispatcher::builder().state(..)"), "{text}");
     assert!(text.contains("events::install"), "{text}");
 }
+
+#[tokio::test]
+async fn the_fake_queue_honours_release_and_fail_without_retry() {
+    let pool = Pool::default();
+    let dispatcher = with_state(&pool).build().unwrap();
+    let queue = events::fake_queue();
+    dispatcher
+        .dispatch(InvoiceDue {
+            invoice: 700,
+            plan: plan(&["release", "ok"]),
+        })
+        .await
+        .unwrap();
+    // Released: it ran, and waits for the next call, its try not counted.
+    assert_eq!(queue.run_pending().await.unwrap(), 1);
+    assert_eq!(queue.run_pending().await.unwrap(), 1);
+    assert_eq!(queue.run_pending().await.unwrap(), 0);
+    let attempts: Vec<String> = tries_of(700)
+        .iter()
+        .map(|t| t.split(' ').nth(2).unwrap().to_owned())
+        .collect();
+    assert_eq!(attempts, ["1/3", "1/3"]);
+    assert!(
+        pool.rows()
+            .iter()
+            .any(|row| row.starts_with("charged 700 "))
+    );
+
+    dispatcher
+        .dispatch(InvoiceDue {
+            invoice: 701,
+            plan: plan(&["fail"]),
+        })
+        .await
+        .unwrap();
+    let error = queue.run_pending().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "listener `context::charge` failed: card declined (listener `context::charge` failed: declined by the bank)"
+    );
+    assert_eq!(queue.run_pending().await.unwrap(), 0, "it failed for good");
+}

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::context::{StateMap, lock};
+use crate::context::{Directive, StateMap, lock};
 use crate::event::Event;
 use crate::listener::Listener;
 use crate::queue::{Job, JobError, run_job_in};
@@ -489,20 +489,51 @@ impl QueueFake {
     /// Runs the jobs not run yet, in the order they were pushed, one try
     /// each, in this task, with the state of the dispatcher that pushed
     /// them. Returns how many ran; stops at the first that fails and returns
-    /// its error (the jobs after it stay pending).
+    /// its error (the jobs after it stay pending). A job whose listener
+    /// asks for `release_after` stays pending for the next call, its try
+    /// not counted; one that asks for `fail_without_retry` fails with the
+    /// reason.
     pub async fn run_pending(&self) -> Result<usize, JobError> {
         let mut ran = 0;
+        let mut released = Vec::new();
         loop {
             let next = {
                 let mut pending = lock(&self.state.pending);
                 if pending.is_empty() {
+                    pending.extend(released);
                     return Ok(ran);
                 }
                 pending.remove(0)
             };
             let (mut job, state) = next;
             job.attempt += 1;
-            run_job_in(&job, state).await?;
+            let (result, directive) = run_job_in(&job, state.clone()).await;
+            match directive {
+                // Back to the pending jobs, its try not counted: the next
+                // `run_pending` runs it again (not this one, which would
+                // loop on a listener that always releases).
+                Some(Directive::Release(_)) => {
+                    job.attempt -= 1;
+                    released.push((job, state));
+                }
+                Some(Directive::Fail(reason)) => {
+                    let reason = match result {
+                        Ok(()) => reason,
+                        Err(error) => format!("{reason} ({error})"),
+                    };
+                    lock(&self.state.pending).extend(released);
+                    return Err(JobError::Failed {
+                        listener: job.listener,
+                        source: reason.into(),
+                    });
+                }
+                None => {
+                    if let Err(error) = result {
+                        lock(&self.state.pending).extend(released);
+                        return Err(error);
+                    }
+                }
+            }
             ran += 1;
         }
     }

@@ -570,11 +570,12 @@ pub async fn connect(url: &str) -> Result<Queue, QueueError> {
     Queue::open(url)
 }
 
-/// The queue `EVENTS_QUEUE_URL` names, if it is set, opened with
-/// [`Queue::open`].
+/// The queue `EVENTS_QUEUE_URL` names, if it is set (an empty value counts
+/// as unset, as in [`Config`](crate::Config)), opened with [`Queue::open`].
 pub fn from_env() -> Option<Result<Queue, QueueError>> {
-    let url = std::env::var("EVENTS_QUEUE_URL").ok()?;
-    Some(Queue::open(&url))
+    let url = std::env::var(crate::config::QUEUE_URL).ok()?;
+    let url = url.trim();
+    (!url.is_empty()).then(|| Queue::open(url))
 }
 
 impl Queue {

@@ -76,19 +76,24 @@ pub enum JobError {
 /// go wrong comes back as a [`JobError`]. The listener gets no application
 /// state: a `State<T>` parameter fails the try in words.
 pub async fn run_job(job: &Job) -> Result<(), JobError> {
-    run_job_in(job, Arc::default()).await
+    run_job_in(job, Arc::default()).await.0
 }
 
 /// [`run_job`] with the application state `state`.
-pub(crate) async fn run_job_in(job: &Job, state: Arc<StateMap>) -> Result<(), JobError> {
-    let def = registry()
-        .listener(&job.listener)
-        .ok_or_else(|| JobError::UnknownListener {
+/// Also returns what the listener asked of its job.
+pub(crate) async fn run_job_in(
+    job: &Job,
+    state: Arc<StateMap>,
+) -> (Result<(), JobError>, Option<Directive>) {
+    let Some(listener) = registry().listener(&job.listener) else {
+        let unknown = JobError::UnknownListener {
             listener: job.listener.clone(),
-        })?
-        .def;
+        };
+        return (Err(unknown), None);
+    };
     let run = JobRun::new(job.clone(), state);
-    run_job_with(def, run.job(), None, run.context()).await
+    let result = run_job_with(listener.def, run.job(), None, run.context()).await;
+    (result, run.context().take_directive())
 }
 
 /// What becomes of a job after one try: the one retry rule, which the worker
