@@ -193,18 +193,23 @@ struct Inner {
     /// by this dispatcher get.
     jobs: JobEnv,
     metadata: Option<MetadataProvider>,
-    /// Enabled and no observer: the first poll may take the plain path,
-    /// where nothing but the listeners runs. A dispatcher that is not
-    /// counts itself in `testing::divert` while it lives, so the plain path
-    /// need not read this.
-    fast: bool,
     /// `false`: the kill switch is on (see `start_slow`).
     enabled: bool,
 }
 
+impl Inner {
+    /// Enabled and no observer: the first poll may take the plain path,
+    /// where nothing but the listeners runs. A dispatcher that is not
+    /// counts itself in `testing::divert` while it lives, so the plain path
+    /// need not ask.
+    fn fast(&self) -> bool {
+        self.enabled && self.jobs.observers.is_empty()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.fast {
+        if !self.fast() {
             testing::undivert();
         }
     }
@@ -346,8 +351,7 @@ impl DispatcherBuilder {
             )?;
         }
         let observers = Observers::new(self.observers);
-        let fast = observers.is_empty() && !self.disabled;
-        if !fast {
+        if !observers.is_empty() || self.disabled {
             testing::divert();
         }
         Ok(Dispatcher {
@@ -356,7 +360,6 @@ impl DispatcherBuilder {
                     Some(queue) => QueueTarget::Queue(queue),
                     None => QueueTarget::InProcess,
                 },
-                fast,
                 jobs: JobEnv {
                     state: Arc::new(self.state),
                     observers,
@@ -755,7 +758,7 @@ fn start_slow<'d, E: Event>(
         return Poll::Ready(Ok(Dispatched::default()));
     }
     let table = registry::table::<E>();
-    if !dispatcher.inner.fast {
+    if !dispatcher.inner.fast() {
         *state = State::Waiting(Box::pin(observed(
             dispatcher, table, event, metadata, fakes,
         )));
