@@ -401,10 +401,11 @@ impl Worker {
                     jobs
                 }
                 // A busy database or a passing I/O error: wait and try again;
-                // give up only when it keeps failing.
+                // give up only when it keeps failing, or at once when it
+                // cannot heal (a read-only or corrupt file).
                 Err(error) => {
                     failed_claims += 1;
-                    if failed_claims >= CLAIM_ATTEMPTS {
+                    if failed_claims >= CLAIM_ATTEMPTS || error.is_permanent() {
                         tracing::error!(%error, "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();

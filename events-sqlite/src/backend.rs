@@ -1,5 +1,9 @@
 //! `sqlite://path`: the embedded durable queue, through rusqlite.
 //!
+//! - SQLite runs on threads of its own ([`crate::thread`]): a writer that
+//!   groups concurrent writes into one transaction, and a reader. No call
+//!   blocks the async runtime, even while another process holds the write
+//!   lock.
 //! - WAL mode, checked after asking for it (a misspelled pragma or an
 //!   unsupported filesystem would silently leave it off).
 //! - Every write runs under `BEGIN IMMEDIATE`, so writers queue on SQLite's
@@ -9,134 +13,221 @@
 //!   `UPDATE .. WHERE queue = ? AND ready_at <= now .. RETURNING` that takes
 //!   due jobs and lapsed leases alike, served by one index.
 //! - The schema is created and migrated by the library, versioned with
-//!   `PRAGMA user_version`.
-//!
-//! Each operation is one short local transaction, run on the calling task.
+//!   `PRAGMA user_version`; opening a file whose schema is current takes no
+//!   write lock.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use events_core::Metadata;
 use events_core::queue::{
     Backend, FailedJob, Job, Queue, QueueError, QueueStats, from_millis, later, millis,
 };
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::Notify;
 
 use crate::error::SqliteError;
-use crate::schema::{MIGRATIONS, SCHEMA_VERSION, envelope};
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION, envelope, legacy_envelope};
+use crate::thread::{self, Op};
 
-/// A job's columns, in the order [`job_from_row`] reads them.
+/// A job's columns, in the order [`job_from_row_at`] reads them.
 const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata";
 
 /// A failed job's columns, in the order [`failed_from_row`] reads them.
 const FAILED_COLUMNS: &str = "id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at, event_id, occurred_at, metadata";
 
-/// The SQLite backend: one connection per handle, used by one task at a
-/// time. Open it with [`SqliteBackend::open`], or a [`Queue`] over it with
-/// [`SqliteBackend::queue`] or `events::queue::connect("sqlite://path")`.
+/// How long an operation waits for another process's write lock.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The WAL is truncated to this size when it is reset (`journal_size_limit`),
+/// so a burst of writes does not leave a large file behind.
+const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+/// How SQLite syncs the file to disk (`PRAGMA synchronous`), chosen with
+/// `sqlite://path?synchronous=full|normal|off`. In WAL mode:
+///
+/// - [`Normal`](Synchronous::Normal) (the default): the WAL is synced at
+///   each checkpoint, not at each commit. A crash of the program loses
+///   nothing; a power loss or an operating-system crash may lose the last
+///   transactions committed before it (jobs enqueued, acks, claims), never
+///   corrupt the file.
+/// - [`Full`](Synchronous::Full): the WAL is synced at every commit: a
+///   committed transaction survives a power loss too, at the price of one
+///   disk sync per commit (group commit shares it among concurrent writes).
+/// - [`Off`](Synchronous::Off): SQLite never syncs: a power loss may
+///   corrupt the file. For scratch queues only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `PRAGMA synchronous = OFF`.
+    Off,
+    /// `PRAGMA synchronous = NORMAL`: the default.
+    #[default]
+    Normal,
+    /// `PRAGMA synchronous = FULL`.
+    Full,
+}
+
+impl Synchronous {
+    /// The pragma's value: `OFF`, `NORMAL` or `FULL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+impl FromStr for Synchronous {
+    type Err = String;
+
+    /// `off`, `normal` or `full`, in any case.
+    fn from_str(value: &str) -> Result<Synchronous, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Ok(Synchronous::Off),
+            "normal" => Ok(Synchronous::Normal),
+            "full" => Ok(Synchronous::Full),
+            _ => Err(format!(
+                "`synchronous={value}` is not a level SQLite knows here: use `full`, `normal` (the default) or `off`"
+            )),
+        }
+    }
+}
+
+/// How to open a SQLite queue file.
+///
+/// ```
+/// use events_sqlite::{SqliteOptions, Synchronous};
+///
+/// let options = SqliteOptions::new().synchronous(Synchronous::Full);
+/// assert_eq!(options.synchronous_level(), Synchronous::Full);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    synchronous: Synchronous,
+}
+
+impl SqliteOptions {
+    /// The defaults: `synchronous = NORMAL`.
+    pub fn new() -> SqliteOptions {
+        SqliteOptions::default()
+    }
+
+    /// Sets how SQLite syncs the file: see [`Synchronous`].
+    pub fn synchronous(mut self, level: Synchronous) -> SqliteOptions {
+        self.synchronous = level;
+        self
+    }
+
+    /// The `synchronous` level chosen.
+    pub fn synchronous_level(&self) -> Synchronous {
+        self.synchronous
+    }
+}
+
+/// The SQLite backend. Open it with [`SqliteBackend::open`], or a [`Queue`]
+/// over it with [`SqliteBackend::queue`] or
+/// `events::queue::connect("sqlite://path")`.
+///
+/// Each handle runs two threads, one per connection: a writer, which runs
+/// the writes waiting at one time in one transaction (group commit), and a
+/// reader. Operations are sent to them and awaited, so none blocks the
+/// async runtime. An operation whose future is dropped after it was sent
+/// still runs (a claim made so is handed back when its lease lapses). The
+/// threads end when the handle is dropped.
 pub struct SqliteBackend {
     path: String,
-    connection: Mutex<Connection>,
+    writer: mpsc::Sender<Box<dyn Op>>,
+    reader: mpsc::Sender<Box<dyn Op>>,
     /// Wakes workers in this process when this handle enqueues; workers in
     /// other processes find new jobs at their next poll.
     wake: Notify,
 }
 
 impl SqliteBackend {
-    /// Opens (creating and migrating when needed) the database at `path`.
+    /// Opens (creating and migrating when needed) the database at `path`,
+    /// with the default [`SqliteOptions`]. The file is opened on the
+    /// backend's own thread; this call waits for it, so from async code
+    /// prefer `events::queue::connect`, which waits without blocking.
     pub fn open(path: &Path) -> Result<SqliteBackend, QueueError> {
+        SqliteBackend::open_with(path, &SqliteOptions::default())
+    }
+
+    /// Opens the database at `path` with `options`: [`SqliteBackend::open`].
+    pub fn open_with(path: &Path, options: &SqliteOptions) -> Result<SqliteBackend, QueueError> {
         let name = path.display().to_string();
-        let err = |source| SqliteError::Sqlite {
-            path: name.clone(),
-            source,
-        };
-        let connection = Connection::open(path).map_err(err)?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(err)?;
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(SqliteError::NoWal { path: name, mode }.into());
-        }
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        let backend = SqliteBackend {
+        let synchronous = options.synchronous;
+        let writer = spawn(path, &name, "events-sqlite-writer", thread::writer, move |path, name| {
+            open_writer(path, name, synchronous)
+        })?;
+        // The reader opens once the writer has made the file WAL and its
+        // schema current.
+        let reader = spawn(path, &name, "events-sqlite-reader", thread::reader, open_reader)?;
+        Ok(SqliteBackend {
             path: name,
-            connection: Mutex::new(connection),
+            writer,
+            reader,
             wake: Notify::new(),
-        };
-        backend.migrate()?;
-        Ok(backend)
+        })
     }
 
     /// A [`Queue`] over the SQLite file at `path` (created and migrated
     /// when needed), with the URL `sqlite://{path}`.
     pub fn queue(path: impl AsRef<Path>) -> Result<Queue, QueueError> {
+        SqliteBackend::queue_with(path, &SqliteOptions::default())
+    }
+
+    /// A [`Queue`] over the SQLite file at `path`, opened with `options`.
+    pub fn queue_with(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Queue, QueueError> {
         let path = path.as_ref();
-        let backend = SqliteBackend::open(path)?;
-        Ok(Queue::with_backend(
-            &format!("sqlite://{}", path.display()),
-            backend,
-        ))
+        let backend = SqliteBackend::open_with(path, options)?;
+        let mut url = format!("sqlite://{}", path.display());
+        if options.synchronous != Synchronous::default() {
+            url.push_str("?synchronous=");
+            url.push_str(&options.synchronous.as_str().to_ascii_lowercase());
+        }
+        Ok(Queue::with_backend(&url, backend))
     }
 
-    fn migrate(&self) -> Result<(), QueueError> {
-        self.write(|tx| {
-            let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-            if version > SCHEMA_VERSION {
-                return Ok(Err(version));
-            }
-            for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", to)?;
-            }
-            Ok(Ok(()))
-        })?
-        .map_err(|found| {
-            SqliteError::SchemaTooNew {
-                path: self.path.clone(),
-                found,
-                supported: SCHEMA_VERSION,
-            }
-            .into()
-        })
+    /// Runs `f` on the writer thread, in a `BEGIN IMMEDIATE` transaction
+    /// it may share with other writes waiting at the same time, and returns
+    /// its result once committed. When `f` fails, nothing it did is kept
+    /// and the writes it was grouped with run again without it; so `f` may
+    /// run more than once, each time in a fresh transaction.
+    async fn write<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.send(&self.writer, f).await
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic inside a transaction rolls it back when the transaction is
-        // dropped: the connection stays usable.
-        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs a read on the reader thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.send(&self.reader, f).await
     }
 
-    /// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits it; rolls
-    /// back when `f` fails or panics. `BEGIN` and `COMMIT` are prepared once
-    /// and cached (rusqlite's `Transaction` parses them on every call, a
-    /// tenth of a write's cost here).
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, QueueError> {
-        let connection = self.lock();
-        let result = (|| {
-            connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-            let open = OpenTransaction(&connection);
-            let value = f(&connection)?;
-            connection.prepare_cached("COMMIT")?.execute([])?;
-            std::mem::forget(open);
-            Ok(value)
-        })();
-        result.map_err(|source| self.error(source))
-    }
-
-    /// Runs a read.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, QueueError> {
-        f(&self.lock()).map_err(|source| self.error(source))
+    async fn send<T, F>(&self, to: &mpsc::Sender<Box<dyn Op>>, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (op, reply) = thread::call(f);
+        to.send(op).map_err(|_| self.stopped())?;
+        match reply.await {
+            Ok(result) => result.map_err(|source| self.error(source)),
+            Err(_) => Err(self.stopped()),
+        }
     }
 
     fn error(&self, source: rusqlite::Error) -> QueueError {
@@ -146,55 +237,232 @@ impl SqliteBackend {
         }
         .into()
     }
-}
 
-/// Rolls back the open transaction unless forgotten after `COMMIT`.
-struct OpenTransaction<'a>(&'a Connection);
-
-impl Drop for OpenTransaction<'_> {
-    fn drop(&mut self) {
-        // Nothing more to do if it fails: the connection reports it next use.
-        let _ = self.0.execute_batch("ROLLBACK");
+    fn stopped(&self) -> QueueError {
+        SqliteError::Stopped {
+            path: self.path.clone(),
+        }
+        .into()
     }
 }
 
-fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
-    let id: String = row.get(0)?;
-    let first_enqueued_at: i64 = row.get(8)?;
-    let envelope = envelope(row, 10, &id, first_enqueued_at)?;
-    let mut job = Job::from_parts(
-        id,
-        row.get::<_, String>(1)?,
-        row.get::<_, String>(2)?,
-        row.get::<_, String>(3)?,
-        row.get::<_, String>(4)?,
-        envelope,
-    );
-    job.attempt = row.get(5)?;
-    job.max_tries = row.get(6)?;
-    job.available_at = from_millis(row.get(7)?);
-    job.first_enqueued_at = from_millis(first_enqueued_at);
-    job.last_error = row.get(9)?;
-    Ok(job)
+/// Starts a thread named `role` that opens its connection with `open` and
+/// then serves operations with `serve`; waits until the connection is open
+/// (or failed to), and returns the channel to send it operations.
+fn spawn(
+    path: &Path,
+    name: &str,
+    role: &str,
+    serve: fn(Connection, mpsc::Receiver<Box<dyn Op>>),
+    open: impl FnOnce(&Path, &str) -> Result<Connection, SqliteError> + Send + 'static,
+) -> Result<mpsc::Sender<Box<dyn Op>>, QueueError> {
+    let (sender, ops) = mpsc::channel();
+    let (opened, is_open) = mpsc::sync_channel(1);
+    let (path, thread_name) = (path.to_owned(), name.to_owned());
+    std::thread::Builder::new()
+        .name(role.to_owned())
+        .spawn(move || match open(&path, &thread_name) {
+            Ok(connection) => {
+                let _ = opened.send(Ok(()));
+                serve(connection, ops);
+            }
+            Err(error) => {
+                let _ = opened.send(Err(error));
+            }
+        })
+        .map_err(|source| SqliteError::Thread {
+            path: name.to_owned(),
+            source,
+        })?;
+    match is_open.recv() {
+        Ok(Ok(())) => Ok(sender),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(SqliteError::Stopped {
+            path: name.to_owned(),
+        }
+        .into()),
+    }
 }
 
+/// Runs `step` again while SQLite answers "database is locked" without
+/// having waited for it (switching a new file to WAL takes its lock without
+/// calling the busy handler: two processes opening one new file at once
+/// would fail about once in a hundred), for up to the busy timeout.
+fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match step() {
+            Err(error)
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The writer's connection: WAL, the `synchronous` level, the WAL size
+/// limit, and the schema migrated when it is not current.
+fn open_writer(path: &Path, name: &str, synchronous: Synchronous) -> Result<Connection, SqliteError> {
+    let err = |source| SqliteError::Sqlite {
+        path: name.to_owned(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(err)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let mode = retry_busy(|| {
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(mode);
+        }
+        connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+    })
+    .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SqliteError::NoWal {
+            path: name.to_owned(),
+            mode,
+        });
+    }
+    connection
+        .pragma_update(None, "synchronous", synchronous.as_str())
+        .map_err(err)?;
+    connection
+        .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(err)?;
+    migrate(&connection, name)?;
+    Ok(connection)
+}
+
+/// The reader's connection.
+fn open_reader(path: &Path, name: &str) -> Result<Connection, SqliteError> {
+    let err = |source| SqliteError::Sqlite {
+        path: name.to_owned(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(err)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    Ok(connection)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]. A file already there is only
+/// read: no write lock, so opening it never waits on another process's
+/// writes.
+fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
+    let err = |source| SqliteError::Sqlite {
+        path: name.to_owned(),
+        source,
+    };
+    let too_new = |found| SqliteError::SchemaTooNew {
+        path: name.to_owned(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    let version = |connection: &Connection| {
+        connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+    };
+    let found = retry_busy(|| version(connection)).map_err(err)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found > SCHEMA_VERSION {
+        return Err(too_new(found));
+    }
+    // Another process may be migrating too: look again under the lock.
+    retry_busy(|| connection.execute_batch("BEGIN IMMEDIATE")).map_err(err)?;
+    let result = (|| {
+        let found = version(connection)?;
+        if found > SCHEMA_VERSION {
+            return Ok(Err(found));
+        }
+        for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > found) {
+            connection.execute_batch(sql)?;
+            connection.pragma_update(None, "user_version", to)?;
+        }
+        connection.execute_batch("COMMIT")?;
+        Ok(Ok(()))
+    })();
+    if !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    result.map_err(err)?.map_err(too_new)
+}
+
+/// Why a job's row could not be read, in words, naming the column.
+fn unreadable(error: &rusqlite::Error) -> String {
+    let column = |index: usize| {
+        JOB_COLUMNS
+            .split(", ")
+            .nth(index)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let what = match error {
+        rusqlite::Error::FromSqlConversionFailure(index, kind, cause) => {
+            format!("column `{}` ({kind}) cannot be read: {cause}", column(*index))
+        }
+        rusqlite::Error::IntegralValueOutOfRange(index, value) => {
+            format!("column `{}` holds {value}, out of range", column(*index))
+        }
+        rusqlite::Error::InvalidColumnType(index, _, kind) => {
+            format!("column `{}` holds a value of type {kind}", column(*index))
+        }
+        other => other.to_string(),
+    };
+    format!("its stored row cannot be read, so it cannot run: {what}")
+}
+
+/// A column's text, with bytes that are not UTF-8 replaced (`U+FFFD`): the
+/// failed store lists every row, whatever it holds.
+fn lossy_text(row: &Row<'_>, index: usize) -> rusqlite::Result<String> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(x) => x.to_string(),
+        ValueRef::Null => String::new(),
+    })
+}
+
+/// A column's integer, 0 when it is not one.
+fn lossy_int(row: &Row<'_>, index: usize) -> rusqlite::Result<i64> {
+    Ok(match row.get_ref(index)? {
+        ValueRef::Integer(n) => n,
+        _ => 0,
+    })
+}
+
+/// A column's count, clamped to `u32` (a negative one reads as 0).
+fn lossy_count(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
+    let n = lossy_int(row, index)?;
+    Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+}
+
+/// A failed job read back leniently: the failed store also holds rows that
+/// went there because they could not be read as jobs.
 fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
-    let id: String = row.get(0)?;
-    let first_enqueued_at: i64 = row.get(8)?;
-    let envelope = envelope(row, 10, &id, first_enqueued_at)?;
+    let id = lossy_text(row, 0)?;
+    let first_enqueued_at = lossy_int(row, 8)?;
+    let envelope = envelope(row, 10, &id, first_enqueued_at)
+        .unwrap_or_else(|_| legacy_envelope(&id, first_enqueued_at));
     let mut failed = FailedJob::from_parts(
         id,
-        row.get::<_, String>(1)?,
-        row.get::<_, String>(2)?,
-        row.get::<_, String>(3)?,
-        row.get::<_, String>(4)?,
-        row.get::<_, String>(5)?,
+        lossy_text(row, 1)?,
+        lossy_text(row, 2)?,
+        lossy_text(row, 3)?,
+        lossy_text(row, 4)?,
+        lossy_text(row, 5)?,
         envelope,
     );
-    failed.attempts = row.get(6)?;
-    failed.max_tries = row.get(7)?;
+    failed.attempts = lossy_count(row, 6)?;
+    failed.max_tries = lossy_count(row, 7)?.max(1);
     failed.first_enqueued_at = from_millis(first_enqueued_at);
-    failed.failed_at = from_millis(row.get(9)?);
+    failed.failed_at = from_millis(lossy_int(row, 9)?);
     Ok(failed)
 }
 
@@ -233,6 +501,25 @@ fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Moves the job row `seq` to the failed store with `error`, as stored
+/// (nothing is decoded, so a row that cannot be read moves whole). Returns
+/// whether there was such a row.
+fn move_to_failed(tx: &Connection, seq: i64, error: &str, now: SystemTime) -> rusqlite::Result<bool> {
+    let moved = tx
+        .prepare_cached(&format!(
+            "INSERT INTO events_failed_jobs ({FAILED_COLUMNS})
+             SELECT id, queue, listener, event, payload, ?2, attempt, max_tries, first_enqueued_at, ?3,
+                    event_id, occurred_at, metadata
+             FROM events_jobs WHERE seq = ?1
+             ON CONFLICT (id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
+                                            failed_at = excluded.failed_at"
+        ))?
+        .execute(params![seq, error, millis(now)])?;
+    tx.prepare_cached("DELETE FROM events_jobs WHERE seq = ?1")?
+        .execute(params![seq])?;
+    Ok(moved == 1)
+}
+
 /// Moves failed jobs back to their queues, tries reset; `id = None` for all.
 fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite::Result<usize> {
     let failed: Vec<FailedJob> = {
@@ -250,12 +537,101 @@ fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite:
     Ok(count)
 }
 
+/// Claims up to `limit` jobs from `queues`, in their order. A row that
+/// cannot be read as a job goes to the failed store with the reason, and
+/// the claim takes another in its place.
+fn claim(tx: &Connection, queues: &[String], limit: usize, lease: i64) -> rusqlite::Result<Vec<Job>> {
+    // Read the clock once the write lock is held: time spent waiting for it
+    // must not shorten the lease.
+    let now = SystemTime::now();
+    let at = millis(now);
+    let until = at.saturating_add(lease);
+    let mut claimed = Vec::new();
+    for queue in queues {
+        loop {
+            let room = limit.saturating_sub(claimed.len());
+            if room == 0 {
+                return Ok(claimed);
+            }
+            let mut statement = tx.prepare_cached(&format!(
+                "UPDATE events_jobs SET attempt = attempt + 1, reserved = 1, ready_at = ?1
+                 WHERE seq IN (SELECT seq FROM events_jobs WHERE queue = ?2 AND ready_at <= ?3
+                               ORDER BY ready_at, seq LIMIT ?4)
+                 RETURNING seq, {JOB_COLUMNS}"
+            ))?;
+            let mut rows: Vec<(i64, Result<Job, String>)> = statement
+                .query_map(params![until, queue, at, room as i64], |row| {
+                    let seq: i64 = row.get(0)?;
+                    let job = job_from_row_at(row, 1).map_err(|error| unreadable(&error));
+                    Ok((seq, job))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            drop(statement);
+            let taken = rows.len();
+            // RETURNING has no order: oldest first, as they were chosen.
+            rows.sort_by_key(|(seq, job)| (job.as_ref().ok().map(|job| job.available_at), *seq));
+            let mut bad = 0;
+            for (seq, job) in rows {
+                match job {
+                    Ok(job) => claimed.push(job),
+                    Err(reason) => {
+                        tracing::error!(seq, %reason, "a job row cannot be read; it goes to the failed store");
+                        move_to_failed(tx, seq, &reason, now)?;
+                        bad += 1;
+                    }
+                }
+            }
+            if bad == 0 || taken < room {
+                break;
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// A claimed job read back from its row, whose job columns (in
+/// [`JOB_COLUMNS`] order) start at `base`, strictly: a column that does not
+/// convert fails the row (see [`unreadable`]); its index in the error is
+/// the column's in [`JOB_COLUMNS`].
+fn job_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Job> {
+    let shift = |error: rusqlite::Error| match error {
+        rusqlite::Error::FromSqlConversionFailure(i, kind, cause) => {
+            rusqlite::Error::FromSqlConversionFailure(i - base, kind, cause)
+        }
+        rusqlite::Error::IntegralValueOutOfRange(i, value) => {
+            rusqlite::Error::IntegralValueOutOfRange(i - base, value)
+        }
+        rusqlite::Error::InvalidColumnType(i, name, kind) => {
+            rusqlite::Error::InvalidColumnType(i - base, name, kind)
+        }
+        other => other,
+    };
+    let id: String = row.get(base).map_err(shift)?;
+    let first_enqueued_at: i64 = row.get(base + 8).map_err(shift)?;
+    let envelope = envelope(row, base + 10, &id, first_enqueued_at).map_err(shift)?;
+    let mut job = Job::from_parts(
+        id,
+        row.get::<_, String>(base + 1).map_err(shift)?,
+        row.get::<_, String>(base + 2).map_err(shift)?,
+        row.get::<_, String>(base + 3).map_err(shift)?,
+        row.get::<_, String>(base + 4).map_err(shift)?,
+        envelope,
+    );
+    job.attempt = row.get(base + 5).map_err(shift)?;
+    job.max_tries = row.get(base + 6).map_err(shift)?;
+    job.available_at = from_millis(row.get(base + 7).map_err(shift)?);
+    job.first_enqueued_at = from_millis(first_enqueued_at);
+    job.last_error = row.get(base + 9).map_err(shift)?;
+    Ok(job)
+}
+
 #[async_trait]
 impl Backend for SqliteBackend {
     async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
         jobs.iter().try_for_each(Job::validate)?;
         // One transaction: a job SQLite refuses rolls back the whole batch.
-        self.write(|tx| jobs.iter().try_for_each(|job| insert_job(tx, job)))?;
+        self.write(move |tx| jobs.iter().try_for_each(|job| insert_job(tx, job)))
+            .await?;
         self.wake.notify_one();
         Ok(())
     }
@@ -267,55 +643,33 @@ impl Backend for SqliteBackend {
         lease: Duration,
     ) -> Result<Vec<Job>, QueueError> {
         let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        self.write(|tx| {
-            // Read the clock once the write lock is held: time spent waiting
-            // for it must not shorten the lease.
-            let now = millis(SystemTime::now());
-            let until = now.saturating_add(lease);
-            let mut claimed = Vec::new();
-            for queue in queues {
-                let room = limit.saturating_sub(claimed.len());
-                if room == 0 {
-                    break;
-                }
-                let mut statement = tx.prepare_cached(&format!(
-                    "UPDATE events_jobs SET attempt = attempt + 1, reserved = 1, ready_at = ?1
-                     WHERE seq IN (SELECT seq FROM events_jobs WHERE queue = ?2 AND ready_at <= ?3
-                                   ORDER BY ready_at, seq LIMIT ?4)
-                     RETURNING {JOB_COLUMNS}, seq"
-                ))?;
-                let mut rows: Vec<(i64, Job)> = statement
-                    .query_map(params![until, queue, now, room as i64], |row| {
-                        Ok((row.get::<_, i64>(13)?, job_from_row(row)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                // RETURNING has no order: oldest first, as they were chosen.
-                rows.sort_by_key(|(seq, job)| (job.available_at, *seq));
-                claimed.extend(rows.into_iter().map(|(_, job)| job));
-            }
-            Ok(claimed)
-        })
+        let queues = queues.to_vec();
+        self.write(move |tx| claim(tx, &queues, limit, lease)).await
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let until = millis(later(SystemTime::now(), lease));
-        self.write(|tx| {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            let until = millis(later(SystemTime::now(), lease));
             tx.prepare_cached(
                 "UPDATE events_jobs SET ready_at = ?1 WHERE id = ?2 AND attempt = ?3 AND reserved = 1",
             )?
             .execute(params![until, id, attempt])
             .map(|n| n == 1)
         })
+        .await
     }
 
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        self.write(|tx| {
+        let id = id.to_owned();
+        self.write(move |tx| {
             tx.prepare_cached(
                 "DELETE FROM events_jobs WHERE id = ?1 AND attempt = ?2 AND reserved = 1",
             )?
             .execute(params![id, attempt])
             .map(|n| n == 1)
         })
+        .await
     }
 
     async fn release(
@@ -326,73 +680,59 @@ impl Backend for SqliteBackend {
         error: &str,
     ) -> Result<bool, QueueError> {
         let at = millis(later(SystemTime::now(), delay));
-        let released = self.write(|tx| {
-            tx.prepare_cached(
-                "UPDATE events_jobs SET reserved = 0, available_at = ?1, ready_at = ?1, last_error = ?2
-                 WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
-            )?
-            .execute(params![at, error, id, attempt])
-            .map(|n| n == 1)
-        })?;
+        let (id, error) = (id.to_owned(), error.to_owned());
+        let released = self
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE events_jobs SET reserved = 0, available_at = ?1, ready_at = ?1, last_error = ?2
+                     WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
+                )?
+                .execute(params![at, error, id, attempt])
+                .map(|n| n == 1)
+            })
+            .await?;
         self.wake.notify_one();
         Ok(released)
     }
 
     async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError> {
         let at = millis(later(SystemTime::now(), delay));
-        let abandoned = self.write(|tx| {
-            // Handed back at once, it keeps its place: it is ready again as of
-            // its `available_at`, ahead of jobs enqueued after it. Put off, it
-            // becomes available when the delay ends.
-            tx.prepare_cached(
-                "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1,
-                        ready_at = CASE WHEN ?2 THEN ?1 ELSE available_at END,
-                        available_at = CASE WHEN ?2 THEN ?1 ELSE available_at END
-                 WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
-            )?
-            .execute(params![at, !delay.is_zero(), id, attempt])
-            .map(|n| n == 1)
-        })?;
+        let id = id.to_owned();
+        let abandoned = self
+            .write(move |tx| {
+                // Handed back at once, it keeps its place: it is ready again as
+                // of its `available_at`, ahead of jobs enqueued after it. Put
+                // off, it becomes available when the delay ends.
+                tx.prepare_cached(
+                    "UPDATE events_jobs SET reserved = 0, attempt = attempt - 1,
+                            ready_at = CASE WHEN ?2 THEN ?1 ELSE available_at END,
+                            available_at = CASE WHEN ?2 THEN ?1 ELSE available_at END
+                     WHERE id = ?3 AND attempt = ?4 AND reserved = 1",
+                )?
+                .execute(params![at, !delay.is_zero(), id, attempt])
+                .map(|n| n == 1)
+            })
+            .await?;
         self.wake.notify_one();
         Ok(abandoned)
     }
 
     async fn fail(&self, id: &str, attempt: u32, error: &str) -> Result<bool, QueueError> {
-        let now = SystemTime::now();
-        self.write(|tx| {
-            let job = tx
-                .prepare_cached(&format!(
-                    "DELETE FROM events_jobs WHERE id = ?1 AND attempt = ?2 AND reserved = 1 RETURNING {JOB_COLUMNS}"
-                ))?
-                .query_row(params![id, attempt], job_from_row)
-                .optional()?;
-            let Some(job) = job else {
-                return Ok(false);
-            };
-            let failed = job.into_failed(error, now);
-            tx.prepare_cached(&format!(
-                "INSERT INTO events_failed_jobs ({FAILED_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (id) DO UPDATE SET error = excluded.error, attempts = excluded.attempts,
-                                                failed_at = excluded.failed_at"
-            ))?
-            .execute(params![
-                failed.id,
-                failed.queue,
-                failed.listener,
-                failed.event,
-                failed.payload,
-                failed.error,
-                failed.attempts,
-                failed.max_tries,
-                millis(failed.first_enqueued_at),
-                millis(failed.failed_at),
-                failed.envelope.id.to_string(),
-                millis(failed.envelope.occurred_at),
-                metadata_json(&failed.envelope.metadata),
-            ])?;
-            Ok(true)
+        let (id, error) = (id.to_owned(), error.to_owned());
+        self.write(move |tx| {
+            let seq = tx
+                .prepare_cached(
+                    "SELECT seq FROM events_jobs WHERE id = ?1 AND attempt = ?2 AND reserved = 1",
+                )?
+                .query_map(params![id, attempt], |row| row.get::<_, i64>(0))?
+                .next()
+                .transpose()?;
+            match seq {
+                Some(seq) => move_to_failed(tx, seq, &error, SystemTime::now()),
+                None => Ok(false),
+            }
         })
+        .await
     }
 
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
@@ -404,30 +744,39 @@ impl Backend for SqliteBackend {
                 .query_map([], failed_from_row)?
                 .collect()
         })
+        .await
     }
 
     async fn retry(&self, id: &str) -> Result<bool, QueueError> {
-        let retried = self.write(|tx| retry_failed(tx, Some(id), SystemTime::now()))?;
+        let id = id.to_owned();
+        let retried = self
+            .write(move |tx| retry_failed(tx, Some(&id), SystemTime::now()))
+            .await?;
         self.wake.notify_one();
         Ok(retried == 1)
     }
 
     async fn retry_all(&self) -> Result<usize, QueueError> {
-        let retried = self.write(|tx| retry_failed(tx, None, SystemTime::now()))?;
+        let retried = self
+            .write(|tx| retry_failed(tx, None, SystemTime::now()))
+            .await?;
         self.wake.notify_one();
         Ok(retried)
     }
 
     async fn forget(&self, id: &str) -> Result<bool, QueueError> {
-        self.write(|tx| {
+        let id = id.to_owned();
+        self.write(move |tx| {
             tx.prepare_cached("DELETE FROM events_failed_jobs WHERE id = ?1")?
                 .execute(params![id])
                 .map(|n| n == 1)
         })
+        .await
     }
 
     async fn flush_failed(&self) -> Result<usize, QueueError> {
         self.write(|tx| tx.execute("DELETE FROM events_failed_jobs", []))
+            .await
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
@@ -442,7 +791,7 @@ impl Backend for SqliteBackend {
                      ) GROUP BY queue ORDER BY queue",
                 )?
                 .query_map([], |row| {
-                    let mut stats = QueueStats::new(row.get::<_, String>(0)?);
+                    let mut stats = QueueStats::new(lossy_text(row, 0)?);
                     stats.pending = row.get::<_, i64>(1)? as usize;
                     stats.reserved = row.get::<_, i64>(2)? as usize;
                     stats.failed = row.get::<_, i64>(3)? as usize;
@@ -450,19 +799,20 @@ impl Backend for SqliteBackend {
                 })?
                 .collect()
         })
+        .await
     }
 
     async fn wait(&self, max: Duration) {
         // The next job or lease that comes due later: jobs due already were
         // just offered to the claim (or belong to queues this worker skips).
         let now = millis(SystemTime::now());
-        let next = self.read(|connection| {
-            connection.query_row(
-                "SELECT MIN(ready_at) FROM events_jobs WHERE ready_at > ?1",
-                params![now],
-                |row| row.get::<_, Option<i64>>(0),
-            )
-        });
+        let next = self
+            .read(move |connection| {
+                connection
+                    .prepare_cached("SELECT MIN(ready_at) FROM events_jobs WHERE ready_at > ?1")?
+                    .query_row(params![now], |row| row.get::<_, Option<i64>>(0))
+            })
+            .await;
         let wait = match next {
             Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(max),
             _ => max,

@@ -1,7 +1,9 @@
 //! What can go wrong in the SQLite queue. It reaches callers inside
-//! [`QueueError::Backend`], as its `source()`.
+//! [`QueueError::Backend`] (or [`QueueError::Unrecoverable`] when trying
+//! again cannot help), as its `source()`.
 
 use events_core::queue::QueueError;
+use rusqlite::ErrorCode;
 
 /// Why the SQLite queue failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +38,62 @@ pub enum SqliteError {
         /// The newest this build migrates to.
         supported: i64,
     },
+    /// The thread that would run this queue's SQLite connection could not
+    /// be started.
+    #[error("could not start a thread to run SQLite on `{path}`")]
+    Thread {
+        /// The database file.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread that runs this queue's SQLite connection is gone (it
+    /// panicked: a bug); the queue must be opened again.
+    #[error("the thread running SQLite on `{path}` stopped; open the queue again")]
+    Stopped {
+        /// The database file.
+        path: String,
+    },
+}
+
+impl SqliteError {
+    /// Whether trying again cannot help: the file is read-only, corrupt,
+    /// not a database, or cannot be opened or written for want of
+    /// permission. A busy database, a full disk (space can be freed) or a
+    /// passing I/O error can heal.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SqliteError::Sqlite { source, .. } => permanent(source),
+            SqliteError::NoWal { .. }
+            | SqliteError::SchemaTooNew { .. }
+            | SqliteError::Stopped { .. } => true,
+            SqliteError::Thread { .. } => false,
+        }
+    }
+}
+
+/// Whether SQLite's error is one that trying again cannot mend.
+pub(crate) fn permanent(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::ReadOnly
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::AuthorizationForStatementDenied
+        )
+    )
 }
 
 impl From<SqliteError> for QueueError {
     fn from(error: SqliteError) -> QueueError {
-        QueueError::backend(crate::BACKEND, error)
+        if error.is_permanent() {
+            QueueError::unrecoverable(crate::BACKEND, error)
+        } else {
+            QueueError::backend(crate::BACKEND, error)
+        }
     }
 }

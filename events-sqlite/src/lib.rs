@@ -21,10 +21,11 @@
 mod backend;
 mod error;
 mod schema;
+mod thread;
 
 use events_core::queue::{Queue, QueueError};
 
-pub use backend::SqliteBackend;
+pub use backend::{SqliteBackend, SqliteOptions, Synchronous};
 pub use error::SqliteError;
 pub use schema::{SCHEMA_VERSION, UNREADABLE};
 
@@ -32,19 +33,40 @@ pub use schema::{SCHEMA_VERSION, UNREADABLE};
 /// [`QueueError::Backend`]: its URL scheme.
 pub const BACKEND: &str = "sqlite";
 
-/// Opens `sqlite://path` (`sqlite:///abs/path` for an absolute path): what
-/// the `sqlite` scheme registers.
+/// Opens `sqlite://path` (`sqlite:///abs/path` for an absolute path),
+/// optionally with `?synchronous=full|normal|off`: what the `sqlite` scheme
+/// registers.
 fn open_url(url: &str) -> Result<Queue, QueueError> {
-    let path = url
+    let bad = |reason: String| QueueError::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let rest = url
         .split_once("://")
-        .map(|(_, path)| path)
-        .filter(|path| !path.is_empty())
-        .ok_or_else(|| QueueError::BadUrl {
-            url: url.to_owned(),
-            reason: "expected `sqlite://path`, or `sqlite:///path` for an absolute one".to_owned(),
-        })?;
-    SqliteBackend::queue(path)
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| bad(EXPECTED.to_owned()))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(bad(EXPECTED.to_owned()));
+    }
+    let mut options = SqliteOptions::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                options = options.synchronous(value.parse().map_err(bad)?);
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown option `{pair}`: the one option is `synchronous=full|normal|off`"
+                )));
+            }
+        }
+    }
+    let backend = SqliteBackend::open_with(std::path::Path::new(path), &options)?;
+    Ok(Queue::with_backend(url, backend))
 }
+
+const EXPECTED: &str = "expected `sqlite://path`, or `sqlite:///path` for an absolute one";
 
 events_core::queue_scheme!("sqlite", open_url);
 

@@ -76,13 +76,14 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
     assert!(
         matches!(
             &error,
-            QueueError::Backend {
+            QueueError::Unrecoverable {
                 backend: "sqlite",
                 ..
             }
         ),
-        "{error:?}"
+        "{error:?}: a file from a newer release stays so; retrying cannot help"
     );
+    assert!(error.is_permanent());
     let sqlite = error
         .source()
         .and_then(|e| e.downcast_ref::<SqliteError>())
@@ -98,7 +99,7 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
     assert_eq!(
         chain(&error),
         [
-            "the sqlite queue failed".to_owned(),
+            "the sqlite queue failed, and trying again will not help".to_owned(),
             format!(
                 "`{}` has schema version 99, newer than the 2 this build knows",
                 path.display()
@@ -112,8 +113,12 @@ fn driver_errors_come_back_as_the_source() {
     let dir = tempfile::tempdir().unwrap();
     // A directory is not a database file.
     let error = SqliteBackend::queue(dir.path()).unwrap_err();
+    assert!(error.is_permanent(), "{error:?}");
     let messages = chain(&error);
-    assert_eq!(messages[0], "the sqlite queue failed");
+    assert_eq!(
+        messages[0],
+        "the sqlite queue failed, and trying again will not help"
+    );
     assert_eq!(
         messages[1],
         format!("SQLite failed on `{}`", dir.path().display())

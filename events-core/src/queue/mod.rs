@@ -425,6 +425,18 @@ pub enum QueueError {
         #[source]
         source: BoxError,
     },
+    /// The backend failed in a way that trying again will not mend (a
+    /// read-only or corrupt database file, a file that is no database):
+    /// someone has to act. `source()` is the backend's own error. A worker
+    /// stops at once on it instead of retrying ([`QueueError::is_permanent`]).
+    #[error("the {backend} queue failed, and trying again will not help")]
+    Unrecoverable {
+        /// The backend's name: its URL scheme, such as `sqlite`.
+        backend: &'static str,
+        /// What the backend said.
+        #[source]
+        source: BoxError,
+    },
     /// A worker's slot panicked (a bug in the worker or a backend); the
     /// jobs it held were handed back.
     #[error("a worker slot panicked: {0}")]
@@ -447,6 +459,46 @@ impl QueueError {
         QueueError::Backend {
             backend,
             source: source.into(),
+        }
+    }
+
+    /// Wraps a backend's own error that trying again will not mend:
+    /// [`QueueError::Unrecoverable`].
+    pub fn unrecoverable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> QueueError {
+        QueueError::Unrecoverable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Whether trying the same operation again cannot succeed without
+    /// someone changing something first: a bad URL, a missing feature, a
+    /// job that cannot be stored, a worker that cannot start, or a backend
+    /// failure it reported as [`QueueError::Unrecoverable`]. A busy
+    /// database or a passing I/O error is transient (`false`).
+    ///
+    /// ```
+    /// use events::queue::QueueError;
+    ///
+    /// let io = std::io::Error::other("read-only file system");
+    /// assert!(QueueError::unrecoverable("sqlite", io).is_permanent());
+    /// assert!(!QueueError::backend("sqlite", "database is locked").is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            QueueError::NoRuntime
+            | QueueError::UnknownScheme { .. }
+            | QueueError::MissingFeature { .. }
+            | QueueError::BadUrl { .. }
+            | QueueError::InvalidJob { .. }
+            | QueueError::Unrecoverable { .. }
+            | QueueError::Startup(_) => true,
+            QueueError::Backend { .. } | QueueError::WorkerPanicked(_) | QueueError::Corrupt(_) => {
+                false
+            }
         }
     }
 }
