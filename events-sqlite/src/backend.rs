@@ -163,12 +163,22 @@ impl SqliteBackend {
     pub fn open_with(path: &Path, options: &SqliteOptions) -> Result<SqliteBackend, QueueError> {
         let name = path.display().to_string();
         let synchronous = options.synchronous;
-        let writer = spawn(path, &name, "events-sqlite-writer", thread::writer, move |path, name| {
-            open_writer(path, name, synchronous)
-        })?;
+        let writer = spawn(
+            path,
+            &name,
+            "events-sqlite-writer",
+            thread::writer,
+            move |path, name| open_writer(path, name, synchronous),
+        )?;
         // The reader opens once the writer has made the file WAL and its
         // schema current.
-        let reader = spawn(path, &name, "events-sqlite-reader", thread::reader, open_reader)?;
+        let reader = spawn(
+            path,
+            &name,
+            "events-sqlite-reader",
+            thread::reader,
+            open_reader,
+        )?;
         Ok(SqliteBackend {
             path: name,
             writer,
@@ -184,7 +194,10 @@ impl SqliteBackend {
     }
 
     /// A [`Queue`] over the SQLite file at `path`, opened with `options`.
-    pub fn queue_with(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Queue, QueueError> {
+    pub fn queue_with(
+        path: impl AsRef<Path>,
+        options: &SqliteOptions,
+    ) -> Result<Queue, QueueError> {
         let path = path.as_ref();
         let backend = SqliteBackend::open_with(path, options)?;
         let mut url = format!("sqlite://{}", path.display());
@@ -309,7 +322,11 @@ fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Res
 
 /// The writer's connection: WAL, the `synchronous` level, the WAL size
 /// limit, and the schema migrated when it is not current.
-fn open_writer(path: &Path, name: &str, synchronous: Synchronous) -> Result<Connection, SqliteError> {
+fn open_writer(
+    path: &Path,
+    name: &str,
+    synchronous: Synchronous,
+) -> Result<Connection, SqliteError> {
     let err = |source| SqliteError::Sqlite {
         path: name.to_owned(),
         source,
@@ -396,22 +413,22 @@ fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
 
 /// Why a job's row could not be read, in words, naming the column.
 fn unreadable(error: &rusqlite::Error) -> String {
-    let column = |index: usize| {
-        JOB_COLUMNS
-            .split(", ")
-            .nth(index)
-            .unwrap_or("?")
-            .to_owned()
-    };
+    let column = |index: usize| JOB_COLUMNS.split(", ").nth(index).unwrap_or("?").to_owned();
     let what = match error {
         rusqlite::Error::FromSqlConversionFailure(index, kind, cause) => {
-            format!("column `{}` ({kind}) cannot be read: {cause}", column(*index))
+            format!(
+                "column `{}` ({kind}) cannot be read: {cause}",
+                column(*index)
+            )
         }
         rusqlite::Error::IntegralValueOutOfRange(index, value) => {
             format!("column `{}` holds {value}, out of range", column(*index))
         }
         rusqlite::Error::InvalidColumnType(index, _, kind) => {
             format!("column `{}` holds a value of type {kind}", column(*index))
+        }
+        rusqlite::Error::Utf8Error(index, cause) => {
+            format!("column `{}` is not valid UTF-8: {cause}", column(*index))
         }
         other => other.to_string(),
     };
@@ -422,7 +439,9 @@ fn unreadable(error: &rusqlite::Error) -> String {
 /// failed store lists every row, whatever it holds.
 fn lossy_text(row: &Row<'_>, index: usize) -> rusqlite::Result<String> {
     Ok(match row.get_ref(index)? {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
         ValueRef::Integer(n) => n.to_string(),
         ValueRef::Real(x) => x.to_string(),
         ValueRef::Null => String::new(),
@@ -504,7 +523,12 @@ fn insert_job(tx: &Connection, job: &Job) -> rusqlite::Result<()> {
 /// Moves the job row `seq` to the failed store with `error`, as stored
 /// (nothing is decoded, so a row that cannot be read moves whole). Returns
 /// whether there was such a row.
-fn move_to_failed(tx: &Connection, seq: i64, error: &str, now: SystemTime) -> rusqlite::Result<bool> {
+fn move_to_failed(
+    tx: &Connection,
+    seq: i64,
+    error: &str,
+    now: SystemTime,
+) -> rusqlite::Result<bool> {
     let moved = tx
         .prepare_cached(&format!(
             "INSERT INTO events_failed_jobs ({FAILED_COLUMNS})
@@ -540,7 +564,12 @@ fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite:
 /// Claims up to `limit` jobs from `queues`, in their order. A row that
 /// cannot be read as a job goes to the failed store with the reason, and
 /// the claim takes another in its place.
-fn claim(tx: &Connection, queues: &[String], limit: usize, lease: i64) -> rusqlite::Result<Vec<Job>> {
+fn claim(
+    tx: &Connection,
+    queues: &[String],
+    limit: usize,
+    lease: i64,
+) -> rusqlite::Result<Vec<Job>> {
     // Read the clock once the write lock is held: time spent waiting for it
     // must not shorten the lease.
     let now = SystemTime::now();
@@ -596,13 +625,16 @@ fn claim(tx: &Connection, queues: &[String], limit: usize, lease: i64) -> rusqli
 fn job_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Job> {
     let shift = |error: rusqlite::Error| match error {
         rusqlite::Error::FromSqlConversionFailure(i, kind, cause) => {
-            rusqlite::Error::FromSqlConversionFailure(i - base, kind, cause)
+            rusqlite::Error::FromSqlConversionFailure(i.saturating_sub(base), kind, cause)
         }
         rusqlite::Error::IntegralValueOutOfRange(i, value) => {
-            rusqlite::Error::IntegralValueOutOfRange(i - base, value)
+            rusqlite::Error::IntegralValueOutOfRange(i.saturating_sub(base), value)
         }
         rusqlite::Error::InvalidColumnType(i, name, kind) => {
-            rusqlite::Error::InvalidColumnType(i - base, name, kind)
+            rusqlite::Error::InvalidColumnType(i.saturating_sub(base), name, kind)
+        }
+        rusqlite::Error::Utf8Error(i, cause) if i >= base => {
+            rusqlite::Error::Utf8Error(i - base, cause)
         }
         other => other,
     };
