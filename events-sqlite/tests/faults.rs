@@ -4,7 +4,6 @@
 
 use std::error::Error;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use events_core::Envelope;
@@ -192,30 +191,77 @@ async fn rows_that_cannot_be_read_go_to_the_failed_store_and_the_rest_are_claime
     assert_eq!(queue.size("a").await.unwrap(), 0);
 }
 
-/// Many processes (here threads, each with its own connections) opening
-/// one new file at the same moment all succeed: switching a new file to WAL
-/// takes its lock without waiting, and is retried.
+/// Many processes opening one new file at the same moment all succeed:
+/// switching a new file to WAL takes its lock without waiting for it, and
+/// is retried. (Threads of one process do not race so: SQLite shares one
+/// lock per file among them. So this test starts itself again as the
+/// opening processes.)
 #[test]
-fn many_opens_of_one_new_file_at_once_all_succeed() {
+fn many_processes_opening_one_new_file_at_once_all_succeed() {
+    if let Ok(path) = std::env::var(OPENER_PATH) {
+        return open_as_child(&path);
+    }
     let dir = tempfile::tempdir().unwrap();
-    let openers = 8;
-    for round in 0..25 {
+    let openers = 6;
+    let mut failures = Vec::new();
+    for round in 0..30 {
         let path = dir.path().join(format!("fresh-{round}.sqlite"));
-        let barrier = Arc::new(Barrier::new(openers));
-        let threads: Vec<_> = (0..openers)
+        // Start together: each waits for this moment before opening.
+        let at = std::time::SystemTime::now() + Duration::from_millis(150);
+        let at = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        let children: Vec<_> = (0..openers)
             .map(|_| {
-                let (path, barrier) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    SqliteBackend::queue(&path).map(drop)
-                })
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "many_processes_opening_one_new_file_at_once_all_succeed",
+                        "--nocapture",
+                        "--test-threads=1",
+                    ])
+                    .env(OPENER_PATH, &path)
+                    .env(OPENER_AT, at.to_string())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
             })
             .collect();
-        for thread in threads {
-            if let Err(error) = thread.join().unwrap() {
-                panic!("round {round}: {}", chain(&error));
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            if !output.status.success() {
+                failures.push(format!(
+                    "round {round}: {}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
             }
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const OPENER_PATH: &str = "EVENTS_SQLITE_TEST_OPEN";
+const OPENER_AT: &str = "EVENTS_SQLITE_TEST_OPEN_AT";
+
+/// The child of the test above: waits for the agreed moment, opens.
+fn open_as_child(path: &str) {
+    let at: u128 = std::env::var(OPENER_AT).unwrap().parse().unwrap();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros();
+        if now >= at {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(((at - now) as u64).min(1000)));
+    }
+    if let Err(error) = SqliteBackend::queue(path) {
+        println!("OPEN FAILED: {}", chain(&error));
+        std::process::exit(1);
     }
 }
 
