@@ -152,44 +152,67 @@ fn transaction(connection: &Connection, ops: &mut [Box<dyn Op>]) -> Result<(), F
 
 /// Checkpoints the whole WAL into the database and truncates it to zero
 /// bytes, when no reader stands in the way (`busy` bounds the wait for
-/// one). What a full disk needs; failure is not an error here (the
-/// transaction tried next reports what is still wrong).
-pub(crate) fn checkpoint(connection: &Connection, busy: Duration) {
+/// one). What a full disk needs. Returns whether it did; failing is not an
+/// error here (the transaction tried next reports what is still wrong).
+pub(crate) fn checkpoint(connection: &Connection, busy: Duration) -> bool {
     let _ = connection.busy_timeout(busy);
+    // Its first column is 1 when a reader or writer stood in the way.
     let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
     });
     let _ = connection.busy_timeout(crate::backend::BUSY_TIMEOUT);
-    if let Err(error) = result {
-        tracing::debug!(%error, "the WAL could not be checkpointed now");
+    match result {
+        Ok(blocked) => blocked == 0,
+        Err(error) => {
+            tracing::debug!(%error, "the WAL could not be checkpointed now");
+            false
+        }
     }
 }
 
-/// Runs a group of writes: together when they all succeed, else each in a
-/// transaction of its own. Replies to every one.
-fn run_group(connection: &Connection, mut ops: Vec<Box<dyn Op>>) {
-    let mut result = transaction(connection, &mut ops);
-    if let Err(failed) = &result
-        && is_full(failed.error())
-    {
-        tracing::warn!("the disk is full: checkpointing the WAL and trying once more");
-        checkpoint(connection, Duration::from_millis(200));
-        result = transaction(connection, &mut ops);
-    }
-    match result {
-        Ok(()) => ops.into_iter().for_each(|op| op.finish(None)),
-        Err(Failed::Transaction(error)) => {
-            for op in ops {
-                op.finish(Some(duplicate(&error)));
+/// The writer's connection and what it remembers between groups.
+struct Writer {
+    connection: Connection,
+    /// The last write failed for a full disk, and the WAL has not been
+    /// truncated since: truncate it before writing more. (Writing first
+    /// would fill space freed meanwhile with WAL frames again, leaving none
+    /// for the checkpoint, which needs room in the database file for the
+    /// pages it copies.)
+    full: bool,
+}
+
+impl Writer {
+    /// Runs a group of writes: together when they all succeed, else each in
+    /// a transaction of its own. Replies to every one.
+    fn run(&mut self, mut ops: Vec<Box<dyn Op>>) {
+        if self.full && checkpoint(&self.connection, Duration::from_millis(200)) {
+            tracing::info!("the WAL was checkpointed and truncated after a full disk");
+            self.full = false;
+        }
+        let mut result = transaction(&self.connection, &mut ops);
+        if let Err(failed) = &result
+            && is_full(failed.error())
+        {
+            tracing::warn!("the disk is full: checkpointing the WAL and trying once more");
+            checkpoint(&self.connection, Duration::from_millis(200));
+            result = transaction(&self.connection, &mut ops);
+        }
+        self.full = matches!(&result, Err(failed) if is_full(failed.error()));
+        match result {
+            Ok(()) => ops.into_iter().for_each(|op| op.finish(None)),
+            Err(Failed::Transaction(error)) => {
+                for op in ops {
+                    op.finish(Some(duplicate(&error)));
+                }
             }
-        }
-        Err(Failed::Op(_)) if ops.len() == 1 => {
-            ops.into_iter().for_each(|op| op.finish(None));
-        }
-        // One operation failed: the others must not fail with it.
-        Err(Failed::Op(_)) => {
-            for op in ops {
-                run_group(connection, vec![op]);
+            Err(Failed::Op(_)) if ops.len() == 1 => {
+                ops.into_iter().for_each(|op| op.finish(None));
+            }
+            // One operation failed: the others must not fail with it.
+            Err(Failed::Op(_)) => {
+                for op in ops {
+                    self.run(vec![op]);
+                }
             }
         }
     }
@@ -198,15 +221,22 @@ fn run_group(connection: &Connection, mut ops: Vec<Box<dyn Op>>) {
 /// The writer thread's loop: groups what is waiting, commits, replies;
 /// checkpoints when idle; ends when every sender is dropped.
 pub(crate) fn writer(connection: Connection, ops: mpsc::Receiver<Box<dyn Op>>) {
+    let mut writer = Writer {
+        connection,
+        full: false,
+    };
     let mut wrote = false;
     loop {
-        let first = if wrote {
+        let first = if wrote || writer.full {
             match ops.recv_timeout(IDLE) {
                 Ok(op) => op,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // Idle: fold the WAL into the database and truncate it,
-                    // without waiting on another process's readers.
-                    checkpoint(&connection, Duration::ZERO);
+                    // without waiting on another process's readers. After a
+                    // full disk, keep trying until it works.
+                    if checkpoint(&writer.connection, Duration::ZERO) {
+                        writer.full = false;
+                    }
                     wrote = false;
                     continue;
                 }
@@ -225,7 +255,7 @@ pub(crate) fn writer(connection: Connection, ops: mpsc::Receiver<Box<dyn Op>>) {
                 Err(_) => break,
             }
         }
-        run_group(&connection, group);
+        writer.run(group);
         wrote = true;
     }
 }
