@@ -1,9 +1,12 @@
 //! `memory://`: jobs in this process's memory, for tests and single-process
-//! programs. Per-queue FIFO lists, a heap of delayed jobs and a heap of lease
-//! deadlines, so a claim costs O(log n) however many jobs wait.
+//! programs. Per-queue FIFO lists, a heap of delayed jobs and an ordered map
+//! of lease deadlines, so a claim costs O(log n) however many jobs wait. A
+//! lease's entry leaves the map with its job (ack, release, fail, abandon),
+//! so memory stays flat however long the leases are.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -26,10 +29,11 @@ struct State {
     ready: HashMap<String, VecDeque<Job>>,
     /// Jobs not available yet, by (available_at, sequence).
     delayed: BinaryHeap<Reverse<Timed<Job>>>,
-    /// Claimed jobs by id, with their lease deadline.
-    reserved: HashMap<String, (Job, SystemTime)>,
-    /// Lease deadlines; stale entries (extended, acked) are skipped.
-    leases: BinaryHeap<Reverse<Timed<(String, u32)>>>,
+    /// Claimed jobs by id, with the key of their lease in `leases`.
+    reserved: HashMap<String, (Job, LeaseKey)>,
+    /// Leases by deadline (then claim order): the id of each claimed job.
+    /// Exactly one entry per job in `reserved`.
+    leases: BTreeMap<LeaseKey, String>,
     failed: Vec<FailedJob>,
     /// How many jobs held anywhere above (waiting, delayed, claimed, failed)
     /// have an id of each FNV-1a hash: what makes `enqueue_many` idempotent
@@ -62,6 +66,9 @@ impl Hasher for Prehashed {
         self.0 = key;
     }
 }
+
+/// A lease's deadline and a sequence number that makes it unique.
+type LeaseKey = (SystemTime, u64);
 
 /// A heap entry ordered by time, then insertion order.
 struct Timed<T> {
@@ -156,16 +163,11 @@ impl State {
                     .push_back(job);
             }
         }
-        while self.leases.peek().is_some_and(|Reverse(t)| t.at <= now) {
-            let Some(Reverse(timed)) = self.leases.pop() else {
-                break;
-            };
-            let (id, attempt) = timed.item;
-            let lapsed = self
-                .reserved
-                .get(&id)
-                .is_some_and(|(job, deadline)| job.attempt == attempt && *deadline <= now);
-            if lapsed && let Some((job, _)) = self.reserved.remove(&id) {
+        while let Some(entry) = self.leases.first_entry()
+            && entry.key().0 <= now
+        {
+            let id = entry.remove();
+            if let Some((job, _)) = self.reserved.remove(&id) {
                 self.ready
                     .entry(job.queue.clone())
                     .or_default()
@@ -174,11 +176,21 @@ impl State {
         }
     }
 
+    /// A new lease entry for `id` until `deadline`.
+    fn lease(&mut self, id: String, deadline: SystemTime) -> LeaseKey {
+        self.sequence += 1;
+        let key = (deadline, self.sequence);
+        self.leases.insert(key, id);
+        key
+    }
+
     /// Removes the job reserved under `attempt`, if it still is.
     fn take_reserved(&mut self, id: &str, attempt: u32) -> Option<Job> {
         match self.reserved.get(id) {
             Some((job, _)) if job.attempt == attempt => {
-                self.reserved.remove(id).map(|(job, _)| job)
+                let (job, key) = self.reserved.remove(id)?;
+                self.leases.remove(&key);
+                Some(job)
             }
             _ => None,
         }
@@ -187,7 +199,7 @@ impl State {
     /// The next time something becomes available.
     fn next_due(&self) -> Option<SystemTime> {
         let delayed = self.delayed.peek().map(|Reverse(t)| t.at);
-        let lease = self.leases.peek().map(|Reverse(t)| t.at);
+        let lease = self.leases.first_key_value().map(|((at, _), _)| *at);
         match (delayed, lease) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -236,11 +248,8 @@ impl Backend for MemoryBackend {
                     break;
                 };
                 job.attempt += 1;
-                let entry = state.timed(deadline, (job.id.clone(), job.attempt));
-                state.leases.push(entry);
-                state
-                    .reserved
-                    .insert(job.id.clone(), (job.clone(), deadline));
+                let key = state.lease(job.id.clone(), deadline);
+                state.reserved.insert(job.id.clone(), (job.clone(), key));
                 claimed.push(job);
             }
         }
@@ -250,15 +259,18 @@ impl Backend for MemoryBackend {
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
         let deadline = later(SystemTime::now(), lease);
         let mut state = self.lock();
-        match state.reserved.get_mut(id) {
-            Some((job, until)) if job.attempt == attempt => {
-                *until = deadline;
-                let entry = state.timed(deadline, (id.to_owned(), attempt));
-                state.leases.push(entry);
-                Ok(true)
-            }
-            _ => Ok(false),
+        let old = match state.reserved.get(id) {
+            Some((job, key)) if job.attempt == attempt => *key,
+            _ => return Ok(false),
+        };
+        let Some(id) = state.leases.remove(&old) else {
+            return Ok(false);
+        };
+        let key = state.lease(id.clone(), deadline);
+        if let Some((_, lease)) = state.reserved.get_mut(&id) {
+            *lease = key;
         }
+        Ok(true)
     }
 
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
@@ -426,6 +438,67 @@ mod tests {
 
     fn job(id: &str) -> Job {
         Job::from_parts(id, "q", "l", "e", "{}", Envelope::new())
+    }
+
+    /// Every way a claimed job leaves its lease also drops the lease's
+    /// entry: a million claims hold no memory until their deadlines pass.
+    #[tokio::test]
+    async fn settled_claims_leave_no_lease_behind() {
+        let backend = MemoryBackend::default();
+        let queues = ["q".to_owned()];
+        let lease = Duration::from_secs(3600);
+        for n in 0..400 {
+            backend.enqueue(job(&format!("job-{n}"))).await.unwrap();
+        }
+        let mut settled = 0;
+        while let Some(claimed) = backend.claim(&queues, 1, lease).await.unwrap().pop() {
+            let (id, attempt) = (claimed.id.as_str(), claimed.attempt);
+            assert!(backend.extend(id, attempt, lease).await.unwrap());
+            let done = match (settled % 4, attempt) {
+                (0, _) | (_, 2..) => backend.ack(id, attempt).await.unwrap(),
+                (1, _) => backend.fail(id, attempt, "no").await.unwrap(),
+                (2, _) => backend
+                    .release(id, attempt, Duration::ZERO, "again")
+                    .await
+                    .unwrap(),
+                _ => backend.abandon(id, attempt, Duration::ZERO).await.unwrap(),
+            };
+            assert!(done);
+            settled += 1;
+            let state = backend.lock();
+            assert_eq!(state.leases.len(), state.reserved.len());
+        }
+        assert!(settled >= 400, "{settled}");
+        let state = backend.lock();
+        assert!(state.reserved.is_empty());
+        assert!(
+            state.leases.is_empty(),
+            "{} lease entries left",
+            state.leases.len()
+        );
+    }
+
+    /// A lapsed lease hands the job back, first in its queue, and leaves no
+    /// entry behind either.
+    #[tokio::test]
+    async fn a_lapsed_lease_hands_the_job_back() {
+        let backend = MemoryBackend::default();
+        let queues = ["q".to_owned()];
+        backend.enqueue(job("a")).await.unwrap();
+        backend.enqueue(job("b")).await.unwrap();
+        let first = backend.claim(&queues, 1, Duration::ZERO).await.unwrap();
+        assert_eq!(first[0].id, "a");
+        let again = backend
+            .claim(&queues, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!((again[0].id.as_str(), again[0].attempt), ("a", 2));
+        assert!(
+            !backend.ack("a", 1).await.unwrap(),
+            "the lapsed claim is fenced"
+        );
+        assert!(backend.ack("a", 2).await.unwrap());
+        assert!(backend.lock().leases.is_empty());
     }
 
     #[test]
