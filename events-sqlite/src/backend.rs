@@ -854,3 +854,89 @@ impl Backend for SqliteBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database SQLite will not write (here: `query_only`, which fails
+    /// writes with SQLITE_READONLY as a read-only file does) cannot heal by
+    /// retrying: the claim's error says so, and a worker stops at its first
+    /// failed claim instead of retrying five times with growing pauses.
+    #[tokio::test]
+    async fn a_read_only_database_stops_the_worker_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("queue.sqlite")).unwrap();
+        let job = Job::from_parts("job-1", "a", "l", "e", "{}", events_core::Envelope::new());
+        backend.enqueue(job).await.unwrap();
+        backend
+            .write(|connection| connection.pragma_update(None, "query_only", true))
+            .await
+            .unwrap();
+        let error = backend
+            .claim(&["a".to_owned()], 1, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(error.is_permanent(), "{error:?}");
+        assert!(matches!(
+            error,
+            QueueError::Unrecoverable {
+                backend: "sqlite",
+                ..
+            }
+        ));
+
+        let queue = Queue::with_backend("sqlite://read-only", backend);
+        let started = Instant::now();
+        let error = events_core::Worker::new(queue)
+            .queues(["a"])
+            .poll_interval(Duration::from_millis(500))
+            .run_until_empty()
+            .await
+            .unwrap_err();
+        assert!(error.is_permanent(), "{error:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "the worker retried a claim that cannot succeed for {:?}",
+            started.elapsed()
+        );
+    }
+
+    async fn synchronous_of(backend: &SqliteBackend) -> i64 {
+        backend
+            .write(|connection| {
+                connection.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The writer's connection runs with the level asked for (0 OFF, 1
+    /// NORMAL, 2 FULL), NORMAL by default.
+    #[tokio::test]
+    async fn the_writer_syncs_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str, options: &SqliteOptions| {
+            SqliteBackend::open_with(&dir.path().join(name), options).unwrap()
+        };
+        let default = open("default.sqlite", &SqliteOptions::new());
+        assert_eq!(synchronous_of(&default).await, 1);
+        for (level, pragma) in [
+            (Synchronous::Off, 0),
+            (Synchronous::Normal, 1),
+            (Synchronous::Full, 2),
+        ] {
+            let backend = open(
+                &format!("{}.sqlite", level.as_str()),
+                &SqliteOptions::new().synchronous(level),
+            );
+            assert_eq!(synchronous_of(&backend).await, pragma, "{level:?}");
+        }
+        let queue = Queue::open(&format!(
+            "sqlite://{}?synchronous=full",
+            dir.path().join("url.sqlite").display()
+        ))
+        .unwrap();
+        assert!(queue.url().ends_with("?synchronous=full"));
+    }
+}

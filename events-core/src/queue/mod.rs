@@ -618,8 +618,23 @@ impl fmt::Debug for Queue {
 /// Opens the queue at `url` through the backend that registered its scheme
 /// ([`Queue::open`]): `memory://` always, `sqlite://path` with the facade's
 /// `sqlite` feature (on by default), others as their features add them.
+///
+/// On a Tokio runtime, the opening runs on its blocking pool: opening a
+/// file (and waiting for another process that is migrating it) never
+/// blocks the runtime's threads.
 pub async fn connect(url: &str) -> Result<Queue, QueueError> {
-    Queue::open(url)
+    if url.starts_with("memory:") || tokio::runtime::Handle::try_current().is_err() {
+        return Queue::open(url);
+    }
+    let owned = url.to_owned();
+    match tokio::task::spawn_blocking(move || Queue::open(&owned)).await {
+        Ok(opened) => opened,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels it: open here instead.
+            Err(_) => Queue::open(url),
+        },
+    }
 }
 
 /// The queue `EVENTS_QUEUE_URL` names, if it is set (an empty value counts
