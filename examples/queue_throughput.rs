@@ -1,19 +1,25 @@
 //! End-to-end queue throughput: dispatch -> queue -> worker -> done, for the
 //! memory and SQLite backends, against a baseline measured in the same run
-//! (the same jobs through a plain Tokio channel, no queue semantics).
+//! (the same jobs through a plain Tokio channel, no queue semantics); then
+//! SQLite's enqueue alone (one at a time, from 8 tasks at once, and in
+//! batches of 100) against the physical limit measured in the same run: a
+//! bare rusqlite loop inserting the same rows into the same table, one row
+//! per transaction and all rows in one, WAL with `synchronous = NORMAL` as
+//! the queue uses.
 //!
 //! ```text
 //! cargo run --release --example queue_throughput [-- JOBS]
 //! ```
 //!
-//! Prints jobs per second and the ratio to the baseline. Absolute numbers on
+//! Prints jobs per second and the ratio to the baselines. Absolute numbers on
 //! shared machines are noisy: compare ratios, and see BENCHMARKS.md.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use events::Envelope;
 use events::prelude::*;
-use events::queue::Queue;
+use events::queue::{Job, Queue};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +83,143 @@ fn per_second(jobs: u64, d: Duration) -> f64 {
     jobs as f64 / d.as_secs_f64()
 }
 
+/// The jobs a dispatch of `BenchJob` makes, built ahead of the clock.
+fn jobs(prefix: &str, n: u64) -> Vec<Job> {
+    (0..n)
+        .map(|i| {
+            let payload = serde_json::to_string(&BenchJob { n: i }).unwrap();
+            let mut job = Job::from_parts(
+                format!("{prefix}-{i}"),
+                "bench",
+                "queue_throughput::bench_listener",
+                "bench.job",
+                payload,
+                Envelope::new(),
+            );
+            job.max_tries = 1;
+            job
+        })
+        .collect()
+}
+
+/// A fresh queue file at `path`, schema created, nothing else open on it.
+fn fresh(path: &std::path::Path) -> Queue {
+    let _ = std::fs::remove_file(path);
+    events::queue::SqliteBackend::queue(path).unwrap()
+}
+
+/// The physical limit: the same rows inserted into the same table with a
+/// bare rusqlite loop, WAL, `synchronous = NORMAL`; one row per transaction
+/// when `per_row`, else all in one. Returns rows per second.
+fn bare_rusqlite(path: &std::path::Path, rows: &[Job], per_row: bool) -> f64 {
+    drop(fresh(path));
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .unwrap();
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .unwrap();
+    let start = Instant::now();
+    let mut begin = connection.prepare("BEGIN IMMEDIATE").unwrap();
+    let mut commit = connection.prepare("COMMIT").unwrap();
+    let mut insert = connection
+        .prepare(
+            "INSERT INTO events_jobs (id, queue, listener, event, payload, attempt, max_tries, available_at,
+                                      first_enqueued_at, last_error, reserved, ready_at, event_id, occurred_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, NULL, 0, ?7, ?8, ?7)",
+        )
+        .unwrap();
+    if !per_row {
+        begin.execute([]).unwrap();
+    }
+    for job in rows {
+        if per_row {
+            begin.execute([]).unwrap();
+        }
+        let at = events::queue::millis(job.available_at);
+        insert
+            .execute(rusqlite::params![
+                job.id,
+                job.queue,
+                job.listener,
+                job.event,
+                job.payload,
+                job.max_tries,
+                at,
+                job.envelope.id.to_string(),
+            ])
+            .unwrap();
+        if per_row {
+            commit.execute([]).unwrap();
+        }
+    }
+    if !per_row {
+        commit.execute([]).unwrap();
+    }
+    per_second(rows.len() as u64, start.elapsed())
+}
+
+/// SQLite enqueue alone, against the bare loops.
+async fn enqueue_alone(dir: &std::path::Path, n: u64) {
+    let path = dir.join("enqueue.sqlite");
+    let rows = jobs("bare", n);
+    let bare_row = bare_rusqlite(&path, &rows, true);
+    let bare_one = bare_rusqlite(&path, &rows, false);
+    println!();
+    println!(
+        "{:<46} {:>8} {:>12} {:>10}",
+        "SQLite enqueue, and the physical limit", "jobs", "jobs/s", "vs bare"
+    );
+    let line = |case: &str, rate: f64| {
+        println!("{case:<46} {n:>8} {rate:>12.0} {:>9.2}x", rate / bare_row);
+    };
+    line("bare rusqlite, one row per transaction", bare_row);
+    line("bare rusqlite, all rows in one transaction", bare_one);
+
+    let queue = fresh(&path);
+    let batch = jobs("one", n);
+    let start = Instant::now();
+    for job in batch {
+        queue.enqueue(job).await.unwrap();
+    }
+    line("enqueue, one at a time", per_second(n, start.elapsed()));
+
+    let queue = fresh(&path);
+    let tasks = 8;
+    let start = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let queue = queue.clone();
+        let batch = jobs(&format!("task{t}"), n / tasks);
+        running.spawn(async move {
+            for job in batch {
+                queue.enqueue(job).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+    line(
+        "enqueue, one at a time from 8 tasks at once",
+        per_second(n / tasks * tasks, start.elapsed()),
+    );
+
+    let queue = fresh(&path);
+    let mut all = jobs("many", n);
+    let start = Instant::now();
+    while !all.is_empty() {
+        let rest = all.split_off(all.len().min(100));
+        queue.enqueue_many(all).await.unwrap();
+        all = rest;
+    }
+    line(
+        "enqueue_many, 100 jobs a call",
+        per_second(n, start.elapsed()),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let jobs: u64 = std::env::args()
@@ -124,5 +267,6 @@ async fn main() {
             per_second(sqlite_jobs, m.dispatch)
         );
     }
+    enqueue_alone(&dir, sqlite_jobs).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -227,7 +227,9 @@ pub(crate) fn writer(connection: Connection, ops: mpsc::Receiver<Box<dyn Op>>) {
     };
     let mut wrote = false;
     loop {
-        let first = if wrote || writer.full {
+        let first = if let Some(op) = spin(&ops) {
+            op
+        } else if wrote || writer.full {
             match ops.recv_timeout(IDLE) {
                 Ok(op) => op,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -259,6 +261,25 @@ pub(crate) fn writer(connection: Connection, ops: mpsc::Receiver<Box<dyn Op>>) {
         wrote = true;
     }
 }
+
+/// Waits a few microseconds for the next operation without sleeping: a
+/// caller that sends one operation after another (an enqueue per dispatch,
+/// an ack then a claim) sends its next one about as soon as it has its
+/// reply, and waking a sleeping thread costs more than the wait.
+fn spin(ops: &mpsc::Receiver<Box<dyn Op>>) -> Option<Box<dyn Op>> {
+    let until = std::time::Instant::now() + SPIN;
+    loop {
+        match ops.try_recv() {
+            Ok(op) => return Some(op),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if std::time::Instant::now() >= until => return None,
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// How long [`spin`] waits.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// The reader thread's loop: runs each read as it comes, outside any
 /// explicit transaction.
