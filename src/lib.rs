@@ -63,7 +63,7 @@ pub mod queue {
 
     pub use events_core::queue::*;
     #[cfg(feature = "sqlite")]
-    pub use events_sqlite::{SqliteBackend, SqliteError};
+    pub use events_sqlite::{SqliteBackend, SqliteError, SqliteOptions, Synchronous};
 
     /// Opens the queue at `url` through the backend that registered its
     /// scheme: `memory://` always, `sqlite://path` with the `sqlite`
@@ -78,8 +78,12 @@ pub mod queue {
     /// assert_eq!(queue.size("default").await?, 0);
     /// # Ok(()) }
     /// ```
+    ///
+    /// On a Tokio runtime the file is opened on its blocking pool, so
+    /// opening never stalls the runtime's other tasks.
     pub async fn connect(url: &str) -> Result<Queue, QueueError> {
-        open(url)
+        crate::link_backends();
+        events_core::queue::connect(url).await
     }
 
     /// [`connect`] without awaiting: [`Queue::open`], after making sure the
