@@ -102,18 +102,23 @@ fn jobs(prefix: &str, n: u64) -> Vec<Job> {
         .collect()
 }
 
-/// A fresh queue file at `path`, schema created, nothing else open on it.
-fn fresh(path: &std::path::Path) -> Queue {
-    let _ = std::fs::remove_file(path);
-    events::queue::SqliteBackend::queue(path).unwrap()
+/// A fresh queue file in `dir`, schema created, nothing else open on it.
+fn fresh(dir: &std::path::Path) -> (Queue, std::path::PathBuf) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join(format!(
+        "enqueue-{}.sqlite",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    (events::queue::SqliteBackend::queue(&path).unwrap(), path)
 }
 
 /// The physical limit: the same rows inserted into the same table with a
 /// bare rusqlite loop, WAL, `synchronous = NORMAL`; one row per transaction
 /// when `per_row`, else all in one. Returns rows per second.
-fn bare_rusqlite(path: &std::path::Path, rows: &[Job], per_row: bool) -> f64 {
-    drop(fresh(path));
-    let connection = rusqlite::Connection::open(path).unwrap();
+fn bare_rusqlite(dir: &std::path::Path, rows: &[Job], per_row: bool) -> f64 {
+    let (queue, path) = fresh(dir);
+    drop(queue);
+    let connection = rusqlite::Connection::open(&path).unwrap();
     connection
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .unwrap();
@@ -162,10 +167,9 @@ fn bare_rusqlite(path: &std::path::Path, rows: &[Job], per_row: bool) -> f64 {
 
 /// SQLite enqueue alone, against the bare loops.
 async fn enqueue_alone(dir: &std::path::Path, n: u64) {
-    let path = dir.join("enqueue.sqlite");
     let rows = jobs("bare", n);
-    let bare_row = bare_rusqlite(&path, &rows, true);
-    let bare_one = bare_rusqlite(&path, &rows, false);
+    let bare_row = bare_rusqlite(dir, &rows, true);
+    let bare_one = bare_rusqlite(dir, &rows, false);
     println!();
     println!(
         "{:<46} {:>8} {:>12} {:>10}",
@@ -177,7 +181,7 @@ async fn enqueue_alone(dir: &std::path::Path, n: u64) {
     line("bare rusqlite, one row per transaction", bare_row);
     line("bare rusqlite, all rows in one transaction", bare_one);
 
-    let queue = fresh(&path);
+    let (queue, _) = fresh(dir);
     let batch = jobs("one", n);
     let start = Instant::now();
     for job in batch {
@@ -185,7 +189,7 @@ async fn enqueue_alone(dir: &std::path::Path, n: u64) {
     }
     line("enqueue, one at a time", per_second(n, start.elapsed()));
 
-    let queue = fresh(&path);
+    let (queue, _) = fresh(dir);
     let tasks = 8;
     let start = Instant::now();
     let mut running = tokio::task::JoinSet::new();
@@ -206,7 +210,7 @@ async fn enqueue_alone(dir: &std::path::Path, n: u64) {
         per_second(n / tasks * tasks, start.elapsed()),
     );
 
-    let queue = fresh(&path);
+    let (queue, _) = fresh(dir);
     let mut all = jobs("many", n);
     let start = Instant::now();
     while !all.is_empty() {

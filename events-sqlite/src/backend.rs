@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::error::SqliteError;
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION, envelope, legacy_envelope};
-use crate::thread::{self, Op};
+use crate::thread::{self, Op, Thread};
 
 /// A job's columns, in the order [`job_from_row_at`] reads them.
 const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata";
@@ -143,8 +143,10 @@ impl SqliteOptions {
 /// threads end when the handle is dropped.
 pub struct SqliteBackend {
     path: String,
-    writer: mpsc::Sender<Box<dyn Op>>,
-    reader: mpsc::Sender<Box<dyn Op>>,
+    // The writer is dropped (and joined) first: its last commit lands
+    // before the reader closes.
+    writer: Thread,
+    reader: Thread,
     /// Wakes workers in this process when this handle enqueues; workers in
     /// other processes find new jobs at their next poll.
     wake: Notify,
@@ -230,7 +232,7 @@ impl SqliteBackend {
         self.send(&self.reader, f).await
     }
 
-    async fn send<T, F>(&self, to: &mpsc::Sender<Box<dyn Op>>, f: F) -> Result<T, QueueError>
+    async fn send<T, F>(&self, to: &Thread, f: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -268,11 +270,11 @@ fn spawn(
     role: &str,
     serve: fn(Connection, mpsc::Receiver<Box<dyn Op>>),
     open: impl FnOnce(&Path, &str) -> Result<Connection, SqliteError> + Send + 'static,
-) -> Result<mpsc::Sender<Box<dyn Op>>, QueueError> {
+) -> Result<Thread, QueueError> {
     let (sender, ops) = mpsc::channel();
     let (opened, is_open) = mpsc::sync_channel(1);
     let (path, thread_name) = (path.to_owned(), name.to_owned());
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(role.to_owned())
         .spawn(move || match open(&path, &thread_name) {
             Ok(connection) => {
@@ -288,7 +290,7 @@ fn spawn(
             source,
         })?;
     match is_open.recv() {
-        Ok(Ok(())) => Ok(sender),
+        Ok(Ok(())) => Ok(Thread::new(sender, handle)),
         Ok(Err(error)) => Err(error.into()),
         Err(_) => Err(SqliteError::Stopped {
             path: name.to_owned(),

@@ -24,6 +24,45 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
+/// A connection's thread and the channel to it. Dropping it lets the
+/// thread finish what it was sent, close its connection and end, and waits
+/// for that: once a queue handle is dropped, its file is closed.
+pub(crate) struct Thread {
+    sender: mpsc::Sender<Box<dyn Op>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Thread {
+    pub(crate) fn new(
+        sender: mpsc::Sender<Box<dyn Op>>,
+        handle: std::thread::JoinHandle<()>,
+    ) -> Thread {
+        Thread {
+            sender,
+            handle: Some(handle),
+        }
+    }
+
+    /// Sends it an operation; `Err` when the thread is gone.
+    pub(crate) fn send(&self, op: Box<dyn Op>) -> Result<(), ()> {
+        self.sender.send(op).map_err(drop)
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // Hang up (the thread ends when its channel is empty and closed),
+        // then wait for it to close its connection.
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.sender, closed));
+        if let Some(handle) = self.handle.take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// How long the writer waits without work before checkpointing the WAL.
 pub(crate) const IDLE: Duration = Duration::from_millis(500);
 

@@ -357,3 +357,21 @@ fn the_url_chooses_synchronous_and_refuses_unknown_levels() {
         )
     );
 }
+
+/// Dropping a queue handle closes its file before the drop returns (its
+/// threads finish and close their connections): the file can be removed
+/// and created anew at once.
+#[tokio::test]
+async fn a_dropped_queue_has_closed_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    for round in 0..20 {
+        let queue = SqliteBackend::queue(&path).unwrap();
+        queue.enqueue(job(&format!("job-{round}"))).await.unwrap();
+        assert_eq!(queue.size("a").await.unwrap(), 1, "round {round}");
+        drop(queue);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
