@@ -18,7 +18,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -664,8 +664,13 @@ impl Backend for SqliteBackend {
     async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
         jobs.iter().try_for_each(Job::validate)?;
         // One transaction: a job SQLite refuses rolls back the whole batch.
-        self.write(move |tx| jobs.iter().try_for_each(|job| insert_job(tx, job)))
+        // The jobs are shared, not moved, so they are freed here, on the
+        // caller's thread.
+        let jobs = Arc::new(jobs);
+        let shared = jobs.clone();
+        self.write(move |tx| shared.iter().try_for_each(|job| insert_job(tx, job)))
             .await?;
+        drop(jobs);
         self.wake.notify_one();
         Ok(())
     }

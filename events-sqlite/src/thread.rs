@@ -102,7 +102,12 @@ where
     }
 
     fn finish(self: Box<Self>, error: Option<rusqlite::Error>) {
-        let result = match (error, self.result) {
+        let Call { f, result, reply } = *self;
+        // Dropped before replying: what the caller shares with it (an
+        // `Arc` of the jobs to store) is freed by the caller, on its own
+        // thread, not here (freeing another thread's memory is slow).
+        drop(f);
+        let result = match (error, result) {
             (Some(error), _) => Err(error),
             (None, Some(result)) => result,
             // Never run: its group could not even begin.
@@ -112,7 +117,7 @@ where
             )),
         };
         // The caller may have gone away (its future dropped): nothing to do.
-        let _ = self.reply.send(result);
+        let _ = reply.send(result);
     }
 }
 
