@@ -1,7 +1,9 @@
 //! A full disk: the queue says so in words, and works again once space is
 //! freed, without a restart. The disk is a 2 MiB tmpfs mounted for the
 //! test, so the test needs root (CI runs as root; elsewhere it fails,
-//! saying so, rather than pass without testing anything).
+//! saying so, rather than pass without testing anything). The test runs
+//! the queue in a process of its own (this test binary started again),
+//! and frees the space from outside it, as an operator would.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -70,14 +72,63 @@ async fn work_all(queue: &Queue) -> usize {
     jobs.len()
 }
 
-#[tokio::test]
-async fn a_full_disk_is_reported_in_words_and_the_queue_works_again_once_space_is_freed() {
+const CHILD_DIR: &str = "EVENTS_SQLITE_TEST_DISK";
+
+/// The parent: mounts the small disk, fills part of it, starts the queue
+/// process, reads its report of the full disk, frees the space, and lets
+/// it go on; the process must then work through several disks' worth of
+/// jobs without being restarted.
+#[test]
+fn a_full_disk_is_reported_in_words_and_the_queue_works_again_once_space_is_freed() {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        return runtime.block_on(queue_process(Path::new(&dir)));
+    }
+    use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(&dir.path().join("small"), "2m");
     let filler = disk.0.join("filler");
     std::fs::write(&filler, vec![0u8; 1280 * 1024]).unwrap();
-    let queue = SqliteBackend::queue(disk.0.join("queue.sqlite")).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_full_disk_is_reported_in_words_and_the_queue_works_again_once_space_is_freed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, &disk.0)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let full = lines
+        .by_ref()
+        .map(Result::unwrap)
+        // The harness may print its "test .. ... " before it on one line.
+        .find(|line| line.contains("FULL after "))
+        .expect("the queue process reports the full disk");
+    assert!(full.contains("database or disk is full"), "{full}");
+    // Free the space, and tell the process.
+    std::fs::remove_file(&filler).unwrap();
+    writeln!(child.stdin.take().unwrap(), "freed").unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", rest.join("\n"));
+    assert!(
+        rest.iter().any(|line| line.contains("WORKED through ")),
+        "{}",
+        rest.join("\n")
+    );
+}
 
+/// The queue process: enqueues until the disk is full and says so, waits
+/// for the space to be freed, then keeps working.
+async fn queue_process(dir: &Path) {
+    let queue = SqliteBackend::queue(dir.join("queue.sqlite")).unwrap();
     let mut n = 0;
     let error = loop {
         match queue.enqueue(big_job(n)).await {
@@ -88,19 +139,19 @@ async fn a_full_disk_is_reported_in_words_and_the_queue_works_again_once_space_i
     };
     let stored = n;
     assert!(stored > 10, "{stored} jobs fitted");
-    let text = chain(&error);
-    assert!(text.contains("database or disk is full"), "{text}");
+    say(&format!("FULL after {stored} jobs: {}", chain(&error)));
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "freed");
 
-    // Free the space: the queue works again, and keeps working as jobs
-    // come and go, without being opened again.
-    std::fs::remove_file(&filler).unwrap();
+    // The queue works again, and keeps working as jobs come and go,
+    // without being opened again.
     assert_eq!(work_all(&queue).await, stored, "every stored job is there");
     for round in 0..4 {
         for _ in 0..stored {
             queue.enqueue(big_job(n)).await.unwrap_or_else(|error| {
                 panic!(
-                    "round {round}: the disk filled again after {} jobs: {}",
-                    n,
+                    "round {round}: the disk filled again after {n} jobs: {}",
                     chain(&error)
                 )
             });
@@ -108,5 +159,14 @@ async fn a_full_disk_is_reported_in_words_and_the_queue_works_again_once_space_i
         }
         assert_eq!(work_all(&queue).await, stored);
     }
-    drop(queue);
+    say(&format!("WORKED through {n} jobs"));
+}
+
+/// A line to the parent, on stdout, flushed at once (the test harness may
+/// hold stdout otherwise).
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
 }
