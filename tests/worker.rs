@@ -165,7 +165,7 @@ fn raw_job(listener: &str, payload: &str) -> Job {
 }
 
 #[tokio::test]
-async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs() {
+async fn poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait() {
     let queue = Queue::memory();
     let d = dispatcher(&queue);
     d.dispatch(Risky {
@@ -198,7 +198,11 @@ async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs()
         .run_until_empty()
         .await
         .unwrap();
-    assert_eq!((report.succeeded, report.failed), (1, 4), "{report:?}");
+    assert_eq!(
+        (report.succeeded, report.failed, report.set_aside),
+        (1, 3, 1),
+        "{report:?}"
+    );
     assert_eq!(
         GOOD.load(Ordering::SeqCst),
         1,
@@ -218,10 +222,14 @@ async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs()
         [
             "listener `worker::risky` panicked: the listener panicked on purpose",
             "listener `worker::risky` timed out after 100ms",
-            "no listener named `worker::renamed_long_ago` is registered (was it renamed or removed?)",
             "the payload of `risky` no longer deserializes for listener `worker::risky`: \
              missing field `mode` at line 1 column 15",
         ]
+    );
+    assert_eq!(
+        queue.size("risky").await.unwrap(),
+        1,
+        "the job of the unknown listener waits"
     );
 }
 
@@ -696,21 +704,147 @@ async fn slow_jobs_claimed_in_a_big_batch_keep_their_leases() {
     assert!(queue.failed().await.unwrap().is_empty());
 }
 
+/// A memory queue that records the fenced calls a worker makes.
+#[derive(Default)]
+struct Recording {
+    inner: events::queue::MemoryBackend,
+    calls: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Recording {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl events::queue::Backend for Recording {
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), events::queue::QueueError> {
+        self.inner.enqueue_many(jobs).await
+    }
+    async fn claim(
+        &self,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, events::queue::QueueError> {
+        let jobs = self.inner.claim(queues, limit, lease).await?;
+        for job in &jobs {
+            self.record(format!("claim {} {}", job.id, job.attempt));
+        }
+        Ok(jobs)
+    }
+    async fn extend(
+        &self,
+        id: &str,
+        attempt: u32,
+        lease: Duration,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.inner.extend(id, attempt, lease).await
+    }
+    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("ack {id} {attempt}"));
+        self.inner.ack(id, attempt).await
+    }
+    async fn release(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("release {id} {attempt}"));
+        self.inner.release(id, attempt, delay, error).await
+    }
+    async fn abandon(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("abandon {id} {attempt} {delay:?}"));
+        self.inner.abandon(id, attempt, delay).await
+    }
+    async fn fail(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &str,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("fail {id} {attempt}"));
+        self.inner.fail(id, attempt, error).await
+    }
+    async fn failed(&self) -> Result<Vec<FailedJob>, events::queue::QueueError> {
+        self.inner.failed().await
+    }
+    async fn retry(&self, id: &str) -> Result<bool, events::queue::QueueError> {
+        self.inner.retry(id).await
+    }
+    async fn retry_all(&self) -> Result<usize, events::queue::QueueError> {
+        self.inner.retry_all().await
+    }
+    async fn forget(&self, id: &str) -> Result<bool, events::queue::QueueError> {
+        self.inner.forget(id).await
+    }
+    async fn flush_failed(&self) -> Result<usize, events::queue::QueueError> {
+        self.inner.flush_failed().await
+    }
+    async fn stats(&self) -> Result<Vec<events::queue::QueueStats>, events::queue::QueueError> {
+        self.inner.stats().await
+    }
+}
+
 #[tokio::test]
-async fn jobs_on_a_queue_no_listener_names_end_in_the_failed_store() {
-    let queue = Queue::memory();
-    let mut job = raw_job("app::removed_listener", "{}");
-    job.queue = "old-queue".into();
-    queue.enqueue(job).await.unwrap();
+async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops() {
+    let recording = Recording::default();
+    let calls = recording.calls.clone();
+    let queue = Queue::with_backend("memory://", recording);
+    let mut old = raw_job("app::removed_listener", "{}");
+    old.queue = "old-queue".into();
+    queue.enqueue(old).await.unwrap();
+    // Its listener is known, but it waits on the queue of a listener that
+    // is not: it runs.
+    let mut moved = raw_job("worker::forever", "null");
+    moved.queue = "old-queue".into();
+    moved.event = "forever".into();
+    queue.enqueue(moved).await.unwrap();
+
     // The default worker works every queue that holds jobs, not only those
-    // today's listeners name.
-    let report = Worker::new(queue.clone()).run_until_empty().await.unwrap();
-    assert_eq!(report.failed, 1, "{report:?}");
+    // today's listeners name; `run_until_empty` ends although one is left.
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        Worker::new(queue.clone()).run_until_empty(),
+    )
+    .await
+    .expect("the worker stops when only jobs it cannot run are left")
+    .unwrap();
     assert_eq!(
-        queue.failed().await.unwrap()[0].error,
-        "no listener named `app::removed_listener` is registered (was it renamed or removed?)"
+        (report.succeeded, report.failed, report.set_aside),
+        (1, 0, 1),
+        "{report:?}"
     );
-    assert_eq!(queue.size("old-queue").await.unwrap(), 0);
+    assert!(queue.failed().await.unwrap().is_empty(), "nothing failed");
+    assert_eq!(
+        queue.size("old-queue").await.unwrap(),
+        1,
+        "the unknown listener's job waits"
+    );
+    let calls = calls.lock().unwrap().clone();
+    let old_id = "raw-app::removed_listener-2";
+    assert!(
+        calls.contains(&format!("claim {old_id} 1")),
+        "claimed once: {calls:?}"
+    );
+    assert!(
+        calls.contains(&format!("abandon {old_id} 1 60s")),
+        "handed back untried (abandon takes the try back), out of the way for a minute: {calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("fail") || c.starts_with("release")),
+        "never failed nor retried: {calls:?}"
+    );
 }
 
 #[event(name = "forever")]

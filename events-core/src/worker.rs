@@ -9,10 +9,10 @@
 //! the failed store and the failure hooks run. A listener's
 //! `release_after` / `fail_without_retry` comes first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -48,6 +48,15 @@ pub struct WorkReport {
     /// Jobs put back untried because their listener asked to run again
     /// later (`ctx.job().release_after(..)`).
     pub released: u64,
+    /// Jobs left waiting, untried, because no listener of theirs is
+    /// registered in this program: they wait for a worker that has it (see
+    /// [`Worker`]). Each job counts once however often it was claimed.
+    pub set_aside: u64,
+    /// Tries of plain `fn` listeners still running when the worker stopped
+    /// (cut off at their timeout, or at the end of the grace period): a
+    /// thread cannot be cancelled, so they were abandoned to end with the
+    /// process. Their jobs were retried, failed or handed back as usual.
+    pub abandoned: u64,
 }
 
 impl WorkReport {
@@ -57,9 +66,25 @@ impl WorkReport {
     pub fn processed(&self) -> u64 {
         self.succeeded + self.retried + self.failed + self.lost
     }
+
+    /// Jobs the worker finished for good: succeeded, or moved to the
+    /// failed store. A job retried twice and then done counts once here
+    /// and three times in [`processed`](Self::processed).
+    pub fn finished(&self) -> u64 {
+        self.succeeded + self.failed
+    }
 }
 
 /// Runs queued jobs.
+///
+/// Each of its `concurrency` slots claims one job at a time, when it is
+/// free to start it, so a worker that dies charges a try only to the jobs
+/// it was running. A job whose listener this program does not register
+/// (a binary that does not link the library defining it, a renamed
+/// listener) is never tried nor failed: the worker hands it back untouched
+/// to wait for a worker that has the listener, and says so once per
+/// listener; [`run_until_empty`](Self::run_until_empty) counts such jobs as
+/// gone.
 ///
 /// ```
 /// use events::prelude::*;
@@ -107,6 +132,8 @@ pub struct Worker {
     retry: RetryDefaults,
     /// Worked when nothing else names a queue.
     default_queue: String,
+    /// The queue orders claims take in turn (see `claim_orders`).
+    claim_orders: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -158,6 +185,7 @@ impl Worker {
             observing: Observers::default(),
             retry: RetryDefaults::default(),
             default_queue: "default".to_owned(),
+            claim_orders: Vec::new(),
         }
     }
 
@@ -208,7 +236,9 @@ impl Worker {
     }
 
     /// The queues to work, highest priority first: a claim takes the first
-    /// queue's jobs before the next one's.
+    /// queue's jobs before the next one's. Without it, the worker takes the
+    /// queues in turn (each claim starts at the next one), so every queue
+    /// gets work.
     pub fn queues<I, S>(mut self, queues: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -285,7 +315,8 @@ impl Worker {
     }
 
     /// Works until the worked queues hold no job (ready, delayed or
-    /// running): for tests and `work --stop-when-empty`.
+    /// running) but those it set aside because their listener is unknown
+    /// here: for tests and `work --stop-when-empty`.
     pub async fn run_until_empty(self) -> Result<WorkReport, QueueError> {
         self.work(std::future::pending(), true).await
     }
@@ -297,10 +328,13 @@ impl Worker {
     }
 
     /// Works until `shutdown` completes or, with `stop_when_empty`, until
-    /// the worked queues hold no job.
+    /// the worked queues hold no job (or only jobs set aside because their
+    /// listener is unknown here).
     ///
-    /// `concurrency` slots each claim a small batch in one round trip and
-    /// run it in turn, keeping the leases of everything they hold alive.
+    /// `concurrency` slots each claim one job and run it at once, so a job
+    /// is claimed (and its try counted) only when it starts: a worker killed
+    /// mid-run charges a try to the jobs it was running, never to jobs it
+    /// merely held.
     pub(crate) async fn work(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -309,8 +343,9 @@ impl Worker {
         let mut this = self;
         if !this.queues_chosen {
             // Also work queues that hold jobs but that no listener names any
-            // more (a removed or renamed listener): their jobs then end in the
-            // failed store, with the reason, instead of waiting forever.
+            // more: a listener that moved to another queue still runs the
+            // jobs left on its old one (and jobs of unknown listeners are
+            // set aside, see `set_aside`).
             for stats in this.queue.stats().await? {
                 if !this.queues.contains(&stats.queue) {
                     this.queues.push(stats.queue);
@@ -329,6 +364,12 @@ impl Worker {
                 "Worker::new(..)",
             )
             .map_err(QueueError::Startup)?;
+        if !this.registry.listeners().iter().any(|l| matches!(l.def.run, Run::Queued { .. })) {
+            tracing::warn!(
+                "{NO_QUEUED_LISTENER} The worker leaves every job waiting, untouched."
+            );
+        }
+        this.claim_orders = claim_orders(&this.queues, this.queues_chosen);
         this.running_state = Arc::new(std::mem::take(&mut this.state));
         this.observing = Observers::new(std::mem::take(&mut this.observers));
         let worker = Arc::new(this);
@@ -358,8 +399,10 @@ impl Worker {
         // What a slot held when it panicked goes back to the queue untried.
         let left: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in left {
+            lock(&shared.cut_off).push((id.clone(), attempt));
             worker.hand_back(&id, attempt, &shared).await;
         }
+        worker.tell_what_was_left(&shared);
         if let Some(error) = lock(&shared.error).take() {
             return Err(error);
         }
@@ -367,42 +410,61 @@ impl Worker {
         Ok(report)
     }
 
-    /// One slot: claim a batch, run it, repeat until told to stop.
-    ///
-    /// The batch starts at one job and doubles (up to [`BATCH`]) while jobs
-    /// finish within [`QUICK`]: quick jobs share one claim's round trip,
-    /// while slow jobs are claimed one at a time so that idle slots and
-    /// other workers can take the rest.
+    /// Counts and logs, as the worker stops, the tries it abandoned still
+    /// running on their threads and the jobs it set aside.
+    fn tell_what_was_left(&self, shared: &Shared) {
+        let cut_off = std::mem::take(&mut *lock(&shared.cut_off));
+        let mut abandoned = 0;
+        for (id, attempt) in cut_off {
+            if let Some(run) = crate::queue::still_running(&id, attempt) {
+                abandoned += 1;
+                tracing::warn!(
+                    job = %id,
+                    attempt,
+                    listener = %run.listener,
+                    running_for = ?run.elapsed,
+                    "the worker stops while a plain `fn` listener still runs past its timeout or the grace period; a thread cannot be cancelled, so it is abandoned and ends with the process"
+                );
+            }
+        }
+        let set_aside = lock(&shared.set_aside);
+        for (listener, ids) in set_aside.iter() {
+            tracing::warn!(
+                %listener,
+                jobs = ids.len(),
+                "{}",
+                unknown_listener_text(listener, ids.len())
+            );
+        }
+        let mut report = lock(&shared.report);
+        report.abandoned += abandoned;
+        report.set_aside = set_aside.values().map(|ids| ids.len() as u64).sum();
+    }
+
+    /// One slot: claim one job, run it, repeat until told to stop.
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
-        let mut batch_size = 1;
         let mut failed_claims = 0;
         loop {
-            if shared.stopped() {
+            // Once per job: let the runtime run its other tasks. When every
+            // await below completes at once (a backlog of quick jobs), a slot
+            // that never yields keeps the thread, and the shutdown signal is
+            // never polled.
+            tokio::task::yield_now().await;
+            if shared.stopped() || !self.reserve(&shared) {
                 return;
             }
-            let limit = match self.max_jobs {
-                Some(max) => {
-                    let taken = shared.claimed.load(AtomicOrdering::Acquire);
-                    (max.saturating_sub(taken) as usize).min(batch_size)
-                }
-                None => batch_size,
-            };
-            if limit == 0 {
-                return;
-            }
-            let jobs = match self
-                .queue
-                .backend()
-                .claim(&self.queues, limit, self.lease)
-                .await
-            {
+            let order = shared.claims.fetch_add(1, AtomicOrdering::Relaxed);
+            let queues = &self.claim_orders[order % self.claim_orders.len()];
+            let claimed = self.queue.backend().claim(queues, 1, self.lease).await;
+            let job = match claimed {
                 Ok(jobs) => {
                     failed_claims = 0;
-                    jobs
+                    jobs.into_iter().next()
                 }
                 // A busy database or a passing I/O error: wait and try again;
                 // give up only when it keeps failing.
                 Err(error) => {
+                    self.unreserve(&shared);
                     failed_claims += 1;
                     if failed_claims >= CLAIM_ATTEMPTS {
                         tracing::error!(%error, "cannot claim jobs; the worker stops");
@@ -418,10 +480,12 @@ impl Worker {
                     continue;
                 }
             };
-            if jobs.is_empty() {
+            let Some(job) = job else {
+                self.unreserve(&shared);
                 if stop_when_empty {
                     match self.pending().await {
-                        Ok(0) => return,
+                        // Empty, or holding only jobs this worker cannot run.
+                        Ok(left) if left <= shared.set_aside_count() => return,
                         Ok(_) => {}
                         Err(error) => {
                             lock(&shared.error).get_or_insert(error);
@@ -436,79 +500,77 @@ impl Worker {
                     () = shared.stopped_signal() => return,
                 }
                 continue;
-            }
-            shared
-                .claimed
-                .fetch_add(jobs.len() as u64, AtomicOrdering::AcqRel);
-            {
-                let mut held = lock(&shared.held);
-                for job in &jobs {
-                    held.insert(job.id.clone(), job.attempt);
-                }
-            }
-            let claimed = jobs.len();
-            let started = std::time::Instant::now();
-            let every = self.lease / 3;
-            let mut heartbeat =
-                tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            let mut batch = jobs.into_iter();
-            while let Some(job) = batch.next() {
-                if shared.stopped() {
-                    // Shutting down: hand back what this slot has not started.
-                    for untouched in std::iter::once(job).chain(batch.by_ref()) {
-                        self.hand_back(&untouched.id, untouched.attempt, &shared)
-                            .await;
-                    }
-                    return;
-                }
-                let id = job.id.clone();
-                // A job that waited behind others may have used up a third
-                // of its lease: renew it before starting, and skip it if it
-                // is no longer ours (another worker has it now).
-                if started.elapsed() >= self.lease / 3 && !self.renew(&job, &shared).await {
-                    continue;
-                }
-                // The jobs waiting behind this one keep their leases on a
-                // heartbeat that runs across job boundaries.
-                let run = self.process(job, &shared.report);
-                let mut run = std::pin::pin!(run);
-                loop {
-                    tokio::select! {
-                        () = &mut run => break,
-                        _ = heartbeat.tick() => self.extend_all(batch.as_slice()).await,
-                    }
-                }
-                lock(&shared.held).remove(&id);
-                shared.progress.notify_waiters();
-            }
-            batch_size = if started.elapsed() <= QUICK * claimed as u32 {
-                (batch_size * 2).min(BATCH)
-            } else {
-                1
             };
+            if shared.stopped() {
+                // Claimed as the worker began to stop: hand it back untried.
+                self.unreserve(&shared);
+                self.hand_back(&job.id, job.attempt, &shared).await;
+                return;
+            }
+            let id = job.id.clone();
+            lock(&shared.held).insert(id.clone(), job.attempt);
+            if !self.process(job, &shared).await {
+                self.unreserve(&shared);
+            }
+            lock(&shared.held).remove(&id);
+            shared.progress.notify_waiters();
         }
     }
 
-    /// Renews the lease of a job about to start; `false` when it was lost.
-    async fn renew(&self, job: &Job, shared: &Shared) -> bool {
+    /// Counts a job against `max_jobs` before claiming it; `false` when the
+    /// worker has taken its share.
+    fn reserve(&self, shared: &Shared) -> bool {
+        let Some(max) = self.max_jobs else {
+            return true;
+        };
+        shared
+            .claimed
+            .fetch_update(AtomicOrdering::AcqRel, AtomicOrdering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a [`reserve`](Self::reserve) that did not run a job.
+    fn unreserve(&self, shared: &Shared) {
+        if self.max_jobs.is_some() {
+            shared.claimed.fetch_sub(1, AtomicOrdering::AcqRel);
+        }
+    }
+
+    /// Hands a job whose listener this program does not have back to its
+    /// queue untried, to be looked at again after [`SET_ASIDE`]: it waits
+    /// for a worker that has the listener. Says so once per listener.
+    async fn set_aside(&self, job: &Job, shared: &Shared) {
+        let first = {
+            let mut set_aside = lock(&shared.set_aside);
+            let ids = set_aside.entry(job.listener.clone()).or_default();
+            let first = ids.is_empty();
+            ids.insert(job.id.clone());
+            first
+        };
+        if first {
+            tracing::warn!(
+                listener = %job.listener,
+                queue = %job.queue,
+                job = %job.id,
+                "{}",
+                unknown_listener_text(&job.listener, 1)
+            );
+        }
         match self
             .queue
             .backend()
-            .extend(&job.id, job.attempt, self.lease)
+            .abandon(&job.id, job.attempt, SET_ASIDE)
             .await
         {
-            Ok(true) => true,
-            Ok(false) => {
-                tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while waiting in a batch; another worker has the job");
-                self.lost(job, &shared.report);
-                lock(&shared.held).remove(&job.id);
-                false
+            Ok(true) => {
+                let reason = unknown_listener_text(&job.listener, 1);
+                self.observing.each(|o| o.job_set_aside(job, &reason));
             }
-            // A passing storage error: run it; a lost lease would still fence
-            // its ack.
+            Ok(false) => self.lost(job, &shared.report),
             Err(error) => {
-                tracing::warn!(job = %job.id, %error, "could not renew a lease");
-                true
+                tracing::error!(job = %job.id, %error, "could not set aside a job of an unknown listener; it waits until its lease lapses")
             }
         }
     }
@@ -557,18 +619,20 @@ impl Worker {
         while slots.join_next().await.is_some() {}
         let unfinished: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in unfinished {
+            // A plain `fn` listener's thread goes on: the end says so.
+            lock(&shared.cut_off).push((id.clone(), attempt));
             self.hand_back(&id, attempt, shared).await;
         }
     }
 
-    /// Runs one claimed job to its end: success, retry, failure or lost lease.
-    async fn process(&self, job: Job, report: &Mutex<WorkReport>) {
+    /// Runs one claimed job to its end: success, retry, failure or lost
+    /// lease; `false` when it did not run (its listener is unknown here, so
+    /// it was set aside).
+    async fn process(&self, job: Job, shared: &Shared) -> bool {
+        let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
-            let error = JobError::UnknownListener {
-                listener: job.listener.clone(),
-            };
-            self.fail(&job, None, &error.to_string(), report).await;
-            return;
+            self.set_aside(&job, shared).await;
+            return false;
         };
         if job.attempt > job.max_tries {
             let error = format!(
@@ -576,7 +640,7 @@ impl Worker {
                 job.attempt, job.max_tries
             );
             self.fail(&job, Some(def), &error, report).await;
-            return;
+            return true;
         }
         let run = JobRun::new(job, self.running_state.clone());
         let job = run.job();
@@ -589,14 +653,18 @@ impl Worker {
         let Some((result, directive)) = outcome else {
             tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
             self.lost(job, report);
-            return;
+            return true;
         };
-        let Run::Queued { options, .. } = def.run else {
+        let Run::Queued { options, is_async, .. } = def.run else {
             // `run_job_with` refused it already: `result` says so.
             let error = result.err().map_or_else(String::new, |e| e.to_string());
             self.fail(job, Some(def), &error, report).await;
-            return;
+            return true;
         };
+        if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
+            // Its thread may still run: the end says so if it does.
+            lock(&shared.cut_off).push((job.id.clone(), job.attempt));
+        }
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
             Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
@@ -613,6 +681,7 @@ impl Worker {
                 }
             },
         }
+        true
     }
 
     /// Counts a job whose lease was lost.
@@ -713,21 +782,6 @@ impl Worker {
             }
         }
     }
-
-    /// Extends the leases of jobs waiting in a slot's batch. One whose lease
-    /// is lost is skipped when its turn comes (`renew`), and fenced anyway.
-    async fn extend_all(&self, waiting: &[Job]) {
-        for job in waiting {
-            if let Err(error) = self
-                .queue
-                .backend()
-                .extend(&job.id, job.attempt, self.lease)
-                .await
-            {
-                tracing::warn!(job = %job.id, %error, "could not extend a lease");
-            }
-        }
-    }
 }
 
 /// The longest lease, grace, timeout or poll a worker takes: timers further
@@ -737,11 +791,36 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Consecutive failed claims after which a worker gives up.
 const CLAIM_ATTEMPTS: u32 = 5;
 
-/// The most jobs a slot claims in one round trip.
-const BATCH: usize = 16;
+/// How long a job whose listener this program does not have is put back
+/// for before a worker looks at it again: long enough not to spin on it,
+/// short enough that a worker that has the listener soon gets it.
+const SET_ASIDE: Duration = Duration::from_secs(60);
 
-/// Jobs faster than this, on average, let a slot claim bigger batches.
-const QUICK: Duration = Duration::from_millis(2);
+/// What `work` and the worker say when no queued listener is registered.
+pub(crate) const NO_QUEUED_LISTENER: &str = "this program registers no queued listener, so it can run no job: does its binary link the library that defines the listeners? A library that `main` never names is not linked, and its `#[listener]`s are not registered: add `use my_app as _;` to the binary.";
+
+/// Why a job is set aside: its listener, how many jobs, what to do.
+fn unknown_listener_text(listener: &str, jobs: usize) -> String {
+    format!(
+        "{jobs} job(s) for listener `{listener}` left waiting, untouched: no listener of that name is registered in this program, so they wait for a worker that has it (likely causes: this binary does not link the library that defines it, or the listener was renamed and its old jobs keep the old name)"
+    )
+}
+
+/// The queue orders claims go through in turn. Queues the user chose are a
+/// priority order, always the same; otherwise each claim starts at the next
+/// queue (round-robin), so every queue gets work.
+fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
+    if chosen || queues.len() < 2 {
+        return vec![queues.to_vec()];
+    }
+    (0..queues.len())
+        .map(|first| {
+            let mut order = queues.to_vec();
+            order.rotate_left(first);
+            order
+        })
+        .collect()
+}
 
 /// What a worker's slots share.
 #[derive(Default)]
@@ -749,7 +828,15 @@ struct Shared {
     report: Mutex<WorkReport>,
     /// Jobs claimed and not settled: handed back if shutdown cuts them off.
     held: Mutex<HashMap<String, u32>>,
+    /// Jobs counted against `max_jobs`.
     claimed: AtomicU64,
+    /// Claims made: which queue order the next one takes.
+    claims: AtomicUsize,
+    /// Ids of jobs set aside, by listener.
+    set_aside: Mutex<HashMap<String, HashSet<String>>>,
+    /// Tries of plain `fn` listeners cut off (timed out, or aborted at the
+    /// end of the grace period) whose thread may still run.
+    cut_off: Mutex<Vec<(String, u32)>>,
     stopping: AtomicBool,
     stop_signal: Notify,
     /// Wakes idle slots when a job settles (for `run_until_empty`).
@@ -765,6 +852,12 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    /// How many jobs were set aside (for `run_until_empty`: the queues are
+    /// as empty as this worker can make them when only those are left).
+    fn set_aside_count(&self) -> usize {
+        lock(&self.set_aside).values().map(HashSet::len).sum()
     }
 
     async fn stopped_signal(&self) {

@@ -13,6 +13,7 @@ pub mod conformance;
 mod memory;
 mod run;
 mod scheme;
+mod threads;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub(crate) use run::{
 };
 pub use run::{JobError, run_job};
 pub use scheme::{Scheme, schemes};
+pub(crate) use threads::running as still_running;
 
 /// One queued listener's run of one event.
 ///

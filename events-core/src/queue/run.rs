@@ -199,7 +199,7 @@ async fn try_once(
         event: job.event.clone(),
         source,
     })?;
-    let run = run_off_thread_if_blocking(run, is_async, &job.listener);
+    let run = run_off_thread_if_blocking(run, is_async, job);
     let outcome = match options.timeout().or(default_timeout) {
         Some(after) => tokio::time::timeout(after, run)
             .await
@@ -218,28 +218,36 @@ async fn try_once(
     }
 }
 
-/// A plain `fn` listener blocks while it runs: run it on the blocking pool,
-/// so its timeout can fire and the runtime's other tasks go on. (Past its
-/// timeout it is abandoned; its thread finishes in the background.)
+/// A plain `fn` listener blocks while it runs: run it on a thread of its
+/// own (see [`threads`](super::threads)), so its timeout can fire and the
+/// runtime's other tasks go on. Past its timeout it is abandoned: its thread
+/// finishes in the background, and nothing (not the runtime's shutdown)
+/// waits for it.
 fn run_off_thread_if_blocking(
     run: BoxFuture<'static, Outcome>,
     is_async: bool,
-    listener: &str,
+    job: &Job,
 ) -> BoxFuture<'static, Outcome> {
     if is_async {
         return run;
     }
-    let listener = listener.to_owned();
+    // The thread runs in the span of the try (an observer's `events.job`),
+    // so what the listener logs belongs to it.
+    let span = tracing::Span::current();
+    let started = super::threads::run(&job.id, job.attempt, &job.listener, move || {
+        span.in_scope(|| poll_to_end(run))
+    });
+    let listener = job.listener.clone();
     Box::pin(async move {
-        // The blocking thread runs in the span of the try (an observer's
-        // `events.job`), so what the listener logs belongs to it.
-        let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(|| poll_to_end(run))).await {
-            Ok(outcome) => outcome,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(error) => Err(format!("listener `{listener}` was cancelled: {error}").into()),
-            },
+        let done = started.map_err(|error| {
+            BoxError::from(format!(
+                "cannot start a thread for listener `{listener}`: {error}"
+            ))
+        })?;
+        match done.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(format!("the thread of listener `{listener}` ended without a result").into()),
         }
     })
 }

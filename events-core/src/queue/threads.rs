@@ -1,0 +1,178 @@
+//! The threads plain `fn` queued listeners run on.
+//!
+//! A synchronous listener blocks while it runs, so it cannot run on the
+//! runtime's threads; and a try that outlives its timeout cannot be
+//! cancelled, only abandoned. Tokio's blocking pool is the wrong home for
+//! it: dropping a runtime waits for every blocking task, so one listener
+//! stuck past its timeout would keep the worker's process from ever exiting
+//! (and, with Tokio's signal handlers installed, from dying of SIGTERM).
+//!
+//! These threads are the process's own, detached: nothing waits for them,
+//! and they end with the process. Idle ones wait [`KEEP_IDLE`] for the next
+//! try, then exit. Each run is listed while it runs, under its job's id and
+//! attempt, so a worker can say at the end which tries it abandoned.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crate::context::lock;
+
+/// How long an idle thread waits for another run before it exits.
+const KEEP_IDLE: Duration = Duration::from_secs(10);
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Idle threads, each with the sender it waits on, under its number.
+static IDLE: Mutex<Vec<(u64, Sender<Task>)>> = Mutex::new(Vec::new());
+
+/// Runs in progress: (job id, attempt) -> (listener, started at).
+static RUNNING: Mutex<Option<HashMap<(String, u32), (String, Instant)>>> = Mutex::new(None);
+
+/// A try running on one of these threads, as [`running`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Running {
+    /// The listener.
+    pub(crate) listener: String,
+    /// How long it has run.
+    pub(crate) elapsed: Duration,
+}
+
+/// Whether the try `attempt` of job `id` still runs on one of these
+/// threads (a try whose future was dropped, at its timeout or at shutdown,
+/// may go on running here).
+pub(crate) fn running(id: &str, attempt: u32) -> Option<Running> {
+    let running = lock(&RUNNING);
+    let (listener, since) = running.as_ref()?.get(&(id.to_owned(), attempt))?;
+    Some(Running {
+        listener: listener.clone(),
+        elapsed: since.elapsed(),
+    })
+}
+
+/// Runs `f` (try `attempt` of job `id`, for `listener`) on a detached
+/// thread; the future completes with its result, or with its panic. Nothing
+/// waits for the thread when the future is dropped.
+pub(crate) fn run<T: Send + 'static>(
+    id: &str,
+    attempt: u32,
+    listener: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<Result<T, Box<dyn Any + Send>>>, std::io::Error> {
+    let key = (id.to_owned(), attempt);
+    lock(&RUNNING)
+        .get_or_insert_with(HashMap::new)
+        .insert(key.clone(), (listener.to_owned(), Instant::now()));
+    let (done, result) = tokio::sync::oneshot::channel();
+    let task: Task = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        if let Some(running) = lock(&RUNNING).as_mut() {
+            running.remove(&key);
+        }
+        // The receiver is gone when the try was abandoned: nobody to tell.
+        let _ = done.send(outcome);
+    });
+    let mut task = task;
+    loop {
+        let idle = lock(&IDLE).pop();
+        let Some((_, thread)) = idle else { break };
+        match thread.send(task) {
+            Ok(()) => return Ok(result),
+            // That thread is gone (it cannot be, see `serve`; but no task
+            // is lost if it were): try the next one.
+            Err(mpsc::SendError(back)) => task = back,
+        }
+    }
+    spawn(task).map(|()| result).inspect_err(|_| {
+        // The run never started: it is not running.
+        if let Some(running) = lock(&RUNNING).as_mut() {
+            running.remove(&(id.to_owned(), attempt));
+        }
+    })
+}
+
+/// Starts a thread that runs `first`, then serves idle.
+fn spawn(first: Task) -> Result<(), std::io::Error> {
+    std::thread::Builder::new()
+        .name("events-listener".to_owned())
+        .spawn(move || serve(first))
+        .map(drop)
+}
+
+/// A thread's life: run a task, wait idle for the next, exit when none
+/// comes for [`KEEP_IDLE`].
+fn serve(first: Task) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let me = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut task = first;
+    loop {
+        task();
+        let (sender, receiver) = mpsc::channel();
+        lock(&IDLE).push((me, sender));
+        task = match receiver.recv_timeout(KEEP_IDLE) {
+            Ok(task) => task,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                let mut idle = lock(&IDLE);
+                match idle.iter().position(|(n, _)| *n == me) {
+                    // Still listed: nobody holds this thread's sender, so
+                    // no task can arrive once it is removed.
+                    Some(at) => {
+                        idle.swap_remove(at);
+                        return;
+                    }
+                    // A caller took the sender a moment ago: its task is
+                    // on the way.
+                    None => {
+                        drop(idle);
+                        match receiver.recv() {
+                            Ok(task) => task,
+                            Err(_) => return,
+                        }
+                    }
+                }
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_report_their_result_their_panic_and_while_they_run() {
+        let result = run("job-a", 1, "app::a", || 40 + 2).unwrap().await;
+        assert_eq!(result.unwrap(), 42);
+        let panicked = run("job-b", 1, "app::b", || panic!("on purpose"))
+            .unwrap()
+            .await;
+        assert!(panicked.is_err());
+
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocked = run("job-c", 2, "app::c", move || wait.recv().is_ok()).unwrap();
+        assert_eq!(running("job-c", 2).unwrap().listener, "app::c");
+        assert!(running("job-c", 1).is_none(), "another attempt");
+        release.send(()).unwrap();
+        assert!(blocked.await.unwrap());
+        assert!(running("job-c", 2).is_none(), "done: no longer running");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_run_goes_on_without_anyone_waiting() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (finished, done) = std::sync::mpsc::channel::<()>();
+        drop(
+            run("job-d", 1, "app::d", move || {
+                let _ = wait.recv();
+                let _ = finished.send(());
+            })
+            .unwrap(),
+        );
+        assert!(running("job-d", 1).is_some(), "abandoned, still running");
+        release.send(()).unwrap();
+        done.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+}
