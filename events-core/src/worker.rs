@@ -453,13 +453,23 @@ impl Worker {
             if shared.stopped() || !self.reserve(&shared) {
                 return;
             }
-            let order = shared.claims.fetch_add(1, AtomicOrdering::Relaxed);
-            let queues = &self.claim_orders[order % self.claim_orders.len()];
+            let first = shared.next_queue.load(AtomicOrdering::Relaxed);
+            let queues = &self.claim_orders[first % self.claim_orders.len()];
             let claimed = self.queue.backend().claim(queues, 1, self.lease).await;
             let job = match claimed {
                 Ok(jobs) => {
                     failed_claims = 0;
-                    jobs.into_iter().next()
+                    let job = jobs.into_iter().next();
+                    if let Some(job) = &job
+                        && self.claim_orders.len() > 1
+                        && let Some(at) = self.queues.iter().position(|q| *q == job.queue)
+                    {
+                        // Round-robin: the next claim starts after this
+                        // job's queue, so each queue holding jobs gets a
+                        // turn however many empty ones lie between.
+                        shared.next_queue.store(at + 1, AtomicOrdering::Relaxed);
+                    }
+                    job
                 }
                 // A busy database or a passing I/O error: wait and try again;
                 // give up only when it keeps failing.
@@ -806,9 +816,10 @@ fn unknown_listener_text(listener: &str, jobs: usize) -> String {
     )
 }
 
-/// The queue orders claims go through in turn. Queues the user chose are a
-/// priority order, always the same; otherwise each claim starts at the next
-/// queue (round-robin), so every queue gets work.
+/// The queue order of a claim starting at each queue. Queues the user
+/// chose are a priority order, always the same; otherwise each claim starts
+/// after the queue of the last job claimed (round-robin), so every queue
+/// gets work.
 fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
     if chosen || queues.len() < 2 {
         return vec![queues.to_vec()];
@@ -830,8 +841,8 @@ struct Shared {
     held: Mutex<HashMap<String, u32>>,
     /// Jobs counted against `max_jobs`.
     claimed: AtomicU64,
-    /// Claims made: which queue order the next one takes.
-    claims: AtomicUsize,
+    /// Where in the queue list the next claim starts (round-robin).
+    next_queue: AtomicUsize,
     /// Ids of jobs set aside, by listener.
     set_aside: Mutex<HashMap<String, HashSet<String>>>,
     /// Tries of plain `fn` listeners cut off (timed out, or aborted at the
