@@ -129,9 +129,11 @@ async fn work_failed_retry_forget_flush_monitor() {
     let out = cli(&queue, &["work", "--queue", "mail", "--stop-when-empty"])
         .await
         .unwrap();
-    assert_eq!(
-        out,
-        "worked 3 job(s): 1 succeeded, 1 retried, 1 failed, 0 lost their lease, 0 handed back\n"
+    assert!(
+        out.ends_with(
+            "finished 2 job(s) in 3 tries: 1 succeeded, 1 failed, 1 try retried; 0 lost their lease, 0 handed back\n"
+        ),
+        "{out}"
     );
     assert_eq!(MAILED.load(Ordering::SeqCst), 1);
 
@@ -479,9 +481,192 @@ async fn list_shows_and_jobs_get_the_retry_defaults_of_the_environment() {
     let work = ["work", "--queue", "retried", "--stop-when-empty"];
     let (result, out) = cli_env(Some(&queue), &env, &work).await;
     result.unwrap();
-    assert_eq!(
-        out,
-        "worked 3 job(s): 0 succeeded, 2 retried, 1 failed, 0 lost their lease, 0 handed back\n"
+    assert!(
+        out.ends_with(
+            "finished 1 job(s) in 3 tries: 0 succeeded, 1 failed, 2 tries retried; 0 lost their lease, 0 handed back\n"
+        ),
+        "{out}"
     );
     assert_eq!(RETRIED_RUNS.load(Ordering::SeqCst), 3);
+}
+
+// --- `work`'s output, stops and polling -------------------------------------------
+
+#[event(name = "work.noisy")]
+#[derive(Serialize, Deserialize)]
+pub struct NoisyJob {
+    pub fail: bool,
+}
+
+#[listener(queue = "noisy", tries = 2, backoff = "10ms")]
+async fn noisy_receipt(e: &NoisyJob) -> Result<(), MailDown> {
+    if e.fail { Err(MailDown) } else { Ok(()) }
+}
+
+#[tokio::test]
+async fn work_prints_a_start_line_a_line_per_retried_or_failed_job_and_a_summary() {
+    // A URL with a password: the start line hides it.
+    let queue = Queue::with_backend(
+        "memory://worker:hunter2@local",
+        events::queue::MemoryBackend::default(),
+    );
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    dispatcher.dispatch(NoisyJob { fail: true }).await.unwrap();
+    dispatcher.dispatch(NoisyJob { fail: false }).await.unwrap();
+    let id = queue
+        .backend()
+        .claim(&["noisy".to_owned()], 1, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    queue
+        .backend()
+        .abandon(&id, 1, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+
+    let work = ["work", "--queue", "noisy", "--stop-when-empty"];
+    let out = cli(&queue, &work).await.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].ends_with("  working queue `noisy`, concurrency 1, on memory://worker:***@local"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with(&format!(
+            "  RETRY  cli::noisy_receipt  job {id}  try 1/2: listener `cli::noisy_receipt` failed: the mail server said no (again in 10ms)"
+        )),
+        "{out}"
+    );
+    assert!(
+        lines[2].ends_with(&format!(
+            "  FAIL   cli::noisy_receipt  job {id}  try 2/2: listener `cli::noisy_receipt` failed: the mail server said no"
+        )),
+        "{out}"
+    );
+    // Two jobs, three tries: counted apart.
+    assert_eq!(
+        lines[3],
+        "finished 2 job(s) in 3 tries: 1 succeeded, 1 failed, 1 try retried; 0 lost their lease, 0 handed back"
+    );
+
+    // `--quiet`: the summary only.
+    queue.retry_all().await.unwrap();
+    let quiet = [&work[..], &["--quiet"]].concat();
+    let out = cli(&queue, &quiet).await.unwrap();
+    assert_eq!(
+        out,
+        "finished 1 job(s) in 2 tries: 0 succeeded, 1 failed, 1 try retried; 0 lost their lease, 0 handed back\n"
+    );
+}
+
+#[tokio::test]
+async fn work_warns_once_per_listener_whose_jobs_it_leaves_waiting() {
+    let (queue, _dir) = sqlite();
+    for n in 0..3 {
+        let mut job = events::queue::Job::from_parts(
+            format!("gone-{n}"),
+            "noisy",
+            "app::renamed_listener",
+            "work.noisy",
+            r#"{"fail":false}"#,
+            events::Envelope::new(),
+        );
+        job.available_at = std::time::SystemTime::now();
+        queue.enqueue(job).await.unwrap();
+    }
+    let out = cli(&queue, &["work", "--stop-when-empty", "--quiet"])
+        .await
+        .unwrap();
+    let cause = "no listener of that name is registered in this program, so they wait for a worker that has it (likely causes: this binary does not link the library that defines it, or the listener was renamed and its old jobs keep the old name)";
+    assert_eq!(
+        out,
+        format!(
+            "warning: jobs for listener `app::renamed_listener` left waiting, untouched: {cause}\n\
+             warning: 3 job(s) for listener `app::renamed_listener` left waiting, untouched: {cause}\n\
+             finished 0 job(s) in 0 tries: 0 succeeded, 0 failed, 0 tries retried; 0 lost their lease, 0 handed back; 3 job(s) left waiting for a listener this program does not have\n"
+        )
+    );
+    assert_eq!(queue.size("noisy").await.unwrap(), 3, "all three wait");
+    assert!(queue.failed().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn work_stops_after_max_time_and_polls_as_often_as_sleep_says() {
+    let (queue, dir) = sqlite();
+    // Another handle on the file, as another process: its enqueues do not
+    // wake the worker, which sees them at its next look.
+    let producer = events::queue::SqliteBackend::queue(dir.path().join("q.sqlite")).unwrap();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(producer)
+        .build()
+        .unwrap();
+    let enqueue_soon = || {
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            dispatcher.dispatch(NoisyJob { fail: false }).await.unwrap();
+        })
+    };
+
+    let started = std::time::Instant::now();
+    let producing = enqueue_soon();
+    let args = [
+        "work",
+        "--queue",
+        "noisy",
+        "--max-time",
+        "1500ms",
+        "--sleep",
+        "50ms",
+        "-q",
+    ];
+    let out = cli(&queue, &args).await.unwrap();
+    producing.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < std::time::Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert!(
+        out.starts_with("finished 1 job(s) in 1 try: 1 succeeded"),
+        "{out}"
+    );
+
+    // Looking only every 20 s, it does not see the job before its time is up.
+    let producing = enqueue_soon();
+    let args = [
+        "work",
+        "--queue",
+        "noisy",
+        "--max-time",
+        "1",
+        "--sleep",
+        "20s",
+        "-q",
+    ];
+    let out = cli(&queue, &args).await.unwrap();
+    producing.await.unwrap();
+    assert!(out.starts_with("finished 0 job(s)"), "{out}");
+    assert_eq!(queue.size("noisy").await.unwrap(), 1);
+
+    let error = cli(&queue, &["work", "--sleep", "soon"]).await.unwrap_err();
+    assert!(
+        error.to_string().contains(
+            "`soon` is not a duration (expected number at 0): give seconds, or a duration such as `90s`, `2m` or `250ms`"
+        ),
+        "{error}"
+    );
+    let error = cli(&queue, &["work", "--max-time", "0"]).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the duration must be longer than zero"),
+        "{error}"
+    );
 }

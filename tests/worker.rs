@@ -421,7 +421,10 @@ fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) ->
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{what}: the worker exited with {status:?}");
+            assert!(
+                status.success(),
+                "{what}: the worker exited with {status:?}"
+            );
             return start.elapsed();
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -995,7 +998,10 @@ async fn a_killed_worker_charges_a_try_only_to_the_jobs_it_was_running() {
     let at = dir.path().display().to_string();
     // Quick jobs first (they used to grow a slot's claims to batches of
     // 16), then slow ones.
-    for (n, slow) in (0..100).map(|n| (n, false)).chain((100..140).map(|n| (n, true))) {
+    for (n, slow) in (0..100)
+        .map(|n| (n, false))
+        .chain((100..140).map(|n| (n, true)))
+    {
         d.dispatch(Charged {
             dir: at.clone(),
             n,
@@ -1045,7 +1051,11 @@ async fn a_killed_worker_charges_a_try_only_to_the_jobs_it_was_running() {
     let failed = queue.failed().await.unwrap();
     let charged: Vec<u32> = failed
         .iter()
-        .map(|f| serde_json::from_str::<serde_json::Value>(&f.payload).unwrap()["n"].as_u64().unwrap() as u32)
+        .map(|f| {
+            serde_json::from_str::<serde_json::Value>(&f.payload).unwrap()["n"]
+                .as_u64()
+                .unwrap() as u32
+        })
         .collect();
     assert!(
         charged.iter().all(|n| ran.contains(n)),

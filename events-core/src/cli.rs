@@ -96,6 +96,18 @@ enum Command {
         /// such as 90s or 2m [default: EVENTS_TIMEOUT, else 60s].
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
+        /// Stop (gracefully) after this long: seconds, or a duration such
+        /// as 90s or 1h.
+        #[arg(long, value_parser = work_duration, value_name = "DURATION")]
+        max_time: Option<Duration>,
+        /// How long to wait between looks at the queue when it is empty:
+        /// seconds, or a duration such as 3s or 250ms [default: 1s].
+        #[arg(long, value_parser = work_duration, value_name = "DURATION")]
+        sleep: Option<Duration>,
+        /// Print no start line and no line per retried or failed job (the
+        /// warnings and the summary still print).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// The failed store.
     Failed,
@@ -319,6 +331,9 @@ where
             queues,
             stop_when_empty,
             max_jobs,
+            max_time,
+            sleep,
+            quiet,
             ..
         } => {
             let mut worker = Worker::new(queue()?).config(&config);
@@ -331,18 +346,14 @@ where
             if let Some(max) = max_jobs {
                 worker = worker.max_jobs(*max);
             }
-            let report = worker.work(shutdown_signal(), *stop_when_empty).await?;
-            writeln!(
-                out,
-                "worked {} job(s): {} succeeded, {} retried, {} failed, {} lost their lease, {} handed back",
-                report.processed(),
-                report.succeeded,
-                report.retried,
-                report.failed,
-                report.lost,
-                report.released_at_shutdown
-            )?;
-            Ok(())
+            if let Some(sleep) = sleep {
+                worker = worker.poll_interval(*sleep);
+            }
+            let stop = Stop {
+                when_empty: *stop_when_empty,
+                after: *max_time,
+            };
+            work(out, worker, stop, *quiet).await
         }
         Command::Failed => failed(out, &queue()?).await,
         Command::Retry { id } => {
@@ -384,6 +395,184 @@ where
             }
             Ok(())
         }
+    }
+}
+
+/// `work`'s durations: whole seconds (`90`) or a duration (`90s`, `2m`,
+/// `250ms`), longer than zero.
+fn work_duration(value: &str) -> Result<Duration, String> {
+    let duration = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(value).map_err(|e| {
+            format!("`{value}` is not a duration ({e}): give seconds, or a duration such as `90s`, `2m` or `250ms`")
+        })?,
+    };
+    if duration.is_zero() {
+        return Err("the duration must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// When `work` stops, besides SIGINT and SIGTERM.
+struct Stop {
+    /// `--stop-when-empty`.
+    when_empty: bool,
+    /// `--max-time`.
+    after: Option<Duration>,
+}
+
+/// The `work` command: a start line, one line per retried or failed job
+/// and per listener whose jobs are set aside (Laravel's `queue:work`
+/// habit), then a summary that counts jobs and tries apart.
+async fn work(
+    out: &mut (dyn Write + Send),
+    mut worker: Worker,
+    stop: Stop,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let has_queued = registry()
+        .listeners()
+        .iter()
+        .any(|l| matches!(l.mode(), Mode::Queued(_)));
+    if !has_queued {
+        writeln!(
+            out,
+            "warning: {} `work` leaves every job waiting, untouched.",
+            crate::worker::NO_QUEUED_LISTENER
+        )?;
+    }
+    let (lines, mut printed) = tokio::sync::mpsc::unbounded_channel();
+    let set_aside = Arc::default();
+    worker = worker.observe(JobLines {
+        lines,
+        quiet,
+        set_aside: Arc::clone(&set_aside),
+    });
+    worker.resolve_queues().await?;
+    if !quiet {
+        let (queues, chosen) = worker.worked_queues();
+        let names: Vec<String> = queues.iter().map(|q| format!("`{q}`")).collect();
+        writeln!(
+            out,
+            "{}  working {} {}{}, concurrency {}, on {}",
+            format_time(SystemTime::now()),
+            if queues.len() == 1 { "queue" } else { "queues" },
+            names.join(", "),
+            match (queues.len(), chosen) {
+                (1, _) => "",
+                (_, true) => " in priority order",
+                (_, false) => " in turn",
+            },
+            worker.slots(),
+            redact_password(worker.queue_url()),
+        )?;
+    }
+    let shutdown = async move {
+        match stop.after {
+            Some(after) => {
+                tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = tokio::time::sleep(after) => {}
+                }
+            }
+            None => shutdown_signal().await,
+        }
+    };
+    let mut run = std::pin::pin!(worker.work(shutdown, stop.when_empty));
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report?,
+            Some(line) = printed.recv() => writeln!(out, "{line}")?,
+        }
+    };
+    while let Ok(line) = printed.try_recv() {
+        writeln!(out, "{line}")?;
+    }
+    for (listener, ids) in crate::context::lock(&set_aside).iter() {
+        let text = crate::worker::unknown_listener_text(listener, Some(ids.len()));
+        writeln!(out, "warning: {text}")?;
+    }
+    let tries = |n: u64| if n == 1 { "try" } else { "tries" };
+    let mut summary = format!(
+        "finished {} job(s) in {} {}: {} succeeded, {} failed, {} {} retried; {} lost their lease, {} handed back",
+        report.finished(),
+        report.processed(),
+        tries(report.processed()),
+        report.succeeded,
+        report.failed,
+        report.retried,
+        tries(report.retried),
+        report.lost,
+        report.released_at_shutdown
+    );
+    if report.released > 0 {
+        summary.push_str(&format!(", {} released by their listener", report.released));
+    }
+    if report.set_aside > 0 {
+        summary.push_str(&format!(
+            "; {} job(s) left waiting for a listener this program does not have",
+            report.set_aside
+        ));
+    }
+    if report.abandoned > 0 {
+        summary.push_str(&format!(
+            "; {} plain `fn` listener run(s) abandoned still running past their timeout",
+            report.abandoned
+        ));
+    }
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
+
+/// Sends `work` a line per retried or failed job, and one per listener
+/// whose jobs are set aside.
+struct JobLines {
+    lines: tokio::sync::mpsc::UnboundedSender<String>,
+    quiet: bool,
+    /// Ids of the jobs set aside, by listener.
+    set_aside: Arc<std::sync::Mutex<SetAside>>,
+}
+
+/// Ids of jobs set aside, by listener.
+type SetAside = std::collections::BTreeMap<String, std::collections::HashSet<String>>;
+
+impl JobLines {
+    fn job(&self, job: &crate::queue::Job, what: &str, text: &str) {
+        if self.quiet {
+            return;
+        }
+        let _ = self.lines.send(format!(
+            "{}  {what:<5}  {}  job {}  try {}/{}: {text}",
+            format_time(SystemTime::now()),
+            job.listener,
+            job.id,
+            job.attempt,
+            job.max_tries
+        ));
+    }
+}
+
+impl crate::observe::Observer for JobLines {
+    fn job_retried(&self, job: &crate::queue::Job, error: &str, delay: Duration) {
+        let text = if delay.is_zero() {
+            format!("{error} (again at once)")
+        } else {
+            format!("{error} (again in {})", format_duration(delay))
+        };
+        self.job(job, "RETRY", &text);
+    }
+
+    fn job_failed(&self, job: &crate::queue::Job, error: &str) {
+        self.job(job, "FAIL", error);
+    }
+
+    fn job_set_aside(&self, job: &crate::queue::Job, reason: &str) {
+        let mut set_aside = crate::context::lock(&self.set_aside);
+        let ids = set_aside.entry(job.listener.clone()).or_default();
+        if ids.is_empty() {
+            let _ = self.lines.send(format!("warning: {reason}"));
+        }
+        ids.insert(job.id.clone());
     }
 }
 

@@ -134,6 +134,8 @@ pub struct Worker {
     default_queue: String,
     /// The queue orders claims take in turn (see `claim_orders`).
     claim_orders: Vec<Vec<String>>,
+    /// Whether `resolve_queues` added the queues holding jobs.
+    queues_resolved: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -186,6 +188,7 @@ impl Worker {
             retry: RetryDefaults::default(),
             default_queue: "default".to_owned(),
             claim_orders: Vec::new(),
+            queues_resolved: false,
         }
     }
 
@@ -341,20 +344,7 @@ impl Worker {
         stop_when_empty: bool,
     ) -> Result<WorkReport, QueueError> {
         let mut this = self;
-        if !this.queues_chosen {
-            // Also work queues that hold jobs but that no listener names any
-            // more: a listener that moved to another queue still runs the
-            // jobs left on its old one (and jobs of unknown listeners are
-            // set aside, see `set_aside`).
-            for stats in this.queue.stats().await? {
-                if !this.queues.contains(&stats.queue) {
-                    this.queues.push(stats.queue);
-                }
-            }
-            if this.queues.is_empty() {
-                this.queues.push(this.default_queue.clone());
-            }
-        }
+        this.resolve_queues().await?;
         // Every queued listener of a worked queue must find its state.
         let worked = &this.queues;
         this.registry
@@ -364,10 +354,13 @@ impl Worker {
                 "Worker::new(..)",
             )
             .map_err(QueueError::Startup)?;
-        if !this.registry.listeners().iter().any(|l| matches!(l.def.run, Run::Queued { .. })) {
-            tracing::warn!(
-                "{NO_QUEUED_LISTENER} The worker leaves every job waiting, untouched."
-            );
+        if !this
+            .registry
+            .listeners()
+            .iter()
+            .any(|l| matches!(l.def.run, Run::Queued { .. }))
+        {
+            tracing::warn!("{NO_QUEUED_LISTENER} The worker leaves every job waiting, untouched.");
         }
         this.claim_orders = claim_orders(&this.queues, this.queues_chosen);
         this.running_state = Arc::new(std::mem::take(&mut this.state));
@@ -410,6 +403,45 @@ impl Worker {
         Ok(report)
     }
 
+    /// Settles which queues the worker works, in which order: those chosen
+    /// with [`queues`](Self::queues), or the registry's and those that hold
+    /// jobs. Done once; `work` does it if the CLI did not.
+    pub(crate) async fn resolve_queues(&mut self) -> Result<(), QueueError> {
+        if self.queues_chosen || self.queues_resolved {
+            return Ok(());
+        }
+        // Also work queues that hold jobs but that no listener names any
+        // more: a listener that moved to another queue still runs the jobs
+        // left on its old one (and jobs of unknown listeners are set aside,
+        // see `set_aside`).
+        for stats in self.queue.stats().await? {
+            if !self.queues.contains(&stats.queue) {
+                self.queues.push(stats.queue);
+            }
+        }
+        if self.queues.is_empty() {
+            self.queues.push(self.default_queue.clone());
+        }
+        self.queues_resolved = true;
+        Ok(())
+    }
+
+    /// The queues worked, and whether their order is a priority order
+    /// (`queues(..)`) rather than taken in turn.
+    pub(crate) fn worked_queues(&self) -> (&[String], bool) {
+        (&self.queues, self.queues_chosen)
+    }
+
+    /// The URL of the queue it works.
+    pub(crate) fn queue_url(&self) -> &str {
+        self.queue.url()
+    }
+
+    /// How many jobs run at once.
+    pub(crate) fn slots(&self) -> usize {
+        self.concurrency
+    }
+
     /// Counts and logs, as the worker stops, the tries it abandoned still
     /// running on their threads and the jobs it set aside.
     fn tell_what_was_left(&self, shared: &Shared) {
@@ -433,7 +465,7 @@ impl Worker {
                 %listener,
                 jobs = ids.len(),
                 "{}",
-                unknown_listener_text(listener, ids.len())
+                unknown_listener_text(listener, Some(ids.len()))
             );
         }
         let mut report = lock(&shared.report);
@@ -565,7 +597,7 @@ impl Worker {
                 queue = %job.queue,
                 job = %job.id,
                 "{}",
-                unknown_listener_text(&job.listener, 1)
+                unknown_listener_text(&job.listener, None)
             );
         }
         match self
@@ -575,7 +607,7 @@ impl Worker {
             .await
         {
             Ok(true) => {
-                let reason = unknown_listener_text(&job.listener, 1);
+                let reason = unknown_listener_text(&job.listener, None);
                 self.observing.each(|o| o.job_set_aside(job, &reason));
             }
             Ok(false) => self.lost(job, &shared.report),
@@ -665,7 +697,10 @@ impl Worker {
             self.lost(job, report);
             return true;
         };
-        let Run::Queued { options, is_async, .. } = def.run else {
+        let Run::Queued {
+            options, is_async, ..
+        } = def.run
+        else {
             // `run_job_with` refused it already: `result` says so.
             let error = result.err().map_or_else(String::new, |e| e.to_string());
             self.fail(job, Some(def), &error, report).await;
@@ -809,10 +844,15 @@ const SET_ASIDE: Duration = Duration::from_secs(60);
 /// What `work` and the worker say when no queued listener is registered.
 pub(crate) const NO_QUEUED_LISTENER: &str = "this program registers no queued listener, so it can run no job: does its binary link the library that defines the listeners? A library that `main` never names is not linked, and its `#[listener]`s are not registered: add `use my_app as _;` to the binary.";
 
-/// Why a job is set aside: its listener, how many jobs, what to do.
-fn unknown_listener_text(listener: &str, jobs: usize) -> String {
+/// Why jobs are set aside: their listener, how many (when known), that
+/// they wait, and the likely causes.
+pub(crate) fn unknown_listener_text(listener: &str, jobs: Option<usize>) -> String {
+    let jobs = match jobs {
+        Some(n) => format!("{n} job(s)"),
+        None => "jobs".to_owned(),
+    };
     format!(
-        "{jobs} job(s) for listener `{listener}` left waiting, untouched: no listener of that name is registered in this program, so they wait for a worker that has it (likely causes: this binary does not link the library that defines it, or the listener was renamed and its old jobs keep the old name)"
+        "{jobs} for listener `{listener}` left waiting, untouched: no listener of that name is registered in this program, so they wait for a worker that has it (likely causes: this binary does not link the library that defines it, or the listener was renamed and its old jobs keep the old name)"
     )
 }
 

@@ -247,7 +247,9 @@ fn run_off_thread_if_blocking(
         match done.await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(format!("the thread of listener `{listener}` ended without a result").into()),
+            Err(_) => {
+                Err(format!("the thread of listener `{listener}` ended without a result").into())
+            }
         }
     })
 }
