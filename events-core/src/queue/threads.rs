@@ -12,7 +12,6 @@
 //! try, then exit. Each run is listed while it runs, under its job's id and
 //! attempt, so a worker can say at the end which tries it abandoned.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -29,7 +28,12 @@ type Task = Box<dyn FnOnce() + Send>;
 static IDLE: Mutex<Vec<(u64, Sender<Task>)>> = Mutex::new(Vec::new());
 
 /// Runs in progress: (job id, attempt) -> (listener, started at).
-static RUNNING: Mutex<Option<HashMap<(String, u32), (String, Instant)>>> = Mutex::new(None);
+type Runs = HashMap<(String, u32), (String, Instant)>;
+
+static RUNNING: Mutex<Option<Runs>> = Mutex::new(None);
+
+/// What a run's future completes with: its result, or its panic.
+pub(crate) type Done<T> = tokio::sync::oneshot::Receiver<std::thread::Result<T>>;
 
 /// A try running on one of these threads, as [`running`] describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +64,7 @@ pub(crate) fn run<T: Send + 'static>(
     attempt: u32,
     listener: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<tokio::sync::oneshot::Receiver<Result<T, Box<dyn Any + Send>>>, std::io::Error> {
+) -> Result<Done<T>, std::io::Error> {
     let key = (id.to_owned(), attempt);
     lock(&RUNNING)
         .get_or_insert_with(HashMap::new)
@@ -145,18 +149,18 @@ mod tests {
     #[tokio::test]
     async fn runs_report_their_result_their_panic_and_while_they_run() {
         let result = run("job-a", 1, "app::a", || 40 + 2).unwrap().await;
-        assert_eq!(result.unwrap(), 42);
+        assert_eq!(result.unwrap().unwrap(), 42);
         let panicked = run("job-b", 1, "app::b", || panic!("on purpose"))
             .unwrap()
             .await;
-        assert!(panicked.is_err());
+        assert!(panicked.unwrap().is_err(), "the panic comes back");
 
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let blocked = run("job-c", 2, "app::c", move || wait.recv().is_ok()).unwrap();
         assert_eq!(running("job-c", 2).unwrap().listener, "app::c");
         assert!(running("job-c", 1).is_none(), "another attempt");
         release.send(()).unwrap();
-        assert!(blocked.await.unwrap());
+        assert!(blocked.await.unwrap().unwrap());
         assert!(running("job-c", 2).is_none(), "done: no longer running");
     }
 
