@@ -1076,8 +1076,13 @@ pub struct Quick;
 
 static QUICK_RUNS: AtomicUsize = AtomicUsize::new(0);
 
+/// About 20 µs of work, without a single await that could yield.
 #[listener(queue = "quick")]
 async fn quick(_: &Quick) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_micros(20) {
+        std::hint::spin_loop();
+    }
     if QUICK_RUNS.fetch_add(1, Ordering::Relaxed) == 1000
         && let Ok(dir) = std::env::var(BACKLOG_DIR)
     {
@@ -1195,4 +1200,37 @@ async fn a_default_worker_gives_every_queue_a_turn() {
         "`default` sorts before `mail` and must not starve it: {turns:?}"
     );
     assert_eq!(turns.len(), 10);
+}
+
+#[event(name = "drowsy")]
+#[derive(Serialize, Deserialize)]
+pub struct Drowsy;
+
+#[listener(queue = "drowsy", timeout = "1h")]
+fn drowsy(_: &Drowsy) {
+    std::thread::sleep(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_a_plain_fn_that_outlives_the_grace_period_behind_and_says_so() {
+    let queue = Queue::memory();
+    dispatcher(&queue).dispatch(Drowsy).await.unwrap();
+    let started = Instant::now();
+    let report = Worker::new(queue.clone())
+        .queues(["drowsy"])
+        .grace(Duration::from_millis(100))
+        .run_until(tokio::time::sleep(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the worker waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (report.released_at_shutdown, report.abandoned),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(queue.size("drowsy").await.unwrap(), 1, "handed back");
 }
