@@ -477,11 +477,12 @@ impl Worker {
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
         let mut failed_claims = 0;
         loop {
-            // Once per job: let the runtime run its other tasks. When every
-            // await below completes at once (a backlog of quick jobs), a slot
-            // that never yields keeps the thread, and the shutdown signal is
-            // never polled.
-            tokio::task::yield_now().await;
+            // One unit of the task's budget per job: when every await below
+            // completes at once (a backlog of quick jobs), a slot that never
+            // yields keeps its thread, and the shutdown signal is never
+            // polled. Tokio's budget (128 units) makes it yield to the
+            // runtime every so many jobs, not after each one.
+            tokio::task::coop::consume_budget().await;
             if shared.stopped() || !self.reserve(&shared) {
                 return;
             }
