@@ -428,16 +428,19 @@ impl Worker {
 
     /// The queues worked, and whether their order is a priority order
     /// (`queues(..)`) rather than taken in turn.
+    #[cfg(feature = "cli")]
     pub(crate) fn worked_queues(&self) -> (&[String], bool) {
         (&self.queues, self.queues_chosen)
     }
 
     /// The URL of the queue it works.
+    #[cfg(feature = "cli")]
     pub(crate) fn queue_url(&self) -> &str {
         self.queue.url()
     }
 
     /// How many jobs run at once.
+    #[cfg(feature = "cli")]
     pub(crate) fn slots(&self) -> usize {
         self.concurrency
     }
