@@ -922,17 +922,15 @@ fn hang(_: &Hang) {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
+/// `work --stop-when-empty`: the job times out, fails, the queue is empty:
+/// the worker returns, and its process exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_plain_fn_listener_hangs_past_its_timeout_still_exits() {
+async fn a_worker_run_until_empty_exits_though_a_plain_fn_listener_hangs_past_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("queue.sqlite");
     let queue = SqliteBackend::queue(&db).unwrap();
-    let d = dispatcher(&queue);
-    let hang = [(CHILD_QUEUE, "hang")];
-
-    // `work --stop-when-empty`: the job times out, fails, the queue is empty.
-    d.dispatch(Hang).await.unwrap();
-    let mut child = spawn_child(&db, "until-empty", &hang);
+    dispatcher(&queue).dispatch(Hang).await.unwrap();
+    let mut child = spawn_child(&db, "until-empty", &[(CHILD_QUEUE, "hang")]);
     exits_within(&mut child, Duration::from_secs(30), "until empty");
     let report = std::fs::read_to_string(dir.path().join("report")).unwrap();
     assert!(report.contains("failed: 1,"), "{report}");
@@ -940,13 +938,23 @@ async fn a_worker_whose_plain_fn_listener_hangs_past_its_timeout_still_exits() {
         report.contains("abandoned: 1"),
         "it says it left the thread behind: {report}"
     );
-    std::fs::remove_file(dir.path().join("report")).unwrap();
+    assert_eq!(
+        queue.failed().await.unwrap()[0].error,
+        "listener `worker::hang` timed out after 2s"
+    );
+}
 
-    // `work` until SIGTERM: sent once the job has failed.
-    d.dispatch(Hang).await.unwrap();
-    let mut child = spawn_child(&db, "signals", &hang);
+/// `work` until SIGTERM, sent once the job has failed: the worker stops
+/// and its process exits at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_exits_on_sigterm_though_a_plain_fn_listener_hangs_past_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = SqliteBackend::queue(&db).unwrap();
+    dispatcher(&queue).dispatch(Hang).await.unwrap();
+    let mut child = spawn_child(&db, "signals", &[(CHILD_QUEUE, "hang")]);
     let started = Instant::now();
-    while queue.failed().await.unwrap().len() < 2 {
+    while queue.failed().await.unwrap().is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the job never timed out"
