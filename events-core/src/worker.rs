@@ -152,8 +152,8 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// A worker for `queue`, working every queue that a registered queued
-    /// listener names (in name order), and those that hold jobs when it
-    /// starts, until [`queues`](Self::queues) says otherwise; `default`
+    /// listener names, and those that hold jobs when it starts, taking them
+    /// in turn, until [`queues`](Self::queues) says otherwise; `default`
     /// (`EVENTS_DEFAULT_QUEUE` through [`config`](Self::config)) when that
     /// makes none.
     pub fn new(queue: Queue) -> Worker {

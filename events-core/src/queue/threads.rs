@@ -9,10 +9,10 @@
 //!
 //! These threads are the process's own, detached: nothing waits for them,
 //! and they end with the process. Idle ones wait [`KEEP_IDLE`] for the next
-//! try, then exit. Each run is listed while it runs, under its job's id and
+//! try, then exit; at most [`MAX_THREADS`] run at once. Each run is listed while it runs, under its job's id and
 //! attempt, so a worker can say at the end which tries it abandoned.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -22,10 +22,28 @@ use crate::context::lock;
 /// How long an idle thread waits for another run before it exits.
 const KEEP_IDLE: Duration = Duration::from_secs(10);
 
+/// The most threads at once (as Tokio's blocking pool): runs beyond it wait
+/// for a thread to come free. Threads abandoned past a timeout count until
+/// their run ends.
+const MAX_THREADS: usize = 512;
+
 type Task = Box<dyn FnOnce() + Send>;
 
-/// Idle threads, each with the sender it waits on, under its number.
-static IDLE: Mutex<Vec<(u64, Sender<Task>)>> = Mutex::new(Vec::new());
+/// The threads, and the runs waiting for one.
+struct Pool {
+    /// Idle threads, each with the sender it waits on, under its number.
+    idle: Vec<(u64, Sender<Task>)>,
+    /// Runs waiting for a thread (only when `MAX_THREADS` are busy).
+    waiting: VecDeque<Task>,
+    /// Threads alive.
+    threads: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    idle: Vec::new(),
+    waiting: VecDeque::new(),
+    threads: 0,
+});
 
 /// Runs in progress: (job id, attempt) -> (listener, started at).
 type Runs = HashMap<(String, u32), (String, Instant)>;
@@ -40,13 +58,13 @@ pub(crate) type Done<T> = tokio::sync::oneshot::Receiver<std::thread::Result<T>>
 pub(crate) struct Running {
     /// The listener.
     pub(crate) listener: String,
-    /// How long it has run.
+    /// How long it has run (or waited for a thread).
     pub(crate) elapsed: Duration,
 }
 
 /// Whether the try `attempt` of job `id` still runs on one of these
-/// threads (a try whose future was dropped, at its timeout or at shutdown,
-/// may go on running here).
+/// threads, or waits for one (a try whose future was dropped, at its
+/// timeout or at shutdown, may go on running here).
 pub(crate) fn running(id: &str, attempt: u32) -> Option<Running> {
     let running = lock(&RUNNING);
     let (listener, since) = running.as_ref()?.get(&(id.to_owned(), attempt))?;
@@ -78,18 +96,7 @@ pub(crate) fn run<T: Send + 'static>(
         // The receiver is gone when the try was abandoned: nobody to tell.
         let _ = done.send(outcome);
     });
-    let mut task = task;
-    loop {
-        let idle = lock(&IDLE).pop();
-        let Some((_, thread)) = idle else { break };
-        match thread.send(task) {
-            Ok(()) => return Ok(result),
-            // That thread is gone (it cannot be, see `serve`; but no task
-            // is lost if it were): try the next one.
-            Err(mpsc::SendError(back)) => task = back,
-        }
-    }
-    spawn(task).map(|()| result).inspect_err(|_| {
+    submit(task).map(|()| result).inspect_err(|_| {
         // The run never started: it is not running.
         if let Some(running) = lock(&RUNNING).as_mut() {
             running.remove(&(id.to_owned(), attempt));
@@ -97,16 +104,34 @@ pub(crate) fn run<T: Send + 'static>(
     })
 }
 
-/// Starts a thread that runs `first`, then serves idle.
-fn spawn(first: Task) -> Result<(), std::io::Error> {
+/// Hands `task` to an idle thread, to a new one, or (with `MAX_THREADS`
+/// busy) to the first that comes free.
+fn submit(task: Task) -> Result<(), std::io::Error> {
+    let mut task = task;
+    let mut pool = lock(&POOL);
+    while let Some((_, thread)) = pool.idle.pop() {
+        match thread.send(task) {
+            Ok(()) => return Ok(()),
+            // That thread is gone (it cannot be, see `serve`; but no task
+            // is lost if it were): try the next one.
+            Err(mpsc::SendError(back)) => task = back,
+        }
+    }
+    if pool.threads >= MAX_THREADS {
+        pool.waiting.push_back(task);
+        return Ok(());
+    }
+    pool.threads += 1;
+    drop(pool);
     std::thread::Builder::new()
         .name("events-listener".to_owned())
-        .spawn(move || serve(first))
+        .spawn(move || serve(task))
         .map(drop)
+        .inspect_err(|_| lock(&POOL).threads -= 1)
 }
 
-/// A thread's life: run a task, wait idle for the next, exit when none
-/// comes for [`KEEP_IDLE`].
+/// A thread's life: run a task, take the next waiting one or wait idle for
+/// one, exit when none comes for [`KEEP_IDLE`].
 fn serve(first: Task) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -114,26 +139,36 @@ fn serve(first: Task) {
     let mut task = first;
     loop {
         task();
+        let mut pool = lock(&POOL);
+        if let Some(next) = pool.waiting.pop_front() {
+            task = next;
+            continue;
+        }
         let (sender, receiver) = mpsc::channel();
-        lock(&IDLE).push((me, sender));
+        pool.idle.push((me, sender));
+        drop(pool);
         task = match receiver.recv_timeout(KEEP_IDLE) {
             Ok(task) => task,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                let mut idle = lock(&IDLE);
-                match idle.iter().position(|(n, _)| *n == me) {
+                let mut pool = lock(&POOL);
+                match pool.idle.iter().position(|(n, _)| *n == me) {
                     // Still listed: nobody holds this thread's sender, so
                     // no task can arrive once it is removed.
                     Some(at) => {
-                        idle.swap_remove(at);
+                        pool.idle.swap_remove(at);
+                        pool.threads -= 1;
                         return;
                     }
                     // A caller took the sender a moment ago: its task is
                     // on the way.
                     None => {
-                        drop(idle);
+                        drop(pool);
                         match receiver.recv() {
                             Ok(task) => task,
-                            Err(_) => return,
+                            Err(_) => {
+                                lock(&POOL).threads -= 1;
+                                return;
+                            }
                         }
                     }
                 }
