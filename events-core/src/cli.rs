@@ -529,12 +529,12 @@ async fn work(
 struct JobLines {
     lines: tokio::sync::mpsc::UnboundedSender<String>,
     quiet: bool,
-    /// Ids of the jobs set aside, by listener.
+    /// The jobs set aside, by listener.
     set_aside: Arc<std::sync::Mutex<SetAside>>,
 }
 
-/// Ids of jobs set aside, by listener.
-type SetAside = std::collections::BTreeMap<String, std::collections::HashSet<String>>;
+/// The jobs set aside, by listener: 64-bit hashes of their ids.
+type SetAside = std::collections::BTreeMap<String, std::collections::HashSet<u64>>;
 
 impl JobLines {
     fn job(&self, job: &crate::queue::Job, what: &str, text: &str) {
@@ -572,7 +572,7 @@ impl crate::observe::Observer for JobLines {
         if ids.is_empty() {
             let _ = self.lines.send(format!("warning: {reason}"));
         }
-        ids.insert(job.id.clone());
+        ids.insert(crate::queue::fnv1a(job.id.as_bytes()));
     }
 }
 

@@ -592,7 +592,7 @@ impl Worker {
             let mut set_aside = lock(&shared.set_aside);
             let ids = set_aside.entry(job.listener.clone()).or_default();
             let first = ids.is_empty();
-            ids.insert(job.id.clone());
+            ids.insert(crate::queue::fnv1a(job.id.as_bytes()));
             first
         };
         if first {
@@ -887,8 +887,9 @@ struct Shared {
     claimed: AtomicU64,
     /// Where in the queue list the next claim starts (round-robin).
     next_queue: AtomicUsize,
-    /// Ids of jobs set aside, by listener.
-    set_aside: Mutex<HashMap<String, HashSet<String>>>,
+    /// The jobs set aside, by listener: 64-bit hashes of their ids, so a
+    /// large backlog of them costs little memory.
+    set_aside: Mutex<HashMap<String, HashSet<u64>>>,
     /// Tries of plain `fn` listeners cut off (timed out, or aborted at the
     /// end of the grace period) whose thread may still run.
     cut_off: Mutex<Vec<(String, u32)>>,
