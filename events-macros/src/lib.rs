@@ -109,8 +109,15 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
         })),
         _ => None,
     };
-    let expanded =
-        expand::listener::expand(&krate, input, &item, handler.event, &name, registration);
+    let expanded = expand::listener::expand(
+        &krate,
+        input,
+        &item,
+        &args,
+        handler.event,
+        &name,
+        registration,
+    );
     with_errors(cx, expanded)
 }
 

@@ -26,7 +26,8 @@ use crate::listener::{BoxError, QueueOptions};
 
 pub use memory::MemoryBackend;
 pub(crate) use run::{
-    JobEnv, JobSink, QueueTarget, Verdict, observed_try, panic_message, run_job_in, verdict,
+    Ended, JobEnv, JobSink, QueueTarget, Verdict, Waits, observed_try, panic_message, run_to_end,
+    verdict,
 };
 pub use run::{JobError, run_job};
 pub use scheme::{Scheme, schemes};

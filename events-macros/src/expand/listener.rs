@@ -53,17 +53,21 @@ pub fn expand(
     krate: &Path,
     input: TokenStream,
     item: &FnHead,
+    args: &ListenerArgs,
     event: Option<EventParam>,
     name: &TokenStream,
     registration: Option<TokenStream>,
 ) -> TokenStream {
     let ident = &item.sig.ident;
     let vis = &item.vis;
-    let listens = match event {
-        Some(EventParam::Typed(ty)) => Some(ty),
-        _ => None,
+    let listens = match (event, &args.pattern) {
+        (Some(EventParam::Typed(ty)), _) => quote!(, #ty),
+        (Some(EventParam::Any(_)), Some(pattern)) => {
+            let pattern = &pattern.value;
+            quote!(, pattern = #pattern)
+        }
+        _ => quote!(),
     };
-    let listens = listens.iter();
     let registration = registration.map(|items| {
         let use_private = super::use_private(krate);
         quote! {
@@ -76,7 +80,7 @@ pub fn expand(
     });
     quote! {
         #input
-        #krate::__private::listener!(@type #vis #ident: #name #(, #listens)*);
+        #krate::__private::listener!(@type #vis #ident: #name #listens);
         #registration
     }
 }
