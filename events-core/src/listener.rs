@@ -841,6 +841,21 @@ impl ListenerInfo {
     }
 }
 
+impl std::fmt::Debug for ListenerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerInfo")
+            .field("name", &self.name())
+            .field("event", &self.event())
+            .field("mode", &self.mode())
+            .field("priority", &self.priority())
+            .field("async", &self.is_async())
+            .field("conditional", &self.is_conditional())
+            .field("file", &self.file())
+            .field("line", &self.line())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::null_field_at;
@@ -857,20 +872,5 @@ mod tests {
         assert_eq!(null_field_at(json, at(r#""e":null"#)).as_deref(), Some("e"));
         assert_eq!(null_field_at(r#"{"x":1}"#, 7), None);
         assert_eq!(null_field_at("null", 4), None);
-    }
-}
-
-impl std::fmt::Debug for ListenerInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerInfo")
-            .field("name", &self.name())
-            .field("event", &self.event())
-            .field("mode", &self.mode())
-            .field("priority", &self.priority())
-            .field("async", &self.is_async())
-            .field("conditional", &self.is_conditional())
-            .field("file", &self.file())
-            .field("line", &self.line())
-            .finish()
     }
 }
