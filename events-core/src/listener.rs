@@ -133,8 +133,10 @@ pub trait Listens<E: ?Sized>: Listener {}
     note = "a wildcard listener (`&AnyEvent`) has no one event type to read its jobs back as"
 )]
 pub trait TypedListener: Listens<Self::Event> {
-    /// The event its parameter borrows.
-    type Event: Event;
+    /// The event its parameter borrows. (Not bounded by `Event` here: the
+    /// listener's own registration reports a parameter that is no event,
+    /// once.)
+    type Event;
 }
 
 /// Checks that listener `L` listens to `E`: at compile time when `L` takes
