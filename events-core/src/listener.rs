@@ -147,13 +147,13 @@ pub trait TypedListener: Listens<Self::Event> {
 /// ```
 /// use events::prelude::*;
 ///
-/// #[event(name = "order.shipped")]
+/// #[event(name = "parcel.shipped")]
 /// struct Shipped;
 ///
 /// #[listener]
 /// fn notify(_: &Shipped) {}
 ///
-/// #[listener(pattern = "order.*")]
+/// #[listener(pattern = "parcel.*")]
 /// fn audit(_: &AnyEvent) {}
 ///
 /// events::assert_listening::<Shipped, notify>();
@@ -185,7 +185,7 @@ pub fn assert_listening<E: Event, L: Listens<E>>() {
 /// use events::prelude::*;
 ///
 /// #[event]
-/// struct Signed;
+/// struct Joined;
 ///
 /// #[derive(Default)]
 /// struct Welcome;
@@ -193,10 +193,10 @@ pub fn assert_listening<E: Event, L: Listens<E>>() {
 /// #[subscriber]
 /// impl Welcome {
 ///     #[listen]
-///     fn greet(&self, _: &Signed) {}
+///     fn greet(&self, _: &Joined) {}
 /// }
 ///
-/// events::assert_listening_named::<Signed>("Welcome::greet");
+/// events::assert_listening_named::<Joined>("Welcome::greet");
 /// ```
 #[track_caller]
 pub fn assert_listening_named<E: Event>(listener: &str) {

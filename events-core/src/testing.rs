@@ -84,6 +84,10 @@ tokio::task_local! {
 /// first: what the test's tasks on the runtime's other threads see.
 static BY_RUNTIME: Mutex<Vec<(tokio::runtime::Id, Installed)>> = Mutex::new(Vec::new());
 
+/// How many entries `BY_RUNTIME` holds: a dispatch looks there only when
+/// some fake was made in a runtime (not for every observed dispatch).
+static RUNTIME_FAKES: AtomicUsize = AtomicUsize::new(0);
+
 /// The newest fakes of each kind among `installed`.
 fn newest<'a>(installed: impl DoubleEndedIterator<Item = &'a Installed>) -> Scope {
     let mut scope = Scope::default();
@@ -131,6 +135,7 @@ pub(crate) fn current() -> Option<Scope> {
         }
     });
     if (scope.events.is_none() || scope.queue.is_none())
+        && RUNTIME_FAKES.load(Ordering::Acquire) != 0
         && let Ok(runtime) = tokio::runtime::Handle::try_current()
     {
         let id = runtime.id();
@@ -181,6 +186,7 @@ impl Guard {
         let runtime = tokio::runtime::Handle::try_current().ok().map(|r| r.id());
         if let Some(id) = runtime {
             lock(&BY_RUNTIME).push((id, installed.clone()));
+            RUNTIME_FAKES.fetch_add(1, Ordering::AcqRel);
         }
         Guard {
             installed,
@@ -202,6 +208,7 @@ impl Drop for Guard {
         });
         if self.runtime.is_some() {
             lock(&BY_RUNTIME).retain(|(_, installed)| !installed.is(&self.installed));
+            RUNTIME_FAKES.fetch_sub(1, Ordering::AcqRel);
         }
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
@@ -364,17 +371,17 @@ impl EventFake {
     /// use events::prelude::*;
     ///
     /// #[event]
-    /// struct Pinged;
+    /// struct Nudged;
     ///
     /// let fake = events::fake();
-    /// let dispatch = fake.scope(async { Pinged.dispatch().await });
+    /// let dispatch = fake.scope(async { Nudged.dispatch().await });
     /// std::thread::spawn(move || {
     ///     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     ///     runtime.block_on(dispatch).unwrap();
     /// })
     /// .join()
     /// .unwrap();
-    /// fake.assert_dispatched::<Pinged>();
+    /// fake.assert_dispatched::<Nudged>();
     /// ```
     pub fn scope<F: std::future::Future>(
         &self,
@@ -589,16 +596,16 @@ impl QueueFake {
     ///
     /// #[event]
     /// #[derive(Serialize, Deserialize)]
-    /// struct Invoiced { number: u32 }
+    /// struct InvoiceIssued { number: u32 }
     ///
     /// #[listener(queue = "billing")]
-    /// async fn archive(_: &Invoiced) {}
+    /// async fn archive(_: &InvoiceIssued) {}
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), events::DispatchError> {
     /// let queue = events::fake_queue();
-    /// Invoiced { number: 7 }.dispatch().await?;
-    /// queue.assert_pushed_where::<archive>(|e: &Invoiced| e.number == 7);
+    /// InvoiceIssued { number: 7 }.dispatch().await?;
+    /// queue.assert_pushed_where::<archive>(|e: &InvoiceIssued| e.number == 7);
     /// # Ok(()) }
     /// ```
     #[track_caller]
