@@ -431,7 +431,8 @@ async fn a_worker_without_the_state_its_listeners_need_does_not_start() {
     };
     assert_eq!(*listener, "context::charge");
     assert_eq!(*runner, "Worker::new(..)");
-    assert!(error.to_string().contains("Worker::new(..)"), "{error}");
+    let text = events::error::Chain(&error).to_string();
+    assert!(text.contains("Worker::new(..)"), "{text}");
     // Nothing was claimed: the job still waits.
     assert_eq!(queue.size("context-invoices").await.unwrap(), 1);
     assert!(tries_of(400).is_empty());

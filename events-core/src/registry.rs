@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{OnceLock, RwLock};
 
-use crate::event::{Event, EventDef, FromJson};
+use crate::event::{Event, EventDef, EventEntry, FromJson};
 use crate::listener::{ListenerDef, ListenerInfo, Run, Target, UnitFn};
 
 /// Every listener for one event type, in run order.
@@ -263,10 +263,23 @@ pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
 impl Registry {
     /// Collects, validates and indexes what was submitted at link time.
     pub(crate) fn from_inventory() -> Registry {
-        Registry::build(inventory::iter::<ListenerDef>.into_iter().collect())
+        let declared = inventory::iter::<EventEntry>
+            .into_iter()
+            .filter_map(|entry| (entry.def)())
+            .collect();
+        Registry::build(
+            inventory::iter::<ListenerDef>.into_iter().collect(),
+            declared,
+        )
     }
 
-    pub(crate) fn build(mut listeners: Vec<&'static ListenerDef>) -> Registry {
+    /// The registry of `listeners`; of the `declared` event types (every
+    /// `#[event]` linked in), those only wildcard listeners match are known
+    /// too.
+    pub(crate) fn build(
+        mut listeners: Vec<&'static ListenerDef>,
+        declared: Vec<&'static EventDef>,
+    ) -> Registry {
         listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
         let listeners: Vec<ListenerInfo> = listeners
             .into_iter()
@@ -291,6 +304,19 @@ impl Registry {
                     group.push(*listener);
                 }
                 Target::Pattern(_) => wildcards.push(*listener),
+            }
+        }
+        // Event types no typed listener names, that a wildcard matches.
+        for def in declared {
+            let type_id = (def.type_id)();
+            let matched = wildcards
+                .iter()
+                .any(|l: &ListenerInfo| l.listens_to(type_id, def.name));
+            if matched
+                && !typed.contains_key(&type_id)
+                && !events.iter().any(|e| (e.type_id)() == type_id)
+            {
+                events.push(def);
             }
         }
         events.sort_by(|a, b| {
@@ -461,9 +487,11 @@ impl Registry {
         self.listeners.iter().find(|l| l.name() == name).copied()
     }
 
-    /// Every `#[event]` type that a listener listens to, sorted by name.
-    /// (Like Laravel's `event:list`: an event no listener names has nothing
-    /// to show, and costs no registration of its own.)
+    /// Every `#[event]` type that a listener listens to, by its type or
+    /// through a wildcard pattern, sorted by name. (Like Laravel's
+    /// `event:list`: an event no listener hears has nothing to show.)
+    /// Generic event types are not listed: they have no single type to
+    /// describe.
     pub fn events(&self) -> &[EventInfo] {
         &self.events
     }

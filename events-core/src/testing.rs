@@ -519,7 +519,7 @@ impl QueueFake {
                 Some(Directive::Fail(reason)) => {
                     let reason = match result {
                         Ok(()) => reason,
-                        Err(error) => format!("{reason} ({error})"),
+                        Err(error) => format!("{reason} ({})", crate::error::Chain(&error)),
                     };
                     lock(&self.state.pending).extend(released);
                     return Err(JobError::Failed {
