@@ -540,22 +540,30 @@ where
 {
     let setup = &commands.worker[..];
     let queue = &commands.queue;
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let mut command = Cli::command();
     if let Some(version) = commands.version {
         command = command.version(version).disable_version_flag(false);
     }
     let cli = match command
-        .try_get_matches_from_mut(args)
+        .try_get_matches_from_mut(args.iter().cloned())
         .and_then(|matches| Cli::from_arg_matches(&matches))
     {
         Ok(cli) => cli,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) => {
             write!(io.out, "{}", e.render())?;
+            return Ok(());
+        }
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayVersion) => {
+            // `my-app 1.2.3`: the program's name (clap would print this
+            // crate's).
+            let program = args
+                .first()
+                .map(std::path::Path::new)
+                .and_then(std::path::Path::file_name)
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            writeln!(io.out, "{program} {}", commands.version.unwrap_or_default())?;
             return Ok(());
         }
         Err(e) => return Err(e.into()),
@@ -1227,4 +1235,129 @@ async fn monitor(out: &mut dyn Write, queue: &Queue) -> Result<(), CliError> {
         writeln!(out, "(no jobs)")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `args` with no environment, writing to buffers; `input` answers
+    /// prompts. Returns the result, stdout and stderr.
+    async fn run(
+        commands: &Commands,
+        args: &[&str],
+        input: Input,
+    ) -> (Result<(), CliError>, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            input,
+        };
+        let argv = std::iter::once("app").chain(args.iter().copied());
+        let env = Config::load(std::iter::empty::<(String, Result<String, String>)>());
+        let result = execute(argv, commands, env, &mut io).await;
+        (
+            result,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    // This crate's own test binary links no listener: the situation of an
+    // application binary that never names the library its listeners are in.
+    #[tokio::test]
+    async fn list_and_graph_warn_loudly_when_no_listener_is_registered() {
+        assert!(registry().listeners().is_empty());
+        for command in [&["list"][..], &["list", "--json"], &["graph"]] {
+            let (result, out, err) = run(&Commands::new(), command, Input::None).await;
+            result.unwrap();
+            assert_eq!(err, format!("{NOTHING_REGISTERED}\n"), "{command:?}");
+            assert!(
+                err.contains("add `use my_app as _;`"),
+                "the warning says the fix"
+            );
+            assert!(!out.contains("warning"), "stdout stays clean: {out}");
+        }
+        let json: Value =
+            serde_json::from_str(&run(&Commands::new(), &["list", "--json"], Input::None).await.1)
+                .unwrap();
+        assert_eq!(json["listeners"], json!([]));
+    }
+
+    async fn queue_with_waiting_jobs() -> Queue {
+        let queue = Queue::memory();
+        for n in 0..2 {
+            let job = crate::queue::Job::from_parts(
+                format!("job-{n}"),
+                "bulk",
+                "app::x",
+                "e",
+                "{}",
+                crate::Envelope::new(),
+            );
+            queue.enqueue(job).await.unwrap();
+        }
+        queue
+    }
+
+    #[tokio::test]
+    async fn clear_asks_on_a_terminal_and_deletes_only_on_yes() {
+        let queue = queue_with_waiting_jobs().await;
+        let commands = Commands::new().queue(queue.clone());
+        let (result, out, err) = run(&commands, &["clear", "bulk"], Input::Given("n\n".into())).await;
+        result.unwrap();
+        assert_eq!(
+            err,
+            "delete the 2 job(s) waiting on queue `bulk` (2 ready, 0 delayed)? this cannot be undone [y/N] "
+        );
+        assert_eq!(out, "nothing deleted\n");
+        assert_eq!(queue.size("bulk").await.unwrap(), 2);
+
+        // Anything but yes is no.
+        let (result, out, _) = run(&commands, &["clear", "bulk"], Input::Given("\n".into())).await;
+        result.unwrap();
+        assert_eq!(out, "nothing deleted\n");
+        assert_eq!(queue.size("bulk").await.unwrap(), 2);
+
+        let (result, out, _) = run(&commands, &["clear", "bulk"], Input::Given("y\n".into())).await;
+        result.unwrap();
+        assert_eq!(out, "2 waiting job(s) deleted from queue `bulk`\n");
+        assert_eq!(queue.size("bulk").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn clear_without_a_terminal_refuses_unless_forced() {
+        let queue = queue_with_waiting_jobs().await;
+        let commands = Commands::new().queue(queue.clone());
+        let (result, out, err) = run(&commands, &["clear", "bulk"], Input::None).await;
+        assert!(matches!(
+            result,
+            Err(CliError::Unconfirmed { waiting: 2, .. })
+        ));
+        assert_eq!((out.as_str(), err.as_str()), ("", ""), "no prompt");
+        assert_eq!(queue.size("bulk").await.unwrap(), 2);
+        let (result, out, _) = run(&commands, &["clear", "bulk", "--force"], Input::None).await;
+        result.unwrap();
+        assert_eq!(out, "2 waiting job(s) deleted from queue `bulk`\n");
+    }
+
+    #[test]
+    fn errors_are_reported_with_their_causes_and_status() {
+        let mut err = Vec::new();
+        let error = CliError::Queue(QueueError::backend(
+            "sqlite",
+            std::io::Error::other("database or disk is full"),
+        ));
+        error.write_report(&mut err).unwrap();
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "error: the sqlite queue failed: database or disk is full\n"
+        );
+        assert_eq!(error.exit_code(), 1);
+        let pipe = CliError::Io(std::io::ErrorKind::BrokenPipe.into());
+        let mut err = Vec::new();
+        pipe.write_report(&mut err).unwrap();
+        assert_eq!((err.len(), pipe.exit_code()), (0, 0));
+    }
 }
