@@ -156,7 +156,10 @@ async fn work_failed_retry_forget_flush_monitor() {
     assert_eq!(queue.size("mail").await.unwrap(), 1);
     cli(&queue, &["work", "--stop-when-empty"]).await.unwrap();
     let failed_id = queue.failed().await.unwrap()[0].id.clone();
-    assert_eq!(failed_id, new_id, "it failed again under the id retry printed");
+    assert_eq!(
+        failed_id, new_id,
+        "it failed again under the id retry printed"
+    );
     let out = cli(&queue, &["retry", "all"]).await.unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -503,7 +506,14 @@ use events::queue::{Backend, FailedJob, Job, QueueError, QueueStats};
 
 /// Puts a job of `listener` on `queue` straight into the failed store.
 async fn failed_job(queue: &Queue, id: &str, on: &str, listener: &str, error: &str) {
-    let job = Job::from_parts(id, on, listener, "order.placed", "{}", events::Envelope::new());
+    let job = Job::from_parts(
+        id,
+        on,
+        listener,
+        "order.placed",
+        "{}",
+        events::Envelope::new(),
+    );
     queue.enqueue(job).await.unwrap();
     let claimed = queue
         .backend()
@@ -527,7 +537,14 @@ async fn failed_columns_are_as_wide_as_their_content() {
     let long_id = "a-failed-job-id-longer-than-thirty";
     let long_listener = "app::billing::reminders::send_the_overdue_invoice_reminder";
     failed_job(&queue, "short", "q", "app::x", "no").await;
-    failed_job(&queue, long_id, "mail", long_listener, "the mail server said no").await;
+    failed_job(
+        &queue,
+        long_id,
+        "mail",
+        long_listener,
+        "the mail server said no",
+    )
+    .await;
 
     let out = cli(&queue, &["failed"]).await.unwrap();
     let lines: Vec<&str> = out.lines().collect();
@@ -536,7 +553,11 @@ async fn failed_columns_are_as_wide_as_their_content() {
     let listener_at = queue_at + "QUEUE".len() + 2;
     let tries_at = listener_at + long_listener.len() + 2;
     for (line, queue_name) in [(lines[1], "q"), (lines[2], "mail")] {
-        assert_eq!(&line[queue_at..queue_at + queue_name.len()], queue_name, "{out}");
+        assert_eq!(
+            &line[queue_at..queue_at + queue_name.len()],
+            queue_name,
+            "{out}"
+        );
     }
     assert_eq!(lines[0].find("QUEUE"), Some(queue_at), "{out}");
     assert_eq!(lines[0].find("LISTENER"), Some(listener_at), "{out}");
@@ -568,7 +589,13 @@ async fn failed_retry_and_flush_take_queue_and_listener_filters() {
         .await
         .unwrap();
     assert_eq!(failed_ids(&out), ["j1", "j2", "j4"], "{out}");
-    let both = ["failed", "--queue", "mail", "--listener", "app::mail::receipt"];
+    let both = [
+        "failed",
+        "--queue",
+        "mail",
+        "--listener",
+        "app::mail::receipt",
+    ];
     assert_eq!(failed_ids(&cli(&queue, &both).await.unwrap()), ["j1"]);
     assert_eq!(
         cli(&queue, &["failed", "--queue", "nope"]).await.unwrap(),
@@ -593,12 +620,26 @@ async fn failed_retry_and_flush_take_queue_and_listener_filters() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].id, new_id, "the id printed is the job's new id");
 
-    let out = cli(&queue, &["retry", "all", "--listener", "app::mail::receipt"])
-        .await
-        .unwrap();
-    assert!(out.contains("failed job j1 put back on queue `mail` as "), "{out}");
-    assert!(out.contains("failed job j4 put back on queue `push` as "), "{out}");
-    assert!(out.ends_with("\n2 failed job(s) matching --listener app::mail::receipt put back on their queues\n"), "{out}");
+    let out = cli(
+        &queue,
+        &["retry", "all", "--listener", "app::mail::receipt"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("failed job j1 put back on queue `mail` as "),
+        "{out}"
+    );
+    assert!(
+        out.contains("failed job j4 put back on queue `push` as "),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            "\n2 failed job(s) matching --listener app::mail::receipt put back on their queues\n"
+        ),
+        "{out}"
+    );
     assert_eq!(queue.size("mail").await.unwrap(), 1);
     assert_eq!(queue.size("push").await.unwrap(), 1);
 
@@ -624,7 +665,13 @@ async fn failed_retry_and_flush_take_queue_and_listener_filters() {
         cli(&queue, &["flush", "--queue", "mail"]).await.unwrap(),
         "1 failed job(s) matching --queue mail deleted\n"
     );
-    let left: Vec<String> = queue.failed().await.unwrap().into_iter().map(|j| j.id).collect();
+    let left: Vec<String> = queue
+        .failed()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(left, ["j5"], "the filters kept the others");
 }
 
@@ -637,7 +684,9 @@ async fn prune_failed_deletes_only_failures_older_than_the_age_given() {
     failed_job(&queue, "new-other", "other", "app::y", "e").await;
 
     assert_eq!(
-        cli(&queue, &["prune-failed", "--older-than", "7d"]).await.unwrap(),
+        cli(&queue, &["prune-failed", "--older-than", "7d"])
+            .await
+            .unwrap(),
         "0 failed job(s) that failed more than 7days ago deleted\n"
     );
     assert_eq!(
@@ -646,13 +695,22 @@ async fn prune_failed_deletes_only_failures_older_than_the_age_given() {
             .unwrap(),
         "1 failed job(s) that failed more than 200ms ago deleted\n"
     );
-    let left: Vec<String> = queue.failed().await.unwrap().into_iter().map(|j| j.id).collect();
+    let left: Vec<String> = queue
+        .failed()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(left, ["new", "new-other"]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
-        cli(&queue, &["prune-failed", "--older-than", "10ms", "--queue", "other"])
-            .await
-            .unwrap(),
+        cli(
+            &queue,
+            &["prune-failed", "--older-than", "10ms", "--queue", "other"]
+        )
+        .await
+        .unwrap(),
         "1 failed job(s) matching --queue other that failed more than 10ms ago deleted\n"
     );
     let error = cli(&queue, &["prune-failed"]).await.unwrap_err();
@@ -661,11 +719,22 @@ async fn prune_failed_deletes_only_failures_older_than_the_age_given() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("--older-than"), "{error}");
-    assert_eq!(queue.failed().await.unwrap().len(), 1, "bad input deletes nothing");
+    assert_eq!(
+        queue.failed().await.unwrap().len(),
+        1,
+        "bad input deletes nothing"
+    );
 }
 
 fn waiting_job(id: &str, on: &str, delay: Duration) -> Job {
-    let mut job = Job::from_parts(id, on, "app::x", "order.placed", "{}", events::Envelope::new());
+    let mut job = Job::from_parts(
+        id,
+        on,
+        "app::x",
+        "order.placed",
+        "{}",
+        events::Envelope::new(),
+    );
     job.available_at = std::time::SystemTime::now() + delay;
     job
 }
@@ -673,13 +742,22 @@ fn waiting_job(id: &str, on: &str, delay: Duration) -> Job {
 #[tokio::test]
 async fn clear_deletes_waiting_jobs_only_when_forced_or_confirmed() {
     let (queue, _dir) = sqlite();
-    queue.enqueue(waiting_job("r1", "bulk", Duration::ZERO)).await.unwrap();
-    queue.enqueue(waiting_job("r2", "bulk", Duration::ZERO)).await.unwrap();
+    queue
+        .enqueue(waiting_job("r1", "bulk", Duration::ZERO))
+        .await
+        .unwrap();
+    queue
+        .enqueue(waiting_job("r2", "bulk", Duration::ZERO))
+        .await
+        .unwrap();
     queue
         .enqueue(waiting_job("d1", "bulk", Duration::from_secs(600)))
         .await
         .unwrap();
-    queue.enqueue(waiting_job("o1", "other", Duration::ZERO)).await.unwrap();
+    queue
+        .enqueue(waiting_job("o1", "other", Duration::ZERO))
+        .await
+        .unwrap();
 
     // No terminal to ask on (as in CI, or piped): refused, in words.
     let error = cli(&queue, &["clear", "bulk"]).await.unwrap_err();
@@ -695,7 +773,11 @@ async fn clear_deletes_waiting_jobs_only_when_forced_or_confirmed() {
         "3 waiting job(s) deleted from queue `bulk`\n"
     );
     assert_eq!(queue.size("bulk").await.unwrap(), 0);
-    assert_eq!(queue.size("other").await.unwrap(), 1, "other queues untouched");
+    assert_eq!(
+        queue.size("other").await.unwrap(),
+        1,
+        "other queues untouched"
+    );
     assert_eq!(
         cli(&queue, &["clear", "bulk"]).await.unwrap(),
         "queue `bulk` has no waiting job: nothing deleted\n"
@@ -705,8 +787,14 @@ async fn clear_deletes_waiting_jobs_only_when_forced_or_confirmed() {
 #[tokio::test]
 async fn monitor_splits_ready_from_delayed_jobs() {
     let (queue, _dir) = sqlite();
-    queue.enqueue(waiting_job("r1", "split", Duration::ZERO)).await.unwrap();
-    queue.enqueue(waiting_job("r2", "split", Duration::ZERO)).await.unwrap();
+    queue
+        .enqueue(waiting_job("r1", "split", Duration::ZERO))
+        .await
+        .unwrap();
+    queue
+        .enqueue(waiting_job("r2", "split", Duration::ZERO))
+        .await
+        .unwrap();
     queue
         .enqueue(waiting_job("d1", "split", Duration::from_secs(600)))
         .await
@@ -907,7 +995,12 @@ async fn child_cli_process() {
 fn child_command(args: &[&str], queue: Option<&str>) -> std::process::Command {
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "child_cli_process", "--test-threads=1", "--nocapture"])
+        .args([
+            "--exact",
+            "child_cli_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env(CHILD_ARGS, args.join("\n"))
         .env_remove("EVENTS_QUEUE_URL")
         .env_remove("RUST_BACKTRACE");
@@ -988,11 +1081,12 @@ fn output_into_a_closed_pipe_ends_quietly() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    // The test harness's own header comes first; then the reader goes away
-    // (as `| head -c1` does) before the command writes a byte.
+    // The test harness's own lines come first (`running 1 test`, then
+    // `test child_cli_process ... ` as the child starts); then the reader
+    // goes away (as `| head -c1` does) before the command writes a byte.
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
-    while !seen.ends_with(b"running 1 test\n") {
+    while !seen.ends_with(b"child_cli_process ... ") {
         stdout.read_exact(&mut byte).unwrap();
         seen.push(byte[0]);
     }

@@ -36,7 +36,7 @@ use crate::dispatch::global;
 use crate::error::Chain;
 use crate::listener::{ListenerInfo, Mode, RetryDefaults};
 use crate::queue::{FailedJob, Queue, QueueError};
-use crate::registry::registry;
+use crate::registry::{EventInfo, registry};
 use crate::worker::{Worker, shutdown_signal};
 
 /// Why a command failed.
@@ -661,8 +661,8 @@ where
             let before = SystemTime::now()
                 .checked_sub(*older_than)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            let n = forget_where(&queue, |job| job.failed_at < before && filter.matches(job))
-                .await?;
+            let n =
+                forget_where(&queue, |job| job.failed_at < before && filter.matches(job)).await?;
             writeln!(
                 out,
                 "{n} failed job(s){} that failed more than {} ago deleted",
@@ -844,8 +844,7 @@ fn format_duration(d: Duration) -> String {
 /// under the events their pattern matches.
 fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<(), CliError> {
     let registry = registry();
-    let events: Vec<(&str, &str, Vec<ListenerInfo>)> = registry
-        .events()
+    let events: Vec<(&str, &str, Vec<ListenerInfo>)> = every_event()
         .iter()
         .map(|e| {
             (
@@ -905,6 +904,20 @@ fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<
     Ok(())
 }
 
+/// Every event a listener hears, by its type or through a wildcard, sorted
+/// by name.
+fn every_event() -> Vec<EventInfo> {
+    let registry = registry();
+    let mut events: Vec<EventInfo> = registry
+        .events()
+        .iter()
+        .chain(registry.wildcard_only_events())
+        .copied()
+        .collect();
+    events.sort_by(|a, b| (a.name(), a.type_name()).cmp(&(b.name(), b.type_name())));
+    events
+}
+
 /// The listeners of the registered event with this name, in dispatch order.
 fn listeners_of(name: &str, type_name: &str) -> Vec<ListenerInfo> {
     let mut listeners: Vec<ListenerInfo> = registry()
@@ -954,13 +967,14 @@ fn graph(out: &mut dyn Write) -> Result<(), CliError> {
     let registry = registry();
     writeln!(out, "flowchart LR")?;
     let listeners = registry.listeners();
-    for (i, e) in registry.events().iter().enumerate() {
+    let events = every_event();
+    for (i, e) in events.iter().enumerate() {
         writeln!(out, "    E{i}[\"{}\"]", mermaid_text(e.name()))?;
     }
     for (i, l) in listeners.iter().enumerate() {
         writeln!(out, "    L{i}(\"{}\")", mermaid_text(l.name()))?;
     }
-    for (ei, e) in registry.events().iter().enumerate() {
+    for (ei, e) in events.iter().enumerate() {
         for (li, l) in listeners.iter().enumerate() {
             let hears = match l.pattern() {
                 Some(pattern) => crate::pattern::matches(pattern, e.name()),
@@ -1279,9 +1293,12 @@ mod tests {
             );
             assert!(!out.contains("warning"), "stdout stays clean: {out}");
         }
-        let json: Value =
-            serde_json::from_str(&run(&Commands::new(), &["list", "--json"], Input::None).await.1)
-                .unwrap();
+        let json: Value = serde_json::from_str(
+            &run(&Commands::new(), &["list", "--json"], Input::None)
+                .await
+                .1,
+        )
+        .unwrap();
         assert_eq!(json["listeners"], json!([]));
     }
 
@@ -1305,7 +1322,8 @@ mod tests {
     async fn clear_asks_on_a_terminal_and_deletes_only_on_yes() {
         let queue = queue_with_waiting_jobs().await;
         let commands = Commands::new().queue(queue.clone());
-        let (result, out, err) = run(&commands, &["clear", "bulk"], Input::Given("n\n".into())).await;
+        let (result, out, err) =
+            run(&commands, &["clear", "bulk"], Input::Given("n\n".into())).await;
         result.unwrap();
         assert_eq!(
             err,

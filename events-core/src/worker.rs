@@ -712,7 +712,9 @@ impl Worker {
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
                 // lease still has two thirds to run.
-                Err(error) => tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease"),
+                Err(error) => {
+                    tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease")
+                }
             }
         }
     }

@@ -598,18 +598,18 @@ pub async fn clear_deletes_the_waiting_jobs_of_one_queue(queue: Queue) {
     claim(&queue, &["f"], 1, LEASE).await;
     assert!(queue.backend().fail("job-f-1", 1, "no").await.unwrap());
 
-    assert_eq!(
-        queue.clear("a").await.unwrap(),
-        3,
-        "two ready, one delayed"
-    );
+    assert_eq!(queue.clear("a").await.unwrap(), 3, "two ready, one delayed");
     assert_eq!(queue.size("a").await.unwrap(), 1, "the claimed one stays");
     assert!(
         queue.backend().ack("job-a-1", 1).await.unwrap(),
         "its worker still acks it"
     );
     assert_eq!(queue.size("b").await.unwrap(), 1, "other queues untouched");
-    assert_eq!(queue.failed().await.unwrap().len(), 1, "failed store untouched");
+    assert_eq!(
+        queue.failed().await.unwrap().len(),
+        1,
+        "failed store untouched"
+    );
     assert_eq!(queue.clear("a").await.unwrap(), 0);
     assert_eq!(queue.clear("no-such-queue").await.unwrap(), 0);
 

@@ -415,11 +415,7 @@ impl Backend for MemoryBackend {
 
     async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
         let mut state = self.lock();
-        let mut cleared: Vec<Job> = state
-            .ready
-            .remove(queue)
-            .map(Vec::from)
-            .unwrap_or_default();
+        let mut cleared: Vec<Job> = state.ready.remove(queue).map(Vec::from).unwrap_or_default();
         let delayed = std::mem::take(&mut state.delayed);
         let (gone, kept): (Vec<_>, Vec<_>) = delayed
             .into_iter()
