@@ -1232,7 +1232,7 @@ async fn monitor(out: &mut dyn Write, queue: &Queue) -> Result<(), CliError> {
         .map(|s| {
             vec![
                 s.queue.clone(),
-                (s.pending - s.delayed.min(s.pending)).to_string(),
+                s.pending.saturating_sub(s.delayed).to_string(),
                 s.delayed.to_string(),
                 s.reserved.to_string(),
                 s.failed.to_string(),
