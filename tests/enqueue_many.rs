@@ -67,7 +67,7 @@ impl Backend for Flaky {
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
         self.inner.failed().await
     }
-    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         self.inner.retry(id).await
     }
     async fn retry_all(&self) -> Result<usize, QueueError> {
@@ -81,6 +81,9 @@ impl Backend for Flaky {
     }
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         self.inner.stats().await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        self.inner.clear(queue).await
     }
 }
 
@@ -210,7 +213,7 @@ impl Backend for SecondRefused {
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
         self.inner.failed().await
     }
-    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         self.inner.retry(id).await
     }
     async fn retry_all(&self) -> Result<usize, QueueError> {
@@ -224,6 +227,9 @@ impl Backend for SecondRefused {
     }
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         self.inner.stats().await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        self.inner.clear(queue).await
     }
 }
 

@@ -19,9 +19,15 @@ pub use std::time::Duration;
 
 pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::event::{
-    AnyEvent, ErasedEvent, Event, EventDef, EventStatic, FromJson, Json, Shareable, spec,
+    AnyEvent, ErasedEvent, Event, EventDef, EventEntry, EventStatic, FromJson, Json, Shareable,
+    spec,
 };
 use crate::listener::check_round_trip;
+
+/// The description `#[event]` generated for `E`, for its [`EventEntry`].
+pub fn event_def<E: Event>() -> Option<&'static EventDef> {
+    crate::event::def_of::<E>()
+}
 pub use crate::listener::{
     BoxFuture, EncodeError, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome,
     QueueOptions, Run, Target, TypedCall, TypedListener,
@@ -218,7 +224,8 @@ pub fn build_registry() -> crate::registry::Registry {
 /// The items `#[event]` generates for a non-generic type, written once here
 /// so the attribute hands the compiler a few tokens instead of every item:
 /// the `Event` impl, the type's [`EventStatic`] (its description and table
-/// slot), and the autoref probe that finds its JSON support.
+/// slot), the autoref probe that finds its JSON support, and its link-time
+/// [`EventEntry`].
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __events_event {
@@ -246,6 +253,10 @@ macro_rules! __events_event {
                     });
                 $crate::__private::Some(&__EVENTS_STATIC)
             }
+        }
+
+        $crate::__private::inventory::submit! {
+            $crate::__private::EventEntry { def: $crate::__private::event_def::<$ty> }
         }
     };
 }

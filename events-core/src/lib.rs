@@ -10,6 +10,7 @@ pub mod config;
 mod context;
 mod dispatch;
 mod envelope;
+pub mod error;
 mod event;
 mod listener;
 pub mod observe;

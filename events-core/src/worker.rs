@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::context::{JobRun, StateMap, lock};
+use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
 use crate::queue::panic_message;
@@ -405,12 +406,12 @@ impl Worker {
                 Err(error) => {
                     failed_claims += 1;
                     if failed_claims >= CLAIM_ATTEMPTS {
-                        tracing::error!(%error, "cannot claim jobs; the worker stops");
+                        tracing::error!(error = %Chain(&error), "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();
                         return;
                     }
-                    tracing::warn!(%error, attempt = failed_claims, "cannot claim jobs; trying again");
+                    tracing::warn!(error = %Chain(&error), attempt = failed_claims, "cannot claim jobs; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
                         () = shared.stopped_signal() => return,
@@ -507,7 +508,7 @@ impl Worker {
             // A passing storage error: run it; a lost lease would still fence
             // its ack.
             Err(error) => {
-                tracing::warn!(job = %job.id, %error, "could not renew a lease");
+                tracing::warn!(job = %job.id, error = %Chain(&error), "could not renew a lease");
                 true
             }
         }
@@ -524,7 +525,7 @@ impl Worker {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
+                tracing::error!(job = %id, error = %Chain(&error), "could not hand a job back at shutdown; it runs again once its lease lapses")
             }
         }
         lock(&shared.held).remove(id);
@@ -593,7 +594,9 @@ impl Worker {
         };
         let Run::Queued { options, .. } = def.run else {
             // `run_job_with` refused it already: `result` says so.
-            let error = result.err().map_or_else(String::new, |e| e.to_string());
+            let error = result
+                .err()
+                .map_or_else(String::new, |e| Chain(&e).to_string());
             self.fail(job, Some(def), &error, report).await;
             return;
         };
@@ -609,7 +612,7 @@ impl Worker {
                 }
                 Ok(false) => self.lost(job, report),
                 Err(error) => {
-                    tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
+                    tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
         }
@@ -636,7 +639,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not release a job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not release a job; it runs again once its lease lapses")
             }
         }
     }
@@ -658,7 +661,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not release a failed job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not release a failed job; it runs again once its lease lapses")
             }
         }
     }
@@ -678,7 +681,7 @@ impl Worker {
                 return;
             }
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not store a failed job; it runs again once its lease lapses");
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not store a failed job; it runs again once its lease lapses");
                 return;
             }
         }
@@ -709,7 +712,9 @@ impl Worker {
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
                 // lease still has two thirds to run.
-                Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
+                Err(error) => {
+                    tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease")
+                }
             }
         }
     }
@@ -724,7 +729,7 @@ impl Worker {
                 .extend(&job.id, job.attempt, self.lease)
                 .await
             {
-                tracing::warn!(job = %job.id, %error, "could not extend a lease");
+                tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease");
             }
         }
     }
@@ -790,7 +795,7 @@ fn settle_slot(done: Result<(), tokio::task::JoinError>, shared: &Shared) {
     if let Err(error) = done
         && error.is_panic()
     {
-        tracing::error!(%error, "a worker slot panicked; the worker stops");
+        tracing::error!(error = %Chain(&error), "a worker slot panicked; the worker stops");
         lock(&shared.error).get_or_insert(QueueError::WorkerPanicked(panic_message(
             &*error.into_panic(),
         )));

@@ -18,13 +18,14 @@ use tokio::sync::Notify;
 
 use super::{FailedJob, Job, Queue, QueueError};
 use crate::context::{Context, Directive, JobRun, StateMap, lock};
+use crate::error::Chain;
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::observe::Observers;
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
-/// Why one try of a job failed. The text of each is what lands in a failed
-/// job's `error`.
+/// Why one try of a job failed. Its [`Chain`](crate::error::Chain) (this
+/// error, then its `source()`) is what lands in a failed job's `error`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -41,7 +42,7 @@ pub enum JobError {
         listener: String,
     },
     /// The payload does not deserialize into the listener's event any more.
-    #[error("the payload of `{event}` no longer deserializes for listener `{listener}`: {source}")]
+    #[error("the payload of `{event}` no longer deserializes for listener `{listener}`")]
     Payload {
         /// The listener.
         listener: String,
@@ -51,7 +52,7 @@ pub enum JobError {
         source: serde_json::Error,
     },
     /// The listener returned an error.
-    #[error("listener `{listener}` failed: {source}")]
+    #[error("listener `{listener}` failed")]
     Failed {
         /// The listener.
         listener: String,
@@ -156,15 +157,17 @@ pub(crate) fn decide(
     match (directive, result) {
         (Some(Directive::Release(after)), _) => Verdict::Release(after),
         (Some(Directive::Fail(reason)), Ok(())) => Verdict::Fail(reason),
-        (Some(Directive::Fail(reason)), Err(error)) => Verdict::Fail(format!("{reason} ({error})")),
+        (Some(Directive::Fail(reason)), Err(error)) => {
+            Verdict::Fail(format!("{reason} ({})", Chain(error)))
+        }
         (None, Ok(())) => Verdict::Done,
         (None, Err(error)) if job.attempt < job.max_tries && !error.is_permanent() => {
             Verdict::Retry {
-                error: error.to_string(),
+                error: Chain(error).to_string(),
                 after: options.backoff_after_or(job.attempt, retry),
             }
         }
-        (None, Err(error)) => Verdict::Fail(error.to_string()),
+        (None, Err(error)) => Verdict::Fail(Chain(error).to_string()),
     }
 }
 
