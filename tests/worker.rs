@@ -114,7 +114,7 @@ async fn a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs() {
     assert_eq!(worker_hook.load(Ordering::SeqCst), 1);
 
     // Retried from the store, it gets all its tries again (and fails again).
-    assert!(queue.retry(&failed[0].id).await.unwrap());
+    assert!(queue.retry(&failed[0].id).await.unwrap().is_some());
     let report = Worker::new(queue.clone())
         .queues(["retry"])
         .run_until_empty()
@@ -818,8 +818,11 @@ impl events::queue::Backend for Recording {
     async fn failed(&self) -> Result<Vec<FailedJob>, events::queue::QueueError> {
         self.inner.failed().await
     }
-    async fn retry(&self, id: &str) -> Result<bool, events::queue::QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, events::queue::QueueError> {
         self.inner.retry(id).await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, events::queue::QueueError> {
+        self.inner.clear(queue).await
     }
     async fn retry_all(&self) -> Result<usize, events::queue::QueueError> {
         self.inner.retry_all().await

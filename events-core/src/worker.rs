@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::context::{JobRun, StateMap, lock};
+use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
 use crate::queue::panic_message;
@@ -513,12 +514,12 @@ impl Worker {
                     self.unreserve(&shared);
                     failed_claims += 1;
                     if failed_claims >= CLAIM_ATTEMPTS {
-                        tracing::error!(%error, "cannot claim jobs; the worker stops");
+                        tracing::error!(error = %Chain(&error), "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();
                         return;
                     }
-                    tracing::warn!(%error, attempt = failed_claims, "cannot claim jobs; trying again");
+                    tracing::warn!(error = %Chain(&error), attempt = failed_claims, "cannot claim jobs; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
                         () = shared.stopped_signal() => return,
@@ -616,7 +617,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, &shared.report),
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not set aside a job of an unknown listener; it waits until its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not set aside a job of an unknown listener; it waits until its lease lapses")
             }
         }
     }
@@ -632,7 +633,7 @@ impl Worker {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
+                tracing::error!(job = %id, error = %Chain(&error), "could not hand a job back at shutdown; it runs again once its lease lapses")
             }
         }
         lock(&shared.held).remove(id);
@@ -706,7 +707,9 @@ impl Worker {
         } = def.run
         else {
             // `run_job_with` refused it already: `result` says so.
-            let error = result.err().map_or_else(String::new, |e| e.to_string());
+            let error = result
+                .err()
+                .map_or_else(String::new, |e| Chain(&e).to_string());
             self.fail(job, Some(def), &error, report).await;
             return true;
         };
@@ -726,7 +729,7 @@ impl Worker {
                 }
                 Ok(false) => self.lost(job, report),
                 Err(error) => {
-                    tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
+                    tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
         }
@@ -754,7 +757,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not release a job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not release a job; it runs again once its lease lapses")
             }
         }
     }
@@ -776,7 +779,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not release a failed job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not release a failed job; it runs again once its lease lapses")
             }
         }
     }
@@ -796,7 +799,7 @@ impl Worker {
                 return;
             }
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not store a failed job; it runs again once its lease lapses");
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not store a failed job; it runs again once its lease lapses");
                 return;
             }
         }
@@ -827,7 +830,9 @@ impl Worker {
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
                 // lease still has two thirds to run.
-                Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
+                Err(error) => {
+                    tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease")
+                }
             }
         }
     }
@@ -846,7 +851,7 @@ const CLAIM_ATTEMPTS: u32 = 5;
 const SET_ASIDE: Duration = Duration::from_secs(60);
 
 /// What `work` and the worker say when no queued listener is registered.
-pub(crate) const NO_QUEUED_LISTENER: &str = "this program registers no queued listener, so it can run no job: does its binary link the library that defines the listeners? A library that `main` never names is not linked, and its `#[listener]`s are not registered: add `use my_app as _;` to the binary.";
+const NO_QUEUED_LISTENER: &str = "this program registers no queued listener, so it can run no job: does its binary link the library that defines the listeners? A library that `main` never names is not linked, and its `#[listener]`s are not registered: add `use my_app as _;` to the binary.";
 
 /// Why jobs are set aside: their listener, how many (when known), that
 /// they wait, and the likely causes.
@@ -939,7 +944,7 @@ fn settle_slot(done: Result<(), tokio::task::JoinError>, shared: &Shared) {
     if let Err(error) = done
         && error.is_panic()
     {
-        tracing::error!(%error, "a worker slot panicked; the worker stops");
+        tracing::error!(error = %Chain(&error), "a worker slot panicked; the worker stops");
         lock(&shared.error).get_or_insert(QueueError::WorkerPanicked(panic_message(
             &*error.into_panic(),
         )));

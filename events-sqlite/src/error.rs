@@ -1,5 +1,7 @@
 //! What can go wrong in the SQLite queue. It reaches callers inside
-//! [`QueueError::Backend`], as its `source()`.
+//! [`QueueError::Backend`], as its `source()`, and follows the rule of
+//! `events_core::error`: `Display` says what failed here, `source()` is
+//! what SQLite said; `events_core::error::Chain` prints both.
 
 use events_core::queue::QueueError;
 
