@@ -291,18 +291,17 @@ fn queue_url() -> String {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     let url = queue_url();
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() > 1 {
-        // `cargo run --example booking -- failed` and friends.
+    if std::env::args_os().len() > 1 {
+        // `cargo run --example booking -- failed` and friends: errors print
+        // in words, with the exit status a shell expects.
         let queue = events::queue::connect(&url).await?;
-        events::cli::Commands::new()
+        return Ok(events::cli::Commands::new()
             .queue(queue)
             .state(CALENDAR)
-            .run_to(args, &mut std::io::stdout())
-            .await?;
-        return Ok(());
+            .run()
+            .await);
     }
 
     // A fresh story each run: start from an empty queue file.
@@ -325,7 +324,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     print_registry();
     story().await?;
-    work(queue).await
+    work(queue).await?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn story() -> Result<(), Box<dyn std::error::Error>> {

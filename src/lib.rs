@@ -30,6 +30,10 @@
 //!
 //! See the README for the attribute reference and the testing guide.
 //!
+//! Errors follow one rule (see [`error`]): `Display` says what failed at
+//! its own layer and `source()` gives the cause; print them with
+//! [`error::Chain`] to see the causes too.
+//!
 //! # Features
 //!
 //! - `sqlite` (default): the embedded durable queue, `sqlite://path`

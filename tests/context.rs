@@ -431,7 +431,8 @@ async fn a_worker_without_the_state_its_listeners_need_does_not_start() {
     };
     assert_eq!(*listener, "context::charge");
     assert_eq!(*runner, "Worker::new(..)");
-    assert!(error.to_string().contains("Worker::new(..)"), "{error}");
+    let text = events::error::Chain(&error).to_string();
+    assert!(text.contains("Worker::new(..)"), "{text}");
     // Nothing was claimed: the job still waits.
     assert_eq!(queue.size("context-invoices").await.unwrap(), 1);
     assert!(tries_of(400).is_empty());
@@ -609,10 +610,8 @@ async fn cli_work_gets_the_state_its_listeners_need() {
         .run_to(work, &mut out)
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("takes `State<context::Pool>`"),
-        "{error}"
-    );
+    let text = events::error::Chain(&error).to_string();
+    assert!(text.contains("takes `State<context::Pool>`"), "{text}");
     assert_eq!(queue.size("context-invoices").await.unwrap(), 1);
 
     // With it, the job runs.
@@ -681,7 +680,7 @@ async fn the_fake_queue_honours_release_and_fail_without_retry() {
         .unwrap();
     let error = queue.run_pending().await.unwrap_err();
     assert_eq!(
-        error.to_string(),
+        events::error::Chain(&error).to_string(),
         "listener `context::charge` failed: card declined (listener `context::charge` failed: declined by the bank)"
     );
     assert_eq!(queue.run_pending().await.unwrap(), 0, "it failed for good");

@@ -631,7 +631,7 @@ async fn panics_hangs_and_errors_become_job_errors() {
     for job in &jobs {
         outcomes.push(match events::queue::run_job(job).await {
             Ok(()) => "ok".to_owned(),
-            Err(e) => e.to_string(),
+            Err(e) => events::error::Chain(&e).to_string(),
         });
     }
     assert_eq!(

@@ -67,7 +67,7 @@ impl Backend for Flaky {
     async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
         self.inner.failed().await
     }
-    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         self.inner.retry(id).await
     }
     async fn retry_all(&self) -> Result<usize, QueueError> {
@@ -81,6 +81,9 @@ impl Backend for Flaky {
     }
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         self.inner.stats().await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        self.inner.clear(queue).await
     }
 }
 
@@ -152,5 +155,134 @@ async fn a_dispatch_enqueues_its_jobs_in_one_batch() {
             .iter()
             .all(|job| job.id.starts_with(&claimed[0].envelope.id.to_string())),
         "each job is named by the event id"
+    );
+}
+
+/// A backend that stores one job per `enqueue` and refuses the second: a
+/// dispatch that enqueued job by job would leave the first behind.
+#[derive(Default)]
+struct SecondRefused {
+    inner: MemoryBackend,
+    enqueues: Mutex<usize>,
+}
+
+#[async_trait]
+impl Backend for SecondRefused {
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
+        // All or nothing: the second job is refused, so the batch is.
+        if jobs.len() > 1 {
+            return Err(QueueError::backend(
+                "second-refused",
+                std::io::Error::other("the second job is refused"),
+            ));
+        }
+        self.inner.enqueue_many(jobs).await
+    }
+    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
+        let enqueues = {
+            let mut enqueues = self.enqueues.lock().unwrap();
+            *enqueues += 1;
+            *enqueues
+        };
+        if enqueues >= 2 {
+            return Err(QueueError::backend(
+                "second-refused",
+                std::io::Error::other("the second job is refused"),
+            ));
+        }
+        self.inner.enqueue(job).await
+    }
+    async fn claim(&self, q: &[String], n: usize, l: Duration) -> Result<Vec<Job>, QueueError> {
+        self.inner.claim(q, n, l).await
+    }
+    async fn extend(&self, id: &str, a: u32, l: Duration) -> Result<bool, QueueError> {
+        self.inner.extend(id, a, l).await
+    }
+    async fn ack(&self, id: &str, a: u32) -> Result<bool, QueueError> {
+        self.inner.ack(id, a).await
+    }
+    async fn release(&self, id: &str, a: u32, d: Duration, e: &str) -> Result<bool, QueueError> {
+        self.inner.release(id, a, d, e).await
+    }
+    async fn abandon(&self, id: &str, a: u32, d: Duration) -> Result<bool, QueueError> {
+        self.inner.abandon(id, a, d).await
+    }
+    async fn fail(&self, id: &str, a: u32, e: &str) -> Result<bool, QueueError> {
+        self.inner.fail(id, a, e).await
+    }
+    async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
+        self.inner.failed().await
+    }
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
+        self.inner.retry(id).await
+    }
+    async fn retry_all(&self) -> Result<usize, QueueError> {
+        self.inner.retry_all().await
+    }
+    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
+        self.inner.forget(id).await
+    }
+    async fn flush_failed(&self) -> Result<usize, QueueError> {
+        self.inner.flush_failed().await
+    }
+    async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
+        self.inner.stats().await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        self.inner.clear(queue).await
+    }
+}
+
+/// The same refusal through `.blocking()` (outside any runtime, and from a
+/// current-thread runtime's thread): the dispatch fails and the first job is
+/// not stored.
+#[test]
+fn a_blocking_dispatch_whose_second_job_is_refused_stores_neither() {
+    let queue = Queue::with_backend("second-refused://", SecondRefused::default());
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    let error = dispatcher
+        .dispatch(Booked { id: 3 })
+        .blocking()
+        .unwrap_err();
+    assert!(
+        matches!(error, events::DispatchError::Enqueue { .. }),
+        "{error:?}"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let error = runtime
+        .block_on(async { dispatcher.dispatch(Booked { id: 4 }).blocking() })
+        .unwrap_err();
+    assert!(
+        matches!(error, events::DispatchError::Enqueue { .. }),
+        "{error:?}"
+    );
+    let stored = runtime.block_on(queue.stats()).unwrap();
+    assert!(
+        stored.is_empty(),
+        "no job of either dispatch was stored: {stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dispatch_whose_second_job_is_refused_stores_neither() {
+    let queue = Queue::with_backend("second-refused://", SecondRefused::default());
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap();
+    let error = dispatcher.dispatch(Booked { id: 5 }).await.unwrap_err();
+    assert!(
+        matches!(error, events::DispatchError::Enqueue { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        queue.size("batch").await.unwrap(),
+        0,
+        "the first job is not stored"
     );
 }

@@ -382,3 +382,224 @@ async fn fakes_dropped_in_creation_order_leave_nothing_behind() {
     );
     second_queue.assert_pushed_times::<fixture_queued>(1);
 }
+
+// --- tasks the test spawns -----------------------------------------------------------
+
+static SPAWNED_RAN: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "site.created")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteCreated {
+    pub domain: String,
+}
+
+#[listener]
+fn provision_site(_: &SiteCreated) {
+    SPAWNED_RAN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[listener(queue = "sites")]
+async fn issue_certificate(_: &SiteCreated) {
+    SPAWNED_RAN.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_sees_dispatches_from_tasks_the_test_spawns() {
+    let fake = events::fake();
+    let done = tokio::spawn(async {
+        SiteCreated {
+            domain: "spawned.example".into(),
+        }
+        .dispatch()
+        .await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(done.faked(), "the spawned dispatch was recorded");
+    fake.assert_dispatched_where::<SiteCreated>(|e| e.domain == "spawned.example");
+    assert_eq!(
+        SPAWNED_RAN.load(Ordering::SeqCst),
+        0,
+        "no real listener ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_fake_records_jobs_from_tasks_the_test_spawns() {
+    let queue = events::fake_queue();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(async move {
+                SiteCreated {
+                    domain: format!("q{i}.example"),
+                }
+                .dispatch()
+                .await
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap().unwrap();
+    }
+    queue.assert_pushed_times::<issue_certificate>(4);
+    queue.assert_pushed_where::<issue_certificate>(|e: &SiteCreated| e.domain == "q3.example");
+}
+
+#[test]
+fn parallel_multi_thread_runtimes_never_see_each_others_fakes() {
+    std::thread::scope(|scope| {
+        for n in 0..4 {
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let fake = events::fake_only::<(Shared,)>();
+                    let mut tasks = Vec::new();
+                    for _ in 0..20 {
+                        tasks.push(tokio::spawn(
+                            async move { Shared { from: n }.dispatch().await },
+                        ));
+                    }
+                    for task in tasks {
+                        assert!(task.await.unwrap().unwrap().faked());
+                    }
+                    let seen = fake.dispatched::<Shared>();
+                    assert_eq!(seen.len(), 20);
+                    assert!(
+                        seen.iter().all(|e| e.from == n),
+                        "a fake saw another runtime's dispatch"
+                    );
+                });
+            });
+        }
+    });
+}
+
+#[test]
+fn a_scoped_future_takes_its_fake_to_another_thread() {
+    let fake = events::fake();
+    let dispatch = fake.scope(async {
+        SiteCreated {
+            domain: "thread.example".into(),
+        }
+        .dispatch()
+        .await
+    });
+    let done = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(dispatch)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert!(done.faked());
+    fake.assert_dispatched_where::<SiteCreated>(|e| e.domain == "thread.example");
+}
+
+#[tokio::test]
+async fn a_blocking_dispatch_on_a_current_thread_runtime_is_faked_too() {
+    let fake = events::fake();
+    let done = SiteCreated {
+        domain: "blocking.example".into(),
+    }
+    .dispatch()
+    .blocking()
+    .unwrap();
+    assert!(done.faked());
+    fake.assert_dispatched_where::<SiteCreated>(|e| e.domain == "blocking.example");
+}
+
+// --- what users asked of the testing API ---------------------------------------------
+
+#[event(name = "order.placed")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub id: u32,
+}
+
+#[listener(pattern = "order.*")]
+fn audit_orders(_: &AnyEvent) {}
+
+#[derive(Default)]
+pub struct OrderSubscriber;
+
+#[subscriber]
+impl OrderSubscriber {
+    #[listen]
+    fn on_placed(&self, _: &OrderPlaced) {}
+}
+
+#[test]
+fn assert_listening_matches_a_wildcards_pattern_against_the_event_name() {
+    events::assert_listening::<OrderPlaced, audit_orders>();
+    let message = panic_message(|| events::assert_listening::<Registered, audit_orders>());
+    assert_eq!(
+        message,
+        "expected `fakes::audit_orders` to listen to `user.registered`, but its pattern `order.*` does not match that name"
+    );
+}
+
+#[test]
+fn assert_listening_named_checks_subscriber_methods() {
+    events::assert_listening_named::<OrderPlaced>("fakes::OrderSubscriber::on_placed");
+    events::assert_listening_named::<OrderPlaced>("OrderSubscriber::on_placed");
+    events::assert_listening_named::<OrderPlaced>("audit_orders");
+    let message = panic_message(|| {
+        events::assert_listening_named::<Registered>("OrderSubscriber::on_placed")
+    });
+    assert_eq!(
+        message,
+        "expected `fakes::OrderSubscriber::on_placed` to listen to `user.registered`, but it listens to `order.placed`"
+    );
+    let message =
+        panic_message(|| events::assert_listening_named::<OrderPlaced>("OrderSubscriber::gone"));
+    assert!(
+        message.contains("no listener of that name is registered"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn assert_pushed_where_reads_the_jobs_event_back() {
+    let queue = events::fake_queue();
+    InvoiceSent { number: 41 }.dispatch().await.unwrap();
+    queue.assert_pushed_where::<archive_invoice>(|e: &InvoiceSent| e.number == 41);
+    queue.assert_pushed_where::<mail_invoice>(|e| e.number == 41);
+    let message = panic_message(|| {
+        queue.assert_pushed_where::<archive_invoice>(|e: &InvoiceSent| e.number == 42)
+    });
+    assert!(
+        message.starts_with(
+            "expected a job for `fakes::archive_invoice` to be pushed matching the condition; 2 pushed instead:"
+        ),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn fake_except_fakes_every_event_but_those() {
+    let before = FAKED_EXCEPT_RAN.load(Ordering::SeqCst);
+    let fake = events::fake_except::<(KeptReal,)>();
+    let real = KeptReal.dispatch().await.unwrap();
+    let faked = Deleted { user: 8 }.dispatch().await.unwrap();
+    assert!(!real.faked());
+    assert_eq!(FAKED_EXCEPT_RAN.load(Ordering::SeqCst), before + 1);
+    assert!(faked.faked());
+    fake.assert_dispatched_where::<Deleted>(|e| e.user == 8);
+    fake.assert_not_dispatched::<KeptReal>();
+}
+
+static FAKED_EXCEPT_RAN: AtomicUsize = AtomicUsize::new(0);
+
+#[event(name = "kept.real")]
+pub struct KeptReal;
+
+#[listener]
+fn kept_real_listener(_: &KeptReal) {
+    FAKED_EXCEPT_RAN.fetch_add(1, Ordering::SeqCst);
+}

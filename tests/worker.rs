@@ -114,7 +114,7 @@ async fn a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs() {
     assert_eq!(worker_hook.load(Ordering::SeqCst), 1);
 
     // Retried from the store, it gets all its tries again (and fails again).
-    assert!(queue.retry(&failed[0].id).await.unwrap());
+    assert!(queue.retry(&failed[0].id).await.unwrap().is_some());
     let report = Worker::new(queue.clone())
         .queues(["retry"])
         .run_until_empty()
@@ -165,7 +165,7 @@ fn raw_job(listener: &str, payload: &str) -> Job {
 }
 
 #[tokio::test]
-async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs() {
+async fn poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait() {
     let queue = Queue::memory();
     let d = dispatcher(&queue);
     d.dispatch(Risky {
@@ -198,7 +198,11 @@ async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs()
         .run_until_empty()
         .await
         .unwrap();
-    assert_eq!((report.succeeded, report.failed), (1, 4), "{report:?}");
+    assert_eq!(
+        (report.succeeded, report.failed, report.set_aside),
+        (1, 3, 1),
+        "{report:?}"
+    );
     assert_eq!(
         GOOD.load(Ordering::SeqCst),
         1,
@@ -218,10 +222,14 @@ async fn poison_payloads_unknown_listeners_panics_and_hangs_become_failed_jobs()
         [
             "listener `worker::risky` panicked: the listener panicked on purpose",
             "listener `worker::risky` timed out after 100ms",
-            "no listener named `worker::renamed_long_ago` is registered (was it renamed or removed?)",
             "the payload of `risky` no longer deserializes for listener `worker::risky`: \
              missing field `mode` at line 1 column 15",
         ]
+    );
+    assert_eq!(
+        queue.size("risky").await.unwrap(),
+        1,
+        "the job of the unknown listener waits"
     );
 }
 
@@ -351,6 +359,10 @@ async fn survives_a_crash(e: &CrashTest) {
 
 const CHILD_DB: &str = "EVENTS_TEST_CHILD_DB";
 const CHILD_MODE: &str = "EVENTS_TEST_CHILD_MODE";
+/// The queue the child works (default `crash`).
+const CHILD_QUEUE: &str = "EVENTS_TEST_CHILD_QUEUE";
+/// The child's concurrency (default 1).
+const CHILD_CONCURRENCY: &str = "EVENTS_TEST_CHILD_CONCURRENCY";
 
 /// Not a test of its own: the worker process that the SIGKILL and SIGTERM
 /// tests start (this binary again, with `CHILD_DB` set). Without it, it does
@@ -361,8 +373,12 @@ async fn child_worker_process() {
         return;
     };
     let queue = SqliteBackend::queue(&db).unwrap();
+    let worked = std::env::var(CHILD_QUEUE).unwrap_or_else(|_| "crash".to_owned());
+    let concurrency = std::env::var(CHILD_CONCURRENCY).map_or(1, |n| n.parse().unwrap());
     let worker = Worker::new(queue)
-        .queues(["crash"])
+        .queues([worked])
+        .concurrency(concurrency)
+        .poll_interval(Duration::from_millis(50))
         .lease(Duration::from_millis(600))
         .grace(Duration::from_secs(20));
     let report = if std::env::var(CHILD_MODE).as_deref() == Ok("signals") {
@@ -378,6 +394,11 @@ async fn child_worker_process() {
 /// Starts this test binary again as a worker process on `db` (see
 /// `child_worker_process`).
 fn spawn_child_worker(db: &Path, mode: &str) -> std::process::Child {
+    spawn_child(db, mode, &[])
+}
+
+/// [`spawn_child_worker`] with more of the child's settings.
+fn spawn_child(db: &Path, mode: &str, env: &[(&str, &str)]) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -387,10 +408,38 @@ fn spawn_child_worker(db: &Path, mode: &str) -> std::process::Child {
         ])
         .env(CHILD_DB, db)
         .env(CHILD_MODE, mode)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// Waits up to `limit` for `child` to exit; kills it (and fails the test)
+/// if it does not.
+fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "{what}: the worker exited with {status:?}"
+            );
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    panic!("{what}: the worker did not exit within {limit:?}");
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 fn wait_for(path: &Path, limit: Duration) -> bool {
@@ -696,21 +745,150 @@ async fn slow_jobs_claimed_in_a_big_batch_keep_their_leases() {
     assert!(queue.failed().await.unwrap().is_empty());
 }
 
+/// A memory queue that records the fenced calls a worker makes.
+#[derive(Default)]
+struct Recording {
+    inner: events::queue::MemoryBackend,
+    calls: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Recording {
+    fn record(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl events::queue::Backend for Recording {
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), events::queue::QueueError> {
+        self.inner.enqueue_many(jobs).await
+    }
+    async fn claim(
+        &self,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, events::queue::QueueError> {
+        let jobs = self.inner.claim(queues, limit, lease).await?;
+        for job in &jobs {
+            self.record(format!("claim {} {}", job.id, job.attempt));
+        }
+        Ok(jobs)
+    }
+    async fn extend(
+        &self,
+        id: &str,
+        attempt: u32,
+        lease: Duration,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.inner.extend(id, attempt, lease).await
+    }
+    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("ack {id} {attempt}"));
+        self.inner.ack(id, attempt).await
+    }
+    async fn release(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("release {id} {attempt}"));
+        self.inner.release(id, attempt, delay, error).await
+    }
+    async fn abandon(
+        &self,
+        id: &str,
+        attempt: u32,
+        delay: Duration,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("abandon {id} {attempt} {delay:?}"));
+        self.inner.abandon(id, attempt, delay).await
+    }
+    async fn fail(
+        &self,
+        id: &str,
+        attempt: u32,
+        error: &str,
+    ) -> Result<bool, events::queue::QueueError> {
+        self.record(format!("fail {id} {attempt}"));
+        self.inner.fail(id, attempt, error).await
+    }
+    async fn failed(&self) -> Result<Vec<FailedJob>, events::queue::QueueError> {
+        self.inner.failed().await
+    }
+    async fn retry(&self, id: &str) -> Result<Option<String>, events::queue::QueueError> {
+        self.inner.retry(id).await
+    }
+    async fn clear(&self, queue: &str) -> Result<usize, events::queue::QueueError> {
+        self.inner.clear(queue).await
+    }
+    async fn retry_all(&self) -> Result<usize, events::queue::QueueError> {
+        self.inner.retry_all().await
+    }
+    async fn forget(&self, id: &str) -> Result<bool, events::queue::QueueError> {
+        self.inner.forget(id).await
+    }
+    async fn flush_failed(&self) -> Result<usize, events::queue::QueueError> {
+        self.inner.flush_failed().await
+    }
+    async fn stats(&self) -> Result<Vec<events::queue::QueueStats>, events::queue::QueueError> {
+        self.inner.stats().await
+    }
+}
+
 #[tokio::test]
-async fn jobs_on_a_queue_no_listener_names_end_in_the_failed_store() {
-    let queue = Queue::memory();
-    let mut job = raw_job("app::removed_listener", "{}");
-    job.queue = "old-queue".into();
-    queue.enqueue(job).await.unwrap();
+async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops() {
+    let recording = Recording::default();
+    let calls = recording.calls.clone();
+    let queue = Queue::with_backend("memory://", recording);
+    let mut old = raw_job("app::removed_listener", "{}");
+    old.queue = "old-queue".into();
+    queue.enqueue(old).await.unwrap();
+    // Its listener is known, but it waits on the queue of a listener that
+    // is not: it runs.
+    let mut moved = raw_job("worker::forever", "null");
+    moved.queue = "old-queue".into();
+    moved.event = "forever".into();
+    queue.enqueue(moved).await.unwrap();
+
     // The default worker works every queue that holds jobs, not only those
-    // today's listeners name.
-    let report = Worker::new(queue.clone()).run_until_empty().await.unwrap();
-    assert_eq!(report.failed, 1, "{report:?}");
+    // today's listeners name; `run_until_empty` ends although one is left.
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        Worker::new(queue.clone()).run_until_empty(),
+    )
+    .await
+    .expect("the worker stops when only jobs it cannot run are left")
+    .unwrap();
     assert_eq!(
-        queue.failed().await.unwrap()[0].error,
-        "no listener named `app::removed_listener` is registered (was it renamed or removed?)"
+        (report.succeeded, report.failed, report.set_aside),
+        (1, 0, 1),
+        "{report:?}"
     );
-    assert_eq!(queue.size("old-queue").await.unwrap(), 0);
+    assert!(queue.failed().await.unwrap().is_empty(), "nothing failed");
+    assert_eq!(
+        queue.size("old-queue").await.unwrap(),
+        1,
+        "the unknown listener's job waits"
+    );
+    let calls = calls.lock().unwrap().clone();
+    let old_id = "raw-app::removed_listener-2";
+    assert!(
+        calls.contains(&format!("claim {old_id} 1")),
+        "claimed once: {calls:?}"
+    );
+    assert!(
+        calls.contains(&format!("abandon {old_id} 1 60s")),
+        "handed back untried (abandon takes the try back), out of the way for a minute: {calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("fail") || c.starts_with("release")),
+        "never failed nor retried: {calls:?}"
+    );
 }
 
 #[event(name = "forever")]
@@ -732,4 +910,338 @@ async fn a_lease_of_duration_max_means_never_and_does_not_panic() {
         .await
         .unwrap();
     assert_eq!(report.succeeded, 1);
+}
+
+// --- a plain fn stuck past its timeout (issue 10, bug 1) --------------------------
+
+#[event(name = "hang")]
+#[derive(Serialize, Deserialize)]
+pub struct Hang;
+
+/// The issue's repro: a plain `fn` that never returns in time. A thread
+/// cannot be cancelled: the worker must leave it behind and still exit.
+#[listener(queue = "hang", tries = 1, timeout = "2s")]
+fn hang(_: &Hang) {
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+/// `work --stop-when-empty`: the job times out, fails, the queue is empty:
+/// the worker returns, and its process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_run_until_empty_exits_though_a_plain_fn_listener_hangs_past_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = SqliteBackend::queue(&db).unwrap();
+    dispatcher(&queue).dispatch(Hang).await.unwrap();
+    let mut child = spawn_child(&db, "until-empty", &[(CHILD_QUEUE, "hang")]);
+    exits_within(&mut child, Duration::from_secs(30), "until empty");
+    let report = std::fs::read_to_string(dir.path().join("report")).unwrap();
+    assert!(report.contains("failed: 1,"), "{report}");
+    assert!(
+        report.contains("abandoned: 1"),
+        "it says it left the thread behind: {report}"
+    );
+    assert_eq!(
+        queue.failed().await.unwrap()[0].error,
+        "listener `worker::hang` timed out after 2s"
+    );
+}
+
+/// `work` until SIGTERM, sent once the job has failed: the worker stops
+/// and its process exits at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_exits_on_sigterm_though_a_plain_fn_listener_hangs_past_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = SqliteBackend::queue(&db).unwrap();
+    dispatcher(&queue).dispatch(Hang).await.unwrap();
+    let mut child = spawn_child(&db, "signals", &[(CHILD_QUEUE, "hang")]);
+    let started = Instant::now();
+    while queue.failed().await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&child);
+    let took = exits_within(&mut child, Duration::from_secs(10), "SIGTERM");
+    assert!(took < Duration::from_secs(5), "took {took:?} to exit");
+    let report = std::fs::read_to_string(dir.path().join("report")).unwrap();
+    assert!(report.contains("abandoned: 1"), "{report}");
+    let failed = queue.failed().await.unwrap();
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.error == "listener `worker::hang` timed out after 2s"),
+        "{failed:?}"
+    );
+}
+
+// --- a worker killed with jobs claimed (issue 10, bug 11) ---------------------------
+
+#[event(name = "charged")]
+#[derive(Serialize, Deserialize)]
+pub struct Charged {
+    pub dir: String,
+    pub n: u32,
+    pub slow: bool,
+}
+
+/// In the child worker process, a slow job marks that it started and then
+/// runs for an hour (the parent kills the child meanwhile); anywhere else,
+/// and for quick jobs, it finishes at once.
+#[listener(queue = "charged", tries = 1, timeout = "1h")]
+async fn charged(e: &Charged) {
+    if e.slow && std::env::var(CHILD_DB).is_ok() {
+        std::fs::write(Path::new(&e.dir).join(format!("started-{}", e.n)), "").unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_charges_a_try_only_to_the_jobs_it_was_running() {
+    const CONCURRENCY: usize = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("queue.sqlite");
+    let queue = SqliteBackend::queue(&db).unwrap();
+    let d = dispatcher(&queue);
+    let at = dir.path().display().to_string();
+    // Quick jobs first (they used to grow a slot's claims to batches of
+    // 16), then slow ones.
+    for (n, slow) in (0..100)
+        .map(|n| (n, false))
+        .chain((100..140).map(|n| (n, true)))
+    {
+        d.dispatch(Charged {
+            dir: at.clone(),
+            n,
+            slow,
+        })
+        .await
+        .unwrap();
+    }
+
+    let concurrency = CONCURRENCY.to_string();
+    let mut child = spawn_child(
+        &db,
+        "until-empty",
+        &[(CHILD_QUEUE, "charged"), (CHILD_CONCURRENCY, &concurrency)],
+    );
+    let started = |dir: &Path| -> Vec<u32> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix("started-").map(|n| n.parse().unwrap())
+            })
+            .collect()
+    };
+    let since = Instant::now();
+    while started(dir.path()).len() < CONCURRENCY {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the slow jobs never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL: whatever it claimed stays claimed.
+    child.wait().unwrap();
+    let ran = started(dir.path());
+    assert_eq!(ran.len(), CONCURRENCY, "only the running jobs started");
+
+    let report = Worker::new(queue.clone())
+        .queues(["charged"])
+        .concurrency(4)
+        .lease(Duration::from_millis(600))
+        .poll_interval(Duration::from_millis(50))
+        .run_until_empty()
+        .await
+        .unwrap();
+    let failed = queue.failed().await.unwrap();
+    let charged: Vec<u32> = failed
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<serde_json::Value>(&f.payload).unwrap()["n"]
+                .as_u64()
+                .unwrap() as u32
+        })
+        .collect();
+    assert!(
+        charged.iter().all(|n| ran.contains(n)),
+        "jobs that never started were charged a try: failed {charged:?}, started {ran:?}; {report:?}"
+    );
+    assert!(failed.len() <= CONCURRENCY, "{failed:?}");
+    assert_eq!(queue.size("charged").await.unwrap(), 0);
+}
+
+// --- SIGTERM under a backlog of quick jobs (issue 10, bug 10) ------------------------
+
+const BACKLOG_DIR: &str = "EVENTS_TEST_BACKLOG_DIR";
+const BACKLOG: usize = 200_000;
+
+#[event(name = "quick")]
+#[derive(Serialize, Deserialize)]
+pub struct Quick;
+
+static QUICK_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// About 20 µs of work, without a single await that could yield.
+#[listener(queue = "quick")]
+async fn quick(_: &Quick) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_micros(20) {
+        std::hint::spin_loop();
+    }
+    if QUICK_RUNS.fetch_add(1, Ordering::Relaxed) == 1000
+        && let Ok(dir) = std::env::var(BACKLOG_DIR)
+    {
+        std::fs::write(Path::new(&dir).join("started"), "").unwrap();
+    }
+}
+
+/// Not a test of its own: the worker process of the backlog test. A memory
+/// queue full of quick jobs, more slots than runtime threads, `run()` until
+/// SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_backlog_worker() {
+    let Ok(dir) = std::env::var(BACKLOG_DIR) else {
+        return;
+    };
+    let queue = Queue::memory();
+    let now = SystemTime::now();
+    let jobs: Vec<Job> = (0..BACKLOG)
+        .map(|n| {
+            let mut job = Job::from_parts(
+                format!("quick-{n}"),
+                "quick",
+                "worker::quick",
+                "quick",
+                "null",
+                events::Envelope::new(),
+            );
+            job.available_at = now;
+            job
+        })
+        .collect();
+    queue.enqueue_many(jobs).await.unwrap();
+    let report = Worker::new(queue.clone())
+        .queues(["quick"])
+        .concurrency(8)
+        .run()
+        .await
+        .unwrap();
+    let left = queue.size("quick").await.unwrap();
+    std::fs::write(
+        Path::new(&dir).join("report"),
+        format!("{} {left}", report.succeeded),
+    )
+    .unwrap();
+}
+
+#[test]
+fn sigterm_stops_a_worker_under_a_backlog_of_quick_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_backlog_worker",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(BACKLOG_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(&dir.path().join("started"), Duration::from_secs(60)),
+        "the worker never got going"
+    );
+    sigterm(&child);
+    let took = exits_within(&mut child, Duration::from_secs(60), "SIGTERM");
+    let report = std::fs::read_to_string(dir.path().join("report")).unwrap();
+    let (done, left) = report.split_once(' ').unwrap();
+    let (done, left): (usize, usize) = (done.parse().unwrap(), left.parse().unwrap());
+    assert_eq!(done + left, BACKLOG, "none lost: {report}");
+    assert!(
+        left > BACKLOG / 2,
+        "the worker ran {done} jobs, {left} left, and took {took:?} to stop after SIGTERM"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+// --- queue order -----------------------------------------------------------------------
+
+#[event(name = "turn")]
+#[derive(Serialize, Deserialize)]
+pub struct Turn;
+
+static TURNS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+#[listener(queue = "default")]
+fn on_default(_: &Turn) {
+    TURNS.lock().unwrap().push("default");
+}
+
+#[listener(queue = "mail")]
+fn on_mail(_: &Turn) {
+    TURNS.lock().unwrap().push("mail");
+}
+
+#[tokio::test]
+async fn a_default_worker_gives_every_queue_a_turn() {
+    let queue = Queue::memory();
+    let d = dispatcher(&queue);
+    for _ in 0..20 {
+        // Each dispatch enqueues one job on `default` and one on `mail`.
+        d.dispatch(Turn).await.unwrap();
+    }
+    let report = Worker::new(queue.clone())
+        .max_jobs(10)
+        .run_until_empty()
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded, 10);
+    let turns = TURNS.lock().unwrap().clone();
+    let mail = turns.iter().filter(|q| **q == "mail").count();
+    assert!(
+        (4..=6).contains(&mail),
+        "`default` sorts before `mail` and must not starve it: {turns:?}"
+    );
+    assert_eq!(turns.len(), 10);
+}
+
+#[event(name = "drowsy")]
+#[derive(Serialize, Deserialize)]
+pub struct Drowsy;
+
+#[listener(queue = "drowsy", timeout = "1h")]
+fn drowsy(_: &Drowsy) {
+    std::thread::sleep(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_a_plain_fn_that_outlives_the_grace_period_behind_and_says_so() {
+    let queue = Queue::memory();
+    dispatcher(&queue).dispatch(Drowsy).await.unwrap();
+    let started = Instant::now();
+    let report = Worker::new(queue.clone())
+        .queues(["drowsy"])
+        .grace(Duration::from_millis(100))
+        .run_until(tokio::time::sleep(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the worker waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (report.released_at_shutdown, report.abandoned),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(queue.size("drowsy").await.unwrap(), 1, "handed back");
 }

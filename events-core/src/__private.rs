@@ -19,11 +19,18 @@ pub use std::time::Duration;
 
 pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::event::{
-    AnyEvent, ErasedEvent, Event, EventDef, EventStatic, FromJson, Json, Shareable, spec,
+    AnyEvent, ErasedEvent, Event, EventDef, EventEntry, EventStatic, FromJson, Json, Shareable,
+    spec,
 };
+use crate::listener::check_round_trip;
+
+/// The description `#[event]` generated for `E`, for its [`EventEntry`].
+pub fn event_def<E: Event>() -> Option<&'static EventDef> {
+    crate::event::def_of::<E>()
+}
 pub use crate::listener::{
-    BoxFuture, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome, QueueOptions, Run,
-    Target, TypedCall,
+    BoxFuture, EncodeError, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome,
+    QueueOptions, Run, Target, TypedCall, TypedListener,
 };
 pub use crate::queue::FailedJob;
 
@@ -71,8 +78,9 @@ pub const fn event_target<E: Event>() -> Target {
 pub struct Codec<E> {
     /// Rebuilds the event from a job's payload.
     pub decode: fn(&str) -> Result<E, serde_json::Error>,
-    /// The event as JSON; `None` when the event is another type.
-    pub encode: fn(&AnyEvent) -> Option<Result<String, serde_json::Error>>,
+    /// The event as JSON, checked to read back; `None` when the event is
+    /// another type.
+    pub encode: fn(&AnyEvent) -> Option<Result<String, EncodeError>>,
 }
 
 /// The codec of a queued listener's event `E`.
@@ -87,16 +95,34 @@ fn decode<E: serde::de::DeserializeOwned>(json: &str) -> Result<E, serde_json::E
     serde_json::from_str(json)
 }
 
-fn encode<E: serde::Serialize + 'static>(
+fn encode<E: serde::Serialize + serde::de::DeserializeOwned + 'static>(
     event: &AnyEvent,
-) -> Option<Result<String, serde_json::Error>> {
-    downcast::<E>(event).map(serde_json::to_string)
+) -> Option<Result<String, EncodeError>> {
+    let event = downcast::<E>(event)?;
+    Some(
+        serde_json::to_string(event)
+            .map_err(EncodeError::Serialize)
+            .and_then(|json| {
+                check_round_trip(&json, |json| serde_json::from_str::<E>(json))?;
+                Ok(json)
+            }),
+    )
 }
 
 /// The encoder of a queued wildcard listener: the event's own JSON, `None`
-/// when its type is not `Serialize`.
-pub fn encode_any(event: &AnyEvent) -> Option<Result<String, serde_json::Error>> {
-    event.erased().json()
+/// when its type is not `Serialize`; checked to read back when the registry
+/// knows how to rebuild the event.
+pub fn encode_any(event: &AnyEvent) -> Option<Result<String, EncodeError>> {
+    let json = match event.erased().json()? {
+        Ok(json) => json,
+        Err(error) => return Some(Err(EncodeError::Serialize(error))),
+    };
+    if let Some(from_json) = registry().rebuilder(event.name())
+        && let Err(error) = check_round_trip(&json, from_json)
+    {
+        return Some(Err(error));
+    }
+    Some(Ok(json))
 }
 
 /// How a listener gets one parameter after its event, by value: the one
@@ -198,7 +224,8 @@ pub fn build_registry() -> crate::registry::Registry {
 /// The items `#[event]` generates for a non-generic type, written once here
 /// so the attribute hands the compiler a few tokens instead of every item:
 /// the `Event` impl, the type's [`EventStatic`] (its description and table
-/// slot), and the autoref probe that finds its JSON support.
+/// slot), the autoref probe that finds its JSON support, and its link-time
+/// [`EventEntry`].
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __events_event {
@@ -226,6 +253,10 @@ macro_rules! __events_event {
                     });
                 $crate::__private::Some(&__EVENTS_STATIC)
             }
+        }
+
+        $crate::__private::inventory::submit! {
+            $crate::__private::EventEntry { def: $crate::__private::event_def::<$ty> }
         }
     };
 }
@@ -256,7 +287,25 @@ macro_rules! __events_listener {
             const NAME: &'static str = $name;
         }
 
-        $(impl $crate::__private::Listens<$event> for $f {})?
+        $(
+            impl $crate::__private::Listens<$event> for $f {}
+            impl $crate::__private::TypedListener for $f {
+                type Event = $event;
+            }
+        )?
+    };
+    (@type $vis:vis $f:ident: $name:expr, pattern = $pattern:literal) => {
+        #[doc = "The listener type `#[listener]` declares next to the function of the same name."]
+        #[allow(non_camel_case_types, dead_code)]
+        $vis struct $f {}
+
+        impl $crate::__private::Listener for $f {
+            const NAME: &'static str = $name;
+            const PATTERN: $crate::__private::Option<&'static str> =
+                $crate::__private::Some($pattern);
+        }
+
+        impl<E: $crate::__private::Event> $crate::__private::Listens<E> for $f {}
     };
     (@submit
         name: $name:expr,

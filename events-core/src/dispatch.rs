@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 
 use crate::config::{Config, ConfigError};
 use crate::listener::UnitFn;
-use crate::listener::{BoxError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
+use crate::listener::{BoxError, EncodeError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::queue::{Job, JobEnv, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{self, Call, Inline, RegistryError, Table};
 use crate::testing;
@@ -90,6 +90,22 @@ pub enum DispatchError {
         /// Why serialization failed.
         reason: String,
     },
+    /// A queued listener's event serializes to JSON that does not read back
+    /// into the event, so its job could never run: most often a NaN or
+    /// infinite float, which JSON writes as `null`. Nothing was enqueued.
+    #[error("cannot enqueue `{event}` for queued listener `{listener}`: {}", unstorable_why(field.as_deref()))]
+    Unstorable {
+        /// The queued listener.
+        listener: &'static str,
+        /// The event's name.
+        event: &'static str,
+        /// The path of the field that does not read back (`amount`,
+        /// `items[2].price`), when known.
+        field: Option<String>,
+        /// What reading the JSON back said.
+        #[source]
+        source: Box<serde_json::Error>,
+    },
     /// The queue refused the dispatch's jobs: none of them was stored (they
     /// go in one atomic write). `listener` is the first of the dispatch's
     /// queued listeners.
@@ -138,6 +154,18 @@ pub enum DispatchError {
     },
 }
 
+/// Why an event cannot be stored, for [`DispatchError::Unstorable`].
+fn unstorable_why(field: Option<&str>) -> String {
+    match field {
+        Some(field) => format!(
+            "field `{field}` would be stored as JSON `null` and not read back (a NaN or infinite float? JSON has no such numbers)"
+        ),
+        None => {
+            "its JSON would not read back into the event, so its job could never run".to_owned()
+        }
+    }
+}
+
 // The big payloads are boxed: a dispatch's result is returned through
 // every poll, and the common `Ok` should not carry a large `Err`'s size.
 
@@ -153,6 +181,7 @@ impl DispatchError {
         match self {
             DispatchError::Listener { listener, .. }
             | DispatchError::Serialize { listener, .. }
+            | DispatchError::Unstorable { listener, .. }
             | DispatchError::Enqueue { listener, .. } => Some(listener),
             DispatchError::NotInstalled { listener, .. } => Some(listener),
             DispatchError::Registry(_)
@@ -364,6 +393,7 @@ impl DispatcherBuilder {
                     state: Arc::new(self.state),
                     observers,
                     retry: self.retry,
+                    in_flight: Arc::default(),
                 },
                 metadata: self.metadata,
                 enabled: !self.disabled,
@@ -412,6 +442,42 @@ impl Dispatcher {
     /// is enqueued, since queued listeners come after the sync ones.
     pub fn dispatch<E: Event>(&self, event: E) -> Dispatching<'_, E> {
         dispatch_on(Some(self), event)
+    }
+
+    /// Waits until the in-process jobs of this dispatcher (a dispatcher
+    /// with no queue runs queued listeners in-process) have ended, or
+    /// `timeout` passed: call it before `main` returns, so jobs waiting
+    /// for their delay or backoff are not dropped with the runtime (they
+    /// are logged, as a warning naming each, if they are). Returns the
+    /// jobs still pending or running when the time ran out, each as of its
+    /// latest try; none when every job ended. Jobs dispatched while it
+    /// waits are waited for too. A dispatcher with a queue has no
+    /// in-process jobs: it returns at once.
+    ///
+    /// It waits on the Tokio timer when there is a job to wait for.
+    ///
+    /// ```
+    /// use events::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[event]
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Uploaded { id: u32 }
+    ///
+    /// #[listener(queue = "thumbnails")]
+    /// async fn thumbnail(_: &Uploaded) {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dispatcher = events::Dispatcher::builder().build()?;
+    /// dispatcher.dispatch(Uploaded { id: 1 }).await?;
+    /// let left = dispatcher.drain(Duration::from_secs(5)).await;
+    /// assert!(left.is_empty(), "still pending: {left:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn drain(&self, timeout: std::time::Duration) -> Vec<Job> {
+        self.inner.jobs.in_flight.drain(timeout).await
     }
 
     /// A dispatch's envelope: a new id, now, the metadata given plus what
@@ -566,17 +632,23 @@ impl<'d, E: Event, M: GivenMetadata> Dispatching<'d, E, M> {
     /// ```
     pub fn blocking(self) -> Result<Dispatched, DispatchError> {
         use tokio::runtime::{Handle, RuntimeFlavor};
+        // The fakes of this thread follow the dispatch to the thread and
+        // runtime that run it.
+        let fakes = testing::current();
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(self))
             }
             Ok(_) => std::thread::scope(|scope| {
                 scope
-                    .spawn(|| blocking_runtime(E::NAME).map(|rt| rt.block_on(self))?)
+                    .spawn(|| {
+                        blocking_runtime(E::NAME)
+                            .map(|rt| rt.block_on(testing::scoped(fakes, self)))?
+                    })
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             }),
-            Err(_) => blocking_runtime(E::NAME)?.block_on(self),
+            Err(_) => blocking_runtime(E::NAME)?.block_on(testing::scoped(fakes, self)),
         }
     }
 }
@@ -1049,7 +1121,17 @@ async fn enqueue(
             Some(json) => json.clone(),
             None => match encode(event) {
                 Some(Ok(json)) => payload.insert(json).clone(),
-                Some(Err(e)) => return Err(serialize_error(def, event, e.to_string())),
+                Some(Err(EncodeError::Serialize(e))) => {
+                    return Err(serialize_error(def, event, e.to_string()));
+                }
+                Some(Err(EncodeError::RoundTrip { field, source })) => {
+                    return Err(DispatchError::Unstorable {
+                        listener: def.name,
+                        event: event_name(def, event),
+                        field,
+                        source: Box::new(source),
+                    });
+                }
                 None => {
                     done.skipped += 1;
                     continue;
@@ -1185,6 +1267,34 @@ fn default_dispatcher() -> Result<Dispatcher, StartupError> {
         builder = builder.queue(queue);
     }
     builder.build().map_err(StartupError::Registry)
+}
+
+/// Waits for the global dispatcher's in-process jobs (see
+/// [`Dispatcher::drain`]) for up to `timeout`, and returns those still
+/// pending or running then; none when every job ended, or when no
+/// dispatch has used the global dispatcher yet. Call it at the end of
+/// `main` when queued listeners run in-process (no queue configured), so
+/// jobs waiting for their delay or backoff are not dropped with the
+/// runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let left = events::shutdown(std::time::Duration::from_secs(10)).await;
+/// for job in &left {
+///     eprintln!("not run: {} for {}", job.listener, job.event);
+/// }
+/// # }
+/// ```
+pub async fn shutdown(timeout: std::time::Duration) -> Vec<Job> {
+    let dispatcher = match INSTALLED.get() {
+        Some(installed) => Some(installed),
+        None => DEFAULT.get().and_then(|d| d.as_ref().ok()),
+    };
+    match dispatcher {
+        Some(dispatcher) => dispatcher.drain(timeout).await,
+        None => Vec::new(),
+    }
 }
 
 /// Dispatches `event` through the global dispatcher.

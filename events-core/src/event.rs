@@ -284,6 +284,18 @@ impl<E: ?Sized> EventStatic<E> {
     }
 }
 
+/// Link-time registration of a non-generic event type, submitted by
+/// `#[event]`: how the registry learns of event types that no typed
+/// listener names but wildcard listeners match.
+#[doc(hidden)]
+pub struct EventEntry {
+    /// The type's description (`None` for a hand-written impl whose static
+    /// describes another type).
+    pub def: fn() -> Option<&'static EventDef>,
+}
+
+inventory::collect!(EventEntry);
+
 /// The description of `E`, when `#[event]` generated one for it. A
 /// description of another type (an impl written by hand can return any
 /// static) is ignored.

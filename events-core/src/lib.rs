@@ -10,6 +10,7 @@ pub mod config;
 mod context;
 mod dispatch;
 mod envelope;
+pub mod error;
 mod event;
 mod listener;
 pub mod observe;
@@ -28,16 +29,16 @@ pub use context::{
 };
 pub use dispatch::{
     Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, Dispatching, GivenMetadata,
-    MetadataProvider, dispatch, global, install,
+    MetadataProvider, dispatch, global, install, shutdown,
 };
 pub use envelope::{Envelope, EventId, Metadata, ParseEventIdError, keys};
 pub use event::{AnyEvent, Event, Shareable};
 pub use listener::{
     BoxError, Flow, IntoOutcome, Listener, ListenerError, ListenerInfo, Listens, Mode,
-    QueueOptions, RetryDefaults, assert_listening,
+    QueueOptions, RetryDefaults, TypedListener, assert_listening, assert_listening_named,
 };
 pub use pattern::matches as matches_pattern;
 pub use queue::{FailedJob, Job, Queue};
 pub use registry::{EventInfo, Registry, RegistryError, listeners_for, registry};
-pub use testing::{EventFake, EventSet, QueueFake, fake, fake_only, fake_queue};
+pub use testing::{EventFake, EventSet, QueueFake, fake, fake_except, fake_only, fake_queue};
 pub use worker::{FailureHook, WorkReport, Worker, shutdown_signal};

@@ -110,9 +110,13 @@ impl<E: Into<BoxError>> ListenerError for E {
 pub trait Listener: 'static {
     /// The listener's stable name: the routing key of its queued jobs.
     const NAME: &'static str;
+    /// The pattern of a wildcard listener (`pattern = ".."`), `None` for a
+    /// listener of one event type.
+    const PATTERN: Option<&'static str> = None;
 }
 
-/// Implemented by a listener's type for the event it takes.
+/// Implemented by a listener's type for the event it takes (by a wildcard
+/// listener's type for every event: its pattern is checked by name).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not listen to `{E}`",
     label = "this listener does not take `&{E}`",
@@ -120,20 +124,114 @@ pub trait Listener: 'static {
 )]
 pub trait Listens<E: ?Sized>: Listener {}
 
-/// Compiles only when listener `L` takes `&E`.
+/// A listener of one event type, `Event`: what `#[listener]` declares next
+/// to a function taking `&E` (not a wildcard one), so a test can read its
+/// jobs' events back (`QueueFake::assert_pushed_where`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a listener of one event type",
+    label = "expected a function marked `#[listener]` that takes `&E`",
+    note = "a wildcard listener (`&AnyEvent`) has no one event type to read its jobs back as"
+)]
+pub trait TypedListener: Listens<Self::Event> {
+    /// The event its parameter borrows. (Not bounded by `Event` here: the
+    /// listener's own registration reports a parameter that is no event,
+    /// once.)
+    type Event;
+}
+
+/// Checks that listener `L` listens to `E`: at compile time when `L` takes
+/// `&E` (it does not compile otherwise); for a wildcard listener, by
+/// matching its pattern against `E::NAME`, panicking when it does not
+/// match.
 ///
 /// ```
 /// use events::prelude::*;
 ///
-/// #[event]
+/// #[event(name = "parcel.shipped")]
 /// struct Shipped;
 ///
 /// #[listener]
 /// fn notify(_: &Shipped) {}
 ///
+/// #[listener(pattern = "parcel.*")]
+/// fn audit(_: &AnyEvent) {}
+///
 /// events::assert_listening::<Shipped, notify>();
+/// events::assert_listening::<Shipped, audit>();
 /// ```
-pub fn assert_listening<E: Event, L: Listens<E>>() {}
+///
+/// Subscriber methods have no type of their own: check them by name with
+/// [`assert_listening_named`].
+#[track_caller]
+pub fn assert_listening<E: Event, L: Listens<E>>() {
+    if let Some(pattern) = L::PATTERN
+        && !crate::pattern::matches(pattern, E::NAME)
+    {
+        panic!(
+            "expected `{}` to listen to `{}`, but its pattern `{pattern}` does not match that name",
+            L::NAME,
+            E::NAME
+        );
+    }
+}
+
+/// Panics unless the registered listener named `listener` listens to `E`
+/// (by its event type, or its pattern matched against `E::NAME`). The name
+/// is the full one (`my_app::Subscriber::method`), or its end after a `::`
+/// (`Subscriber::method`) when only one listener's name ends so: what
+/// subscriber methods, which have no type to name, are checked by.
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Joined;
+///
+/// #[derive(Default)]
+/// struct Welcome;
+///
+/// #[subscriber]
+/// impl Welcome {
+///     #[listen]
+///     fn greet(&self, _: &Joined) {}
+/// }
+///
+/// events::assert_listening_named::<Joined>("Welcome::greet");
+/// ```
+#[track_caller]
+pub fn assert_listening_named<E: Event>(listener: &str) {
+    let registry = crate::registry::registry();
+    let suffix = format!("::{listener}");
+    let found: Vec<ListenerInfo> = match registry.listener(listener) {
+        Some(exact) => vec![exact],
+        None => registry
+            .listeners()
+            .iter()
+            .copied()
+            .filter(|l| l.name().ends_with(&suffix))
+            .collect(),
+    };
+    match found.as_slice() {
+        [] => panic!(
+            "expected `{listener}` to listen to `{}`, but no listener of that name is registered",
+            E::NAME
+        ),
+        [one] if one.listens_to(TypeId::of::<E>(), E::NAME) => {}
+        [one] => panic!(
+            "expected `{}` to listen to `{}`, but it listens to `{}`",
+            one.name(),
+            E::NAME,
+            one.event()
+        ),
+        many => {
+            let names: Vec<&str> = many.iter().map(ListenerInfo::name).collect();
+            panic!(
+                "`{listener}` names more than one listener ({}): give the full name",
+                names.join(", ")
+            )
+        }
+    }
+}
 
 /// How a queued listener is retried and timed. Set with `#[listener(queue = ..,
 /// tries = .., backoff = .., delay = .., timeout = ..)]`.
@@ -481,10 +579,121 @@ pub enum Run {
         job: JobFn,
         /// The event as the job's payload; `None` when it cannot be
         /// serialized (a wildcard listener's non-`Serialize` event).
-        encode: fn(&AnyEvent) -> Option<Result<String, serde_json::Error>>,
+        encode: fn(&AnyEvent) -> Option<Result<String, EncodeError>>,
         /// Whether the listener itself is an `async fn`.
         is_async: bool,
     },
+}
+
+/// Why a queued listener's event cannot become a job's payload.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum EncodeError {
+    /// Its `Serialize` impl failed.
+    Serialize(serde_json::Error),
+    /// Its JSON does not deserialize back into the event, so its job could
+    /// never run: most often a NaN or infinite float, which JSON writes as
+    /// `null`. `field` is the path of the `null` deserialization failed on,
+    /// when it failed on one (`amount`, `items[2].price`).
+    RoundTrip {
+        /// The path of the field, when known.
+        field: Option<String>,
+        /// What serde said when reading it back.
+        source: serde_json::Error,
+    },
+}
+
+/// Checks that `json` reads back with `decode`. JSON written from a Rust
+/// value reads back unless it holds a `null` the value's type does not
+/// accept (a NaN or infinite float, which serde_json writes as `null`), so
+/// only JSON holding `null` pays for a second parse.
+pub(crate) fn check_round_trip<T>(
+    json: &str,
+    decode: impl FnOnce(&str) -> Result<T, serde_json::Error>,
+) -> Result<(), EncodeError> {
+    if !json.contains("null") {
+        return Ok(());
+    }
+    match decode(json) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(EncodeError::RoundTrip {
+            field: null_field_at(json, source.column()),
+            source,
+        }),
+    }
+}
+
+/// The path (`a.b[2].c`) of the last `null` of one-line `json` starting
+/// before byte `column` (serde's 1-based column of an error), `None` when
+/// there is none.
+fn null_field_at(json: &str, column: usize) -> Option<String> {
+    enum Frame {
+        Object {
+            key: Option<String>,
+            expect_key: bool,
+        },
+        Array {
+            index: usize,
+        },
+    }
+    let render = |stack: &[Frame]| {
+        let mut path = String::new();
+        for frame in stack {
+            match frame {
+                Frame::Object { key: Some(key), .. } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Frame::Object { key: None, .. } => {}
+                Frame::Array { index } => path.push_str(&format!("[{index}]")),
+            }
+        }
+        path
+    };
+    let bytes = json.as_bytes();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut found = None;
+    let mut i = 0;
+    while i < bytes.len() && i < column {
+        match bytes[i] {
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                expect_key: true,
+            }),
+            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                None => {}
+            },
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, expect_key }) = stack.last_mut()
+                    && *expect_key
+                {
+                    *key = json.get(start..i.min(json.len())).map(str::to_owned);
+                    *expect_key = false;
+                }
+            }
+            b'n' if json[i..].starts_with("null") => {
+                let path = render(&stack);
+                found = (!path.is_empty()).then_some(path);
+                i += 3;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 /// The event a listener takes.
@@ -646,5 +855,24 @@ impl std::fmt::Debug for ListenerInfo {
             .field("file", &self.file())
             .field("line", &self.line())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::null_field_at;
+
+    #[test]
+    fn the_null_an_error_points_at_is_named_by_its_path() {
+        let json = r#"{"a":null,"b":{"c":[1,null]},"d":"null","e":null}"#;
+        let at = |needle: &str| json.find(needle).unwrap() + needle.len() + 1;
+        assert_eq!(null_field_at(json, at(r#""a":null"#)).as_deref(), Some("a"));
+        assert_eq!(
+            null_field_at(json, at("[1,null")).as_deref(),
+            Some("b.c[1]")
+        );
+        assert_eq!(null_field_at(json, at(r#""e":null"#)).as_deref(), Some("e"));
+        assert_eq!(null_field_at(r#"{"x":1}"#, 7), None);
+        assert_eq!(null_field_at("null", 4), None);
     }
 }

@@ -89,6 +89,11 @@ pub trait Observer: Send + Sync + 'static {
     /// The worker lost the job's lease (another worker has it): its result
     /// was discarded.
     fn job_lease_lost(&self, job: &Job) {}
+
+    /// A worker claimed a job whose listener is not registered in its
+    /// program and handed it back untried: it waits for a worker that has
+    /// the listener. `reason` says so in words.
+    fn job_set_aside(&self, job: &Job, reason: &str) {}
 }
 
 impl<O: Observer + ?Sized> Observer for Arc<O> {
@@ -127,6 +132,9 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
     }
     fn job_lease_lost(&self, job: &Job) {
         (**self).job_lease_lost(job)
+    }
+    fn job_set_aside(&self, job: &Job, reason: &str) {
+        (**self).job_set_aside(job, reason)
     }
 }
 

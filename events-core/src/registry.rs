@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{OnceLock, RwLock};
 
-use crate::event::{Event, EventDef, FromJson};
+use crate::event::{Event, EventDef, EventEntry, FromJson};
 use crate::listener::{ListenerDef, ListenerInfo, Run, Target, UnitFn};
 
 /// Every listener for one event type, in run order.
@@ -179,6 +179,9 @@ pub enum RegistryError {
 pub struct Registry {
     listeners: Vec<ListenerInfo>,
     events: Vec<EventInfo>,
+    /// Event types only wildcard listeners hear, from `#[event]`'s own
+    /// registrations: for reports.
+    wildcard_only: Vec<EventInfo>,
     tables: HashMap<TypeId, Table, BuildHasherDefault<TypeIdHasher>>,
     /// Tables of event types no typed listener names (only wildcards match
     /// them, or nothing) and of generic events, built on first dispatch and
@@ -263,10 +266,23 @@ pub fn listeners_for<E: Event>() -> Vec<ListenerInfo> {
 impl Registry {
     /// Collects, validates and indexes what was submitted at link time.
     pub(crate) fn from_inventory() -> Registry {
-        Registry::build(inventory::iter::<ListenerDef>.into_iter().collect())
+        let declared = inventory::iter::<EventEntry>
+            .into_iter()
+            .filter_map(|entry| (entry.def)())
+            .collect();
+        Registry::build(
+            inventory::iter::<ListenerDef>.into_iter().collect(),
+            declared,
+        )
     }
 
-    pub(crate) fn build(mut listeners: Vec<&'static ListenerDef>) -> Registry {
+    /// The registry of `listeners`; of the `declared` event types (every
+    /// `#[event]` linked in), those only wildcard listeners hear are kept
+    /// for reports.
+    pub(crate) fn build(
+        mut listeners: Vec<&'static ListenerDef>,
+        declared: Vec<&'static EventDef>,
+    ) -> Registry {
         listeners.sort_by(|a, b| run_order(&ListenerInfo { def: a }, &ListenerInfo { def: b }));
         let listeners: Vec<ListenerInfo> = listeners
             .into_iter()
@@ -293,12 +309,28 @@ impl Registry {
                 Target::Pattern(_) => wildcards.push(*listener),
             }
         }
-        events.sort_by(|a, b| {
+        let by_name = |a: &&'static EventDef, b: &&'static EventDef| {
             a.name
                 .cmp(b.name)
                 .then_with(|| (a.type_name)().cmp((b.type_name)()))
-        });
+        };
+        events.sort_by(by_name);
         let events: Vec<EventInfo> = events.into_iter().map(|def| EventInfo { def }).collect();
+        // Event types no typed listener names, that a wildcard hears.
+        let mut wildcard_only: Vec<&'static EventDef> = declared
+            .into_iter()
+            .filter(|def| {
+                let type_id = (def.type_id)();
+                !typed.contains_key(&type_id)
+                    && wildcards.iter().any(|l| l.listens_to(type_id, def.name))
+            })
+            .collect();
+        wildcard_only.sort_by(by_name);
+        wildcard_only.dedup_by_key(|def| (def.type_id)());
+        let wildcard_only = wildcard_only
+            .into_iter()
+            .map(|def| EventInfo { def })
+            .collect();
 
         let mut problems = Vec::new();
         let mut by_name: Vec<&ListenerInfo> = listeners.iter().collect();
@@ -342,6 +374,7 @@ impl Registry {
         Registry {
             listeners,
             events,
+            wildcard_only,
             tables,
             late: RwLock::default(),
             problems,
@@ -461,11 +494,21 @@ impl Registry {
         self.listeners.iter().find(|l| l.name() == name).copied()
     }
 
-    /// Every `#[event]` type that a listener listens to, sorted by name.
-    /// (Like Laravel's `event:list`: an event no listener names has nothing
-    /// to show, and costs no registration of its own.)
+    /// Every `#[event]` type that a typed listener listens to, sorted by
+    /// name. (Like Laravel's `event:list`: an event no listener names has
+    /// nothing to show.) Those only wildcard listeners hear are in
+    /// [`wildcard_only_events`](Registry::wildcard_only_events).
     pub fn events(&self) -> &[EventInfo] {
         &self.events
+    }
+
+    /// The non-generic `#[event]` types linked into this program that no
+    /// typed listener names but a wildcard listener's pattern matches,
+    /// sorted by name: the rest of what dispatch can reach, for reports
+    /// such as the CLI's `list` and `graph`. A queued wildcard listener's
+    /// job still rebuilds them by name and JSON (see `AnyEvent`).
+    pub fn wildcard_only_events(&self) -> &[EventInfo] {
+        &self.wildcard_only
     }
 
     /// The event type with this name.

@@ -1,14 +1,18 @@
 //! Laravel's fakes: record dispatched events or queued jobs instead of running
 //! them, and assert on what was recorded.
 //!
-//! A fake is active on the thread that made it, until the returned guard is
-//! dropped: the scope `tracing::subscriber::set_default` uses. Each test runs
-//! on its own thread, so parallel tests in one binary never see each other's
-//! fakes. Everything the test thread runs sees it: a `#[tokio::test]` body
-//! (current-thread runtime), `Runtime::block_on` from the test, plain sync
-//! code. Tasks that a multi-thread runtime moves to its worker threads do
-//! not; dispatch from the test's own thread, or use a current-thread
-//! runtime.
+//! A fake is active, until the returned guard is dropped, for:
+//!
+//! - the thread that made it (the scope `tracing::subscriber::set_default`
+//!   uses): a `#[tokio::test]` body, `Runtime::block_on` from the test, plain
+//!   sync code;
+//! - the Tokio runtime it was made in: tasks the test `tokio::spawn`s onto a
+//!   multi-thread runtime's worker threads see it too;
+//! - a future wrapped with [`EventFake::scope`] or [`QueueFake::scope`],
+//!   wherever it runs (a thread the test starts, another runtime).
+//!
+//! Each test runs on its own thread with its own runtime, so parallel tests
+//! in one binary never see each other's fakes.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -17,10 +21,11 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::context::{Directive, StateMap, lock};
+use crate::context::lock;
 use crate::event::Event;
-use crate::listener::Listener;
-use crate::queue::{Job, JobError, run_job_in};
+use crate::listener::{Listener, TypedListener};
+use crate::queue::{Ended, Job, JobEnv, JobError, Waits, run_to_end};
+use crate::registry::registry;
 
 /// How many fakes, and dispatchers that must not take the plain path
 /// (observed or disabled), are alive in the process: dispatch skips the
@@ -70,6 +75,42 @@ thread_local! {
     static SCOPE: RefCell<Stacks> = RefCell::new(Stacks::default());
 }
 
+tokio::task_local! {
+    /// The fakes a future was wrapped in with `scope`.
+    static TASK_SCOPE: Scope;
+}
+
+/// The fakes made inside a Tokio runtime, by the runtime's id, oldest
+/// first: what the test's tasks on the runtime's other threads see.
+static BY_RUNTIME: Mutex<Vec<(tokio::runtime::Id, Installed)>> = Mutex::new(Vec::new());
+
+/// How many entries `BY_RUNTIME` holds: a dispatch looks there only when
+/// some fake was made in a runtime (not for every observed dispatch).
+static RUNTIME_FAKES: AtomicUsize = AtomicUsize::new(0);
+
+/// The newest fakes of each kind among `installed`.
+fn newest<'a>(installed: impl DoubleEndedIterator<Item = &'a Installed>) -> Scope {
+    let mut scope = Scope::default();
+    for one in installed.rev() {
+        match one {
+            Installed::Events(state) if scope.events.is_none() => {
+                scope.events = Some(state.clone());
+            }
+            Installed::Queue(state) if scope.queue.is_none() => scope.queue = Some(state.clone()),
+            _ => {}
+        }
+    }
+    scope
+}
+
+/// Runs `future` with `scope`'s fakes in force wherever it is polled.
+pub(crate) async fn scoped<F: std::future::Future>(scope: Option<Scope>, future: F) -> F::Output {
+    match scope {
+        Some(scope) => TASK_SCOPE.scope(scope, future).await,
+        None => future.await,
+    }
+}
+
 /// Whether any fake is alive, on any thread: one atomic load. When it says
 /// no, [`current`] would return `None`.
 #[inline(always)]
@@ -83,17 +124,31 @@ pub(crate) fn current() -> Option<Scope> {
     if !active() {
         return None;
     }
-    SCOPE.with(|stacks| {
+    if let Ok(scope) = TASK_SCOPE.try_with(Scope::clone) {
+        return Some(scope);
+    }
+    let mut scope = SCOPE.with(|stacks| {
         let stacks = stacks.borrow();
-        let scope = Scope {
+        Scope {
             events: stacks.events.last().cloned(),
             queue: stacks.queue.last().cloned(),
-        };
-        (scope.events.is_some() || scope.queue.is_some()).then_some(scope)
-    })
+        }
+    });
+    if (scope.events.is_none() || scope.queue.is_none())
+        && RUNTIME_FAKES.load(Ordering::Acquire) != 0
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        let id = runtime.id();
+        let by_runtime = lock(&BY_RUNTIME);
+        let found = newest(by_runtime.iter().filter(|(r, _)| *r == id).map(|(_, i)| i));
+        scope.events = scope.events.or(found.events);
+        scope.queue = scope.queue.or(found.queue);
+    }
+    (scope.events.is_some() || scope.queue.is_some()).then_some(scope)
 }
 
 /// Which fake a guard installed.
+#[derive(Clone)]
 enum Installed {
     Events(Arc<EventFakeState>),
     Queue(Arc<QueueFakeState>),
@@ -102,8 +157,20 @@ enum Installed {
 /// Installs a fake on this thread until dropped.
 struct Guard {
     installed: Installed,
+    /// The runtime it was made in, if any: its tasks see the fake too.
+    runtime: Option<tokio::runtime::Id>,
     /// The guard edits a thread-local: it must drop on its thread.
     _not_send: PhantomData<*const ()>,
+}
+
+impl Installed {
+    fn is(&self, other: &Installed) -> bool {
+        match (self, other) {
+            (Installed::Events(a), Installed::Events(b)) => Arc::ptr_eq(a, b),
+            (Installed::Queue(a), Installed::Queue(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl Guard {
@@ -116,8 +183,14 @@ impl Guard {
                 Installed::Queue(state) => stacks.queue.push(state.clone()),
             }
         });
+        let runtime = tokio::runtime::Handle::try_current().ok().map(|r| r.id());
+        if let Some(id) = runtime {
+            lock(&BY_RUNTIME).push((id, installed.clone()));
+            RUNTIME_FAKES.fetch_add(1, Ordering::AcqRel);
+        }
         Guard {
             installed,
+            runtime,
             _not_send: PhantomData,
         }
     }
@@ -133,6 +206,10 @@ impl Drop for Guard {
                 Installed::Queue(mine) => stacks.queue.retain(|s| !Arc::ptr_eq(s, mine)),
             }
         });
+        if self.runtime.is_some() {
+            lock(&BY_RUNTIME).retain(|(_, installed)| !installed.is(&self.installed));
+            RUNTIME_FAKES.fetch_sub(1, Ordering::AcqRel);
+        }
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -154,17 +231,25 @@ impl Recorded {
     }
 }
 
+/// Which events an event fake records.
+enum Filter {
+    All,
+    Only(Vec<TypeId>),
+    Except(Vec<TypeId>),
+}
+
 pub(crate) struct EventFakeState {
-    /// `None`: every event; else only these.
-    only: Option<Vec<TypeId>>,
+    filter: Filter,
     records: Mutex<Vec<Recorded>>,
 }
 
 impl EventFakeState {
     fn intercepts(&self, type_id: TypeId) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|only| only.contains(&type_id))
+        match &self.filter {
+            Filter::All => true,
+            Filter::Only(only) => only.contains(&type_id),
+            Filter::Except(except) => !except.contains(&type_id),
+        }
     }
 
     pub(crate) fn record<E: Event>(&self, event: E) {
@@ -178,7 +263,7 @@ impl EventFakeState {
     }
 }
 
-/// A set of event types, for [`fake_only`]: a tuple of one to eight event
+/// A set of event types, for [`fake_only`] and [`fake_except`]: a tuple of one to eight event
 /// types, such as `(A,)` or `(A, B)`.
 pub trait EventSet {
     /// The types' ids.
@@ -224,14 +309,40 @@ event_set_for_tuples!(A B C D E F G H);
 /// ```
 #[must_use = "the fake stops recording when dropped"]
 pub fn fake() -> EventFake {
-    EventFake::install(None)
+    EventFake::install(Filter::All)
 }
 
 /// Fakes only the listed events (`events::fake_only::<(A, B)>()`); the others
 /// dispatch as usual.
 #[must_use = "the fake stops recording when dropped"]
 pub fn fake_only<S: EventSet>() -> EventFake {
-    EventFake::install(Some(S::type_ids()))
+    EventFake::install(Filter::Only(S::type_ids()))
+}
+
+/// Fakes every event but the listed ones (Laravel's `Event::fakeExcept`):
+/// `events::fake_except::<(A, B)>()` records every other event, and `A` and
+/// `B` dispatch as usual.
+///
+/// ```
+/// use events::prelude::*;
+///
+/// #[event]
+/// struct Audited;
+/// #[event]
+/// struct Noisy;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events::DispatchError> {
+/// let fake = events::fake_except::<(Audited,)>();
+/// assert!(!Audited.dispatch().await?.faked());
+/// assert!(Noisy.dispatch().await?.faked());
+/// fake.assert_not_dispatched::<Audited>();
+/// fake.assert_dispatched::<Noisy>();
+/// # Ok(()) }
+/// ```
+#[must_use = "the fake stops recording when dropped"]
+pub fn fake_except<S: EventSet>() -> EventFake {
+    EventFake::install(Filter::Except(S::type_ids()))
 }
 
 /// The handle of an event fake: its assertions. Dropping it ends the fake.
@@ -241,15 +352,44 @@ pub struct EventFake {
 }
 
 impl EventFake {
-    fn install(only: Option<Vec<TypeId>>) -> EventFake {
+    fn install(filter: Filter) -> EventFake {
         let state = Arc::new(EventFakeState {
-            only,
+            filter,
             records: Mutex::new(Vec::new()),
         });
         EventFake {
             _guard: Guard::install(Installed::Events(state.clone())),
             state,
         }
+    }
+
+    /// Wraps `future` so this fake records its dispatches wherever it runs:
+    /// on a thread the test starts, or on another runtime. (Tasks the test
+    /// spawns onto its own runtime see the fake without this.)
+    ///
+    /// ```
+    /// use events::prelude::*;
+    ///
+    /// #[event]
+    /// struct Nudged;
+    ///
+    /// let fake = events::fake();
+    /// let dispatch = fake.scope(async { Nudged.dispatch().await });
+    /// std::thread::spawn(move || {
+    ///     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    ///     runtime.block_on(dispatch).unwrap();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// fake.assert_dispatched::<Nudged>();
+    /// ```
+    pub fn scope<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> + use<F> {
+        let mut scope = current().unwrap_or_default();
+        scope.events = Some(self.state.clone());
+        scoped(Some(scope), future)
     }
 
     fn count<E: Event>(&self, matching: impl Fn(&E) -> bool) -> usize {
@@ -355,15 +495,15 @@ impl std::fmt::Debug for EventFake {
 pub(crate) struct QueueFakeState {
     /// Every job pushed, in order.
     pushed: Mutex<Vec<Job>>,
-    /// Jobs not yet run by `run_pending`, with the state of the dispatcher
-    /// that pushed them.
-    pending: Mutex<Vec<(Job, Arc<StateMap>)>>,
+    /// Jobs not yet run by `run_pending`, with the state, observers and
+    /// retry defaults of the dispatcher that pushed them.
+    pending: Mutex<Vec<(Job, JobEnv)>>,
 }
 
 impl QueueFakeState {
-    pub(crate) fn push(&self, job: Job, state: &Arc<StateMap>) {
+    pub(crate) fn push(&self, job: Job, env: &JobEnv) {
         lock(&self.pushed).push(job.clone());
-        lock(&self.pending).push((job, state.clone()));
+        lock(&self.pending).push((job, env.clone()));
     }
 }
 
@@ -447,6 +587,59 @@ impl QueueFake {
         }
     }
 
+    /// Panics unless a job for listener `L` was pushed whose event, read
+    /// back from the job's payload, satisfies `matching`.
+    ///
+    /// ```
+    /// use events::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[event]
+    /// #[derive(Serialize, Deserialize)]
+    /// struct InvoiceIssued { number: u32 }
+    ///
+    /// #[listener(queue = "billing")]
+    /// async fn archive(_: &InvoiceIssued) {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::DispatchError> {
+    /// let queue = events::fake_queue();
+    /// InvoiceIssued { number: 7 }.dispatch().await?;
+    /// queue.assert_pushed_where::<archive>(|e: &InvoiceIssued| e.number == 7);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn assert_pushed_where<L>(&self, matching: impl Fn(&L::Event) -> bool)
+    where
+        L: TypedListener,
+        L::Event: serde::de::DeserializeOwned,
+    {
+        let seen = lock(&self.state.pushed)
+            .iter()
+            .filter(|j| j.listener == L::NAME)
+            .filter_map(|j| serde_json::from_str::<L::Event>(&j.payload).ok())
+            .filter(|e| matching(e))
+            .count();
+        if seen == 0 {
+            panic!(
+                "expected a job for `{}` to be pushed matching the condition; {}",
+                L::NAME,
+                self.report()
+            );
+        }
+    }
+
+    /// Wraps `future` so this fake records its jobs wherever it runs (see
+    /// [`EventFake::scope`]).
+    pub fn scope<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> + use<F> {
+        let mut scope = current().unwrap_or_default();
+        scope.queue = Some(self.state.clone());
+        scoped(Some(scope), future)
+    }
+
     /// Panics unless exactly `times` jobs for listener `L` were pushed.
     #[track_caller]
     pub fn assert_pushed_times<L: Listener>(&self, times: usize) {
@@ -486,12 +679,16 @@ impl QueueFake {
         lock(&self.state.pushed).clone()
     }
 
-    /// Runs the jobs not run yet, in the order they were pushed, one try
-    /// each, in this task, with the state of the dispatcher that pushed
-    /// them. Returns how many ran; stops at the first that fails and returns
-    /// its error (the jobs after it stay pending). A job whose listener
-    /// asks for `release_after` stays pending for the next call, its try
-    /// not counted; one that asks for `fail_without_retry` fails with the
+    /// Runs the jobs not run yet, in the order they were pushed, in this
+    /// task, each with the state, observers and retry defaults of the
+    /// dispatcher that pushed it, by the retry rule a worker follows: a
+    /// failed try with tries left is retried at once (the backoff is not
+    /// waited, though observers hear of it), and a job that fails for good
+    /// has its `on_failure` hook called. Returns how many jobs ran to an
+    /// end or a release; stops at the first job that fails for good and returns its error
+    /// (the jobs after it stay pending). A job whose listener asks for
+    /// `release_after` stays pending for the next call, its try not
+    /// counted; one that asks for `fail_without_retry` fails with the
     /// reason.
     pub async fn run_pending(&self) -> Result<usize, JobError> {
         let mut ran = 0;
@@ -505,36 +702,27 @@ impl QueueFake {
                 }
                 pending.remove(0)
             };
-            let (mut job, state) = next;
-            job.attempt += 1;
-            let (result, directive) = run_job_in(&job, state.clone()).await;
-            match directive {
-                // Back to the pending jobs, its try not counted: the next
-                // `run_pending` runs it again (not this one, which would
-                // loop on a listener that always releases).
-                Some(Directive::Release(_)) => {
-                    job.attempt -= 1;
-                    released.push((job, state));
+            let (job, env) = next;
+            let Some(def) = registry().listener(&job.listener).map(|l| l.def) else {
+                lock(&self.state.pending).extend(released);
+                return Err(JobError::UnknownListener {
+                    listener: job.listener,
+                });
+            };
+            match run_to_end(def, job, &env, Waits::Skip, None).await {
+                Ended::Done => ran += 1,
+                // Back to the pending jobs: the next `run_pending` runs it
+                // again (not this one, which would loop on a listener that
+                // always releases).
+                Ended::Released(job) => {
+                    released.push((job, env));
+                    ran += 1;
                 }
-                Some(Directive::Fail(reason)) => {
-                    let reason = match result {
-                        Ok(()) => reason,
-                        Err(error) => format!("{reason} ({error})"),
-                    };
+                Ended::Failed(error) => {
                     lock(&self.state.pending).extend(released);
-                    return Err(JobError::Failed {
-                        listener: job.listener,
-                        source: reason.into(),
-                    });
-                }
-                None => {
-                    if let Err(error) = result {
-                        lock(&self.state.pending).extend(released);
-                        return Err(error);
-                    }
+                    return Err(error);
                 }
             }
-            ran += 1;
         }
     }
 }

@@ -9,10 +9,10 @@
 //! the failed store and the failure hooks run. A listener's
 //! `release_after` / `fail_without_retry` comes first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::context::{JobRun, StateMap, lock};
+use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
 use crate::queue::panic_message;
@@ -48,6 +49,15 @@ pub struct WorkReport {
     /// Jobs put back untried because their listener asked to run again
     /// later (`ctx.job().release_after(..)`).
     pub released: u64,
+    /// Jobs left waiting, untried, because no listener of theirs is
+    /// registered in this program: they wait for a worker that has it (see
+    /// [`Worker`]). Each job counts once however often it was claimed.
+    pub set_aside: u64,
+    /// Tries of plain `fn` listeners still running when the worker stopped
+    /// (cut off at their timeout, or at the end of the grace period): a
+    /// thread cannot be cancelled, so they were abandoned to end with the
+    /// process. Their jobs were retried, failed or handed back as usual.
+    pub abandoned: u64,
 }
 
 impl WorkReport {
@@ -57,9 +67,25 @@ impl WorkReport {
     pub fn processed(&self) -> u64 {
         self.succeeded + self.retried + self.failed + self.lost
     }
+
+    /// Jobs the worker finished for good: succeeded, or moved to the
+    /// failed store. A job retried twice and then done counts once here
+    /// and three times in [`processed`](Self::processed).
+    pub fn finished(&self) -> u64 {
+        self.succeeded + self.failed
+    }
 }
 
 /// Runs queued jobs.
+///
+/// Each of its `concurrency` slots claims one job at a time, when it is
+/// free to start it, so a worker that dies charges a try only to the jobs
+/// it was running. A job whose listener this program does not register
+/// (a binary that does not link the library defining it, a renamed
+/// listener) is never tried nor failed: the worker hands it back untouched
+/// to wait for a worker that has the listener, and says so once per
+/// listener; [`run_until_empty`](Self::run_until_empty) counts such jobs as
+/// gone.
 ///
 /// ```
 /// use events::prelude::*;
@@ -107,6 +133,10 @@ pub struct Worker {
     retry: RetryDefaults,
     /// Worked when nothing else names a queue.
     default_queue: String,
+    /// The queue orders claims take in turn (see `claim_orders`).
+    claim_orders: Vec<Vec<String>>,
+    /// Whether `resolve_queues` added the queues holding jobs.
+    queues_resolved: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -123,8 +153,8 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     /// A worker for `queue`, working every queue that a registered queued
-    /// listener names (in name order), and those that hold jobs when it
-    /// starts, until [`queues`](Self::queues) says otherwise; `default`
+    /// listener names, and those that hold jobs when it starts, taking them
+    /// in turn, until [`queues`](Self::queues) says otherwise; `default`
     /// (`EVENTS_DEFAULT_QUEUE` through [`config`](Self::config)) when that
     /// makes none.
     pub fn new(queue: Queue) -> Worker {
@@ -158,6 +188,8 @@ impl Worker {
             observing: Observers::default(),
             retry: RetryDefaults::default(),
             default_queue: "default".to_owned(),
+            claim_orders: Vec::new(),
+            queues_resolved: false,
         }
     }
 
@@ -208,7 +240,9 @@ impl Worker {
     }
 
     /// The queues to work, highest priority first: a claim takes the first
-    /// queue's jobs before the next one's.
+    /// queue's jobs before the next one's. Without it, the worker takes the
+    /// queues in turn (each claim starts at the next one), so every queue
+    /// gets work.
     pub fn queues<I, S>(mut self, queues: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -285,7 +319,8 @@ impl Worker {
     }
 
     /// Works until the worked queues hold no job (ready, delayed or
-    /// running): for tests and `work --stop-when-empty`.
+    /// running) but those it set aside because their listener is unknown
+    /// here: for tests and `work --stop-when-empty`.
     pub async fn run_until_empty(self) -> Result<WorkReport, QueueError> {
         self.work(std::future::pending(), true).await
     }
@@ -297,29 +332,20 @@ impl Worker {
     }
 
     /// Works until `shutdown` completes or, with `stop_when_empty`, until
-    /// the worked queues hold no job.
+    /// the worked queues hold no job (or only jobs set aside because their
+    /// listener is unknown here).
     ///
-    /// `concurrency` slots each claim a small batch in one round trip and
-    /// run it in turn, keeping the leases of everything they hold alive.
+    /// `concurrency` slots each claim one job and run it at once, so a job
+    /// is claimed (and its try counted) only when it starts: a worker killed
+    /// mid-run charges a try to the jobs it was running, never to jobs it
+    /// merely held.
     pub(crate) async fn work(
         self,
         shutdown: impl Future<Output = ()> + Send,
         stop_when_empty: bool,
     ) -> Result<WorkReport, QueueError> {
         let mut this = self;
-        if !this.queues_chosen {
-            // Also work queues that hold jobs but that no listener names any
-            // more (a removed or renamed listener): their jobs then end in the
-            // failed store, with the reason, instead of waiting forever.
-            for stats in this.queue.stats().await? {
-                if !this.queues.contains(&stats.queue) {
-                    this.queues.push(stats.queue);
-                }
-            }
-            if this.queues.is_empty() {
-                this.queues.push(this.default_queue.clone());
-            }
-        }
+        this.resolve_queues().await?;
         // Every queued listener of a worked queue must find its state.
         let worked = &this.queues;
         this.registry
@@ -329,6 +355,15 @@ impl Worker {
                 "Worker::new(..)",
             )
             .map_err(QueueError::Startup)?;
+        if !this
+            .registry
+            .listeners()
+            .iter()
+            .any(|l| matches!(l.def.run, Run::Queued { .. }))
+        {
+            tracing::warn!("{NO_QUEUED_LISTENER} The worker leaves every job waiting, untouched.");
+        }
+        this.claim_orders = claim_orders(&this.queues, this.queues_chosen);
         this.running_state = Arc::new(std::mem::take(&mut this.state));
         this.observing = Observers::new(std::mem::take(&mut this.observers));
         let worker = Arc::new(this);
@@ -358,8 +393,10 @@ impl Worker {
         // What a slot held when it panicked goes back to the queue untried.
         let left: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in left {
+            lock(&shared.cut_off).push((id.clone(), attempt));
             worker.hand_back(&id, attempt, &shared).await;
         }
+        worker.tell_what_was_left(&shared);
         if let Some(error) = lock(&shared.error).take() {
             return Err(error);
         }
@@ -367,51 +404,123 @@ impl Worker {
         Ok(report)
     }
 
-    /// One slot: claim a batch, run it, repeat until told to stop.
-    ///
-    /// The batch starts at one job and doubles (up to [`BATCH`]) while jobs
-    /// finish within [`QUICK`]: quick jobs share one claim's round trip,
-    /// while slow jobs are claimed one at a time so that idle slots and
-    /// other workers can take the rest.
+    /// Settles which queues the worker works, in which order: those chosen
+    /// with [`queues`](Self::queues), or the registry's and those that hold
+    /// jobs. Done once; `work` does it if the CLI did not.
+    pub(crate) async fn resolve_queues(&mut self) -> Result<(), QueueError> {
+        if self.queues_chosen || self.queues_resolved {
+            return Ok(());
+        }
+        // Also work queues that hold jobs but that no listener names any
+        // more: a listener that moved to another queue still runs the jobs
+        // left on its old one (and jobs of unknown listeners are set aside,
+        // see `set_aside`).
+        for stats in self.queue.stats().await? {
+            if !self.queues.contains(&stats.queue) {
+                self.queues.push(stats.queue);
+            }
+        }
+        if self.queues.is_empty() {
+            self.queues.push(self.default_queue.clone());
+        }
+        self.queues_resolved = true;
+        Ok(())
+    }
+
+    /// The queues worked, and whether their order is a priority order
+    /// (`queues(..)`) rather than taken in turn.
+    #[cfg(feature = "cli")]
+    pub(crate) fn worked_queues(&self) -> (&[String], bool) {
+        (&self.queues, self.queues_chosen)
+    }
+
+    /// The URL of the queue it works.
+    #[cfg(feature = "cli")]
+    pub(crate) fn queue_url(&self) -> &str {
+        self.queue.url()
+    }
+
+    /// How many jobs run at once.
+    #[cfg(feature = "cli")]
+    pub(crate) fn slots(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Counts and logs, as the worker stops, the tries it abandoned still
+    /// running on their threads and the jobs it set aside.
+    fn tell_what_was_left(&self, shared: &Shared) {
+        let cut_off = std::mem::take(&mut *lock(&shared.cut_off));
+        let mut abandoned = 0;
+        for (id, attempt) in cut_off {
+            if let Some(run) = crate::queue::still_running(&id, attempt) {
+                abandoned += 1;
+                tracing::warn!(
+                    job = %id,
+                    attempt,
+                    listener = %run.listener,
+                    running_for = ?run.elapsed,
+                    "the worker stops while a plain `fn` listener still runs past its timeout or the grace period; a thread cannot be cancelled, so it is abandoned and ends with the process"
+                );
+            }
+        }
+        let set_aside = lock(&shared.set_aside);
+        for (listener, ids) in set_aside.iter() {
+            tracing::warn!(
+                %listener,
+                jobs = ids.len(),
+                "{}",
+                unknown_listener_text(listener, Some(ids.len()))
+            );
+        }
+        let mut report = lock(&shared.report);
+        report.abandoned += abandoned;
+        report.set_aside = set_aside.values().map(|ids| ids.len() as u64).sum();
+    }
+
+    /// One slot: claim one job, run it, repeat until told to stop.
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
-        let mut batch_size = 1;
         let mut failed_claims = 0;
         loop {
-            if shared.stopped() {
+            // One unit of the task's budget per job: when every await below
+            // completes at once (a backlog of quick jobs), a slot that never
+            // yields keeps its thread, and the shutdown signal is never
+            // polled. Tokio's budget (128 units) makes it yield to the
+            // runtime every so many jobs, not after each one.
+            tokio::task::coop::consume_budget().await;
+            if shared.stopped() || !self.reserve(&shared) {
                 return;
             }
-            let limit = match self.max_jobs {
-                Some(max) => {
-                    let taken = shared.claimed.load(AtomicOrdering::Acquire);
-                    (max.saturating_sub(taken) as usize).min(batch_size)
-                }
-                None => batch_size,
-            };
-            if limit == 0 {
-                return;
-            }
-            let jobs = match self
-                .queue
-                .backend()
-                .claim(&self.queues, limit, self.lease)
-                .await
-            {
+            let first = shared.next_queue.load(AtomicOrdering::Relaxed);
+            let queues = &self.claim_orders[first % self.claim_orders.len()];
+            let claimed = self.queue.backend().claim(queues, 1, self.lease).await;
+            let job = match claimed {
                 Ok(jobs) => {
                     failed_claims = 0;
-                    jobs
+                    let job = jobs.into_iter().next();
+                    if let Some(job) = &job
+                        && self.claim_orders.len() > 1
+                        && let Some(at) = self.queues.iter().position(|q| *q == job.queue)
+                    {
+                        // Round-robin: the next claim starts after this
+                        // job's queue, so each queue holding jobs gets a
+                        // turn however many empty ones lie between.
+                        shared.next_queue.store(at + 1, AtomicOrdering::Relaxed);
+                    }
+                    job
                 }
                 // A busy database or a passing I/O error: wait and try again;
                 // give up only when it keeps failing, or at once when it
                 // cannot heal (a read-only or corrupt file).
                 Err(error) => {
+                    self.unreserve(&shared);
                     failed_claims += 1;
                     if failed_claims >= CLAIM_ATTEMPTS || error.is_permanent() {
-                        tracing::error!(%error, "cannot claim jobs; the worker stops");
+                        tracing::error!(error = %Chain(&error), "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();
                         return;
                     }
-                    tracing::warn!(%error, attempt = failed_claims, "cannot claim jobs; trying again");
+                    tracing::warn!(error = %Chain(&error), attempt = failed_claims, "cannot claim jobs; trying again");
                     tokio::select! {
                         () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
                         () = shared.stopped_signal() => return,
@@ -419,10 +528,12 @@ impl Worker {
                     continue;
                 }
             };
-            if jobs.is_empty() {
+            let Some(job) = job else {
+                self.unreserve(&shared);
                 if stop_when_empty {
                     match self.pending().await {
-                        Ok(0) => return,
+                        // Empty, or holding only jobs this worker cannot run.
+                        Ok(left) if left <= shared.set_aside_count() => return,
                         Ok(_) => {}
                         Err(error) => {
                             lock(&shared.error).get_or_insert(error);
@@ -437,79 +548,77 @@ impl Worker {
                     () = shared.stopped_signal() => return,
                 }
                 continue;
-            }
-            shared
-                .claimed
-                .fetch_add(jobs.len() as u64, AtomicOrdering::AcqRel);
-            {
-                let mut held = lock(&shared.held);
-                for job in &jobs {
-                    held.insert(job.id.clone(), job.attempt);
-                }
-            }
-            let claimed = jobs.len();
-            let started = std::time::Instant::now();
-            let every = self.lease / 3;
-            let mut heartbeat =
-                tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            let mut batch = jobs.into_iter();
-            while let Some(job) = batch.next() {
-                if shared.stopped() {
-                    // Shutting down: hand back what this slot has not started.
-                    for untouched in std::iter::once(job).chain(batch.by_ref()) {
-                        self.hand_back(&untouched.id, untouched.attempt, &shared)
-                            .await;
-                    }
-                    return;
-                }
-                let id = job.id.clone();
-                // A job that waited behind others may have used up a third
-                // of its lease: renew it before starting, and skip it if it
-                // is no longer ours (another worker has it now).
-                if started.elapsed() >= self.lease / 3 && !self.renew(&job, &shared).await {
-                    continue;
-                }
-                // The jobs waiting behind this one keep their leases on a
-                // heartbeat that runs across job boundaries.
-                let run = self.process(job, &shared.report);
-                let mut run = std::pin::pin!(run);
-                loop {
-                    tokio::select! {
-                        () = &mut run => break,
-                        _ = heartbeat.tick() => self.extend_all(batch.as_slice()).await,
-                    }
-                }
-                lock(&shared.held).remove(&id);
-                shared.progress.notify_waiters();
-            }
-            batch_size = if started.elapsed() <= QUICK * claimed as u32 {
-                (batch_size * 2).min(BATCH)
-            } else {
-                1
             };
+            if shared.stopped() {
+                // Claimed as the worker began to stop: hand it back untried.
+                self.unreserve(&shared);
+                self.hand_back(&job.id, job.attempt, &shared).await;
+                return;
+            }
+            let id = job.id.clone();
+            lock(&shared.held).insert(id.clone(), job.attempt);
+            if !self.process(job, &shared).await {
+                self.unreserve(&shared);
+            }
+            lock(&shared.held).remove(&id);
+            shared.progress.notify_waiters();
         }
     }
 
-    /// Renews the lease of a job about to start; `false` when it was lost.
-    async fn renew(&self, job: &Job, shared: &Shared) -> bool {
+    /// Counts a job against `max_jobs` before claiming it; `false` when the
+    /// worker has taken its share.
+    fn reserve(&self, shared: &Shared) -> bool {
+        let Some(max) = self.max_jobs else {
+            return true;
+        };
+        shared
+            .claimed
+            .fetch_update(AtomicOrdering::AcqRel, AtomicOrdering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a [`reserve`](Self::reserve) that did not run a job.
+    fn unreserve(&self, shared: &Shared) {
+        if self.max_jobs.is_some() {
+            shared.claimed.fetch_sub(1, AtomicOrdering::AcqRel);
+        }
+    }
+
+    /// Hands a job whose listener this program does not have back to its
+    /// queue untried, to be looked at again after [`SET_ASIDE`]: it waits
+    /// for a worker that has the listener. Says so once per listener.
+    async fn set_aside(&self, job: &Job, shared: &Shared) {
+        let first = {
+            let mut set_aside = lock(&shared.set_aside);
+            let ids = set_aside.entry(job.listener.clone()).or_default();
+            let first = ids.is_empty();
+            ids.insert(crate::queue::fnv1a(job.id.as_bytes()));
+            first
+        };
+        if first {
+            tracing::warn!(
+                listener = %job.listener,
+                queue = %job.queue,
+                job = %job.id,
+                "{}",
+                unknown_listener_text(&job.listener, None)
+            );
+        }
         match self
             .queue
             .backend()
-            .extend(&job.id, job.attempt, self.lease)
+            .abandon(&job.id, job.attempt, SET_ASIDE)
             .await
         {
-            Ok(true) => true,
-            Ok(false) => {
-                tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while waiting in a batch; another worker has the job");
-                self.lost(job, &shared.report);
-                lock(&shared.held).remove(&job.id);
-                false
+            Ok(true) => {
+                let reason = unknown_listener_text(&job.listener, None);
+                self.observing.each(|o| o.job_set_aside(job, &reason));
             }
-            // A passing storage error: run it; a lost lease would still fence
-            // its ack.
+            Ok(false) => self.lost(job, &shared.report),
             Err(error) => {
-                tracing::warn!(job = %job.id, %error, "could not renew a lease");
-                true
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not set aside a job of an unknown listener; it waits until its lease lapses")
             }
         }
     }
@@ -525,7 +634,7 @@ impl Worker {
             Ok(true) => lock(&shared.report).released_at_shutdown += 1,
             Ok(false) => {}
             Err(error) => {
-                tracing::error!(job = %id, %error, "could not hand a job back at shutdown; it runs again once its lease lapses")
+                tracing::error!(job = %id, error = %Chain(&error), "could not hand a job back at shutdown; it runs again once its lease lapses")
             }
         }
         lock(&shared.held).remove(id);
@@ -558,18 +667,20 @@ impl Worker {
         while slots.join_next().await.is_some() {}
         let unfinished: Vec<(String, u32)> = lock(&shared.held).drain().collect();
         for (id, attempt) in unfinished {
+            // A plain `fn` listener's thread goes on: the end says so.
+            lock(&shared.cut_off).push((id.clone(), attempt));
             self.hand_back(&id, attempt, shared).await;
         }
     }
 
-    /// Runs one claimed job to its end: success, retry, failure or lost lease.
-    async fn process(&self, job: Job, report: &Mutex<WorkReport>) {
+    /// Runs one claimed job to its end: success, retry, failure or lost
+    /// lease; `false` when it did not run (its listener is unknown here, so
+    /// it was set aside).
+    async fn process(&self, job: Job, shared: &Shared) -> bool {
+        let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
-            let error = JobError::UnknownListener {
-                listener: job.listener.clone(),
-            };
-            self.fail(&job, None, &error.to_string(), report).await;
-            return;
+            self.set_aside(&job, shared).await;
+            return false;
         };
         if job.attempt > job.max_tries {
             let error = format!(
@@ -577,7 +688,7 @@ impl Worker {
                 job.attempt, job.max_tries
             );
             self.fail(&job, Some(def), &error, report).await;
-            return;
+            return true;
         }
         let run = JobRun::new(job, self.running_state.clone());
         let job = run.job();
@@ -590,14 +701,23 @@ impl Worker {
         let Some((result, directive)) = outcome else {
             tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
             self.lost(job, report);
-            return;
+            return true;
         };
-        let Run::Queued { options, .. } = def.run else {
+        let Run::Queued {
+            options, is_async, ..
+        } = def.run
+        else {
             // `run_job_with` refused it already: `result` says so.
-            let error = result.err().map_or_else(String::new, |e| e.to_string());
+            let error = result
+                .err()
+                .map_or_else(String::new, |e| Chain(&e).to_string());
             self.fail(job, Some(def), &error, report).await;
-            return;
+            return true;
         };
+        if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
+            // Its thread may still run: the end says so if it does.
+            lock(&shared.cut_off).push((job.id.clone(), job.attempt));
+        }
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
             Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
@@ -610,10 +730,11 @@ impl Worker {
                 }
                 Ok(false) => self.lost(job, report),
                 Err(error) => {
-                    tracing::error!(job = %job.id, %error, "could not acknowledge a finished job; it runs again once its lease lapses")
+                    tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
                 }
             },
         }
+        true
     }
 
     /// Counts a job whose lease was lost.
@@ -637,7 +758,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(error) => {
-                tracing::error!(job = %job.id, %error, "could not release a job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not release a job; it runs again once its lease lapses")
             }
         }
     }
@@ -659,7 +780,7 @@ impl Worker {
             }
             Ok(false) => self.lost(job, report),
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not release a failed job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not release a failed job; it runs again once its lease lapses")
             }
         }
     }
@@ -679,7 +800,7 @@ impl Worker {
                 return;
             }
             Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "could not store a failed job; it runs again once its lease lapses");
+                tracing::error!(job = %job.id, error = %Chain(&e), "could not store a failed job; it runs again once its lease lapses");
                 return;
             }
         }
@@ -710,22 +831,9 @@ impl Worker {
                 Ok(false) => return,
                 // A passing storage error: the next tick tries again, and the
                 // lease still has two thirds to run.
-                Err(error) => tracing::warn!(job = %job.id, %error, "could not extend a lease"),
-            }
-        }
-    }
-
-    /// Extends the leases of jobs waiting in a slot's batch. One whose lease
-    /// is lost is skipped when its turn comes (`renew`), and fenced anyway.
-    async fn extend_all(&self, waiting: &[Job]) {
-        for job in waiting {
-            if let Err(error) = self
-                .queue
-                .backend()
-                .extend(&job.id, job.attempt, self.lease)
-                .await
-            {
-                tracing::warn!(job = %job.id, %error, "could not extend a lease");
+                Err(error) => {
+                    tracing::warn!(job = %job.id, error = %Chain(&error), "could not extend a lease")
+                }
             }
         }
     }
@@ -738,11 +846,42 @@ const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Consecutive failed claims after which a worker gives up.
 const CLAIM_ATTEMPTS: u32 = 5;
 
-/// The most jobs a slot claims in one round trip.
-const BATCH: usize = 16;
+/// How long a job whose listener this program does not have is put back
+/// for before a worker looks at it again: long enough not to spin on it,
+/// short enough that a worker that has the listener soon gets it.
+const SET_ASIDE: Duration = Duration::from_secs(60);
 
-/// Jobs faster than this, on average, let a slot claim bigger batches.
-const QUICK: Duration = Duration::from_millis(2);
+/// What `work` and the worker say when no queued listener is registered.
+const NO_QUEUED_LISTENER: &str = "this program registers no queued listener, so it can run no job: does its binary link the library that defines the listeners? A library that `main` never names is not linked, and its `#[listener]`s are not registered: add `use my_app as _;` to the binary.";
+
+/// Why jobs are set aside: their listener, how many (when known), that
+/// they wait, and the likely causes.
+pub(crate) fn unknown_listener_text(listener: &str, jobs: Option<usize>) -> String {
+    let jobs = match jobs {
+        Some(n) => format!("{n} job(s)"),
+        None => "jobs".to_owned(),
+    };
+    format!(
+        "{jobs} for listener `{listener}` left waiting, untouched: no listener of that name is registered in this program, so they wait for a worker that has it (likely causes: this binary does not link the library that defines it, or the listener was renamed and its old jobs keep the old name)"
+    )
+}
+
+/// The queue order of a claim starting at each queue. Queues the user
+/// chose are a priority order, always the same; otherwise each claim starts
+/// after the queue of the last job claimed (round-robin), so every queue
+/// gets work.
+fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
+    if chosen || queues.len() < 2 {
+        return vec![queues.to_vec()];
+    }
+    (0..queues.len())
+        .map(|first| {
+            let mut order = queues.to_vec();
+            order.rotate_left(first);
+            order
+        })
+        .collect()
+}
 
 /// What a worker's slots share.
 #[derive(Default)]
@@ -750,7 +889,16 @@ struct Shared {
     report: Mutex<WorkReport>,
     /// Jobs claimed and not settled: handed back if shutdown cuts them off.
     held: Mutex<HashMap<String, u32>>,
+    /// Jobs counted against `max_jobs`.
     claimed: AtomicU64,
+    /// Where in the queue list the next claim starts (round-robin).
+    next_queue: AtomicUsize,
+    /// The jobs set aside, by listener: 64-bit hashes of their ids, so a
+    /// large backlog of them costs little memory.
+    set_aside: Mutex<HashMap<String, HashSet<u64>>>,
+    /// Tries of plain `fn` listeners cut off (timed out, or aborted at the
+    /// end of the grace period) whose thread may still run.
+    cut_off: Mutex<Vec<(String, u32)>>,
     stopping: AtomicBool,
     stop_signal: Notify,
     /// Wakes idle slots when a job settles (for `run_until_empty`).
@@ -766,6 +914,12 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    /// How many jobs were set aside (for `run_until_empty`: the queues are
+    /// as empty as this worker can make them when only those are left).
+    fn set_aside_count(&self) -> usize {
+        lock(&self.set_aside).values().map(HashSet::len).sum()
     }
 
     async fn stopped_signal(&self) {
@@ -791,7 +945,7 @@ fn settle_slot(done: Result<(), tokio::task::JoinError>, shared: &Shared) {
     if let Err(error) = done
         && error.is_panic()
     {
-        tracing::error!(%error, "a worker slot panicked; the worker stops");
+        tracing::error!(error = %Chain(&error), "a worker slot panicked; the worker stops");
         lock(&shared.error).get_or_insert(QueueError::WorkerPanicked(panic_message(
             &*error.into_panic(),
         )));

@@ -209,12 +209,57 @@ pub fn handler<'a>(cx: &Ctxt, sig: &'a Signature, kind: Kind) -> Handler<'a> {
         );
     }
 
+    if let Some(ty) = output {
+        check_not_bool(cx, ty);
+    }
+
     Handler {
         is_async: sig.asyncness.is_some(),
         event,
         extras,
         receiver,
         output,
+    }
+}
+
+/// `-> bool` (or `Result<bool, E>`): Laravel's `return false` is `Flow::Stop`
+/// here, so say so rather than let the compiler list the return types.
+fn check_not_bool(cx: &Ctxt, ty: &Type) {
+    if is_bool(ty) {
+        cx.error_spanned_by(
+            ty,
+            "a listener does not return `bool`: return `Flow` instead, `Flow::Stop` to stop the remaining listeners (Laravel's `return false`) and `Flow::Continue` to go on",
+        );
+        return;
+    }
+    let Type::Path(path) = ty else {
+        return;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return;
+    };
+    if last.ident != "Result" {
+        return;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return;
+    };
+    if let Some(syn::GenericArgument::Type(ok)) = args.args.first()
+        && is_bool(ok)
+    {
+        cx.error_spanned_by(
+            ok,
+            "a listener does not return `Result<bool, E>`: return `Result<Flow, E>` instead, `Ok(Flow::Stop)` to stop the remaining listeners (Laravel's `return false`) and `Ok(Flow::Continue)` to go on",
+        );
+    }
+}
+
+fn is_bool(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path.qself.is_none() && path.path.is_ident("bool"),
+        Type::Paren(paren) => is_bool(&paren.elem),
+        Type::Group(group) => is_bool(&group.elem),
+        _ => false,
     }
 }
 
@@ -394,5 +439,9 @@ mod tests {
         );
         let (_, err) = check(parse_quote!(fn a(self, e: &A)), Kind::Method);
         assert!(err.unwrap().contains("takes `&self`"));
+        let (_, err) = check(parse_quote!(fn a(e: &A) -> bool), Kind::Free);
+        assert!(err.unwrap().contains("`Flow::Stop`"));
+        let (_, err) = check(parse_quote!(fn a(e: &A) -> Result<bool, E>), Kind::Free);
+        assert!(err.unwrap().contains("`Ok(Flow::Stop)`"));
     }
 }

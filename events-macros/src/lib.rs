@@ -64,13 +64,17 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match ast::FnHead::parse_item(&input) {
         Ok(item) => item,
         Err(_) => {
-            let anchor = syn::parse2::<syn::Item>(input.clone())
+            let parsed = syn::parse2::<syn::Item>(input.clone());
+            let message = match &parsed {
+                Ok(syn::Item::Impl(_)) => {
+                    "`#[listener]` goes on a function; for the methods of an `impl` block, put `#[subscriber]` on the `impl` and `#[listen]` on each listener method"
+                }
+                _ => "`#[listener]` goes on a `fn` or an `async fn` that takes the event as `&E`",
+            };
+            let anchor = parsed
                 .map(|item| quote!(#item).into_iter().take(2).collect::<TokenStream2>())
                 .unwrap_or_else(|_| input.clone());
-            cx.error_spanned_by(
-                anchor,
-                "`#[listener]` goes on a `fn` or an `async fn` that takes the event as `&E`",
-            );
+            cx.error_spanned_by(anchor, message);
             return with_errors(cx, input);
         }
     };
@@ -105,8 +109,15 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
         })),
         _ => None,
     };
-    let expanded =
-        expand::listener::expand(&krate, input, &item, handler.event, &name, registration);
+    let expanded = expand::listener::expand(
+        &krate,
+        input,
+        &item,
+        &args,
+        handler.event,
+        &name,
+        registration,
+    );
     with_errors(cx, expanded)
 }
 

@@ -567,7 +567,12 @@ fn move_to_failed(
 }
 
 /// Moves failed jobs back to their queues, tries reset; `id = None` for all.
-fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite::Result<usize> {
+/// Returns the new ids.
+fn retry_failed(
+    tx: &Connection,
+    id: Option<&str>,
+    now: SystemTime,
+) -> rusqlite::Result<Vec<String>> {
     let failed: Vec<FailedJob> = {
         let mut statement = tx.prepare_cached(&format!(
             "DELETE FROM events_failed_jobs WHERE ?1 IS NULL OR id = ?1 RETURNING {FAILED_COLUMNS}"
@@ -576,11 +581,20 @@ fn retry_failed(tx: &Connection, id: Option<&str>, now: SystemTime) -> rusqlite:
             .query_map(params![id], failed_from_row)?
             .collect::<rusqlite::Result<_>>()?
     };
-    let count = failed.len();
+    let mut ids = Vec::with_capacity(failed.len());
     for job in failed {
-        insert_job(tx, &job.into_job(now))?;
+        let job = job.into_job(now);
+        insert_job(tx, &job)?;
+        ids.push(job.id);
     }
-    Ok(count)
+    Ok(ids)
+}
+
+/// Deletes the jobs waiting on `queue` (not the claimed ones); returns how
+/// many.
+fn clear_queue(tx: &Connection, queue: &str) -> rusqlite::Result<usize> {
+    tx.prepare_cached("DELETE FROM events_jobs WHERE queue = ?1 AND reserved = 0")?
+        .execute(params![queue])
 }
 
 /// Claims up to `limit` jobs from `queues`, in their order. A row that
@@ -806,13 +820,13 @@ impl Backend for SqliteBackend {
         .await
     }
 
-    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         let id = id.to_owned();
         let retried = self
             .write(move |tx| retry_failed(tx, Some(&id), SystemTime::now()))
             .await?;
         self.wake.notify_one();
-        Ok(retried == 1)
+        Ok(retried.into_iter().next())
     }
 
     async fn retry_all(&self) -> Result<usize, QueueError> {
@@ -820,7 +834,12 @@ impl Backend for SqliteBackend {
             .write(|tx| retry_failed(tx, None, SystemTime::now()))
             .await?;
         self.wake.notify_one();
-        Ok(retried)
+        Ok(retried.len())
+    }
+
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        let queue = queue.to_owned();
+        self.write(move |tx| clear_queue(tx, &queue)).await
     }
 
     async fn forget(&self, id: &str) -> Result<bool, QueueError> {
@@ -839,21 +858,24 @@ impl Backend for SqliteBackend {
     }
 
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
-        self.read(|connection| {
+        let now = millis(SystemTime::now());
+        self.read(move |connection| {
             connection
                 .prepare_cached(
-                    "SELECT queue, SUM(pending), SUM(reserved), SUM(failed) FROM (
-                         SELECT queue, reserved = 0 AS pending, reserved = 1 AS reserved, 0 AS failed
+                    "SELECT queue, SUM(pending), SUM(delayed), SUM(reserved), SUM(failed) FROM (
+                         SELECT queue, reserved = 0 AS pending, reserved = 0 AND ready_at > ?1 AS delayed,
+                                reserved = 1 AS reserved, 0 AS failed
                          FROM events_jobs
                          UNION ALL
-                         SELECT queue, 0, 0, 1 FROM events_failed_jobs
+                         SELECT queue, 0, 0, 0, 1 FROM events_failed_jobs
                      ) GROUP BY queue ORDER BY queue",
                 )?
-                .query_map([], |row| {
+                .query_map(params![now], |row| {
                     let mut stats = QueueStats::new(lossy_text(row, 0)?);
                     stats.pending = row.get::<_, i64>(1)? as usize;
-                    stats.reserved = row.get::<_, i64>(2)? as usize;
-                    stats.failed = row.get::<_, i64>(3)? as usize;
+                    stats.delayed = row.get::<_, i64>(2)? as usize;
+                    stats.reserved = row.get::<_, i64>(3)? as usize;
+                    stats.failed = row.get::<_, i64>(4)? as usize;
                     Ok(stats)
                 })?
                 .collect()

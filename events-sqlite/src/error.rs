@@ -1,6 +1,8 @@
 //! What can go wrong in the SQLite queue. It reaches callers inside
 //! [`QueueError::Backend`] (or [`QueueError::Unrecoverable`] when trying
-//! again cannot help), as its `source()`.
+//! again cannot help), as its `source()`, and follows the rule of
+//! `events_core::error`: `Display` says what failed here, `source()` is
+//! what SQLite said; `events_core::error::Chain` prints both.
 
 use events_core::queue::QueueError;
 use rusqlite::ErrorCode;

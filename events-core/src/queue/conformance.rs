@@ -92,6 +92,8 @@ macro_rules! conformance_tests {
             the_envelope_travels_with_the_job
             enqueue_many_stores_the_whole_batch_or_nothing
             enqueue_many_is_idempotent_by_id
+            clear_deletes_the_waiting_jobs_of_one_queue
+            stats_tell_delayed_jobs_from_ready_ones
         );
     };
     (@cases $make:expr; $($case:ident)*) => {$(
@@ -330,9 +332,19 @@ pub async fn the_failed_store(queue: Queue) {
         "failed jobs are not waiting"
     );
 
-    assert!(queue.retry("job-a-1").await.unwrap());
-    assert!(!queue.retry("job-a-1").await.unwrap(), "retried already");
+    let new_id = queue.retry("job-a-1").await.unwrap();
+    assert!(new_id.is_some());
+    assert_eq!(
+        queue.retry("job-a-1").await.unwrap(),
+        None,
+        "retried already"
+    );
     let again = claim(&queue, &["a"], 1, LEASE).await;
+    assert_eq!(
+        Some(&again[0].id),
+        new_id.as_ref(),
+        "retry returns the new id"
+    );
     assert_eq!(
         again[0].attempt, 1,
         "a retried job gets all its tries again"
@@ -385,7 +397,7 @@ pub async fn a_stale_claim_cannot_touch_the_job_after_a_retry(queue: Queue) {
             .await
             .unwrap()
     );
-    assert!(queue.retry("job-a-1").await.unwrap());
+    assert!(queue.retry("job-a-1").await.unwrap().is_some());
     // Worker C runs the retried job, on its first try again.
     let c = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(c[0].attempt, 1);
@@ -489,7 +501,7 @@ pub async fn the_envelope_travels_with_the_job(queue: Queue) {
 
     let failed = queue.failed().await.unwrap();
     assert_eq!(failed[0].envelope, envelope, "in the failed store");
-    assert!(queue.retry("job-a-1").await.unwrap());
+    assert!(queue.retry("job-a-1").await.unwrap().is_some());
     let retried = claim(&queue, &["a"], 1, LEASE).await;
     assert_eq!(retried[0].envelope, envelope, "after a retry");
     assert!(
@@ -568,4 +580,76 @@ pub async fn enqueue_many_is_idempotent_by_id(queue: Queue) {
     assert!(queue.forget("job-a-1").await.unwrap());
     queue.enqueue(job("a", 1)).await.unwrap();
     assert_eq!(ids(&claim(&queue, &["a"], 10, LEASE).await), ["job-a-1"]);
+}
+
+/// `clear` deletes the jobs waiting on one queue, ready and delayed, and
+/// leaves claimed jobs, other queues and the failed store alone.
+pub async fn clear_deletes_the_waiting_jobs_of_one_queue(queue: Queue) {
+    for n in 1..=3 {
+        queue.enqueue(job("a", n)).await.unwrap();
+    }
+    let mut delayed = job("a", 4);
+    delayed.available_at = SystemTime::now() + Duration::from_secs(60);
+    queue.enqueue(delayed).await.unwrap();
+    queue.enqueue(job("b", 1)).await.unwrap();
+    let claimed = claim(&queue, &["a"], 1, LEASE).await;
+    assert_eq!(ids(&claimed), ["job-a-1"]);
+    queue.enqueue(job("f", 1)).await.unwrap();
+    claim(&queue, &["f"], 1, LEASE).await;
+    assert!(queue.backend().fail("job-f-1", 1, "no").await.unwrap());
+
+    assert_eq!(queue.clear("a").await.unwrap(), 3, "two ready, one delayed");
+    assert_eq!(queue.size("a").await.unwrap(), 1, "the claimed one stays");
+    assert!(
+        queue.backend().ack("job-a-1", 1).await.unwrap(),
+        "its worker still acks it"
+    );
+    assert_eq!(queue.size("b").await.unwrap(), 1, "other queues untouched");
+    assert_eq!(
+        queue.failed().await.unwrap().len(),
+        1,
+        "failed store untouched"
+    );
+    assert_eq!(queue.clear("a").await.unwrap(), 0);
+    assert_eq!(queue.clear("no-such-queue").await.unwrap(), 0);
+
+    // A cleared job's id is free again.
+    queue.enqueue(job("a", 2)).await.unwrap();
+    assert_eq!(ids(&claim(&queue, &["a"], 1, LEASE).await), ["job-a-2"]);
+}
+
+/// `stats` counts waiting jobs that are not available yet as `delayed`,
+/// within `pending`.
+pub async fn stats_tell_delayed_jobs_from_ready_ones(queue: Queue) {
+    queue.enqueue(job("a", 1)).await.unwrap();
+    let mut later = job("a", 2);
+    later.available_at = SystemTime::now() + Duration::from_secs(60);
+    queue.enqueue(later).await.unwrap();
+    let mut soon = job("a", 3);
+    soon.available_at = SystemTime::now() + Duration::from_millis(100);
+    queue.enqueue(soon).await.unwrap();
+    queue.enqueue(job("a", 4)).await.unwrap();
+    claim(&queue, &["a"], 1, LEASE).await;
+    // A retry's backoff delays too.
+    assert!(
+        queue
+            .backend()
+            .release("job-a-1", 1, Duration::from_secs(60), "boom")
+            .await
+            .unwrap()
+    );
+
+    let stats = &queue.stats().await.unwrap()[0];
+    assert_eq!(
+        (stats.pending, stats.delayed, stats.reserved),
+        (4, 3, 0),
+        "{stats:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stats = &queue.stats().await.unwrap()[0];
+    assert_eq!(
+        (stats.pending, stats.delayed),
+        (4, 2),
+        "a delay that ended makes its job ready: {stats:?}"
+    );
 }

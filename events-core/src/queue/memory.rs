@@ -340,18 +340,20 @@ impl Backend for MemoryBackend {
         Ok(self.lock().failed.clone())
     }
 
-    async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         let now = SystemTime::now();
         let mut state = self.lock();
         let Some(index) = state.failed.iter().position(|f| f.id == id) else {
-            return Ok(false);
+            return Ok(None);
         };
         let failed = state.failed.remove(index);
         state.drop_id(&failed.id);
-        state.add(failed.into_job(now), now);
+        let job = failed.into_job(now);
+        let new_id = job.id.clone();
+        state.add(job, now);
         drop(state);
         self.wake.notify_one();
-        Ok(true)
+        Ok(Some(new_id))
     }
 
     async fn retry_all(&self) -> Result<usize, QueueError> {
@@ -403,8 +405,16 @@ impl Backend for MemoryBackend {
                 count(&job.queue, |s| s.pending += 1);
             }
         }
+        let now = SystemTime::now();
         for Reverse(timed) in &state.delayed {
-            count(&timed.item.queue, |s| s.pending += 1);
+            if timed.at > now {
+                count(&timed.item.queue, |s| {
+                    s.pending += 1;
+                    s.delayed += 1;
+                });
+            } else {
+                count(&timed.item.queue, |s| s.pending += 1);
+            }
         }
         for (job, _) in state.reserved.values() {
             count(&job.queue, |s| s.reserved += 1);
@@ -413,6 +423,21 @@ impl Backend for MemoryBackend {
             count(&failed.queue, |s| s.failed += 1);
         }
         Ok(stats.into_values().collect())
+    }
+
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        let mut state = self.lock();
+        let mut cleared: Vec<Job> = state.ready.remove(queue).map(Vec::from).unwrap_or_default();
+        let delayed = std::mem::take(&mut state.delayed);
+        let (gone, kept): (Vec<_>, Vec<_>) = delayed
+            .into_iter()
+            .partition(|Reverse(timed)| timed.item.queue == queue);
+        state.delayed = kept.into_iter().collect();
+        cleared.extend(gone.into_iter().map(|Reverse(timed)| timed.item));
+        for job in &cleared {
+            state.drop_id(&job.id);
+        }
+        Ok(cleared.len())
     }
 
     async fn wait(&self, max: Duration) {

@@ -13,6 +13,7 @@ pub mod conformance;
 mod memory;
 mod run;
 mod scheme;
+mod threads;
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,10 +27,12 @@ use crate::listener::{BoxError, QueueOptions};
 
 pub use memory::MemoryBackend;
 pub(crate) use run::{
-    JobEnv, JobSink, QueueTarget, Verdict, observed_try, panic_message, run_job_in, verdict,
+    Ended, JobEnv, JobSink, QueueTarget, Verdict, Waits, observed_try, panic_message, run_to_end,
+    verdict,
 };
 pub use run::{JobError, run_job};
 pub use scheme::{Scheme, schemes};
+pub(crate) use threads::running as still_running;
 
 /// One queued listener's run of one event.
 ///
@@ -345,6 +348,10 @@ pub struct QueueStats {
     pub queue: String,
     /// Waiting jobs, ready or delayed.
     pub pending: usize,
+    /// Of the `pending` jobs, those not available yet (a `delay`, a retry's
+    /// backoff, a listener's `release_after`): `pending - delayed` are
+    /// ready to be claimed now.
+    pub delayed: usize,
     /// Jobs claimed by a worker right now.
     pub reserved: usize,
     /// Jobs in the failed store.
@@ -446,8 +453,8 @@ pub enum QueueError {
     Corrupt(String),
     /// The worker cannot start: a listener it would run needs what was not
     /// given, or the registry is invalid.
-    #[error("the worker cannot start: {0}")]
-    Startup(crate::registry::RegistryError),
+    #[error("the worker cannot start")]
+    Startup(#[source] crate::registry::RegistryError),
 }
 
 impl QueueError {
@@ -572,7 +579,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Moves a failed job back to its queue with its tries reset, under a
     /// new id (so no stale claim of it can match): [`FailedJob::into_job`].
-    async fn retry(&self, id: &str) -> Result<bool, QueueError>;
+    /// Returns the new id, or `None` when no failed job has this id.
+    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError>;
 
     /// Moves every failed job back; returns how many.
     async fn retry_all(&self) -> Result<usize, QueueError>;
@@ -585,6 +593,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Per-queue counts, sorted by queue name.
     async fn stats(&self) -> Result<Vec<QueueStats>, QueueError>;
+
+    /// Deletes every job waiting on `queue`, ready or delayed; returns how
+    /// many. Jobs a worker holds (claimed, its lease running) are left to
+    /// it, and the failed store is untouched.
+    async fn clear(&self, queue: &str) -> Result<usize, QueueError>;
 
     /// Waits until jobs may be available, at most `max`. The default sleeps
     /// `max`; backends that can tell sooner wake up sooner.
@@ -698,8 +711,9 @@ impl Queue {
         self.backend.failed().await
     }
 
-    /// Moves the failed job `id` back to its queue with its tries reset.
-    pub async fn retry(&self, id: &str) -> Result<bool, QueueError> {
+    /// Moves the failed job `id` back to its queue with its tries reset,
+    /// under a new id, which it returns (`None`: no failed job has this id).
+    pub async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
         self.backend.retry(id).await
     }
 
@@ -732,6 +746,12 @@ impl Queue {
     /// Per-queue counts, sorted by queue name.
     pub async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
         self.backend.stats().await
+    }
+
+    /// Deletes every job waiting on `queue` (ready or delayed, not the ones
+    /// workers hold); returns how many.
+    pub async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
+        self.backend.clear(queue).await
     }
 }
 

@@ -9,17 +9,23 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-use super::{Job, Queue, QueueError};
-use crate::context::{Context, Directive, JobRun, StateMap};
+use tokio::sync::Notify;
+
+use super::{FailedJob, Job, Queue, QueueError};
+use crate::context::{Context, Directive, JobRun, StateMap, lock};
+use crate::error::Chain;
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::observe::Observers;
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
-/// Why one try of a job failed. The text of each is what lands in a failed
-/// job's `error`.
+/// Why one try of a job failed. Its [`Chain`](crate::error::Chain) (this
+/// error, then its `source()`) is what lands in a failed job's `error`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -36,7 +42,7 @@ pub enum JobError {
         listener: String,
     },
     /// The payload does not deserialize into the listener's event any more.
-    #[error("the payload of `{event}` no longer deserializes for listener `{listener}`: {source}")]
+    #[error("the payload of `{event}` no longer deserializes for listener `{listener}`")]
     Payload {
         /// The listener.
         listener: String,
@@ -46,7 +52,7 @@ pub enum JobError {
         source: serde_json::Error,
     },
     /// The listener returned an error.
-    #[error("listener `{listener}` failed: {source}")]
+    #[error("listener `{listener}` failed")]
     Failed {
         /// The listener.
         listener: String,
@@ -69,6 +75,16 @@ pub enum JobError {
         /// The timeout.
         after: Duration,
     },
+}
+
+impl JobError {
+    /// Whether no later try can go otherwise: a payload that does not
+    /// deserialize into the listener's event, or a job for a listener that
+    /// is not queued. The retry rule fails such a job at once, whatever
+    /// tries it has left.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, JobError::Payload { .. } | JobError::NotQueued { .. })
+    }
 }
 
 /// Runs one try of `job`: looks its listener up by name, rebuilds the event,
@@ -114,10 +130,12 @@ pub(crate) enum Verdict {
 
 /// The retry rule. A listener's request wins: released, the job runs again
 /// untried after its delay; failed without retry, it goes to the failed
-/// store with the reason (and the listener's error, if any). Otherwise a
-/// failed try with tries left is retried after the listener's backoff for
-/// that attempt (the list's last value repeats; `retry`'s backoff when the
-/// listener declares none), and the last failed try fails the job.
+/// store with the reason (and the listener's error, if any). An error that
+/// cannot heal ([`JobError::is_permanent`]: a payload that does not
+/// deserialize) fails the job at once. Otherwise a failed try with tries
+/// left is retried after the listener's backoff for that attempt (the
+/// list's last value repeats; `retry`'s backoff when the listener declares
+/// none), and the last failed try fails the job.
 pub(crate) fn verdict(
     job: &Job,
     options: &crate::listener::QueueOptions,
@@ -125,16 +143,31 @@ pub(crate) fn verdict(
     result: Result<(), JobError>,
     directive: Option<Directive>,
 ) -> Verdict {
+    decide(job, options, retry, &result, directive)
+}
+
+/// [`verdict`], leaving the try's result to the caller.
+pub(crate) fn decide(
+    job: &Job,
+    options: &crate::listener::QueueOptions,
+    retry: &RetryDefaults,
+    result: &Result<(), JobError>,
+    directive: Option<Directive>,
+) -> Verdict {
     match (directive, result) {
         (Some(Directive::Release(after)), _) => Verdict::Release(after),
         (Some(Directive::Fail(reason)), Ok(())) => Verdict::Fail(reason),
-        (Some(Directive::Fail(reason)), Err(error)) => Verdict::Fail(format!("{reason} ({error})")),
+        (Some(Directive::Fail(reason)), Err(error)) => {
+            Verdict::Fail(format!("{reason} ({})", Chain(error)))
+        }
         (None, Ok(())) => Verdict::Done,
-        (None, Err(error)) if job.attempt < job.max_tries => Verdict::Retry {
-            error: error.to_string(),
-            after: options.backoff_after_or(job.attempt, retry),
-        },
-        (None, Err(error)) => Verdict::Fail(error.to_string()),
+        (None, Err(error)) if job.attempt < job.max_tries && !error.is_permanent() => {
+            Verdict::Retry {
+                error: Chain(error).to_string(),
+                after: options.backoff_after_or(job.attempt, retry),
+            }
+        }
+        (None, Err(error)) => Verdict::Fail(Chain(error).to_string()),
     }
 }
 
@@ -199,7 +232,7 @@ async fn try_once(
         event: job.event.clone(),
         source,
     })?;
-    let run = run_off_thread_if_blocking(run, is_async, &job.listener);
+    let run = run_off_thread_if_blocking(run, is_async, job);
     let outcome = match options.timeout().or(default_timeout) {
         Some(after) => tokio::time::timeout(after, run)
             .await
@@ -218,28 +251,38 @@ async fn try_once(
     }
 }
 
-/// A plain `fn` listener blocks while it runs: run it on the blocking pool,
-/// so its timeout can fire and the runtime's other tasks go on. (Past its
-/// timeout it is abandoned; its thread finishes in the background.)
+/// A plain `fn` listener blocks while it runs: run it on a thread of its
+/// own (see [`threads`](super::threads)), so its timeout can fire and the
+/// runtime's other tasks go on. Past its timeout it is abandoned: its thread
+/// finishes in the background, and nothing (not the runtime's shutdown)
+/// waits for it.
 fn run_off_thread_if_blocking(
     run: BoxFuture<'static, Outcome>,
     is_async: bool,
-    listener: &str,
+    job: &Job,
 ) -> BoxFuture<'static, Outcome> {
     if is_async {
         return run;
     }
-    let listener = listener.to_owned();
+    // The thread runs in the span of the try (an observer's `events.job`),
+    // so what the listener logs belongs to it.
+    let span = tracing::Span::current();
+    let started = super::threads::run(&job.id, job.attempt, &job.listener, move || {
+        span.in_scope(|| poll_to_end(run))
+    });
+    let listener = job.listener.clone();
     Box::pin(async move {
-        // The blocking thread runs in the span of the try (an observer's
-        // `events.job`), so what the listener logs belongs to it.
-        let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(|| poll_to_end(run))).await {
-            Ok(outcome) => outcome,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(error) => Err(format!("listener `{listener}` was cancelled: {error}").into()),
-            },
+        let done = started.map_err(|error| {
+            BoxError::from(format!(
+                "cannot start a thread for listener `{listener}`: {error}"
+            ))
+        })?;
+        match done.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => {
+                Err(format!("the thread of listener `{listener}` ended without a result").into())
+            }
         }
     })
 }
@@ -299,6 +342,8 @@ pub(crate) struct JobEnv {
     pub(crate) state: Arc<StateMap>,
     pub(crate) observers: Observers,
     pub(crate) retry: RetryDefaults,
+    /// The dispatcher's in-process jobs not ended yet.
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 /// Where one dispatch's jobs go: the dispatcher's target, or the test's
@@ -330,7 +375,7 @@ impl JobSink<'_> {
             JobSink::Fake(fake, env) => {
                 for (_, job) in jobs {
                     enqueued(&job);
-                    fake.push(job, &env.state);
+                    fake.push(job, env);
                 }
                 Ok(())
             }
@@ -347,7 +392,10 @@ impl JobSink<'_> {
                     tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
                 for (def, job) in jobs {
                     enqueued(&job);
-                    runtime.spawn(run_in_process(def, job, (*env).clone()));
+                    // Tracked before it is spawned: a `drain` right after
+                    // the dispatch waits for it.
+                    let tracked = env.in_flight.track(&job);
+                    runtime.spawn(run_in_process(def, job, (*env).clone(), tracked));
                 }
                 Ok(())
             }
@@ -358,30 +406,77 @@ impl JobSink<'_> {
 /// Runs a job in-process with its listener's delay, tries and backoff (the
 /// job's `max_tries`, and the retry defaults' backoff when the listener
 /// declares none), what the listener asks through its context, and the
-/// dispatcher's observers watching, as a worker's would.
-async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
+/// dispatcher's observers watching, as a worker's would; after the last
+/// try, the listener's `on_failure` hook is called.
+async fn run_in_process(def: &'static ListenerDef, job: Job, env: JobEnv, tracked: Tracked) {
+    if let Run::Queued { options, .. } = def.run {
+        pause(options.delay()).await;
+    }
+    let _ = run_to_end(def, job, &env, Waits::Sleep, Some(&tracked)).await;
+    tracked.ended();
+}
+
+/// How [`run_to_end`] spends the waits the retry rule asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waits {
+    /// Sleeps through backoffs and releases: the in-process runner.
+    Sleep,
+    /// Retries at once and hands a released job back: the queue fake's
+    /// `run_pending`, which a test awaits.
+    Skip,
+}
+
+/// How a job run in this process ended.
+pub(crate) enum Ended {
+    /// Its listener succeeded.
+    Done,
+    /// Its listener asked to run again later, its try not counted (only
+    /// with [`Waits::Skip`]).
+    Released(Job),
+    /// It failed for good (its hook called): the error of its last try, or
+    /// the reason its listener gave for not retrying.
+    Failed(JobError),
+}
+
+/// Runs `job` in this process until the retry rule ([`verdict`], the one
+/// the worker follows) says it is done or failed (or, skipping waits,
+/// released). Observers hear of each try and decision, as from a worker;
+/// a job that fails for good has its listener's `on_failure` hook called.
+pub(crate) async fn run_to_end(
+    def: &'static ListenerDef,
+    mut job: Job,
+    env: &JobEnv,
+    waits: Waits,
+    tracked: Option<&Tracked>,
+) -> Ended {
     let Run::Queued { options, .. } = def.run else {
-        return;
+        return Ended::Failed(JobError::NotQueued {
+            listener: job.listener,
+        });
     };
     let observers = &env.observers;
-    pause(options.delay()).await;
     loop {
         job.attempt += 1;
+        if let Some(tracked) = tracked {
+            tracked.update(&job);
+        }
         let run = JobRun::new(job, env.state.clone());
         let started = std::time::Instant::now();
         let (result, directive) = observed_try(def, &run, None, observers).await;
         job = run.into_job();
-        let error = match verdict(&job, &options, &env.retry, result, directive) {
+        let told_to_fail = matches!(directive, Some(Directive::Fail(_)));
+        match decide(&job, &options, &env.retry, &result, directive) {
+            Verdict::Done => {
+                observers.each(|o| o.job_succeeded(&job, started.elapsed()));
+                return Ended::Done;
+            }
             Verdict::Release(after) => {
                 observers.each(|o| o.job_released(&job, after));
                 job.attempt -= 1;
+                if waits == Waits::Skip {
+                    return Ended::Released(job);
+                }
                 pause(after).await;
-                continue;
-            }
-            Verdict::Done => {
-                let took = started.elapsed();
-                observers.each(|o| o.job_succeeded(&job, took));
-                return;
             }
             Verdict::Retry { error, after } => {
                 tracing::warn!(
@@ -393,21 +488,138 @@ async fn run_in_process(def: &'static ListenerDef, mut job: Job, env: JobEnv) {
                 );
                 observers.each(|o| o.job_retried(&job, &error, after));
                 job.last_error = Some(error);
-                pause(after).await;
-                continue;
+                if waits == Waits::Sleep {
+                    pause(after).await;
+                }
             }
-            Verdict::Fail(error) => error,
-        };
-        tracing::error!(
-            listener = %job.listener,
-            event = %job.event,
-            job = %job.id,
-            attempts = job.attempt,
-            %error,
-            "queued listener failed"
-        );
-        observers.each(|o| o.job_failed(&job, &error));
-        return;
+            Verdict::Fail(error) => {
+                tracing::error!(
+                    listener = %job.listener,
+                    event = %job.event,
+                    job = %job.id,
+                    attempts = job.attempt,
+                    %error,
+                    "queued listener failed"
+                );
+                observers.each(|o| o.job_failed(&job, &error));
+                let failed = FailedJob::from_job(job.clone(), &error, SystemTime::now());
+                call_failure_hook(def, &failed);
+                return Ended::Failed(match result {
+                    Err(last) if !told_to_fail => last,
+                    _ => JobError::Failed {
+                        listener: job.listener,
+                        source: error.into(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// Calls `def`'s `on_failure` hook with a job that failed for good; a hook
+/// that panics is logged, not propagated.
+pub(crate) fn call_failure_hook(def: &ListenerDef, failed: &FailedJob) {
+    if let Some(hook) = def.on_failure
+        && std::panic::catch_unwind(AssertUnwindSafe(|| hook(failed))).is_err()
+    {
+        tracing::error!(listener = def.name, job = %failed.id, "a failure hook panicked");
+    }
+}
+
+/// A dispatcher's in-process jobs that have not ended, for
+/// [`Dispatcher::drain`](crate::Dispatcher::drain).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    /// Each job as of its latest try, by the order it was spawned in.
+    jobs: Mutex<BTreeMap<u64, Job>>,
+    next: AtomicU64,
+    /// Wakes `drain` when a job ends.
+    ended: Notify,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("jobs", &lock(&self.jobs).len())
+            .finish()
+    }
+}
+
+impl InFlight {
+    /// Counts `job` in until the returned guard drops.
+    pub(crate) fn track(self: &Arc<Self>, job: &Job) -> Tracked {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        lock(&self.jobs).insert(key, job.clone());
+        Tracked {
+            in_flight: self.clone(),
+            key,
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits until every job tracked has ended, or `timeout` passed;
+    /// returns the jobs still pending or running then (none: all ended).
+    pub(crate) async fn drain(&self, timeout: Duration) -> Vec<Job> {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        loop {
+            let ended = self.ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if lock(&self.jobs).is_empty() {
+                return Vec::new();
+            }
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                        return lock(&self.jobs).values().cloned().collect();
+                    }
+                }
+                None => ended.await,
+            }
+        }
+    }
+}
+
+/// One in-process job counted in its dispatcher's [`InFlight`]. Dropped
+/// before [`ended`](Self::ended) (its task dropped with its runtime, its
+/// delay or backoff still running), it logs a warning naming the job.
+pub(crate) struct Tracked {
+    in_flight: Arc<InFlight>,
+    key: u64,
+    ended: AtomicBool,
+}
+
+impl Tracked {
+    /// Records the job's latest try.
+    fn update(&self, job: &Job) {
+        if let Some(slot) = lock(&self.in_flight.jobs).get_mut(&self.key) {
+            slot.clone_from(job);
+        }
+    }
+
+    /// The job ended (done or failed): nothing to warn about.
+    fn ended(&self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let job = lock(&self.in_flight.jobs).remove(&self.key);
+        self.in_flight.ended.notify_waiters();
+        if let Some(job) = job
+            && !self.ended.load(Ordering::Relaxed)
+        {
+            tracing::warn!(
+                listener = %job.listener,
+                event = %job.event,
+                job = %job.id,
+                tries = job.attempt,
+                "in-process job for `{}` dropped before it ran to its end: its runtime shut down with it pending; \
+                 wait for in-process jobs with `Dispatcher::drain` or `events::shutdown` before the runtime ends",
+                job.listener
+            );
+        }
     }
 }
 

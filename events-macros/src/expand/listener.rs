@@ -53,17 +53,21 @@ pub fn expand(
     krate: &Path,
     input: TokenStream,
     item: &FnHead,
+    args: &ListenerArgs,
     event: Option<EventParam>,
     name: &TokenStream,
     registration: Option<TokenStream>,
 ) -> TokenStream {
     let ident = &item.sig.ident;
     let vis = &item.vis;
-    let listens = match event {
-        Some(EventParam::Typed(ty)) => Some(ty),
-        _ => None,
+    let listens = match (event, &args.pattern) {
+        (Some(EventParam::Typed(ty)), _) => quote!(, #ty),
+        (Some(EventParam::Any(_)), Some(pattern)) => {
+            let pattern = &pattern.value;
+            quote!(, pattern = #pattern)
+        }
+        _ => quote!(),
     };
-    let listens = listens.iter();
     let registration = registration.map(|items| {
         let use_private = super::use_private(krate);
         quote! {
@@ -76,7 +80,7 @@ pub fn expand(
     });
     quote! {
         #input
-        #krate::__private::listener!(@type #vis #ident: #name #(, #listens)*);
+        #krate::__private::listener!(@type #vis #ident: #name #listens);
         #registration
     }
 }
@@ -144,7 +148,7 @@ pub fn expand_short(
     let ident = &item.sig.ident;
     let codec = checks::codec(&private, ty);
     let (backoff, options) = queue_options(&private, args, &queue.value);
-    let owned = Ident::new("__owned", Span::call_site());
+    let owned = super::local("__owned");
     let registration = Registration {
         args,
         handler,
@@ -179,6 +183,9 @@ pub fn name_expr(private: &impl ToTokens, args: &ListenerArgs, path: &str) -> To
 /// for a `const _` block that has [`super::use_private`], so nothing leaks
 /// into the user's module.
 pub fn registration(r: &Registration) -> TokenStream {
+    let event = super::local("__event");
+    let typed = super::local("__typed");
+    let job = super::local("__job");
     let private = &super::private();
     let name = &r.name;
     let priority = r.args.priority.as_ref().map_or(0, |p| p.value);
@@ -206,16 +213,16 @@ pub fn registration(r: &Registration) -> TokenStream {
             let predicate = checks::predicate(private, path, self_ty, event_ty);
             let body = match event_ty {
                 Some(ty) => quote! {
-                    match #private::downcast::<#ty>(__event) {
-                        #private::Some(__typed) => (#predicate)(__typed),
+                    match #private::downcast::<#ty>(#event) {
+                        #private::Some(#typed) => (#predicate)(#typed),
                         #private::None => false,
                     }
                 },
-                None => quote!((#predicate)(__event)),
+                None => quote!((#predicate)(#event)),
             };
             (
                 quote! {
-                    fn __events_when(__event: &#private::AnyEvent) -> bool { #body }
+                    fn __events_when(#event: &#private::AnyEvent) -> bool { #body }
                 },
                 quote!(#private::Some(__events_when)),
             )
@@ -229,7 +236,7 @@ pub fn registration(r: &Registration) -> TokenStream {
             let hook = checks::failure_hook(private, &hook.value, self_ty);
             (
                 quote! {
-                    fn __events_on_failure(__job: &#private::FailedJob) { (#hook)(__job) }
+                    fn __events_on_failure(#job: &#private::FailedJob) { (#hook)(#job) }
                 },
                 quote!(#private::Some(__events_on_failure)),
             )
@@ -278,8 +285,11 @@ fn extractor_items(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, T
 /// `&Context` in scope), returning the extractor's refusal as the outcome;
 /// and the arguments that name them.
 fn extractor_lets(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, Vec<Ident>) {
+    let cx = super::local("__cx");
+    let value = super::local("__value");
+    let refused = super::local("__refused");
     let args: Vec<Ident> = (0..extras.len())
-        .map(|i| format_ident!("__events_x{}", i))
+        .map(|i| format_ident!("__events_x{}", i, span = proc_macro2::Span::mixed_site()))
         .collect();
     let lets = extras
         .iter()
@@ -288,12 +298,12 @@ fn extractor_lets(private: &impl ToTokens, extras: &[Extra]) -> (TokenStream, Ve
         .map(|(i, (extra, arg))| {
             let item = format_ident!("__EVENTS_X{}", i);
             if extra.by_ref {
-                quote!(let #arg = (#item.from)(__cx);)
+                quote!(let #arg = (#item.from)(#cx);)
             } else {
                 quote! {
-                    let #arg = match (#item.from)(__cx) {
-                        #private::Ok(__value) => __value,
-                        #private::Err(__refused) => return #private::extract_failed(__refused),
+                    let #arg = match (#item.from)(#cx) {
+                        #private::Ok(#value) => #value,
+                        #private::Err(#refused) => return #private::extract_failed(#refused),
                     };
                 }
             }
@@ -343,6 +353,8 @@ fn returns_unit(handler: &Handler) -> bool {
 
 /// A sync or async listener: called inside dispatch.
 fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
+    let typed = super::local("__typed");
+    let event = super::local("__event");
     let private = &super::private();
     let name = &r.name;
     if !r.handler.extras.is_empty() {
@@ -361,7 +373,7 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
                 let instance = checks::subscriber(private, self_ty);
                 (
                     quote! {
-                        fn __events_call(__typed: &#ty) { #instance.#ident(__typed) }
+                        fn __events_call(#typed: &#ty) { #instance.#ident(#typed) }
                     },
                     quote!(#private::Run::Typed(#private::TypedCall::unit::<#ty>(__events_call))),
                 )
@@ -372,25 +384,25 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
             ),
         },
         (EventParam::Typed(ty), false) => {
-            let call = call(r, quote!(__typed));
+            let call = call(r, quote!(#typed));
             (
                 quote! {
-                    fn __events_call(__typed: &#ty) -> #private::Outcome { #call }
+                    fn __events_call(#typed: &#ty) -> #private::Outcome { #call }
                 },
                 quote!(#private::Run::Typed(#private::TypedCall::new::<#ty>(__events_call))),
             )
         }
         (EventParam::Typed(ty), true) => {
-            let call = call(r, quote!(__typed));
+            let call = call(r, quote!(#typed));
             (
                 quote! {
-                    fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
+                    fn __events_call<'__a>(#event: &'__a #private::AnyEvent)
                         -> #private::BoxFuture<'__a, #private::Outcome>
                     {
                         #private::Box::pin(async move {
-                            match #private::downcast::<#ty>(__event) {
-                                #private::Some(__typed) => #call,
-                                #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
+                            match #private::downcast::<#ty>(#event) {
+                                #private::Some(#typed) => #call,
+                                #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), #event),
                             }
                         })
                     }
@@ -399,10 +411,10 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
             )
         }
         (EventParam::Any(_), true) => {
-            let call = call(r, quote!(__event));
+            let call = call(r, quote!(#event));
             (
                 quote! {
-                    fn __events_call<'__a>(__event: &'__a #private::AnyEvent)
+                    fn __events_call<'__a>(#event: &'__a #private::AnyEvent)
                         -> #private::BoxFuture<'__a, #private::Outcome>
                     {
                         #private::Box::pin(async move { #call })
@@ -412,10 +424,10 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
             )
         }
         (EventParam::Any(_), false) => {
-            let call = call(r, quote!(__event));
+            let call = call(r, quote!(#event));
             (
                 quote! {
-                    fn __events_call(__event: &#private::AnyEvent) -> #private::Outcome { #call }
+                    fn __events_call(#event: &#private::AnyEvent) -> #private::Outcome { #call }
                 },
                 quote!(#private::Run::Sync(__events_call)),
             )
@@ -426,26 +438,29 @@ fn inline_body(r: &Registration) -> (TokenStream, TokenStream) {
 /// A listener run inside dispatch that takes extractors: called with the
 /// dispatch's context (`Run::SyncCx` / `Run::AsyncCx`).
 fn inline_body_with_context(r: &Registration) -> (TokenStream, TokenStream) {
+    let typed = super::local("__typed");
+    let event = super::local("__event");
+    let cx = super::local("__cx");
     let private = &super::private();
     let name = &r.name;
     let body = match r.event {
         EventParam::Typed(ty) => {
-            let call = call(r, quote!(__typed));
+            let call = call(r, quote!(#typed));
             quote! {
-                match #private::downcast::<#ty>(__event) {
-                    #private::Some(__typed) => #call,
-                    #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), __event),
+                match #private::downcast::<#ty>(#event) {
+                    #private::Some(#typed) => #call,
+                    #private::None => #private::wrong_event(#name, #private::type_name::<#ty>(), #event),
                 }
             }
         }
-        EventParam::Any(_) => call(r, quote!(__event)),
+        EventParam::Any(_) => call(r, quote!(#event)),
     };
     if r.handler.is_async {
         (
             quote! {
                 fn __events_call<'__a>(
-                    __event: &'__a #private::AnyEvent,
-                    __cx: &'__a #private::Context,
+                    #event: &'__a #private::AnyEvent,
+                    #cx: &'__a #private::Context,
                 ) -> #private::BoxFuture<'__a, #private::Outcome> {
                     #private::Box::pin(async move { #body })
                 }
@@ -456,8 +471,8 @@ fn inline_body_with_context(r: &Registration) -> (TokenStream, TokenStream) {
         (
             quote! {
                 fn __events_call(
-                    __event: &#private::AnyEvent,
-                    __cx: &#private::Context,
+                    #event: &#private::AnyEvent,
+                    #cx: &#private::Context,
                 ) -> #private::Outcome {
                     #body
                 }
@@ -471,31 +486,35 @@ fn inline_body_with_context(r: &Registration) -> (TokenStream, TokenStream) {
 /// from JSON and runs the function, its extractors taken from the job's
 /// context.
 fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
+    let owned = super::local("__owned");
+    let cx = super::local("__cx");
+    let cx_owned = super::local("__cx_owned");
+    let job_name = super::local("__name");
     let private = &super::private();
-    let json = format_ident!("__json", span = Span::mixed_site());
+    let json = super::local("__json");
     let bind = if r.handler.extras.is_empty() {
         quote!()
     } else {
-        quote!(let __cx = &__cx_owned;)
+        quote!(let #cx = &#cx_owned;)
     };
     let (codec, rebuild, encode) = match r.event {
         EventParam::Typed(ty) => {
-            let call = call(r, quote!(&__owned));
+            let call = call(r, quote!(&#owned));
             (
                 checks::codec(private, ty),
                 quote! {
-                    let __owned: #ty = (__EVENTS_CODEC.decode)(#json)?;
+                    let #owned: #ty = (__EVENTS_CODEC.decode)(#json)?;
                     #private::Ok(#private::Box::pin(async move { #bind #call }))
                 },
                 quote!(__EVENTS_CODEC.encode),
             )
         }
         EventParam::Any(_) => {
-            let call = call(r, quote!(#private::as_any_event(&*__owned)));
+            let call = call(r, quote!(#private::as_any_event(&*#owned)));
             (
                 quote!(),
                 quote! {
-                    let __owned = #private::rebuild_any(__name, #json)?;
+                    let #owned = #private::rebuild_any(#job_name, #json)?;
                     #private::Ok(#private::Box::pin(async move { #bind #call }))
                 },
                 quote!(#private::encode_any),
@@ -507,20 +526,20 @@ fn queued_body(r: &Registration, queue: &str) -> (TokenStream, TokenStream) {
     // The job's future is `'static`: it owns a clone of the context, and
     // the extractors borrow that.
     let context = if r.handler.extras.is_empty() {
-        quote!(let _ = __cx;)
+        quote!(let _ = #cx;)
     } else {
         quote! {
-            let __cx_owned = #private::Context::clone(__cx);
+            let #cx_owned = #private::Context::clone(#cx);
         }
     };
     (
         quote! {
             #codec
             const __EVENTS_BACKOFF: &[#private::Duration] = &[#(#backoff),*];
-            fn __events_job(__name: &str, #json: &str, __cx: &#private::Context)
+            fn __events_job(#job_name: &str, #json: &str, #cx: &#private::Context)
                 -> #private::Result<#private::BoxFuture<'static, #private::Outcome>, #private::serde_json::Error>
             {
-                let _ = __name;
+                let _ = #job_name;
                 #context
                 #rebuild
             }

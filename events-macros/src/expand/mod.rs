@@ -25,6 +25,13 @@ pub fn line_of(span: proc_macro2::Span) -> u32 {
     u32::try_from(span.start().line).unwrap_or(0)
 }
 
+/// A local variable of generated code, spanned `Span::mixed_site()`: it
+/// never captures a name of the user's (a listener named `__typed`), nor is
+/// captured by one.
+pub fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
 /// The name generated code gives `#krate::__private` inside its `const _`
 /// blocks (`use #krate::__private as __events_private;`): one token per use
 /// instead of a path, for rustc to read and the macro to build.

@@ -85,6 +85,17 @@ pub fn expand(cx: &Ctxt, krate: &Path, defaults: &ListenerArgs, mut item: ItemIm
         );
     }
 
+    // The names of the impl's functions: a hook or predicate named by one
+    // of them alone cannot reach it from outside the impl.
+    let functions: Vec<String> = item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f.sig.ident.unraw().to_string()),
+            _ => None,
+        })
+        .collect();
+
     let mut registrations = Vec::new();
     let mut any_queued = false;
     for (index, marker) in &marked {
@@ -101,6 +112,15 @@ pub fn expand(cx: &Ctxt, krate: &Path, defaults: &ListenerArgs, mut item: ItemIm
         };
         let mut args = attr::parse_listener(cx, "listen", LISTEN_KEYS, tokens);
         args.inherit(defaults);
+        let paths = [
+            ("on_failure", args.on_failure.as_ref().map(|h| &h.value)),
+            ("when", args.when.as_ref()),
+        ];
+        for (key, path) in paths {
+            if let Some(path) = path {
+                check_own_function(cx, key, path, &functions);
+            }
+        }
         any_queued |= args.queue.is_some();
         // The registration lives outside the impl: `Self` must be spelled out.
         let mut sig = method.sig.clone();
@@ -169,6 +189,24 @@ pub fn expand(cx: &Ctxt, krate: &Path, defaults: &ListenerArgs, mut item: ItemIm
     quote! {
         #item
         #(#registrations)*
+    }
+}
+
+/// `on_failure = failed` where `failed` is a function of the subscriber's
+/// `impl`: inside an `impl`, as in any Rust code, its own functions are
+/// reached through `Self::`, and a bare name means a free function.
+fn check_own_function(cx: &Ctxt, key: &str, path: &Path, functions: &[String]) {
+    let Some(ident) = path.get_ident() else {
+        return;
+    };
+    let name = ident.unraw().to_string();
+    if functions.contains(&name) {
+        cx.error_spanned_by(
+            path,
+            format!(
+                "`{name}` is a function of this `impl`: write `{key} = Self::{name}` (a free function of the same name: `{key} = self::{name}`)"
+            ),
+        );
     }
 }
 
