@@ -24,11 +24,29 @@ async fn update_calendar(_: &Booked) {}
 /// A memory backend whose `enqueue_many` refuses on demand, recording each
 /// batch's size. Its single-job `enqueue` stores: a dispatch that enqueued
 /// job by job would leave jobs behind.
+///
+/// With `refuse_second`, it refuses the second job instead: a batch of more
+/// than one, and the second single-job `enqueue`, while the first stores.
 #[derive(Default)]
 struct Flaky {
     inner: MemoryBackend,
     refuse: bool,
+    refuse_second: bool,
     batches: Arc<Mutex<Vec<usize>>>,
+    enqueues: Mutex<usize>,
+}
+
+impl Flaky {
+    fn second_refused() -> Flaky {
+        Flaky {
+            refuse_second: true,
+            ..Flaky::default()
+        }
+    }
+}
+
+fn refused(backend: &'static str, why: &str) -> QueueError {
+    QueueError::backend(backend, std::io::Error::other(why.to_owned()))
 }
 
 #[async_trait]
@@ -36,14 +54,23 @@ impl Backend for Flaky {
     async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
         self.batches.lock().unwrap().push(jobs.len());
         if self.refuse {
-            return Err(QueueError::backend(
-                "flaky",
-                std::io::Error::other("disk full"),
-            ));
+            return Err(refused("flaky", "disk full"));
+        }
+        // All or nothing: the second job is refused, so the batch is.
+        if self.refuse_second && jobs.len() > 1 {
+            return Err(refused("second-refused", "the second job is refused"));
         }
         self.inner.enqueue_many(jobs).await
     }
     async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
+        let enqueues = {
+            let mut enqueues = self.enqueues.lock().unwrap();
+            *enqueues += 1;
+            *enqueues
+        };
+        if self.refuse_second && enqueues >= 2 {
+            return Err(refused("second-refused", "the second job is refused"));
+        }
         self.inner.enqueue(job).await
     }
     async fn claim(&self, q: &[String], n: usize, l: Duration) -> Result<Vec<Job>, QueueError> {
@@ -158,87 +185,12 @@ async fn a_dispatch_enqueues_its_jobs_in_one_batch() {
     );
 }
 
-/// A backend that stores one job per `enqueue` and refuses the second: a
-/// dispatch that enqueued job by job would leave the first behind.
-#[derive(Default)]
-struct SecondRefused {
-    inner: MemoryBackend,
-    enqueues: Mutex<usize>,
-}
-
-#[async_trait]
-impl Backend for SecondRefused {
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
-        // All or nothing: the second job is refused, so the batch is.
-        if jobs.len() > 1 {
-            return Err(QueueError::backend(
-                "second-refused",
-                std::io::Error::other("the second job is refused"),
-            ));
-        }
-        self.inner.enqueue_many(jobs).await
-    }
-    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
-        let enqueues = {
-            let mut enqueues = self.enqueues.lock().unwrap();
-            *enqueues += 1;
-            *enqueues
-        };
-        if enqueues >= 2 {
-            return Err(QueueError::backend(
-                "second-refused",
-                std::io::Error::other("the second job is refused"),
-            ));
-        }
-        self.inner.enqueue(job).await
-    }
-    async fn claim(&self, q: &[String], n: usize, l: Duration) -> Result<Vec<Job>, QueueError> {
-        self.inner.claim(q, n, l).await
-    }
-    async fn extend(&self, id: &str, a: u32, l: Duration) -> Result<bool, QueueError> {
-        self.inner.extend(id, a, l).await
-    }
-    async fn ack(&self, id: &str, a: u32) -> Result<bool, QueueError> {
-        self.inner.ack(id, a).await
-    }
-    async fn release(&self, id: &str, a: u32, d: Duration, e: &str) -> Result<bool, QueueError> {
-        self.inner.release(id, a, d, e).await
-    }
-    async fn abandon(&self, id: &str, a: u32, d: Duration) -> Result<bool, QueueError> {
-        self.inner.abandon(id, a, d).await
-    }
-    async fn fail(&self, id: &str, a: u32, e: &str) -> Result<bool, QueueError> {
-        self.inner.fail(id, a, e).await
-    }
-    async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
-        self.inner.failed().await
-    }
-    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
-        self.inner.retry(id).await
-    }
-    async fn retry_all(&self) -> Result<usize, QueueError> {
-        self.inner.retry_all().await
-    }
-    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
-        self.inner.forget(id).await
-    }
-    async fn flush_failed(&self) -> Result<usize, QueueError> {
-        self.inner.flush_failed().await
-    }
-    async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
-        self.inner.stats().await
-    }
-    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
-        self.inner.clear(queue).await
-    }
-}
-
 /// The same refusal through `.blocking()` (outside any runtime, and from a
 /// current-thread runtime's thread): the dispatch fails and the first job is
 /// not stored.
 #[test]
 fn a_blocking_dispatch_whose_second_job_is_refused_stores_neither() {
-    let queue = Queue::with_backend("second-refused://", SecondRefused::default());
+    let queue = Queue::with_backend("second-refused://", Flaky::second_refused());
     let dispatcher = events::Dispatcher::builder()
         .queue(queue.clone())
         .build()
@@ -270,7 +222,7 @@ fn a_blocking_dispatch_whose_second_job_is_refused_stores_neither() {
 
 #[tokio::test]
 async fn a_dispatch_whose_second_job_is_refused_stores_neither() {
-    let queue = Queue::with_backend("second-refused://", SecondRefused::default());
+    let queue = Queue::with_backend("second-refused://", Flaky::second_refused());
     let dispatcher = events::Dispatcher::builder()
         .queue(queue.clone())
         .build()
