@@ -38,6 +38,9 @@
 //!
 //! - `sqlite` (default): the embedded durable queue, `sqlite://path`
 //!   (crate `events-sqlite`), and `events::queue::SqliteBackend`.
+//! - `redis`: the Redis queue for workers on many machines,
+//!   `redis://host:port/db` (`rediss://` for TLS, `?prefix=app`; crate
+//!   `events-redis`), and `events::queue::RedisBackend`.
 //! - `cli` (default): the operator commands, `events::cli::run()`.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
@@ -53,7 +56,8 @@ pub use events_macros::{event, listen, listener, subscriber};
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the
     //! backend trait every store implements, and the [`Queue`] handle;
-    //! with the `sqlite` feature, `SqliteBackend` too.
+    //! with the `sqlite` feature, `SqliteBackend` too, and with `redis`,
+    //! `RedisBackend`.
     //!
     //! Backends register their URL schemes at link time. A registration
     //! lives in a static of the backend's crate that nothing references by
@@ -66,13 +70,15 @@ pub mod queue {
     //! through them references the crate by symbol whatever the linker.
 
     pub use events_core::queue::*;
+    #[cfg(feature = "redis")]
+    pub use events_redis::{RedisBackend, RedisOptions};
     #[cfg(feature = "sqlite")]
     pub use events_sqlite::{SqliteBackend, SqliteError, SqliteOptions, Synchronous};
 
     /// Opens the queue at `url` through the backend that registered its
     /// scheme: `memory://` always, `sqlite://path` with the `sqlite`
     /// feature (on by default; `sqlite:///abs/path` for an absolute path),
-    /// others as their features add them. A scheme whose feature is off is
+    /// `redis://host:port/db` with the `redis` feature. A scheme whose feature is off is
     /// an error naming the feature.
     ///
     /// ```
@@ -110,6 +116,8 @@ pub mod queue {
 fn link_backends() {
     #[cfg(feature = "sqlite")]
     events_sqlite::link();
+    #[cfg(feature = "redis")]
+    events_redis::link();
 }
 
 /// The attributes, `Event`, the `Dispatch` extension trait, `Flow` and

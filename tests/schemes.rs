@@ -2,6 +2,7 @@
 //! the facade only, as an application does: `sqlite://` must open although
 //! nothing here names the SQLite crate.
 
+#[cfg(not(feature = "redis"))]
 use std::error::Error;
 
 use events::queue::{Queue, QueueError};
@@ -17,21 +18,47 @@ async fn connect_opens_sqlite_urls_through_the_facade() {
         dir.path().join("queue.sqlite").exists(),
         "the file was created"
     );
-    assert_eq!(events::queue::schemes(), ["memory", "sqlite"]);
+    let mut expected = vec!["memory", "sqlite"];
+    if cfg!(feature = "redis") {
+        expected = vec!["memory", "redis", "rediss", "sqlite"];
+    }
+    assert_eq!(events::queue::schemes(), expected);
 }
 
+/// The schemes this build opens, as the error lists them.
+fn compiled_in() -> &'static str {
+    if cfg!(feature = "redis") {
+        "`memory://`, `redis://`, `rediss://` and `sqlite://`"
+    } else {
+        "`memory://` and `sqlite://`"
+    }
+}
+
+#[cfg(not(feature = "redis"))]
 #[test]
-fn a_scheme_no_backend_provides_yet_is_unknown_rather_than_a_feature_that_does_not_exist() {
+fn a_redis_url_without_the_feature_names_the_feature() {
     let error = Queue::open("redis://127.0.0.1:6379/0?prefix=app").unwrap_err();
     assert!(
-        matches!(&error, QueueError::UnknownScheme { .. }),
+        matches!(
+            &error,
+            QueueError::MissingFeature {
+                feature: "redis",
+                ..
+            }
+        ),
         "{error:?}"
     );
-    assert_eq!(
-        error.to_string(),
-        "unsupported queue URL `redis://127.0.0.1:6379/0?prefix=app`: this build opens `memory://` and `sqlite://`"
-    );
     assert!(error.source().is_none(), "the message says it all");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_url_opens_through_the_facade_without_connecting() {
+    // Opening makes no connection: nothing listens on port 1.
+    let queue = events::queue::open("redis://127.0.0.1:1/0?prefix=app").unwrap();
+    assert_eq!(queue.url(), "redis://127.0.0.1:1/0?prefix=app");
+    let error = Queue::open("redis://127.0.0.1:6379/0?prefix=a:b").unwrap_err();
+    assert!(matches!(&error, QueueError::BadUrl { .. }), "{error:?}");
 }
 
 #[test]
@@ -44,7 +71,10 @@ fn an_unknown_scheme_lists_the_schemes_compiled_in() {
         let error = events::queue::open(url).unwrap_err().to_string();
         assert_eq!(
             error,
-            format!("unsupported queue URL `{url}`: this build opens `memory://` and `sqlite://`")
+            format!(
+                "unsupported queue URL `{url}`: this build opens {}",
+                compiled_in()
+            )
         );
     }
 }

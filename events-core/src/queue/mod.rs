@@ -229,6 +229,13 @@ fn new_id(now: SystemTime) -> String {
     format!("{:012x}-{:016x}-{n:08x}", millis(now), process)
 }
 
+/// A new job id, unique across processes and ordered by time: the one
+/// [`FailedJob::into_job`] gives a retried job. A backend that moves a
+/// failed job back in one step on its server mints the new id here.
+pub fn new_job_id(now: SystemTime) -> String {
+    new_id(now)
+}
+
 /// `at + wait`, saturating far in the future instead of overflowing (a
 /// lease or delay of `Duration::MAX` means "never"). Backends use it for
 /// leases, delays and backoffs.

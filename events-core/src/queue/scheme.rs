@@ -61,10 +61,11 @@ fn open_memory(_url: &str) -> Result<Queue, QueueError> {
 crate::queue_scheme!("memory", open_memory);
 
 /// Schemes this project provides behind a facade feature, and the feature.
-/// (`redis` and `rediss` join when the Redis backend and its feature
-/// exist: naming a feature that does not would send users to a cargo
-/// error.)
-const BEHIND_FEATURES: &[(&str, &str)] = &[("sqlite", "sqlite")];
+const BEHIND_FEATURES: &[(&str, &str)] = &[
+    ("sqlite", "sqlite"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+];
 
 /// The queue URL schemes compiled into this build, sorted, without `://`.
 pub fn schemes() -> Vec<&'static str> {
@@ -155,12 +156,16 @@ mod tests {
                 ..
             }
         ));
-        // No facade feature provides Redis yet: an unknown scheme, not
-        // advice to turn on a feature that does not exist.
-        assert!(matches!(
-            open("redis://127.0.0.1:6379/0").unwrap_err(),
-            QueueError::UnknownScheme { .. }
-        ));
+        // events-core alone never has the Redis backend either.
+        for url in ["redis://127.0.0.1:6379/0", "rediss://cache.internal:6380"] {
+            assert!(matches!(
+                open(url).unwrap_err(),
+                QueueError::MissingFeature {
+                    feature: "redis",
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

@@ -1,0 +1,420 @@
+//! The Lua scripts: every change of a job's state is one of them, so it is
+//! atomic on the server, fenced by the attempt number, and timed by the
+//! server's own clock (`TIME`), never a client's.
+//!
+//! Keys of one queue share the hash tag `{prefix:queue}` (see
+//! [`crate::keys`]); a job's hash is `{prefix:queue}:job:<id>`, named from
+//! the prefix each script gets in `ARGV`. Its fields:
+//!
+//! | field | what |
+//! |---|---|
+//! | `b` | the body: listener, event, payload, tries, envelope (JSON, written once) |
+//! | `a` | tries started: the fencing token of the current claim |
+//! | `s` | state: `w` ready, `d` delayed, `r` reserved, `f` failed |
+//! | `v` | when it is or was available, ms since the epoch |
+//! | `x` | the last error, once a try failed |
+//! | `t` | when it failed, ms (failed jobs only) |
+//!
+//! Scripts that take several queues (a claim in priority order, one
+//! dispatch's jobs on several queues) name keys of several hash tags: they
+//! run on a single Redis server, not across a cluster's slots.
+
+/// One script: its source and its SHA1, for `EVALSHA` and `SCRIPT LOAD`.
+pub(crate) struct Lua {
+    /// The source, with the shared helpers in front.
+    pub code: String,
+    /// Its SHA1 in hex.
+    pub sha: String,
+}
+
+impl Lua {
+    fn new(body: &str) -> Lua {
+        let code = format!("{NOW}{body}");
+        let sha = redis::Script::new(&code).get_hash().to_owned();
+        Lua { code, sha }
+    }
+}
+
+/// Shared by every script: the server's clock in milliseconds.
+const NOW: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- RPUSH/LPUSH/ZREM in chunks: Lua's unpack has a stack limit.
+local function chunked(command, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+";
+
+/// Stores jobs on one or more queues, skipping ids already stored, and
+/// publishes a wake-up when a ready list was empty or a delayed job is due
+/// before every other.
+///
+/// KEYS: per queue `ready`, `delayed`, `stats`. ARGV: the wake channel, the
+/// number of queues; per queue its job key prefix, its job count, then per
+/// job `id`, `body`, `delay_ms`. Returns how many were stored.
+const ENQUEUE: &str = r"
+local now = now_ms()
+local at_arg = 3
+local stored = 0
+local wake = false
+for g = 0, tonumber(ARGV[2]) - 1 do
+  local ready, delayed, stats = KEYS[g * 3 + 1], KEYS[g * 3 + 2], KEYS[g * 3 + 3]
+  local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
+  at_arg = at_arg + 2
+  local was_empty = redis.call('LLEN', ready) == 0
+  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  local pushed = {}
+  local count = 0
+  for i = 1, n do
+    local id, body, delay = ARGV[at_arg], ARGV[at_arg + 1], tonumber(ARGV[at_arg + 2])
+    at_arg = at_arg + 3
+    local key = prefix .. id
+    if redis.call('EXISTS', key) == 0 then
+      if delay <= 0 then
+        redis.call('HSET', key, 'b', body, 'a', 0, 's', 'w', 'v', now)
+        pushed[#pushed + 1] = id
+      else
+        local at = now + delay
+        redis.call('HSET', key, 'b', body, 'a', 0, 's', 'd', 'v', at)
+        redis.call('ZADD', delayed, at, id)
+        if #first == 0 or at < tonumber(first[2]) then wake = true end
+      end
+      count = count + 1
+    end
+  end
+  chunked('RPUSH', ready, pushed)
+  if #pushed > 0 and was_empty then wake = true end
+  if count > 0 then redis.call('HINCRBY', stats, 'enqueued', count) end
+  stored = stored + count
+end
+if wake then redis.call('PUBLISH', ARGV[1], '1') end
+return stored
+";
+
+/// Claims up to `limit` jobs from queues in priority order. On each queue
+/// it first hands lapsed leases back (at most `reclaim_cap`, to the front:
+/// they are older than what waits) and promotes due delayed jobs (at most
+/// `promote_cap`, to the back), then pops what it can.
+///
+/// KEYS: per queue `ready`, `delayed`, `leased`, `failed`, `stats`. ARGV:
+/// `limit`, `lease_ms`, `promote_cap`, `reclaim_cap`, then per queue its
+/// job key prefix. Returns `{next, q, id, body, attempt, error, available,
+/// ...}`: `next` is how long until the earliest delayed job is due or
+/// lease lapses (ms from now, -1 for none), then six values per claimed job, `q` being the
+/// queue's index (from 0) in KEYS.
+const CLAIM: &str = r"
+local now = now_ms()
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local promote_cap, reclaim_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {-1}
+local taken = 0
+local next_at = -1
+local function sooner(pair)
+  if #pair > 0 then
+    local at = tonumber(pair[2])
+    if next_at < 0 or at < next_at then next_at = at end
+  end
+end
+for q = 0, #KEYS / 5 - 1 do
+  local ready, delayed, leased = KEYS[q * 5 + 1], KEYS[q * 5 + 2], KEYS[q * 5 + 3]
+  local failed, stats = KEYS[q * 5 + 4], KEYS[q * 5 + 5]
+  local prefix = ARGV[5 + q]
+  local lapsed = redis.call('ZRANGE', leased, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_cap)
+  if #lapsed > 0 then
+    chunked('ZREM', leased, lapsed)
+    local front = {}
+    for i = #lapsed, 1, -1 do
+      redis.call('HSET', prefix .. lapsed[i], 's', 'w')
+      front[#front + 1] = lapsed[i]
+    end
+    chunked('LPUSH', ready, front)
+    redis.call('HINCRBY', stats, 'lapsed', #lapsed)
+  end
+  local due = redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, promote_cap)
+  if #due > 0 then
+    chunked('ZREM', delayed, due)
+    for i = 1, #due do redis.call('HSET', prefix .. due[i], 's', 'w') end
+    chunked('RPUSH', ready, due)
+  end
+  if taken < limit then
+    local ids = redis.call('LPOP', ready, limit - taken)
+    if ids then
+      for i = 1, #ids do
+        local id = ids[i]
+        local key = prefix .. id
+        local h = redis.call('HMGET', key, 'b', 'x', 'v')
+        if h[1] then
+          local attempt = redis.call('HINCRBY', key, 'a', 1)
+          redis.call('HSET', key, 's', 'r')
+          redis.call('ZADD', leased, now + lease, id)
+          out[#out + 1] = q
+          out[#out + 1] = id
+          out[#out + 1] = h[1]
+          out[#out + 1] = attempt
+          out[#out + 1] = h[2]
+          out[#out + 1] = h[3]
+          taken = taken + 1
+        elseif redis.call('EXISTS', key) == 1 then
+          -- A hash without its body cannot run: to the failed store.
+          redis.call('HSET', key, 's', 'f', 'x', 'the job is stored without its body (field `b`)', 't', now)
+          redis.call('ZADD', failed, now_us(), id)
+        end
+      end
+    end
+  end
+  sooner(redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES'))
+  sooner(redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES'))
+end
+if next_at >= 0 then out[1] = math.max(next_at - now, 0) end
+return out
+";
+
+/// Removes jobs done under their attempt.
+///
+/// KEYS: per queue `leased`, `stats`. ARGV: the number of queues; per
+/// queue its job key prefix, its job count, then `id`, `attempt` pairs.
+/// Returns 1 or 0 per job, in order.
+const ACK: &str = r"
+local out = {}
+local at_arg = 2
+for g = 0, tonumber(ARGV[1]) - 1 do
+  local leased, stats = KEYS[g * 2 + 1], KEYS[g * 2 + 2]
+  local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
+  at_arg = at_arg + 2
+  local done = 0
+  for i = 1, n do
+    local id, attempt = ARGV[at_arg], ARGV[at_arg + 1]
+    at_arg = at_arg + 2
+    local key = prefix .. id
+    local h = redis.call('HMGET', key, 'a', 's')
+    if h[2] == 'r' and h[1] == attempt then
+      redis.call('DEL', key)
+      redis.call('ZREM', leased, id)
+      done = done + 1
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+  if done > 0 then redis.call('HINCRBY', stats, 'succeeded', done) end
+end
+return out
+";
+
+/// Extends a lease still held under `attempt`.
+///
+/// KEYS: `leased`. ARGV: prefix, id, attempt, lease_ms. Returns 1 or 0.
+const EXTEND: &str = r"
+local key = ARGV[1] .. ARGV[2]
+local h = redis.call('HMGET', key, 'a', 's')
+if h[2] ~= 'r' or h[1] ~= ARGV[3] then return 0 end
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[2])
+return 1
+";
+
+/// Puts a job back after a failed try (`mode` `release`: the error is kept
+/// and the try counts) or untried (`mode` `abandon`: its attempt goes back
+/// down, and with no delay it goes to the front, keeping its place).
+///
+/// KEYS: `ready`, `delayed`, `leased`, `stats`. ARGV: wake channel,
+/// prefix, id, attempt, delay_ms, mode, error. Returns 1 or 0.
+const PUT_BACK: &str = r"
+local key = ARGV[2] .. ARGV[3]
+local h = redis.call('HMGET', key, 'a', 's')
+if h[2] ~= 'r' or h[1] ~= ARGV[4] then return 0 end
+local now = now_ms()
+local delay = tonumber(ARGV[5])
+local id = ARGV[3]
+redis.call('ZREM', KEYS[3], id)
+if ARGV[6] == 'abandon' then
+  redis.call('HINCRBY', key, 'a', -1)
+  redis.call('HINCRBY', KEYS[4], 'abandoned', 1)
+else
+  redis.call('HSET', key, 'x', ARGV[7])
+  redis.call('HINCRBY', KEYS[4], 'retried', 1)
+end
+if delay <= 0 then
+  local was_empty = redis.call('LLEN', KEYS[1]) == 0
+  if ARGV[6] == 'abandon' then
+    redis.call('HSET', key, 's', 'w')
+    redis.call('LPUSH', KEYS[1], id)
+  else
+    redis.call('HSET', key, 's', 'w', 'v', now)
+    redis.call('RPUSH', KEYS[1], id)
+  end
+  if was_empty then redis.call('PUBLISH', ARGV[1], '1') end
+else
+  redis.call('HSET', key, 's', 'd', 'v', now + delay)
+  redis.call('ZADD', KEYS[2], now + delay, id)
+end
+return 1
+";
+
+/// Moves a job held under `attempt` to the failed store.
+///
+/// KEYS: `leased`, `failed`, `stats`. ARGV: prefix, id, attempt, error.
+/// Returns 1 or 0.
+const FAIL: &str = r"
+local key = ARGV[1] .. ARGV[2]
+local h = redis.call('HMGET', key, 'a', 's')
+if h[2] ~= 'r' or h[1] ~= ARGV[3] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('HSET', key, 's', 'f', 'x', ARGV[4], 't', now_ms())
+redis.call('ZADD', KEYS[2], now_us(), ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'failed', 1)
+return 1
+";
+
+/// Lists a queue's failed store, oldest failure first, a page at a time.
+///
+/// KEYS: `failed`. ARGV: prefix, offset, count. Returns `{id, order,
+/// body, attempts, error, failed_at, ...}`: `order` is the failure's time
+/// in microseconds, as a string.
+const FAILED: &str = r"
+local ids = redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+local out = {}
+for i = 1, #ids, 2 do
+  local h = redis.call('HMGET', ARGV[1] .. ids[i], 'b', 'a', 'x', 't')
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = h[1]
+  out[#out + 1] = h[2]
+  out[#out + 1] = h[3]
+  out[#out + 1] = h[4]
+end
+return out
+";
+
+/// Moves a failed job back to its queue under a new id, its tries reset
+/// and its last error kept.
+///
+/// KEYS: `ready`, `failed`, `stats`. ARGV: wake channel, prefix, old id,
+/// new id. Returns 1 or 0 (no failed job has the old id).
+const RETRY: &str = r"
+local old, new = ARGV[2] .. ARGV[3], ARGV[2] .. ARGV[4]
+if redis.call('HGET', old, 's') ~= 'f' or redis.call('EXISTS', new) == 1 then return 0 end
+redis.call('RENAME', old, new)
+redis.call('HDEL', new, 't')
+redis.call('HSET', new, 'a', 0, 's', 'w', 'v', now_ms())
+redis.call('ZREM', KEYS[2], ARGV[3])
+local was_empty = redis.call('LLEN', KEYS[1]) == 0
+redis.call('RPUSH', KEYS[1], ARGV[4])
+if was_empty then redis.call('PUBLISH', ARGV[1], '1') end
+redis.call('HINCRBY', KEYS[3], 'retried_from_failed', 1)
+return 1
+";
+
+/// Deletes one failed job.
+///
+/// KEYS: `failed`. ARGV: prefix, id. Returns 1 or 0.
+const FORGET: &str = r"
+local key = ARGV[1] .. ARGV[2]
+if redis.call('HGET', key, 's') ~= 'f' then return 0 end
+redis.call('DEL', key)
+redis.call('ZREM', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Deletes up to `cap` failed jobs, oldest first.
+///
+/// KEYS: `failed`. ARGV: prefix, cap. Returns how many.
+const FLUSH_FAILED: &str = r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for i = 1, #ids do redis.call('DEL', ARGV[1] .. ids[i]) end
+chunked('ZREM', KEYS[1], ids)
+return #ids
+";
+
+/// Deletes up to `cap` waiting jobs, ready ones first, then delayed ones.
+///
+/// KEYS: `ready`, `delayed`. ARGV: prefix, cap. Returns how many.
+const CLEAR: &str = r"
+local cap = tonumber(ARGV[2])
+local ids = redis.call('LPOP', KEYS[1], cap) or {}
+if #ids < cap then
+  local later = redis.call('ZRANGE', KEYS[2], 0, cap - #ids - 1)
+  chunked('ZREM', KEYS[2], later)
+  for i = 1, #later do ids[#ids + 1] = later[i] end
+end
+for i = 1, #ids do redis.call('DEL', ARGV[1] .. ids[i]) end
+return #ids
+";
+
+/// One queue's counts.
+///
+/// KEYS: `ready`, `delayed`, `leased`, `failed`. Returns `{ready, due,
+/// delayed, reserved, failed}`: `due` delayed jobs are ready, not yet
+/// promoted.
+const STATS: &str = r"
+local now = now_ms()
+return {
+  redis.call('LLEN', KEYS[1]),
+  redis.call('ZCOUNT', KEYS[2], '-inf', now),
+  redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf'),
+  redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCARD', KEYS[4]),
+}
+";
+
+/// The scripts, each compiled (hashed) once.
+pub(crate) struct Scripts {
+    pub enqueue: Lua,
+    pub claim: Lua,
+    pub ack: Lua,
+    pub extend: Lua,
+    pub put_back: Lua,
+    pub fail: Lua,
+    pub failed: Lua,
+    pub retry: Lua,
+    pub forget: Lua,
+    pub flush_failed: Lua,
+    pub clear: Lua,
+    pub stats: Lua,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        let script = Lua::new;
+        Scripts {
+            enqueue: script(ENQUEUE),
+            claim: script(CLAIM),
+            ack: script(ACK),
+            extend: script(EXTEND),
+            put_back: script(PUT_BACK),
+            fail: script(FAIL),
+            failed: script(FAILED),
+            retry: script(RETRY),
+            forget: script(FORGET),
+            flush_failed: script(FLUSH_FAILED),
+            clear: script(CLEAR),
+            stats: script(STATS),
+        }
+    }
+
+    /// Every script, to load them all after `NOSCRIPT` (a restarted server
+    /// forgets its script cache).
+    pub(crate) fn all(&self) -> [&Lua; 12] {
+        [
+            &self.enqueue,
+            &self.claim,
+            &self.ack,
+            &self.extend,
+            &self.put_back,
+            &self.fail,
+            &self.failed,
+            &self.retry,
+            &self.forget,
+            &self.flush_failed,
+            &self.clear,
+            &self.stats,
+        ]
+    }
+}
