@@ -76,6 +76,19 @@ IORedis.prototype.sendCommand = function countedSendCommand(command, ...rest) {
   return originalSendCommand.call(this, command, ...rest);
 };
 
+// Ctrl-C stops the adds and the wait for the worker, so that every case's
+// clean-up (obliterate, then the final sweep of the prefix) runs with no
+// add still in flight.
+let interrupted = false;
+let onInterrupt = () => {};
+const interruption = new Promise((_, reject) => {
+  onInterrupt = reject;
+});
+interruption.catch(() => {});
+function checkInterrupted() {
+  if (interrupted) throw new Error('interrupted');
+}
+
 const admin = new IORedis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
 const connection = { url: REDIS_URL };
 
@@ -103,6 +116,7 @@ function noopJobs(from, count) {
 
 async function addAllBulk(queue) {
   for (let i = 0; i < JOBS; i += BATCH) {
+    checkInterrupted();
     await queue.addBulk(noopJobs(i, Math.min(BATCH, JOBS - i)));
   }
 }
@@ -123,6 +137,7 @@ async function singleAdd() {
   try {
     const t0 = performance.now();
     for (let i = 0; i < JOBS; i += 1) {
+      checkInterrupted();
       await queue.add('noop', { i }, JOB_OPTS);
     }
     const ms = performance.now() - t0;
@@ -179,7 +194,7 @@ async function endToEnd(concurrency) {
     await addAllBulk(queue);
     const tWorker = performance.now();
     worker.run().catch((err) => fail(err));
-    const tEnd = await allDone;
+    const tEnd = await Promise.race([allDone, interruption]);
     const sent1 = { ...sent };
     const calls1 = await commandCalls();
     if (failed > 0) {
@@ -241,14 +256,17 @@ async function main() {
   }
 }
 
-// Interrupted (Ctrl-C): still delete this run's keys before leaving.
 process.once('SIGINT', () => {
-  deleteLeftovers()
-    .catch((err) => console.error(`# could not delete the keys under ${PREFIX}: ${err.message}`))
-    .finally(() => process.exit(130));
+  interrupted = true;
+  onInterrupt(new Error('interrupted'));
 });
 
 main().catch((err) => {
+  if (interrupted) {
+    const cleanUp = err && err.message !== 'interrupted' ? `, and the clean-up failed: ${err.message}` : '';
+    console.error(`bullmq bench interrupted${cleanUp}`);
+    process.exit(130);
+  }
   console.error(`bullmq bench failed: ${err && err.stack ? err.stack : err}`);
   process.exit(1);
 });
