@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use events::Envelope;
 use events::prelude::*;
-use events::queue::{Job, Queue};
+use events::queue::{Job, Queue, RedisBackend};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -39,11 +39,12 @@ fn server() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
 }
 
-/// A queue on a prefix of its own.
-fn fresh(case: &str) -> (Queue, String) {
+/// A queue on a prefix of its own, and its backend (to count round trips).
+fn fresh(case: &str) -> (Queue, RedisBackend, String) {
     let prefix = format!("bench-{}-{case}", std::process::id());
     let url = format!("{}?prefix={prefix}", server());
-    (events::queue::open(&url).unwrap(), prefix)
+    let backend = RedisBackend::open(&url).unwrap();
+    (Queue::with_backend(&url, backend.clone()), backend, prefix)
 }
 
 /// Deletes a prefix's keys.
@@ -58,19 +59,40 @@ fn cleanup(prefix: &str) {
     }
 }
 
-/// Commands the server has run so far (the sum of `calls` in `INFO
-/// commandstats`), less the INFO calls themselves.
-fn commands() -> u64 {
+/// What the server has run so far, from `INFO commandstats`: script calls
+/// (`EVALSHA`), and every command (a script's own commands count too),
+/// less the INFO calls themselves. Other clients of the server add noise:
+/// run it on a server of its own (`benches/redis_peers.sh -- ..`).
+#[derive(Clone, Copy)]
+struct Counts {
+    scripts: u64,
+    commands: u64,
+    round_trips: u64,
+}
+
+fn counts(backend: &RedisBackend) -> Counts {
     let client = redis::Client::open(server()).unwrap();
     let mut conn = client.get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
-    info.lines()
-        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
-        .filter_map(|line| {
-            let calls = line.split("calls=").nth(1)?;
-            calls.split(',').next()?.parse::<u64>().ok()
-        })
-        .sum()
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    let calls = |line: &str| -> Option<u64> {
+        let calls = line.split("calls=").nth(1)?;
+        calls.split(',').next()?.parse::<u64>().ok()
+    };
+    let lines = || info.lines().filter(|line| line.starts_with("cmdstat_"));
+    Counts {
+        scripts: lines()
+            .filter(|line| line.starts_with("cmdstat_evalsha:"))
+            .filter_map(calls)
+            .sum(),
+        commands: lines()
+            .filter(|line| !line.starts_with("cmdstat_info:"))
+            .filter_map(calls)
+            .sum(),
+        round_trips: backend.round_trips(),
+    }
 }
 
 fn jobs(prefix: &str, n: u64) -> Vec<Job> {
@@ -91,28 +113,32 @@ fn jobs(prefix: &str, n: u64) -> Vec<Job> {
         .collect()
 }
 
-fn line(case: &str, n: u64, rate: f64, commands: u64) {
+fn line(case: &str, n: u64, rate: f64, before: Counts, backend: &RedisBackend) {
+    let after = counts(backend);
+    let per_job = |a: u64, b: u64| (a - b) as f64 / n as f64;
     println!(
-        "{case:<52} {n:>8} {rate:>12.0} {:>14.2}",
-        commands as f64 / n as f64
+        "{case:<52} {n:>8} {rate:>10.0} {:>8.2} {:>8.2} {:>9.2}",
+        per_job(after.round_trips, before.round_trips),
+        per_job(after.scripts, before.scripts),
+        per_job(after.commands, before.commands),
     );
 }
 
 async fn enqueue_alone(n: u64) {
-    let (queue, prefix) = fresh("one");
+    let (queue, backend, prefix) = fresh("one");
     let batch = jobs("one", n);
-    let before = commands();
+    let before = counts(&backend);
     let start = Instant::now();
     for job in batch {
         queue.enqueue(job).await.unwrap();
     }
     let rate = per_second(n, start.elapsed());
-    line("enqueue, one at a time", n, rate, commands() - before);
+    line("enqueue, one at a time", n, rate, before, &backend);
     cleanup(&prefix);
 
-    let (queue, prefix) = fresh("eight");
+    let (queue, backend, prefix) = fresh("eight");
     let tasks = 8;
-    let before = commands();
+    let before = counts(&backend);
     let start = Instant::now();
     let mut running = tokio::task::JoinSet::new();
     for t in 0..tasks {
@@ -128,12 +154,18 @@ async fn enqueue_alone(n: u64) {
         done.unwrap();
     }
     let rate = per_second(n / tasks * tasks, start.elapsed());
-    line("enqueue, one at a time from 8 tasks at once", n, rate, commands() - before);
+    line(
+        "enqueue, one at a time from 8 tasks at once",
+        n,
+        rate,
+        before,
+        &backend,
+    );
     cleanup(&prefix);
 
-    let (queue, prefix) = fresh("many");
+    let (queue, backend, prefix) = fresh("many");
     let mut all = jobs("many", n);
-    let before = commands();
+    let before = counts(&backend);
     let start = Instant::now();
     while !all.is_empty() {
         let rest = all.split_off(all.len().min(100));
@@ -141,15 +173,15 @@ async fn enqueue_alone(n: u64) {
         all = rest;
     }
     let rate = per_second(n, start.elapsed());
-    line("enqueue_many, 100 jobs a call", n, rate, commands() - before);
+    line("enqueue_many, 100 jobs a call", n, rate, before, &backend);
     cleanup(&prefix);
 }
 
 /// Dispatches `n` events one at a time, then works them all.
 async fn end_to_end(n: u64, concurrency: usize, bulk: bool) {
-    let (queue, prefix) = fresh(&format!("e2e-{concurrency}-{bulk}"));
+    let (queue, backend, prefix) = fresh(&format!("e2e-{concurrency}-{bulk}"));
     let dispatcher = Dispatcher::builder().queue(queue.clone()).build().unwrap();
-    let before = commands();
+    let before = counts(&backend);
     let start = Instant::now();
     if bulk {
         let mut all = jobs("bulk", n);
@@ -173,15 +205,20 @@ async fn end_to_end(n: u64, concurrency: usize, bulk: bool) {
         .unwrap();
     assert_eq!(report.succeeded, n);
     let total = start.elapsed();
-    let how = if bulk { "enqueue_many of 100" } else { "one dispatch at a time" };
+    let how = if bulk {
+        "enqueue_many of 100"
+    } else {
+        "one dispatch at a time"
+    };
     line(
         &format!("end to end, {how}, concurrency {concurrency}"),
         n,
         per_second(n, total),
-        commands() - before,
+        before,
+        &backend,
     );
     println!(
-        "{:<52} {:>8} {:>12.0}   (enqueue {:.0}/s)",
+        "{:<52} {:>8} {:>10.0}   (enqueue {:.0}/s)",
         "    of which the worker alone",
         n,
         per_second(n, worked.elapsed()),
@@ -190,18 +227,39 @@ async fn end_to_end(n: u64, concurrency: usize, bulk: bool) {
     cleanup(&prefix);
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // `RUNTIME=current` runs everything on one thread (the default is
+    // Tokio's multi-threaded runtime, as `#[tokio::main]` makes).
+    let mut runtime = if std::env::var("RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime.enable_all().build().unwrap().block_on(run());
+}
+
+async fn run() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     println!("Redis at {}", server());
-    println!("{:<52} {:>8} {:>12} {:>14}", "case", "jobs", "jobs/s", "commands/job");
-    enqueue_alone(n).await;
+    println!(
+        "{:<52} {:>8} {:>10} {:>8} {:>8} {:>9}",
+        "case", "jobs", "jobs/s", "trips/j", "evals/j", "cmds/j"
+    );
+    // `ONLY=e2e` (or `enqueue`, or one case such as `e2e-bulk-8`) runs
+    // only those cases, for profiling.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if only.is_empty() || only == "enqueue" {
+        enqueue_alone(n).await;
+    }
     for bulk in [false, true] {
         for concurrency in [1, 8] {
-            end_to_end(n, concurrency, bulk).await;
+            let name = format!("e2e-{}-{concurrency}", if bulk { "bulk" } else { "one" });
+            if only.is_empty() || only == "e2e" || only == name {
+                end_to_end(n, concurrency, bulk).await;
+            }
         }
     }
 }

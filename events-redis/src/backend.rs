@@ -116,6 +116,8 @@ struct Inner {
     /// Queues this process has registered in the queue set.
     registered: Mutex<HashSet<String>>,
     batch: Mutex<Batch>,
+    /// Round trips made so far (pipelines sent, each answered once).
+    round_trips: AtomicU64,
     wake: Arc<Wake>,
     checked: AtomicBool,
 }
@@ -225,6 +227,7 @@ impl RedisBackend {
                 held: Mutex::new(HashMap::new()),
                 registered: Mutex::new(HashSet::new()),
                 batch: Mutex::new(Batch::default()),
+                round_trips: AtomicU64::new(0),
                 wake: Arc::new(Wake {
                     next_due: AtomicI64::new(-1),
                     ..Wake::default()
@@ -242,6 +245,15 @@ impl RedisBackend {
     /// `host:port/db` of the server.
     pub fn server(&self) -> &str {
         &self.inner.server
+    }
+
+    /// How many round trips to Redis this backend (and its clones) made
+    /// so far: each a pipeline of one or more script calls, sent and
+    /// answered once. Requests issued at the same time share one, so this
+    /// is what a benchmark divides by the jobs to count round trips per
+    /// job. Wake-up subscriptions are not counted.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
     }
 
     /// Asks the server what could lose jobs: an eviction policy other than
@@ -304,22 +316,41 @@ impl Inner {
     /// (`NOSCRIPT`: a restarted server forgets its scripts), and tries
     /// again while the server cannot be reached or is loading, until the
     /// operation timeout.
-    async fn run(self: &Arc<Self>, cmds: &[Cmd]) -> Result<Vec<RedisResult<Value>>, QueueError> {
+    async fn run(self: &Arc<Self>, cmds: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, QueueError> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(25);
         let mut results: Vec<Option<RedisResult<Value>>> = cmds.iter().map(|_| None).collect();
+        let mut all = Pipeline::with_capacity(cmds.len());
+        all.ignore_errors();
+        for cmd in cmds {
+            all.add_command(cmd);
+        }
         let mut loaded = false;
         loop {
-            let todo: Vec<usize> = (0..cmds.len()).filter(|&i| results[i].is_none()).collect();
+            let todo: Vec<usize> = (0..results.len())
+                .filter(|&i| results[i].is_none())
+                .collect();
             if todo.is_empty() {
                 return Ok(results.into_iter().map(Option::unwrap).collect());
             }
-            let mut pipe = Pipeline::with_capacity(todo.len());
-            pipe.ignore_errors();
-            for &i in &todo {
-                pipe.add_command(cmds[i].clone());
-            }
+            // The first time, all of them; after `NOSCRIPT` or a transient
+            // refusal, those that did not run.
+            let subset;
+            let pipe = if todo.len() == results.len() {
+                &all
+            } else {
+                let mut some = Pipeline::with_capacity(todo.len());
+                some.ignore_errors();
+                for (i, cmd) in all.cmd_iter().enumerate() {
+                    if results[i].is_none() {
+                        some.add_command(cmd.clone());
+                    }
+                }
+                subset = some;
+                &subset
+            };
             let mut conn = self.conn()?;
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
             match pipe.query_async::<Vec<RedisResult<Value>>>(&mut conn).await {
                 Ok(answers) => {
                     let mut missing = false;
@@ -358,7 +389,7 @@ impl Inner {
 
     /// Runs one command: [`run`](Self::run) with one.
     async fn run_one(self: &Arc<Self>, cmd: Cmd) -> Result<Value, QueueError> {
-        let answer = self.run(std::slice::from_ref(&cmd)).await?;
+        let answer = self.run(vec![cmd]).await?;
         answer
             .into_iter()
             .next()
@@ -431,25 +462,42 @@ impl Inner {
         Ok(queues)
     }
 
-    /// Queues the request and waits for its answer. The first request
-    /// finding no flush under way runs one itself; the ones that arrive
-    /// meanwhile go together in the next, on a task of its own.
+    /// Queues the request and waits for its answer: [`send`](Self::send).
     async fn submit<T>(
         self: &Arc<Self>,
         op: Op,
         answer: oneshot::Receiver<Result<T, QueueError>>,
     ) -> Result<T, QueueError> {
+        self.send(vec![op]).await;
+        self.answer(answer).await
+    }
+
+    /// Queues requests to go in one round trip. The first caller finding no
+    /// flush under way runs one itself; the requests that arrive meanwhile
+    /// go together in the next, on a task of its own.
+    async fn send(self: &Arc<Self>, ops: Vec<Op>) {
         let lead = {
             let mut batch = lock(&self.batch);
-            batch.ops.push(op);
+            batch.ops.extend(ops);
             !std::mem::replace(&mut batch.flushing, true)
         };
         if lead {
+            // Let the tasks that are ready to run issue theirs first (the
+            // other slots of a worker finishing their jobs): they go in
+            // this round trip instead of waiting for the next.
+            tokio::task::yield_now().await;
             let ops = std::mem::take(&mut lock(&self.batch).ops);
             let guard = FlushGuard(self.clone());
             self.flush(ops).await;
             drop(guard);
         }
+    }
+
+    /// The answer to a request [`send`](Self::send) queued.
+    async fn answer<T>(
+        &self,
+        answer: oneshot::Receiver<Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
         answer.await.unwrap_or_else(|_| {
             Err(QueueError::backend(
                 BACKEND,
@@ -500,16 +548,14 @@ impl Inner {
             }
             cmds.push(self.enqueue_cmd(&jobs, &queues));
         }
-        let ack_at = cmds.len();
         if !acks.is_empty() {
             cmds.push(self.ack_cmd(&acks));
         }
-        let claim_at = cmds.len();
         for ((queues, lease_ms), group) in &claims {
             let limit = group.iter().map(|(limit, _)| limit).sum();
             cmds.push(self.claim_cmd(queues, limit, *lease_ms));
         }
-        let answers = match self.run(&cmds).await {
+        let answers = match self.run(cmds).await {
             Ok(answers) => answers,
             Err(error) => {
                 self.forget_registered(&registered_now);
@@ -551,15 +597,10 @@ impl Inner {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_error));
             }
         }
-        debug_assert_eq!(
-            ack_at,
-            cmds.len() - claims.len() - usize::from(!acks.is_empty())
-        );
         if !acks.is_empty() {
             let answer = answers.next().expect("one answer per command");
             self.answer_acks(acks, answer);
         }
-        debug_assert_eq!(claim_at, cmds.len() - claims.len());
         for ((queues, _), group) in claims {
             let answer = answers.next().expect("one answer per command");
             let jobs = match answer {
@@ -783,7 +824,7 @@ impl Inner {
                 cmd
             })
             .collect();
-        let answers = self.run(&cmds).await?;
+        let answers = self.run(cmds).await?;
         for (queue, answer) in queues.iter().zip(answers) {
             if matches!(answer, Ok(Value::Int(1))) {
                 return Ok(Some(self.queue_keys(queue)));
@@ -881,7 +922,7 @@ impl Inner {
                 cmd
             })
             .collect();
-        let answers = self.run(&cmds).await?;
+        let answers = self.run(cmds).await?;
         answers
             .into_iter()
             .zip(new_ids)
@@ -1179,7 +1220,7 @@ impl Backend for RedisBackend {
             })
             .collect();
         let mut forgotten = false;
-        for answer in inner.run(&cmds).await? {
+        for answer in inner.run(cmds).await? {
             forgotten |= matches!(answer.map_err(|e| inner.error(e))?, Value::Int(1));
         }
         Ok(forgotten)
@@ -1218,7 +1259,7 @@ impl Backend for RedisBackend {
             })
             .collect();
         let mut stats = Vec::new();
-        for (queue, answer) in queues.into_iter().zip(inner.run(&cmds).await?) {
+        for (queue, answer) in queues.into_iter().zip(inner.run(cmds).await?) {
             let counts: Vec<usize> = answer
                 .and_then(|value| redis::from_redis_value(value).map_err(Into::into))
                 .map_err(|e| inner.error(e))?;

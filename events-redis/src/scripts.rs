@@ -9,8 +9,7 @@
 //! | field | what |
 //! |---|---|
 //! | `b` | the body: listener, event, payload, tries, envelope (JSON, written once) |
-//! | `a` | tries started: the fencing token of the current claim |
-//! | `s` | state: `w` ready, `d` delayed, `r` reserved, `f` failed |
+//! | `s` | the state and the tries started: `w0` ready, `d2` delayed after two tries, `r3` reserved for the third (the attempt is the fencing token), `f3` failed |
 //! | `v` | when it is or was available, ms since the epoch |
 //! | `x` | the last error, once a try failed |
 //! | `t` | when it failed, ms (failed jobs only) |
@@ -35,7 +34,7 @@ impl Lua {
     }
 }
 
-/// Shared by every script: the server's clock in milliseconds.
+/// Shared by every script: the server's clock, and the state field.
 const NOW: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
@@ -45,11 +44,15 @@ local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
--- RPUSH/LPUSH/ZREM in chunks: Lua's unpack has a stack limit.
+-- RPUSH/LPUSH/ZREM/ZADD in chunks: Lua's unpack has a stack limit.
 local function chunked(command, key, items)
   for i = 1, #items, 1000 do
     redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
   end
+end
+-- The state field `s`: a letter, then the attempt (the fencing token).
+local function attempt_of(s)
+  return tonumber(string.sub(s, 2)) or 0
 end
 ";
 
@@ -70,7 +73,7 @@ for g = 0, tonumber(ARGV[2]) - 1 do
   local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
   at_arg = at_arg + 2
   local was_empty = redis.call('LLEN', ready) == 0
-  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  local first = nil
   local pushed = {}
   local count = 0
   for i = 1, n do
@@ -79,13 +82,20 @@ for g = 0, tonumber(ARGV[2]) - 1 do
     local key = prefix .. id
     if redis.call('EXISTS', key) == 0 then
       if delay <= 0 then
-        redis.call('HSET', key, 'b', body, 'a', 0, 's', 'w', 'v', now)
+        redis.call('HSET', key, 'b', body, 's', 'w0', 'v', now)
         pushed[#pushed + 1] = id
       else
         local at = now + delay
-        redis.call('HSET', key, 'b', body, 'a', 0, 's', 'd', 'v', at)
+        if first == nil then
+          local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+          first = head[2] and tonumber(head[2]) or -1
+        end
+        redis.call('HSET', key, 'b', body, 's', 'd0', 'v', at)
         redis.call('ZADD', delayed, at, id)
-        if #first == 0 or at < tonumber(first[2]) then wake = true end
+        if first < 0 or at < first then
+          wake = true
+          first = at
+        end
       end
       count = count + 1
     end
@@ -108,8 +118,8 @@ return stored
 /// `limit`, `lease_ms`, `promote_cap`, `reclaim_cap`, then per queue its
 /// job key prefix. Returns `{next, q, id, body, attempt, error, available,
 /// ...}`: `next` is how long until the earliest delayed job is due or
-/// lease lapses (ms from now, -1 for none), then six values per claimed job, `q` being the
-/// queue's index (from 0) in KEYS.
+/// lease lapses (ms from now, -1 for none), then six values per claimed
+/// job, `q` being the queue's index (from 0) in KEYS.
 const CLAIM: &str = r"
 local now = now_ms()
 local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -117,44 +127,65 @@ local promote_cap, reclaim_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {-1}
 local taken = 0
 local next_at = -1
-local function sooner(pair)
-  if #pair > 0 then
-    local at = tonumber(pair[2])
-    if next_at < 0 or at < next_at then next_at = at end
-  end
+local function sooner(at)
+  if at >= 0 and (next_at < 0 or at < next_at) then next_at = at end
+end
+-- The score of a sorted set's first member, -1 when it is empty.
+local function head(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then return tonumber(first[2]) end
+  return -1
 end
 for q = 0, #KEYS / 5 - 1 do
   local ready, delayed, leased = KEYS[q * 5 + 1], KEYS[q * 5 + 2], KEYS[q * 5 + 3]
   local failed, stats = KEYS[q * 5 + 4], KEYS[q * 5 + 5]
   local prefix = ARGV[5 + q]
-  local lapsed = redis.call('ZRANGE', leased, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_cap)
-  if #lapsed > 0 then
+  local lease_head = head(leased)
+  if lease_head >= 0 and lease_head <= now then
+    local lapsed = redis.call('ZRANGE', leased, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_cap)
     chunked('ZREM', leased, lapsed)
     local front = {}
     for i = #lapsed, 1, -1 do
-      redis.call('HSET', prefix .. lapsed[i], 's', 'w')
-      front[#front + 1] = lapsed[i]
+      local key = prefix .. lapsed[i]
+      local s = redis.call('HGET', key, 's')
+      if s then
+        redis.call('HSET', key, 's', 'w' .. attempt_of(s))
+        front[#front + 1] = lapsed[i]
+      end
     end
     chunked('LPUSH', ready, front)
     redis.call('HINCRBY', stats, 'lapsed', #lapsed)
+    lease_head = head(leased)
   end
-  local due = redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, promote_cap)
-  if #due > 0 then
+  local delayed_head = head(delayed)
+  if delayed_head >= 0 and delayed_head <= now then
+    local due = redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, promote_cap)
     chunked('ZREM', delayed, due)
-    for i = 1, #due do redis.call('HSET', prefix .. due[i], 's', 'w') end
-    chunked('RPUSH', ready, due)
+    local ready_now = {}
+    for i = 1, #due do
+      local key = prefix .. due[i]
+      local s = redis.call('HGET', key, 's')
+      if s then
+        redis.call('HSET', key, 's', 'w' .. attempt_of(s))
+        ready_now[#ready_now + 1] = due[i]
+      end
+    end
+    chunked('RPUSH', ready, ready_now)
+    delayed_head = head(delayed)
   end
   if taken < limit then
     local ids = redis.call('LPOP', ready, limit - taken)
     if ids then
+      local leases = {}
       for i = 1, #ids do
         local id = ids[i]
         local key = prefix .. id
-        local h = redis.call('HMGET', key, 'b', 'x', 'v')
-        if h[1] then
-          local attempt = redis.call('HINCRBY', key, 'a', 1)
-          redis.call('HSET', key, 's', 'r')
-          redis.call('ZADD', leased, now + lease, id)
+        local h = redis.call('HMGET', key, 'b', 'x', 'v', 's')
+        if h[1] and h[4] then
+          local attempt = attempt_of(h[4]) + 1
+          redis.call('HSET', key, 's', 'r' .. attempt)
+          leases[#leases + 1] = now + lease
+          leases[#leases + 1] = id
           out[#out + 1] = q
           out[#out + 1] = id
           out[#out + 1] = h[1]
@@ -162,16 +193,21 @@ for q = 0, #KEYS / 5 - 1 do
           out[#out + 1] = h[2]
           out[#out + 1] = h[3]
           taken = taken + 1
-        elseif redis.call('EXISTS', key) == 1 then
+        elseif h[4] then
           -- A hash without its body cannot run: to the failed store.
-          redis.call('HSET', key, 's', 'f', 'x', 'the job is stored without its body (field `b`)', 't', now)
+          redis.call('HSET', key, 's', 'f' .. attempt_of(h[4]), 'x', 'the job is stored without its body (field `b`)', 't', now)
           redis.call('ZADD', failed, now_us(), id)
         end
+        -- An id whose hash is gone (deleted by hand) is dropped.
+      end
+      if #leases > 0 then
+        chunked('ZADD', leased, leases)
+        if lease_head < 0 or now + lease < lease_head then lease_head = now + lease end
       end
     end
   end
-  sooner(redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES'))
-  sooner(redis.call('ZRANGE', leased, 0, 0, 'WITHSCORES'))
+  sooner(delayed_head)
+  sooner(lease_head)
 end
 if next_at >= 0 then out[1] = math.max(next_at - now, 0) end
 return out
@@ -189,22 +225,23 @@ for g = 0, tonumber(ARGV[1]) - 1 do
   local leased, stats = KEYS[g * 2 + 1], KEYS[g * 2 + 2]
   local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
   at_arg = at_arg + 2
-  local done = 0
+  local done = {}
   for i = 1, n do
     local id, attempt = ARGV[at_arg], ARGV[at_arg + 1]
     at_arg = at_arg + 2
     local key = prefix .. id
-    local h = redis.call('HMGET', key, 'a', 's')
-    if h[2] == 'r' and h[1] == attempt then
+    if redis.call('HGET', key, 's') == 'r' .. attempt then
       redis.call('DEL', key)
-      redis.call('ZREM', leased, id)
-      done = done + 1
+      done[#done + 1] = id
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
     end
   end
-  if done > 0 then redis.call('HINCRBY', stats, 'succeeded', done) end
+  if #done > 0 then
+    chunked('ZREM', leased, done)
+    redis.call('HINCRBY', stats, 'succeeded', #done)
+  end
 end
 return out
 ";
@@ -213,9 +250,7 @@ return out
 ///
 /// KEYS: `leased`. ARGV: prefix, id, attempt, lease_ms. Returns 1 or 0.
 const EXTEND: &str = r"
-local key = ARGV[1] .. ARGV[2]
-local h = redis.call('HMGET', key, 'a', 's')
-if h[2] ~= 'r' or h[1] ~= ARGV[3] then return 0 end
+if redis.call('HGET', ARGV[1] .. ARGV[2], 's') ~= 'r' .. ARGV[3] then return 0 end
 redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[2])
 return 1
 ";
@@ -228,14 +263,14 @@ return 1
 /// prefix, id, attempt, delay_ms, mode, error. Returns 1 or 0.
 const PUT_BACK: &str = r"
 local key = ARGV[2] .. ARGV[3]
-local h = redis.call('HMGET', key, 'a', 's')
-if h[2] ~= 'r' or h[1] ~= ARGV[4] then return 0 end
+if redis.call('HGET', key, 's') ~= 'r' .. ARGV[4] then return 0 end
 local now = now_ms()
 local delay = tonumber(ARGV[5])
 local id = ARGV[3]
+local attempt = tonumber(ARGV[4])
 redis.call('ZREM', KEYS[3], id)
 if ARGV[6] == 'abandon' then
-  redis.call('HINCRBY', key, 'a', -1)
+  attempt = attempt - 1
   redis.call('HINCRBY', KEYS[4], 'abandoned', 1)
 else
   redis.call('HSET', key, 'x', ARGV[7])
@@ -244,15 +279,15 @@ end
 if delay <= 0 then
   local was_empty = redis.call('LLEN', KEYS[1]) == 0
   if ARGV[6] == 'abandon' then
-    redis.call('HSET', key, 's', 'w')
+    redis.call('HSET', key, 's', 'w' .. attempt)
     redis.call('LPUSH', KEYS[1], id)
   else
-    redis.call('HSET', key, 's', 'w', 'v', now)
+    redis.call('HSET', key, 's', 'w' .. attempt, 'v', now)
     redis.call('RPUSH', KEYS[1], id)
   end
   if was_empty then redis.call('PUBLISH', ARGV[1], '1') end
 else
-  redis.call('HSET', key, 's', 'd', 'v', now + delay)
+  redis.call('HSET', key, 's', 'd' .. attempt, 'v', now + delay)
   redis.call('ZADD', KEYS[2], now + delay, id)
 end
 return 1
@@ -264,10 +299,9 @@ return 1
 /// Returns 1 or 0.
 const FAIL: &str = r"
 local key = ARGV[1] .. ARGV[2]
-local h = redis.call('HMGET', key, 'a', 's')
-if h[2] ~= 'r' or h[1] ~= ARGV[3] then return 0 end
+if redis.call('HGET', key, 's') ~= 'r' .. ARGV[3] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('HSET', key, 's', 'f', 'x', ARGV[4], 't', now_ms())
+redis.call('HSET', key, 's', 'f' .. ARGV[3], 'x', ARGV[4], 't', now_ms())
 redis.call('ZADD', KEYS[2], now_us(), ARGV[2])
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 return 1
@@ -282,11 +316,11 @@ const FAILED: &str = r"
 local ids = redis.call('ZRANGE', KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1, 'WITHSCORES')
 local out = {}
 for i = 1, #ids, 2 do
-  local h = redis.call('HMGET', ARGV[1] .. ids[i], 'b', 'a', 'x', 't')
+  local h = redis.call('HMGET', ARGV[1] .. ids[i], 'b', 's', 'x', 't')
   out[#out + 1] = ids[i]
   out[#out + 1] = ids[i + 1]
   out[#out + 1] = h[1]
-  out[#out + 1] = h[2]
+  out[#out + 1] = h[2] and attempt_of(h[2]) or false
   out[#out + 1] = h[3]
   out[#out + 1] = h[4]
 end
@@ -300,10 +334,11 @@ return out
 /// new id. Returns 1 or 0 (no failed job has the old id).
 const RETRY: &str = r"
 local old, new = ARGV[2] .. ARGV[3], ARGV[2] .. ARGV[4]
-if redis.call('HGET', old, 's') ~= 'f' or redis.call('EXISTS', new) == 1 then return 0 end
+local s = redis.call('HGET', old, 's')
+if not s or string.sub(s, 1, 1) ~= 'f' or redis.call('EXISTS', new) == 1 then return 0 end
 redis.call('RENAME', old, new)
 redis.call('HDEL', new, 't')
-redis.call('HSET', new, 'a', 0, 's', 'w', 'v', now_ms())
+redis.call('HSET', new, 's', 'w0', 'v', now_ms())
 redis.call('ZREM', KEYS[2], ARGV[3])
 local was_empty = redis.call('LLEN', KEYS[1]) == 0
 redis.call('RPUSH', KEYS[1], ARGV[4])
@@ -317,7 +352,8 @@ return 1
 /// KEYS: `failed`. ARGV: prefix, id. Returns 1 or 0.
 const FORGET: &str = r"
 local key = ARGV[1] .. ARGV[2]
-if redis.call('HGET', key, 's') ~= 'f' then return 0 end
+local s = redis.call('HGET', key, 's')
+if not s or string.sub(s, 1, 1) ~= 'f' then return 0 end
 redis.call('DEL', key)
 redis.call('ZREM', KEYS[1], ARGV[2])
 return 1
