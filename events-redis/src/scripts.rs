@@ -72,7 +72,6 @@ for g = 0, tonumber(ARGV[2]) - 1 do
   local ready, delayed, stats = KEYS[g * 3 + 1], KEYS[g * 3 + 2], KEYS[g * 3 + 3]
   local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
   at_arg = at_arg + 2
-  local was_empty = redis.call('LLEN', ready) == 0
   local first = nil
   local pushed = {}
   local count = 0
@@ -100,8 +99,14 @@ for g = 0, tonumber(ARGV[2]) - 1 do
       count = count + 1
     end
   end
-  chunked('RPUSH', ready, pushed)
-  if #pushed > 0 and was_empty then wake = true end
+  if #pushed > 0 then
+    -- The list's length after the first push tells whether it was empty.
+    local head = math.min(1000, #pushed)
+    if redis.call('RPUSH', ready, unpack(pushed, 1, head)) == head then wake = true end
+    for i = 1001, #pushed, 1000 do
+      redis.call('RPUSH', ready, unpack(pushed, i, math.min(i + 999, #pushed)))
+    end
+  end
   if count > 0 then redis.call('HINCRBY', stats, 'enqueued', count) end
   stored = stored + count
 end
