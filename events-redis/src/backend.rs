@@ -179,12 +179,19 @@ enum Op {
         lease_ms: u64,
         reply: oneshot::Sender<Result<Vec<Job>, QueueError>>,
     },
-    Ack {
-        keys: Arc<QueueKeys>,
-        id: String,
-        attempt: u32,
-        reply: oneshot::Sender<Result<bool, QueueError>>,
-    },
+    Ack(Fenced),
+    Extend(Fenced),
+}
+
+/// An ack or a lease extension: a call on one claimed job, fenced by its
+/// attempt, answered `true` or `false`.
+struct Fenced {
+    keys: Arc<QueueKeys>,
+    id: String,
+    attempt: u32,
+    /// The new lease (extensions only).
+    lease_ms: u64,
+    reply: AckReply,
 }
 
 /// A lease or delay of `Duration::MAX` means "never"; scores stay far below
@@ -513,6 +520,7 @@ impl Inner {
         let mut enqueues = Vec::new();
         let mut claims: Vec<(ClaimKey, Vec<(usize, ClaimReply)>)> = Vec::new();
         let mut acks = Vec::new();
+        let mut extends = Vec::new();
         for op in ops {
             match op {
                 Op::Enqueue { jobs, reply } => enqueues.push((jobs, reply)),
@@ -528,14 +536,13 @@ impl Inner {
                         None => claims.push((key, vec![(limit, reply)])),
                     }
                 }
-                Op::Ack {
-                    keys,
-                    id,
-                    attempt,
-                    reply,
-                } => acks.push((keys, id, attempt, reply)),
+                Op::Ack(ack) => acks.push(ack),
+                Op::Extend(extend) => extends.push(extend),
             }
         }
+        // Grouped by queue, as the scripts take them.
+        acks.sort_by(|a, b| a.keys.queue.cmp(&b.keys.queue));
+        extends.sort_by(|a, b| a.keys.queue.cmp(&b.keys.queue));
         let mut cmds = Vec::new();
         // Enqueues first, so that the claims in the same trip see them.
         let mut registered_now = Vec::new();
@@ -549,7 +556,10 @@ impl Inner {
             cmds.push(self.enqueue_cmd(&jobs, &queues));
         }
         if !acks.is_empty() {
-            cmds.push(self.ack_cmd(&acks));
+            cmds.push(self.fenced_cmd(true, &acks));
+        }
+        if !extends.is_empty() {
+            cmds.push(self.fenced_cmd(false, &extends));
         }
         for ((queues, lease_ms), group) in &claims {
             let limit = group.iter().map(|(limit, _)| limit).sum();
@@ -567,8 +577,8 @@ impl Inner {
                 for (_, reply) in enqueues {
                     let _ = reply.send(Err(next()));
                 }
-                for (_, _, _, reply) in acks {
-                    let _ = reply.send(Err(next()));
+                for fenced in acks.into_iter().chain(extends) {
+                    let _ = fenced.reply.send(Err(next()));
                 }
                 for (_, group) in claims {
                     for (_, reply) in group {
@@ -599,7 +609,11 @@ impl Inner {
         }
         if !acks.is_empty() {
             let answer = answers.next().expect("one answer per command");
-            self.answer_acks(acks, answer);
+            self.answer_fenced(acks, answer, true);
+        }
+        if !extends.is_empty() {
+            let answer = answers.next().expect("one answer per command");
+            self.answer_fenced(extends, answer, false);
         }
         for ((queues, _), group) in claims {
             let answer = answers.next().expect("one answer per command");
@@ -655,76 +669,62 @@ impl Inner {
         cmd
     }
 
-    fn ack_cmd(&self, acks: &[(Arc<QueueKeys>, String, u32, AckReply)]) -> Cmd {
-        let groups = distinct(acks.iter().map(|(keys, ..)| keys.queue.as_str()));
+    /// One script call for acks or extensions, sorted by queue: KEYS the
+    /// queues' `leased` (and, for acks, `stats`) keys, ARGV per queue its
+    /// job key prefix, its count, then per job `id`, `attempt` (and, for
+    /// extensions, `lease_ms`).
+    fn fenced_cmd(&self, acks: bool, ops: &[Fenced]) -> Cmd {
+        let lua = if acks {
+            &self.scripts.ack
+        } else {
+            &self.scripts.extend
+        };
+        let groups: Vec<&[Fenced]> = ops.chunk_by(|a, b| a.keys.queue == b.keys.queue).collect();
         let mut names = Vec::with_capacity(groups.len() * 2);
-        let group_keys: Vec<&Arc<QueueKeys>> = groups
-            .iter()
-            .map(|queue| {
-                &acks
-                    .iter()
-                    .find(|(keys, ..)| keys.queue == *queue)
-                    .expect("a group has an ack")
-                    .0
-            })
-            .collect();
-        for keys in &group_keys {
-            names.extend([keys.leased.as_str(), keys.stats.as_str()]);
+        for group in &groups {
+            names.push(group[0].keys.leased.as_str());
+            if acks {
+                names.push(group[0].keys.stats.as_str());
+            }
         }
-        let mut cmd = Inner::evalsha(&self.scripts.ack, &names);
+        let mut cmd = Inner::evalsha(lua, &names);
         cmd.arg(groups.len());
-        for keys in group_keys {
-            let mine: Vec<_> = acks
-                .iter()
-                .filter(|(k, ..)| k.queue == keys.queue)
-                .collect();
-            cmd.arg(&keys.jobs).arg(mine.len());
-            for (_, id, attempt, _) in mine {
-                cmd.arg(id).arg(attempt);
+        for group in groups {
+            cmd.arg(&group[0].keys.jobs).arg(group.len());
+            for op in group {
+                cmd.arg(&op.id).arg(op.attempt);
+                if !acks {
+                    cmd.arg(op.lease_ms);
+                }
             }
         }
         cmd
     }
 
-    /// Answers the acks of one batch from the script's answer, which lists
-    /// them grouped by queue, in the order [`ack_cmd`](Self::ack_cmd) sent
-    /// them.
-    fn answer_acks(
-        &self,
-        acks: Vec<(Arc<QueueKeys>, String, u32, AckReply)>,
-        answer: RedisResult<Value>,
-    ) {
-        let groups = distinct(acks.iter().map(|(keys, ..)| keys.queue.as_str()))
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
+    /// Answers acks or extensions from their script's answer (1 or 0 each,
+    /// in order). A job acked, or whose lease is lost, is no longer held.
+    fn answer_fenced(&self, ops: Vec<Fenced>, answer: RedisResult<Value>, acks: bool) {
         let done: Result<Vec<i64>, QueueError> = answer
             .and_then(|value| redis::from_redis_value(value).map_err(Into::into))
             .map_err(|error| self.error(error));
-        let mut ordered: Vec<(usize, AckReply, String)> = Vec::with_capacity(acks.len());
-        let mut acks: Vec<Option<_>> = acks.into_iter().map(Some).collect();
-        for queue in &groups {
-            for slot in acks.iter_mut() {
-                if slot.as_ref().is_some_and(|(keys, ..)| keys.queue == *queue) {
-                    let (_, id, _, reply) = slot.take().expect("checked above");
-                    ordered.push((ordered.len(), reply, id));
-                }
-            }
-        }
         match done {
             Ok(done) => {
-                for (i, reply, id) in ordered {
-                    lock(&self.held).remove(&id);
-                    let _ = reply.send(Ok(done.get(i).copied() == Some(1)));
+                for (i, op) in ops.into_iter().enumerate() {
+                    let held = done.get(i).copied() == Some(1);
+                    if acks || !held {
+                        lock(&self.held).remove(&op.id);
+                    }
+                    let _ = op.reply.send(Ok(held));
                 }
             }
             Err(error) => {
                 let message = error.to_string();
-                for (_, reply, _) in ordered {
-                    let _ = reply.send(Err(QueueError::backend(
-                        BACKEND,
-                        RedisQueueError::Batch(message.clone()),
-                    )));
+                let mut first = Some(error);
+                for op in ops {
+                    let error = first.take().unwrap_or_else(|| {
+                        QueueError::backend(BACKEND, RedisQueueError::Batch(message.clone()))
+                    });
+                    let _ = op.reply.send(Err(error));
                 }
             }
         }
@@ -807,6 +807,28 @@ impl Inner {
             .await?;
         }
         Ok(jobs)
+    }
+
+    /// Acks or extends a job, in the next round trip.
+    async fn fenced_op(
+        self: &Arc<Self>,
+        id: &str,
+        attempt: u32,
+        lease_ms: u64,
+        op: fn(Fenced) -> Op,
+    ) -> Result<bool, QueueError> {
+        let Some(keys) = self.locate(id).await? else {
+            return Ok(false);
+        };
+        let (reply, answer) = oneshot::channel();
+        let fenced = Fenced {
+            keys,
+            id: id.to_owned(),
+            attempt,
+            lease_ms,
+            reply,
+        };
+        self.submit(op(fenced), answer).await
     }
 
     /// The queue keys of a job: from the jobs this process holds, or else
@@ -1122,28 +1144,13 @@ impl Backend for RedisBackend {
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let inner = &self.inner;
-        let Some(k) = inner.locate(id).await? else {
-            return Ok(false);
-        };
-        let mut cmd = Inner::evalsha(&inner.scripts.extend, &[&k.leased]);
-        cmd.arg(&k.jobs).arg(id).arg(attempt).arg(ms(lease));
-        inner.fenced(cmd, id, false).await
+        self.inner
+            .fenced_op(id, attempt, ms(lease), Op::Extend)
+            .await
     }
 
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        let inner = &self.inner;
-        let Some(keys) = inner.locate(id).await? else {
-            return Ok(false);
-        };
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Ack {
-            keys,
-            id: id.to_owned(),
-            attempt,
-            reply,
-        };
-        inner.submit(op, answer).await
+        self.inner.fenced_op(id, attempt, 0, Op::Ack).await
     }
 
     async fn release(
