@@ -1019,6 +1019,56 @@ mod tests {
         );
     }
 
+    /// Both connections plan their statements once: with the query
+    /// planner's stability guarantee off, SQLite recompiled the claim at
+    /// every call (a new `queue = ?` or `LIMIT ?` value), counted here with
+    /// SQLite's own reprepare counter.
+    #[tokio::test]
+    async fn the_claim_is_compiled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("queue.sqlite")).unwrap();
+        for n in 0..5 {
+            let job = Job::from_parts(
+                format!("job-{n}"),
+                "a",
+                "l",
+                "e",
+                "{}",
+                events_core::Envelope::new(),
+            );
+            backend.enqueue(job).await.unwrap();
+        }
+        let queues = ["a".to_owned(), "b".to_owned()];
+        for limit in [1, 1, 2, 1] {
+            backend
+                .claim(&queues, limit, Duration::from_secs(30))
+                .await
+                .unwrap();
+        }
+        let (reprepared, qpsg) = backend
+            .write(|connection| {
+                let select = connection.prepare_cached(CLAIM_SELECT)?;
+                let reprepared = select.get_status(rusqlite::StatementStatus::RePrepare);
+                let qpsg = connection
+                    .db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)?;
+                Ok((reprepared, qpsg))
+            })
+            .await
+            .unwrap();
+        assert!(qpsg);
+        assert_eq!(
+            reprepared, 0,
+            "the claim was compiled again {reprepared} times"
+        );
+        let reader_qpsg = backend
+            .read(|connection| {
+                connection.db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+            })
+            .await
+            .unwrap();
+        assert!(reader_qpsg);
+    }
+
     async fn synchronous_of(backend: &SqliteBackend) -> i64 {
         backend
             .write(|connection| {
