@@ -263,12 +263,13 @@ async fn main() {
         let m = run(queue, sqlite_jobs, concurrency).await;
         let rate = per_second(sqlite_jobs, m.total);
         println!(
-            "{:<34} {:>12} {:>14.0} {:>9.2}x   (dispatch alone {:.0}/s)",
+            "{:<34} {:>12} {:>14.0} {:>9.2}x   (dispatch alone {:.0}/s, worker alone {:.0}/s)",
             format!("sqlite://, concurrency {concurrency}"),
             sqlite_jobs,
             rate,
             base_rate / rate,
-            per_second(sqlite_jobs, m.dispatch)
+            per_second(sqlite_jobs, m.dispatch),
+            per_second(sqlite_jobs, m.total - m.dispatch)
         );
     }
     enqueue_alone(&dir, sqlite_jobs).await;

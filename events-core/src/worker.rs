@@ -477,9 +477,14 @@ impl Worker {
         report.set_aside = set_aside.values().map(|ids| ids.len() as u64).sum();
     }
 
-    /// One slot: claim one job, run it, repeat until told to stop.
+    /// One slot: claim one job, run it, repeat until told to stop. A job
+    /// that succeeded is acked together with the next claim
+    /// ([`Backend::ack_and_claim`](crate::queue::Backend::ack_and_claim)):
+    /// one write per job where the backend can make the two one.
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
         let mut failed_claims = 0;
+        // The job that just succeeded, its ack not sent yet.
+        let mut succeeded: Option<Succeeded> = None;
         loop {
             // One unit of the task's budget per job: when every await below
             // completes at once (a backlog of quick jobs), a slot that never
@@ -488,11 +493,30 @@ impl Worker {
             // runtime every so many jobs, not after each one.
             tokio::task::coop::consume_budget().await;
             if shared.stopped() || !self.reserve(&shared) {
+                if let Some(done) = succeeded.take() {
+                    let acked = self
+                        .queue
+                        .backend()
+                        .ack(&done.job.id, done.job.attempt)
+                        .await;
+                    self.acked(done, acked, &shared);
+                }
                 return;
             }
             let first = shared.next_queue.load(AtomicOrdering::Relaxed);
             let queues = &self.claim_orders[first % self.claim_orders.len()];
-            let claimed = self.queue.backend().claim(queues, 1, self.lease).await;
+            let claimed = match succeeded.take() {
+                Some(done) => {
+                    let (acked, claimed) = self
+                        .queue
+                        .backend()
+                        .ack_and_claim(&done.job.id, done.job.attempt, queues, 1, self.lease)
+                        .await;
+                    self.acked(done, acked, &shared);
+                    claimed
+                }
+                None => self.queue.backend().claim(queues, 1, self.lease).await,
+            };
             let job = match claimed {
                 Ok(jobs) => {
                     failed_claims = 0;
@@ -557,12 +581,35 @@ impl Worker {
             }
             let id = job.id.clone();
             lock(&shared.held).insert(id.clone(), job.attempt);
-            if !self.process(job, &shared).await {
-                self.unreserve(&shared);
+            match self.process(job, &shared).await {
+                Processed::NotRun => self.unreserve(&shared),
+                Processed::Settled => {}
+                // Held until acked, with the next claim.
+                Processed::Succeeded(done) => {
+                    succeeded = Some(done);
+                    continue;
+                }
             }
             lock(&shared.held).remove(&id);
             shared.progress.notify_waiters();
         }
+    }
+
+    /// Settles a succeeded job by the result of its ack.
+    fn acked(&self, done: Succeeded, acked: Result<bool, QueueError>, shared: &Shared) {
+        let job = &done.job;
+        match acked {
+            Ok(true) => {
+                lock(&shared.report).succeeded += 1;
+                self.observing.each(|o| o.job_succeeded(job, done.took));
+            }
+            Ok(false) => self.lost(job, &shared.report),
+            Err(error) => {
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
+            }
+        }
+        lock(&shared.held).remove(&job.id);
+        shared.progress.notify_waiters();
     }
 
     /// Counts a job against `max_jobs` before claiming it; `false` when the
@@ -673,14 +720,13 @@ impl Worker {
         }
     }
 
-    /// Runs one claimed job to its end: success, retry, failure or lost
-    /// lease; `false` when it did not run (its listener is unknown here, so
-    /// it was set aside).
-    async fn process(&self, job: Job, shared: &Shared) -> bool {
+    /// Runs one claimed job to its end: retry, failure or lost lease, or
+    /// success, whose ack is left to the slot (sent with its next claim).
+    async fn process(&self, job: Job, shared: &Shared) -> Processed {
         let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             self.set_aside(&job, shared).await;
-            return false;
+            return Processed::NotRun;
         };
         if job.attempt > job.max_tries {
             let error = format!(
@@ -688,7 +734,7 @@ impl Worker {
                 job.attempt, job.max_tries
             );
             self.fail(&job, Some(def), &error, report).await;
-            return true;
+            return Processed::Settled;
         }
         let run = JobRun::new(job, self.running_state.clone());
         let job = run.job();
@@ -701,7 +747,7 @@ impl Worker {
         let Some((result, directive)) = outcome else {
             tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
             self.lost(job, report);
-            return true;
+            return Processed::Settled;
         };
         let Run::Queued {
             options, is_async, ..
@@ -712,7 +758,7 @@ impl Worker {
                 .err()
                 .map_or_else(String::new, |e| Chain(&e).to_string());
             self.fail(job, Some(def), &error, report).await;
-            return true;
+            return Processed::Settled;
         };
         if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
             // Its thread may still run: the end says so if it does.
@@ -722,19 +768,15 @@ impl Worker {
             Verdict::Release(after) => self.put_back(job, after, report).await,
             Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
             Verdict::Retry { error, after } => self.retry(job, &error, after, report).await,
-            Verdict::Done => match self.queue.backend().ack(&job.id, job.attempt).await {
-                Ok(true) => {
-                    lock(report).succeeded += 1;
-                    let took = started.elapsed();
-                    observers.each(|o| o.job_succeeded(job, took));
-                }
-                Ok(false) => self.lost(job, report),
-                Err(error) => {
-                    tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
-                }
-            },
+            Verdict::Done => {
+                let took = started.elapsed();
+                return Processed::Succeeded(Succeeded {
+                    job: run.into_job(),
+                    took,
+                });
+            }
         }
-        true
+        Processed::Settled
     }
 
     /// Counts a job whose lease was lost.
@@ -881,6 +923,23 @@ fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
             order
         })
         .collect()
+}
+
+/// How [`Worker::process`] left a job.
+enum Processed {
+    /// Not run: its listener is unknown here, so it was set aside.
+    NotRun,
+    /// Run and settled: retried, failed, released or lost.
+    Settled,
+    /// Run, and its listener succeeded: to be acked.
+    Succeeded(Succeeded),
+}
+
+/// A job whose listener succeeded, waiting for its ack.
+struct Succeeded {
+    job: Job,
+    /// How long the try took.
+    took: Duration,
 }
 
 /// What a worker's slots share.

@@ -372,3 +372,69 @@ async fn an_unreadable_envelope_costs_its_job_only_the_envelope() {
         Some("event id `bogus`")
     );
 }
+
+/// A worker's step between two jobs: the ack of the one done and the claim
+/// of the next, in one write. Each result is what its own call gives: a
+/// fenced ack (a stale attempt) is `false` and does not stop the claim, and
+/// the job just acked is gone, never claimed again.
+#[tokio::test]
+async fn ack_and_claim_acks_then_claims_each_with_its_own_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    for id in ["job-1", "job-2", "job-3"] {
+        queue.enqueue(job(id)).await.unwrap();
+    }
+    let queues = ["a".to_owned()];
+    let first = claim(&queue, 1).await.remove(0);
+    assert_eq!((first.id.as_str(), first.attempt), ("job-1", 1));
+
+    let (acked, claimed) = queue
+        .backend()
+        .ack_and_claim(&first.id, first.attempt, &queues, 1, LEASE)
+        .await;
+    assert!(acked.unwrap());
+    let second = claimed.unwrap().remove(0);
+    assert_eq!((second.id.as_str(), second.attempt), ("job-2", 1));
+
+    // A stale attempt: the ack is refused, the claim still takes job-3.
+    let (acked, claimed) = queue
+        .backend()
+        .ack_and_claim(&second.id, second.attempt + 1, &queues, 5, LEASE)
+        .await;
+    assert!(!acked.unwrap());
+    let ids: Vec<String> = claimed.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(ids, ["job-3"]);
+
+    // job-1 is gone; job-2 and job-3 are still held.
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats[0].pending, stats[0].reserved), (0, 2), "{stats:?}");
+}
+
+/// A claim charges the try in the row and in the job it returns alike:
+/// acking with the returned attempt works, and a job claimed again after
+/// its lease lapsed comes back with the next attempt.
+#[tokio::test]
+async fn a_claimed_job_carries_the_attempt_its_row_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    queue.enqueue(job("job-1")).await.unwrap();
+    let queues = ["a".to_owned()];
+    let lapsing = Duration::from_millis(30);
+    let first = queue
+        .backend()
+        .claim(&queues, 1, lapsing)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.attempt, 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let again = queue
+        .backend()
+        .claim(&queues, 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(again.attempt, 2);
+    assert!(!queue.backend().ack(&first.id, first.attempt).await.unwrap());
+    assert!(queue.backend().ack(&again.id, again.attempt).await.unwrap());
+}
