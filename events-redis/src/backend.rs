@@ -809,6 +809,74 @@ impl Inner {
         Ok(jobs)
     }
 
+    /// Acks a job and claims the next in one round trip: what a worker's
+    /// slot does between two jobs.
+    async fn ack_and_claim(
+        self: &Arc<Self>,
+        id: &str,
+        attempt: u32,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
+        let keys = match self.locate(id).await {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return (Ok(false), self.claim(queues, limit, lease).await),
+            Err(error) => return (Err(error), self.claim(queues, limit, lease).await),
+        };
+        if limit == 0 || queues.is_empty() {
+            return (
+                self.fenced_op(id, attempt, 0, Op::Ack).await,
+                Ok(Vec::new()),
+            );
+        }
+        let wake = &self.wake;
+        wake.claimed_at
+            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
+        let (ack_reply, acked) = oneshot::channel();
+        let (claim_reply, claimed) = oneshot::channel();
+        self.send(vec![
+            Op::Ack(Fenced {
+                keys,
+                id: id.to_owned(),
+                attempt,
+                lease_ms: 0,
+                reply: ack_reply,
+            }),
+            Op::Claim {
+                queues: queues.to_vec(),
+                limit,
+                lease_ms: ms(lease),
+                reply: claim_reply,
+            },
+        ])
+        .await;
+        (self.answer(acked).await, self.answer(claimed).await)
+    }
+
+    /// Claims up to `limit` jobs, in the next round trip.
+    async fn claim(
+        self: &Arc<Self>,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, QueueError> {
+        if limit == 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wake = &self.wake;
+        wake.claimed_at
+            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
+        let (reply, answer) = oneshot::channel();
+        let op = Op::Claim {
+            queues: queues.to_vec(),
+            limit,
+            lease_ms: ms(lease),
+            reply,
+        };
+        self.submit(op, answer).await
+    }
+
     /// Acks or extends a job, in the next round trip.
     async fn fenced_op(
         self: &Arc<Self>,
@@ -1127,20 +1195,22 @@ impl Backend for RedisBackend {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Job>, QueueError> {
-        if limit == 0 || queues.is_empty() {
-            return Ok(Vec::new());
-        }
-        let wake = &self.inner.wake;
-        wake.claimed_at
-            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Claim {
-            queues: queues.to_vec(),
-            limit,
-            lease_ms: ms(lease),
-            reply,
-        };
-        self.inner.submit(op, answer).await
+        self.inner.claim(queues, limit, lease).await
+    }
+
+    /// The ack and the claim go in one round trip (one pipeline, with the
+    /// other slots' acks and claims of the moment).
+    async fn ack_and_claim(
+        &self,
+        id: &str,
+        attempt: u32,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
+        self.inner
+            .ack_and_claim(id, attempt, queues, limit, lease)
+            .await
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
