@@ -345,6 +345,9 @@ impl Inner {
                     }
                 }
                 Err(error) if crate::error::is_transient(&error) => {
+                    // The server may come back empty (restarted without
+                    // persistence): register the queues again.
+                    lock(&self.registered).clear();
                     if started.elapsed() >= self.options.op_timeout {
                         return Err(self.gave_up(started, Some(error)));
                     }
