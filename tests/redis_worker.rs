@@ -1104,8 +1104,10 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
     )
 }
 
-#[tokio::test]
-async fn a_rediss_queue_enqueues_and_claims_over_tls() {
+/// A private `redis-server` serving TLS on a port of its own (its plain
+/// port stays open for the test's own look at the keys), with its
+/// certificate: `(server, tls_port, cert, certs_dir)`.
+fn tls_server() -> (PrivateRedis, String, String, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
     let tls_port = redis_support::free_port().to_string();
@@ -1121,6 +1123,12 @@ async fn a_rediss_queue_enqueues_and_claims_over_tls() {
         "--tls-auth-clients",
         "no",
     ]);
+    (server, tls_port, cert, certs)
+}
+
+#[tokio::test]
+async fn a_rediss_queue_enqueues_and_claims_over_tls() {
+    let (server, tls_port, _cert, _certs) = tls_server();
     let prefix = fresh_prefix();
     // The certificate is our own: tell the client not to verify it.
     let url = format!("rediss://localhost:{tls_port}/0?prefix={prefix}#insecure");
@@ -1171,4 +1179,82 @@ async fn a_rediss_queue_enqueues_and_claims_over_tls() {
         .expect("never hangs")
         .expect_err("an untrusted certificate is refused");
     println!("untrusted certificate: {}", events::error::Chain(&error));
+}
+
+const CHILD_TLS_URL: &str = "EVENTS_TEST_CHILD_TLS_URL";
+
+/// Not a test of its own: the client process of
+/// `a_rediss_queue_trusts_a_certificate_the_system_trust_store_names` (this
+/// binary again, with `CHILD_TLS_URL` set). Without it, it does nothing.
+#[tokio::test]
+async fn child_tls_client() {
+    let Ok(url) = std::env::var(CHILD_TLS_URL) else {
+        return;
+    };
+    let queue = events::queue::connect(&url).await.unwrap();
+    let mut job = raw_job("tls", "redis_worker::tick", "redis.tick", r#"{"n":8}"#);
+    job.id = "trusted".into();
+    queue.enqueue(job).await.unwrap();
+    let claimed = queue
+        .backend()
+        .claim(&["tls".to_owned()], 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        queue
+            .backend()
+            .ack(&claimed[0].id, claimed[0].attempt)
+            .await
+            .unwrap()
+    );
+    println!("CLAIMED {} OVER TLS", claimed[0].id);
+}
+
+/// A real trust path, no `#insecure`: the certificate is trusted through
+/// OpenSSL's `SSL_CERT_FILE`, set for a client process of its own (the
+/// variable is read process-wide, so not in this one).
+#[test]
+fn a_rediss_queue_trusts_a_certificate_the_system_trust_store_names() {
+    let (server, tls_port, cert, _certs) = tls_server();
+    let prefix = fresh_prefix();
+    let url = format!("rediss://localhost:{tls_port}/0?prefix={prefix}");
+    let run = |trust: Option<&str>| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "child_tls_client",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD_TLS_URL, &url)
+            .env_remove("SSL_CERT_DIR");
+        match trust {
+            Some(cert) => child.env("SSL_CERT_FILE", cert),
+            None => child.env_remove("SSL_CERT_FILE"),
+        };
+        child.output().unwrap()
+    };
+    let trusted = run(Some(&cert));
+    let out = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success() && out.contains("CLAIMED trusted OVER TLS"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    // The same client without the certificate in its trust store refuses
+    // the server.
+    let untrusted = run(None);
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&untrusted.stdout),
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    assert!(!untrusted.status.success(), "{out}");
+    assert!(out.contains("certificate verify failed"), "{out}");
+    // One job went through, once.
+    let mut conn = server.conn();
+    let succeeded = conn.cmd(&["HGET", &format!("{{{prefix}:tls}}:stats"), "succeeded"]);
+    assert_eq!(succeeded, Reply::Bulk(Some(b"1".to_vec())));
 }
