@@ -745,6 +745,28 @@ impl tracing::Subscriber for Warnings {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
+impl Warnings {
+    /// The warnings logged for `server`, once `count` of them came (or 5 s
+    /// passed), and 200 ms more for any extra one.
+    async fn of(&self, server: &str, count: usize) -> Vec<String> {
+        let ours = || -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(s, _)| s == server)
+                .map(|(_, m)| m.clone())
+                .collect()
+        };
+        let started = Instant::now();
+        while ours().len() < count && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ours()
+    }
+}
+
 /// The warnings every test of this file logs (one subscriber per process).
 fn warnings() -> Warnings {
     static WARNINGS: std::sync::OnceLock<Warnings> = std::sync::OnceLock::new();
@@ -790,22 +812,11 @@ async fn a_server_that_evicts_and_keeps_nothing_on_disk_gives_both_warnings_once
         queue.enqueue(job).await.unwrap();
         queue.size("w").await.unwrap();
     }
-    let ours = || -> Vec<String> {
-        warnings
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| *s == server.server())
-            .map(|(_, m)| m.clone())
-            .collect()
-    };
-    let started = Instant::now();
-    while ours().len() < 2 && started.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(ours(), [EVICTS, NO_DISK], "each warning once, in words");
+    assert_eq!(
+        warnings.of(&server.server(), 2).await,
+        [EVICTS, NO_DISK],
+        "each warning once, in words"
+    );
 
     // Persistence on and `noeviction`: nothing to say.
     let safe = PrivateRedis::start(&["--appendonly", "yes"]);
@@ -815,19 +826,14 @@ async fn a_server_that_evicts_and_keeps_nothing_on_disk_gives_both_warnings_once
 
 #[tokio::test]
 async fn where_config_is_refused_it_says_it_could_not_check_and_works() {
+    let warnings = warnings();
     let server = PrivateRedis::start(&["--rename-command", "CONFIG", ""]);
     let url = server.url("noconfig");
     let backend = RedisBackend::open(&url).unwrap();
     let findings = backend.check_server().await.unwrap();
     assert_eq!(findings.len(), 1, "{findings:?}");
     let text = findings[0].to_string();
-    assert!(
-        text.starts_with(
-            "could not check Redis's eviction and persistence settings (CONFIG GET was refused: "
-        ) && text
-            .ends_with("); make sure `maxmemory-policy` is `noeviction` and `appendonly` is `yes`"),
-        "{text}"
-    );
+    assert!(could_not_check(&text), "{text}");
     let queue = Queue::with_backend(&url, backend);
     dispatcher(&queue).dispatch(Unchecked).await.unwrap();
     let report = Worker::new(queue.clone())
@@ -837,6 +843,42 @@ async fn where_config_is_refused_it_says_it_could_not_check_and_works() {
         .unwrap();
     assert_eq!(report.succeeded, 1, "{report:?}");
     assert_eq!(UNCHECKED.load(Ordering::SeqCst), 1);
+    // And it said so in the log, once.
+    let logged = warnings.of(&server.server(), 1).await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(could_not_check(&logged[0]), "{logged:?}");
+
+    // A user whose ACL forbids CONFIG, as on a managed Redis: the same.
+    let acl = PrivateRedis::start(&[]);
+    acl.conn().cmd(&[
+        "ACL", "SETUSER", "app", "on", ">secret", "~*", "&*", "+@all", "-config",
+    ]);
+    let url = format!("redis://app:secret@127.0.0.1:{}/0?prefix=acl", acl.port);
+    let backend = RedisBackend::open(&url).unwrap();
+    let findings = backend.check_server().await.unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let text = findings[0].to_string();
+    assert!(
+        could_not_check(&text) && text.contains("no permissions to run the 'config|get' command"),
+        "{text}"
+    );
+    let queue = Queue::with_backend(&url, backend);
+    queue
+        .enqueue(raw_job(
+            "acl",
+            "redis_worker::unchecked",
+            "redis.unchecked",
+            "null",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(queue.size("acl").await.unwrap(), 1);
+}
+
+fn could_not_check(text: &str) -> bool {
+    text.starts_with(
+        "could not check Redis's eviction and persistence settings (CONFIG GET was refused: ",
+    ) && text.ends_with("); make sure `maxmemory-policy` is `noeviction` and `appendonly` is `yes`")
 }
 
 static UNCHECKED: AtomicUsize = AtomicUsize::new(0);
@@ -942,7 +984,12 @@ pub struct Resumed {
     pub n: u64,
 }
 
-#[listener(queue = "resume", timeout = "1h")]
+/// Three tries: a claim that Redis ran just before it died, whose answer
+/// never came back, charges a try to a job no worker runs; its lease lapses
+/// and it runs on the next try. (With one try, such a job lands in the
+/// failed store as "a worker died or stalled while running it": seen here
+/// in about half the runs when this listener had one try.)
+#[listener(queue = "resume", timeout = "1h", tries = 3)]
 async fn resumed(e: &Resumed) {
     tokio::time::sleep(Duration::from_millis(10)).await;
     RESUMED.lock().unwrap().push(e.n);
@@ -987,7 +1034,15 @@ async fn a_worker_whose_redis_goes_away_for_two_seconds_resumes_and_finishes() {
     );
     ran.sort();
     ran.dedup();
-    assert_eq!(ran, (0..JOBS).collect::<Vec<_>>(), "every job ran");
+    let missing: Vec<u64> = (0..JOBS)
+        .filter(|n| ran.binary_search(n).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "jobs {missing:?} never ran; stats {:?}; failed {:?}",
+        queue.stats().await,
+        queue.failed().await
+    );
     assert_eq!(queue.size("resume").await.unwrap(), 0);
     assert!(queue.failed().await.unwrap().is_empty());
 }
