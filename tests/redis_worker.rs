@@ -976,6 +976,39 @@ async fn dispatch_fails_in_words_while_redis_is_down_and_the_same_queue_works_wh
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_to_a_redis_that_stopped_answering_fails_in_words_and_never_hangs() {
+    let server = PrivateRedis::start(&[]);
+    let queue = events::queue::connect(&server.url("stopped"))
+        .await
+        .unwrap();
+    let d = dispatcher(&queue);
+    d.dispatch(Tick { n: 1 }).await.unwrap();
+
+    // Stopped (SIGSTOP): connections open, nothing answers.
+    server.signal("-STOP");
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(30), d.dispatch(Tick { n: 2 })).await;
+    let took = started.elapsed();
+    server.signal("-CONT");
+    let error = answer
+        .expect("dispatch never hangs while Redis does not answer")
+        .expect_err("dispatch fails while Redis does not answer");
+    let text = events::error::Chain(&error).to_string();
+    println!("dispatch with Redis stopped failed after {took:?}: {text}");
+    assert!(text.contains(&server.server()), "{text}");
+    assert!(
+        took < Duration::from_secs(12),
+        "it gave up about the operation timeout (5 s): {took:?}"
+    );
+
+    // Answering again: the same queue works (the stopped dispatch may or
+    // may not have stored its job: Redis had it, unanswered).
+    d.dispatch(Tick { n: 3 }).await.unwrap();
+    let size = queue.size("due").await.unwrap();
+    assert!((2..=3).contains(&size), "{size}");
+}
+
 static RESUMED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 #[event(name = "redis.resumed")]
@@ -1126,6 +1159,75 @@ async fn an_idle_worker_sends_nothing_and_a_new_job_starts_within_milliseconds()
     assert!(
         *longest < Duration::from_millis(200),
         "a job waited {longest:?} for an idle worker"
+    );
+    let _ = stop.send(());
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_keeps_waking_at_once_across_a_redis_restart() {
+    static AWOKEN: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+
+    #[event(name = "redis.awake")]
+    #[derive(Serialize, Deserialize)]
+    pub struct Awake {
+        pub n: u64,
+    }
+
+    #[listener(queue = "awake")]
+    fn awake(e: &Awake) {
+        AWOKEN.lock().unwrap().push((e.n, Instant::now()));
+    }
+
+    let mut server = PrivateRedis::start(&[]);
+    let url = server.url("awake");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(events::queue::connect(&url).await.unwrap())
+            .queues(["awake"])
+            .poll_interval(Duration::from_millis(50))
+            .run_until(async {
+                let _ = stopped.await;
+            }),
+    );
+    let producer = dispatcher(&events::queue::connect(&url).await.unwrap());
+    let delay_of = |n: u64, sent: Instant| async move {
+        loop {
+            if let Some((_, at)) = AWOKEN.lock().unwrap().iter().find(|(m, _)| *m == n) {
+                return at.duration_since(sent);
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "job {n} never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    producer.dispatch(Awake { n: 1 }).await.unwrap();
+    let before = delay_of(1, sent).await;
+
+    server.restart();
+    // Back for 3 s: the wake-up channel is up again, and the worker idle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut conn = server.conn();
+    conn.cmd(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let evalsha = conn.calls("evalsha");
+    let sent = Instant::now();
+    producer.dispatch(Awake { n: 2 }).await.unwrap();
+    let after = delay_of(2, sent).await;
+    println!(
+        "an idle worker's wake-up: {before:?} before a Redis restart, {after:?} after; {evalsha} scripts in 1 s of idling after it"
+    );
+    assert!(
+        evalsha <= 1,
+        "the idle worker polls after the restart: {evalsha} scripts in 1 s"
+    );
+    assert!(
+        after < Duration::from_millis(200),
+        "after the restart a job waited {after:?} for an idle worker"
     );
     let _ = stop.send(());
     worker.await.unwrap().unwrap();

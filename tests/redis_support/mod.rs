@@ -392,6 +392,16 @@ impl PrivateRedis {
         }
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to it with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("`kill` runs");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
+    }
+
     /// Starts it again, same port, same directory, same arguments.
     pub fn restart(&mut self) {
         self.kill();
