@@ -1009,6 +1009,31 @@ async fn dispatch_to_a_redis_that_stopped_answering_fails_in_words_and_never_han
     assert!((2..=3).contains(&size), "{size}");
 }
 
+#[tokio::test]
+async fn a_queue_idle_across_a_redis_restart_that_lost_everything_is_listed_again() {
+    let mut server = PrivateRedis::start(&[]);
+    let queue = events::queue::connect(&server.url("emptied"))
+        .await
+        .unwrap();
+    let d = dispatcher(&queue);
+    d.dispatch(Tick { n: 1 }).await.unwrap();
+    assert_eq!(queue.size("due").await.unwrap(), 1);
+
+    // Nothing happens while Redis restarts, without persistence: it comes
+    // back empty, and the next dispatch is the first this queue sees.
+    server.restart();
+    d.dispatch(Tick { n: 2 }).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        stats
+            .iter()
+            .map(|s| (s.queue.as_str(), s.pending))
+            .collect::<Vec<_>>(),
+        [("due", 1)],
+        "the queue of the job dispatched after the restart is listed"
+    );
+}
+
 static RESUMED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 #[event(name = "redis.resumed")]
