@@ -386,7 +386,7 @@ async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
         .queues(["slow"])
         .concurrency(2)
         .grace(Duration::from_millis(50))
-        .run_until(tokio::time::sleep(Duration::from_millis(100)))
+        .run_until(tokio::time::sleep(Duration::from_millis(300)))
         .await
         .unwrap();
     assert_eq!(report.released_at_shutdown, 2, "{report:?}");
@@ -411,7 +411,7 @@ pub struct Long;
 #[listener(queue = "long", timeout = "1h")]
 async fn outlives_its_lease(_: &Long) {
     LONG_RUNS.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,15 +422,15 @@ async fn a_running_job_keeps_its_lease_past_its_length() {
         .await
         .unwrap();
     // Two workers, each with a backend (a connection) of its own, as on two
-    // machines, with 150 ms leases; the job runs 600 ms. Without extension
-    // the second worker would take it again after 150 ms.
+    // machines, with 300 ms leases; the job runs 1 s. Without extension the
+    // second worker would take it again after 300 ms.
     let mut workers = Vec::new();
     for _ in 0..2 {
         let queue = events::queue::connect(&url).await.unwrap();
         workers.push(tokio::spawn(
             Worker::new(queue)
                 .queues(["long"])
-                .lease(Duration::from_millis(150))
+                .lease(Duration::from_millis(300))
                 .poll_interval(Duration::from_millis(10))
                 .run_until_empty(),
         ));
