@@ -383,6 +383,9 @@ impl Inner {
                     }
                 }
                 Err(error) if crate::error::is_transient(&error) => {
+                    // The server may come back empty (restarted without
+                    // persistence): register the queues again.
+                    lock(&self.registered).clear();
                     if started.elapsed() >= self.options.op_timeout {
                         return Err(self.gave_up(started, Some(error)));
                     }
@@ -602,6 +605,24 @@ impl Inner {
             }
             if result.is_err() {
                 self.forget_registered(&registered_now);
+            } else {
+                // A lost connection during the round trip forgot the
+                // registrations (the server may have come back empty) after
+                // this batch was built: register its queues again.
+                let queues: Vec<&str> = distinct(
+                    enqueues
+                        .iter()
+                        .flat_map(|(jobs, _)| jobs.iter())
+                        .map(|job| job.queue.as_str()),
+                );
+                // The jobs are stored: a failure here only leaves the next
+                // enqueue to list the queues.
+                if let Some(cmd) = self.register(&queues)
+                    && let Err(error) = self.run_one(cmd).await
+                {
+                    self.forget_registered(&queues);
+                    tracing::warn!(server = %self.server, error = %events_core::error::Chain(&error), "cannot list the queues of stored jobs; the next enqueue tries again");
+                }
             }
             for (_, reply) in enqueues {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_error));
