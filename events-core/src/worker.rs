@@ -519,7 +519,10 @@ impl Worker {
             };
             let job = match claimed {
                 Ok(jobs) => {
-                    failed_claims = 0;
+                    if failed_claims > 0 {
+                        tracing::info!(failed = failed_claims, "claims work again");
+                        failed_claims = 0;
+                    }
                     let job = jobs.into_iter().next();
                     if let Some(job) = &job
                         && self.claim_orders.len() > 1
@@ -532,21 +535,24 @@ impl Worker {
                     }
                     job
                 }
-                // A busy database or a passing I/O error: wait and try again;
-                // give up only when it keeps failing, or at once when it
-                // cannot heal (a read-only or corrupt file).
+                // A busy database, a passing I/O error, a Redis restarting:
+                // wait and try again, for as long as it takes (the process
+                // outlives the outage); stop at once only on what cannot
+                // heal (a read-only or corrupt file, a refused password).
                 Err(error) => {
                     self.unreserve(&shared);
                     failed_claims += 1;
-                    if failed_claims >= CLAIM_ATTEMPTS || error.is_permanent() {
+                    if error.is_permanent() {
                         tracing::error!(error = %Chain(&error), "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();
                         return;
                     }
                     tracing::warn!(error = %Chain(&error), attempt = failed_claims, "cannot claim jobs; trying again");
+                    let pause = (self.poll.min(Duration::from_secs(1)) * failed_claims)
+                        .min(LONGEST_CLAIM_PAUSE);
                     tokio::select! {
-                        () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
+                        () = tokio::time::sleep(pause) => {}
                         () = shared.stopped_signal() => return,
                     }
                     continue;
@@ -885,8 +891,9 @@ impl Worker {
 /// out would overflow `Instant` arithmetic.
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Consecutive failed claims after which a worker gives up.
-const CLAIM_ATTEMPTS: u32 = 5;
+/// The longest pause between claims that keep failing: a worker whose
+/// queue comes back starts again within this long.
+const LONGEST_CLAIM_PAUSE: Duration = Duration::from_secs(5);
 
 /// How long a job whose listener this program does not have is put back
 /// for before a worker looks at it again: long enough not to spin on it,
