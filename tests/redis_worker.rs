@@ -1442,3 +1442,36 @@ fn a_rediss_queue_trusts_a_certificate_the_system_trust_store_names() {
     let succeeded = conn.cmd(&["HGET", &format!("{{{prefix}:tls}}:stats"), "succeeded"]);
     assert_eq!(succeeded, Reply::Bulk(Some(b"1".to_vec())));
 }
+
+#[tokio::test]
+async fn a_server_down_at_the_first_connection_is_checked_once_it_is_back() {
+    let warnings = warnings();
+    let mut server = PrivateRedis::start(&[
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    server.kill();
+    let backend = RedisBackend::open_with(
+        &format!("redis://{}", server.server()),
+        events::queue::RedisOptions::new()
+            .prefix("late")
+            .unwrap()
+            .op_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let queue = Queue::with_backend(&server.url("late"), backend);
+    assert!(queue.size("w").await.is_err(), "Redis is down");
+    server.restart();
+    // The check asks again while the server is away, and warns once it
+    // answers, without another operation.
+    assert_eq!(
+        warnings.of(&server.server(), 2).await,
+        [EVICTS, NO_DISK],
+        "the warnings come once the server is back"
+    );
+    assert_eq!(queue.size("w").await.unwrap(), 0);
+}

@@ -296,18 +296,32 @@ impl Inner {
         drop(slot);
         if !self.checked.swap(true, Ordering::AcqRel) {
             let (conn, server) = (conn.clone(), self.server.clone());
+            let backend = Arc::downgrade(self);
             tokio::spawn(async move {
-                match server::check(conn, &server).await {
-                    Ok(findings) => {
-                        for finding in findings {
-                            tracing::warn!(server = %server, "{finding}");
+                // While Redis cannot be reached, ask again once it can, for
+                // as long as the backend lives.
+                let mut pause = Duration::from_millis(500);
+                loop {
+                    match server::check(conn.clone(), &server).await {
+                        Ok(findings) => {
+                            for finding in findings {
+                                tracing::warn!(server = %server, "{finding}");
+                            }
+                            return;
+                        }
+                        Err(QueueError::Backend { .. }) if backend.strong_count() > 0 => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(30));
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                server = %server,
+                                error = %events_core::error::Chain(&error),
+                                "could not check the Redis server's settings"
+                            );
+                            return;
                         }
                     }
-                    Err(error) => tracing::warn!(
-                        server = %server,
-                        error = %events_core::error::Chain(&error),
-                        "could not check the Redis server's settings"
-                    ),
                 }
             });
         }
