@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use events::prelude::*;
 use events::queue::{Job, Queue};
-use events::{Context, Envelope, Worker, WorkReport};
+use events::{Context, Envelope, WorkReport, Worker};
 use redis_support::*;
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +146,7 @@ fn child_process() {
         .enable_all()
         .build()
         .unwrap();
+    let begun = Instant::now();
     runtime.block_on(async {
         let queue = events::queue::connect(&url).await.unwrap();
         if mode == "stale" {
@@ -164,7 +165,8 @@ fn child_process() {
         };
         let report = report.unwrap_or_else(|error| {
             panic!(
-                "the worker stopped with an error: {}",
+                "the worker stopped with an error after {:.1} s: {}",
+                begun.elapsed().as_secs_f64(),
                 events::error::Chain(&error)
             )
         });
@@ -217,18 +219,11 @@ fn read_report(dir: &Path, proc: &Proc) -> Report {
 /// what each answered to `results`.
 async fn stale_holder(queue: &Queue, dir: &Path, lease: Duration) {
     let backend = queue.backend();
-    let claimed = backend
-        .claim(&[QUEUE.to_owned()], 1, lease)
-        .await
-        .unwrap();
+    let claimed = backend.claim(&[QUEUE.to_owned()], 1, lease).await.unwrap();
     let [job] = claimed.as_slice() else {
         panic!("claimed {} jobs, not 1", claimed.len());
     };
-    std::fs::write(
-        dir.join("claimed"),
-        format!("{} {}", job.id, job.attempt),
-    )
-    .unwrap();
+    std::fs::write(dir.join("claimed"), format!("{} {}", job.id, job.attempt)).unwrap();
     assert!(
         wait_until(Duration::from_secs(60), || dir.join("go").exists()),
         "no go"
@@ -333,16 +328,52 @@ impl Row {
     }
 }
 
+/// The worker processes of test 1, replaced as they are killed.
+struct Crew<'a> {
+    workers: Vec<Proc>,
+    dir: &'a Path,
+    url: &'a str,
+    settings: &'a [(&'a str, u64)],
+    /// The pids killed.
+    killed: Vec<u32>,
+    /// Tries that were running in the killed processes.
+    cut_off: usize,
+}
+
+impl Crew<'_> {
+    fn add(&mut self) {
+        let name = format!("worker-{}", self.workers.len() + self.killed.len());
+        let worker = spawn(self.dir, &name, "worker", self.url, self.settings);
+        self.workers.push(worker);
+    }
+
+    /// SIGKILLs the worker in `slot`, which must be running a job, and
+    /// starts another in its place.
+    fn kill(&mut self, slot: usize) {
+        let mut worker = self.workers.remove(slot);
+        worker.kill();
+        let open = running_tries(self.dir, worker.pid());
+        assert!(open > 0, "{} was killed mid-job", worker.name);
+        self.cut_off += open;
+        self.killed.push(worker.pid());
+        self.add();
+    }
+}
+
 // --- 1. SIGKILL mid-job ----------------------------------------------------------------------------
 
-/// Three worker processes on one queue; five times, one of them is killed
-/// with SIGKILL while it runs jobs and a fresh one takes its place. Every
-/// job ends completed or in the failed store (a job whose tries all died
-/// with their worker); none is lost, no job hash is left behind.
+/// Three worker processes on one queue, 400 short jobs and one that never
+/// ends by itself. Twice, a worker is killed with SIGKILL as soon as it
+/// runs jobs; then whichever worker runs the never-ending job is, until
+/// three of its tries have died with their workers; each killed worker is
+/// replaced. Every job ends completed or in the failed store (the
+/// never-ending one, and any other whose three tries all died, with the
+/// reason in words); none is lost, and no job hash is left behind.
 #[test]
 fn sigkill_of_worker_processes_mid_job_loses_no_job() {
     const JOBS: usize = 400;
-    const KILLS: usize = 5;
+    /// A job that never ends by itself.
+    const POISON: &str = "k-poison";
     const SETTINGS: &[(&str, u64)] = &[(CHILD_CONCURRENCY, 3), (CHILD_LEASE_MS, 1000)];
     let _serial = serial();
     let started = Instant::now();
@@ -358,37 +389,62 @@ fn sigkill_of_worker_processes_mid_job_loses_no_job() {
     let dir = dir.path();
     let rt = runtime();
     let queue = rt.block_on(events::queue::connect(&url)).unwrap();
+    let mut poison = jobs(POISON, 0..1, WORK, 3_600_000);
+    poison[0].id = POISON.to_owned();
+    rt.block_on(queue.enqueue_many(poison)).unwrap();
     rt.block_on(queue.enqueue_many(jobs("k", 0..JOBS, WORK, 60)))
         .unwrap();
 
-    let mut workers: Vec<Proc> = (0..3)
-        .map(|i| spawn(dir, &format!("worker-{i}"), "worker", &url, SETTINGS))
-        .collect();
-    let mut killed = Vec::new();
-    let mut cut_off = 0;
-    for kill in 0..KILLS {
-        let slot = kill % workers.len();
-        let pid = workers[slot].pid();
+    let mut crew = Crew {
+        workers: Vec::new(),
+        dir,
+        url: &url,
+        settings: SETTINGS,
+        killed: Vec::new(),
+        cut_off: 0,
+    };
+    for _ in 0..3 {
+        crew.add();
+    }
+    // Twice, the worker whose turn it is, as soon as it runs a job.
+    for turn in 0..2 {
+        let pid = crew.workers[turn].pid();
         let mid_job = wait_until(Duration::from_secs(20), || running_tries(dir, pid) > 0);
         assert!(
             mid_job,
-            "kill {kill}: worker pid {pid} never ran a job; its log ends:\n{}",
-            tail(&workers[slot].log, 40)
+            "worker pid {pid} never ran a job; its log ends:\n{}",
+            tail(&crew.workers[turn].log, 40)
         );
-        workers[slot].kill();
-        let open = running_tries(dir, pid);
-        assert!(open > 0, "kill {kill}: the worker was killed mid-job");
-        cut_off += open;
-        killed.push(pid);
-        workers[slot] = spawn(
-            dir,
-            &format!("worker-{}", 3 + kill),
-            "worker",
-            &url,
-            SETTINGS,
-        );
-        std::thread::sleep(Duration::from_millis(150));
+        crew.kill(turn);
     }
+    // Then whichever worker runs the poison job, until its three tries
+    // have died with their workers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = records(dir);
+        let poison: Vec<&Record> = runs
+            .iter()
+            .filter(|r| r.id == POISON && r.kind == "start")
+            .collect();
+        if poison
+            .iter()
+            .filter(|r| crew.killed.contains(&r.pid))
+            .count()
+            >= 3
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poison job's tries: {poison:?}"
+        );
+        let holder = poison.iter().max_by_key(|r| r.attempt).map(|r| r.pid);
+        match holder.and_then(|pid| crew.workers.iter().position(|w| w.pid() == pid)) {
+            Some(slot) => crew.kill(slot),
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let (mut workers, kills, cut_off) = (crew.workers, crew.killed.len(), crew.cut_off);
     let mut reports = Vec::new();
     for worker in &mut workers {
         worker.exits_ok_within(Duration::from_secs(60));
@@ -410,6 +466,7 @@ fn sigkill_of_worker_processes_mid_job_loses_no_job() {
         .into_iter()
         .map(|j| j.id)
         .collect();
+    let all: Vec<String> = all.into_iter().chain([POISON.to_owned()]).collect();
     let lost: Vec<&String> = all
         .iter()
         .filter(|id| !dones.contains_key(*id) && !failed_ids.contains(*id))
@@ -417,28 +474,37 @@ fn sigkill_of_worker_processes_mid_job_loses_no_job() {
     let duplicated = dones.values().filter(|&&n| n > 1).count();
     let rerun = starts.values().filter(|&&n| n > 1).count();
     let row = Row {
-        scenario: "1. SIGKILL x5 mid-job, 3 worker processes",
-        enqueued: JOBS,
-        completed: JOBS - failed_ids.len() - lost.len(),
+        scenario: "1. SIGKILL mid-job, 3 worker processes",
+        enqueued: all.len(),
+        completed: all.len() - failed_ids.len() - lost.len(),
         failed: failed_ids.len(),
         lost: lost.len(),
         duplicated,
         took: started.elapsed(),
         notes: format!(
-            "{cut_off} tries cut off by the kills, {rerun} jobs started more than once; survivors' reports {reports:?}"
+            "{kills} kills, {cut_off} tries cut off by them, {rerun} jobs started more than once; survivors' reports {reports:?}"
         ),
     };
     row.print();
     assert!(lost.is_empty(), "jobs lost: {lost:?}");
-    assert_eq!(rt.block_on(queue.size(QUEUE)).unwrap(), 0, "the queue is empty");
+    assert_eq!(
+        rt.block_on(queue.size(QUEUE)).unwrap(),
+        0,
+        "the queue is empty"
+    );
     assert_eq!(
         job_keys(&server, &prefix),
         failed_ids.len(),
         "no job hash is left but the failed ones'"
     );
-    assert!(cut_off >= KILLS, "each kill cut off at least one try");
     assert!(
-        reports.iter().all(|r| r.failed as usize <= failed_ids.len()),
+        failed_ids.contains(POISON),
+        "the job whose three tries died with their workers is in the failed store"
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.failed as usize <= failed_ids.len()),
         "{reports:?}"
     );
 }
@@ -825,9 +891,23 @@ fn redis_restarted_under_load_loses_no_acknowledged_job_and_workers_resume() {
         .into_iter()
         .map(|f| f.id)
         .collect();
-    let lost: Vec<&&String> = acked_ids
+    // Not run yet is not lost: lost is an acknowledged job that Redis no
+    // longer holds and that never ran.
+    let not_run: Vec<&&String> = acked_ids
         .iter()
         .filter(|id| !dones.contains_key(**id) && !failed.contains(**id))
+        .collect();
+    let mut raw = connect(&server.url());
+    let lost: Vec<&&String> = not_run
+        .iter()
+        .copied()
+        .filter(|id| {
+            let key = format!("{{restart:{QUEUE}}}:job:{id}");
+            !redis::cmd("EXISTS")
+                .arg(&key)
+                .query::<bool>(&mut raw)
+                .unwrap()
+        })
         .collect();
     let duplicated = dones.values().filter(|&&n| n > 1).count();
     let after: Vec<&Record> = runs
@@ -835,40 +915,52 @@ fn redis_restarted_under_load_loses_no_acknowledged_job_and_workers_resume() {
         .filter(|r| r.kind == "start" && r.at >= back_ms)
         .collect();
     let resumed_in = after.iter().map(|r| r.at - back_ms).min();
-    let still_running: Vec<bool> = workers.iter_mut().map(Proc::running).collect();
-    for worker in &workers {
-        signal(worker.pid(), "TERM");
-    }
+    // The same processes still run: stop them as an operator would.
     let mut reports = Vec::new();
+    let mut died = Vec::new();
     for worker in &mut workers {
-        worker.exits_ok_within(Duration::from_secs(30));
-        reports.push(read_report(dir, worker));
+        if worker.running() {
+            signal(worker.pid(), "TERM");
+            worker.exits_ok_within(Duration::from_secs(30));
+            reports.push(read_report(dir, worker));
+        } else {
+            died.push(format!(
+                "{} (pid {}) stopped before it was told to; its log ends:\n{}",
+                worker.name,
+                worker.pid(),
+                tail(&worker.log, 20)
+            ));
+        }
     }
     Row {
         scenario: "4. Redis restarted (SIGTERM, AOF everysec) under 2 workers + producer",
         enqueued: acked.len(),
-        completed: acked.len() - lost.len() - failed.len(),
+        completed: acked.len() - not_run.len() - failed.len(),
         failed: failed.len(),
         lost: lost.len(),
         duplicated,
         took: started.elapsed(),
         notes: format!(
-            "Redis down {:.1} s; {} enqueues refused while down; slowest enqueue {:.1} s; first job started {:?} ms after Redis was back; worker reports {reports:?}",
+            "Redis down {:.1} s; {} enqueues refused while down; slowest enqueue {:.1} s; first job started {:?} ms after Redis was back; {} acknowledged jobs not run (still in Redis: {}); worker reports {reports:?}",
             down_for.as_secs_f64(),
             refused.len(),
             slowest.as_secs_f64(),
-            resumed_in
+            resumed_in,
+            not_run.len(),
+            not_run.len() - lost.len()
         ),
     }
     .print();
+    assert!(lost.is_empty(), "acknowledged enqueues lost: {lost:?}");
     assert!(
-        all_done && lost.is_empty(),
-        "acknowledged enqueues lost: {lost:?}"
+        died.is_empty(),
+        "the worker processes keep running through the restart: {}",
+        died.join("\n")
     );
-    assert_eq!(
-        still_running,
-        [true, true],
-        "the worker processes kept running through the restart"
+    assert!(
+        all_done,
+        "{} acknowledged jobs never ran: {not_run:?}",
+        not_run.len()
     );
     for worker in &workers {
         assert!(
@@ -988,7 +1080,11 @@ fn two_applications_with_different_prefixes_never_see_each_others_jobs() {
     assert_eq!(rt.block_on(a.clear(QUEUE)).unwrap(), 5);
     assert_eq!(rt.block_on(b.size(QUEUE)).unwrap(), 7, "B's jobs stay");
     assert_eq!(rt.block_on(a.flush_failed()).unwrap(), 1);
-    assert_eq!(rt.block_on(b.failed()).unwrap().len(), 1, "B's failed job stays");
+    assert_eq!(
+        rt.block_on(b.failed()).unwrap().len(),
+        1,
+        "B's failed job stays"
+    );
     assert_eq!(rt.block_on(a.retry_all()).unwrap(), 0);
     assert_eq!(rt.block_on(b.retry_all()).unwrap(), 1);
     assert_eq!(rt.block_on(b.size(QUEUE)).unwrap(), 8);
@@ -997,11 +1093,15 @@ fn two_applications_with_different_prefixes_never_see_each_others_jobs() {
     // of one application is stored under the other's prefix.
     let keys_a = keys_of(&server, &prefix_a);
     let keys_b = keys_of(&server, &prefix_b);
-    assert!(keys_a.iter().all(|k| !keys_b.contains(k)), "no key is shared");
+    assert!(
+        keys_a.iter().all(|k| !keys_b.contains(k)),
+        "no key is shared"
+    );
     assert_eq!(job_keys(&server, &prefix_a), 0, "{keys_a:?}");
     assert_eq!(job_keys(&server, &prefix_b), 8, "{keys_b:?}");
     assert!(
-        !keys_a.iter().any(|k| k.contains(":job:b")) && !keys_b.iter().any(|k| k.contains(":job:a")),
+        !keys_a.iter().any(|k| k.contains(":job:b"))
+            && !keys_b.iter().any(|k| k.contains(":job:a")),
         "{keys_a:?} {keys_b:?}"
     );
     Row {

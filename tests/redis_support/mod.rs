@@ -277,6 +277,7 @@ impl Proc {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", child_test, "--test-threads=1", "--nocapture"])
+            .env("RUST_BACKTRACE", "0")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
