@@ -16,7 +16,7 @@
 
 mod redis_support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 const QUEUE: &str = "crash";
 const WORK: &str = "crash.work";
 const FAILS: &str = "crash.fails";
+const STALE: &str = "crash.stale";
 
 #[event(name = "crash.work")]
 #[derive(Serialize, Deserialize)]
@@ -47,6 +48,39 @@ pub struct Work {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Failure(String);
+
+#[event(name = "crash.stale")]
+#[derive(Serialize, Deserialize)]
+pub struct Stale {
+    /// How long the first try takes.
+    pub first_ms: u64,
+    /// How long later tries take.
+    pub later_ms: u64,
+    /// How the first try ends: `ok`, `error` (to be retried) or `fail`
+    /// (straight to the failed store).
+    pub first: String,
+}
+
+/// The job of the stale-worker test: its first try ends as the event says,
+/// later tries succeed.
+#[listener(queue = "crash", name = "crash.stale", tries = 3, timeout = "1m")]
+async fn stale(e: &Stale, ctx: &Context) -> Result<(), Failure> {
+    record("start", ctx);
+    let first = ctx.job().is_some_and(|job| job.attempt() == 1);
+    let ms = if first { e.first_ms } else { e.later_ms };
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    record("done", ctx);
+    match (first, e.first.as_str()) {
+        (true, "error") => Err(Failure("the first try fails".to_owned())),
+        (true, "fail") => {
+            if let Some(job) = ctx.job() {
+                job.fail_without_retry("the first try gives up");
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Records that the try started, works `ms`, records that it ended.
 #[listener(queue = "crash", name = "crash.work", tries = 3, timeout = "1m")]
@@ -627,26 +661,73 @@ fn a_worker_stopped_past_its_lease_cannot_touch_the_job_claimed_again() {
     .print();
 }
 
-/// The same with two real worker processes: A runs the job, is frozen with
-/// SIGSTOP past its lease, B takes the job over; A, thawed while B runs it,
-/// finds its lease lost and discards its result. The job is acknowledged
-/// once, by B.
+/// The same with real worker processes, once for each call a stale worker
+/// makes: A runs the job, is frozen with SIGSTOP past its lease, B takes
+/// the job over, and A is thawed while B runs it. Thawed mid-try, A's
+/// lease renewal is refused (`extend`); thawed after its try ended, its
+/// `ack`, its `release` (the try failed with tries left) or its `fail`
+/// (the try gave up) is refused. Each time A counts the job as lost and
+/// changes nothing; B acknowledges it, once.
 #[test]
-fn a_stale_worker_process_discards_its_result_and_the_new_holder_acks() {
-    const SETTINGS: &[(&str, u64)] = &[(CHILD_CONCURRENCY, 1), (CHILD_LEASE_MS, 1000)];
+fn a_stale_worker_process_is_refused_and_the_new_holder_acks() {
     let _serial = serial();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let redis_dir = dir.join("redis");
+    let redis_dir = dir.path().join("redis");
     std::fs::create_dir(&redis_dir).unwrap();
     let server = PrivateRedis::start(&redis_dir);
-    let prefix = "stale";
-    let url = with_prefix(&server.url(), prefix);
     let rt = runtime();
+    let mut notes = Vec::new();
+    for refused in ["extend", "ack", "release", "fail"] {
+        let case_dir = dir.path().join(refused);
+        std::fs::create_dir(&case_dir).unwrap();
+        let (a, b) = stale_worker_case(&rt, &server, &case_dir, refused);
+        notes.push(format!("{refused}: A {a:?}, B {b:?}"));
+    }
+    Row {
+        scenario: "2b. worker A SIGSTOPped past its lease, B takes over, A thawed (x4: extend, ack, release, fail)",
+        enqueued: 4,
+        completed: 4,
+        failed: 0,
+        lost: 0,
+        duplicated: 0,
+        took: started.elapsed(),
+        notes: notes.join("; "),
+    }
+    .print();
+}
+
+/// One case of the test above, on a prefix of its own; returns the
+/// reports of A and B.
+fn stale_worker_case(
+    rt: &tokio::runtime::Runtime,
+    server: &PrivateRedis,
+    dir: &Path,
+    refused: &str,
+) -> (Report, Report) {
+    const SETTINGS: &[(&str, u64)] = &[(CHILD_CONCURRENCY, 1), (CHILD_LEASE_MS, 1000)];
+    let prefix = format!("stale-{refused}");
+    let url = with_prefix(&server.url(), &prefix);
     let queue = rt.block_on(events::queue::connect(&url)).unwrap();
-    rt.block_on(queue.enqueue_many(jobs("w", 0..1, WORK, 2000)))
-        .unwrap();
+    // Thawed 1.3 s after it started, A is still in a 5 s try, or past a
+    // 600 ms one; B's try takes 1 s, long enough to hold the job while A
+    // wakes up.
+    let (first_ms, first) = match refused {
+        "extend" => (5000, "ok"),
+        "ack" => (600, "ok"),
+        "release" => (600, "error"),
+        _ => (600, "fail"),
+    };
+    let mut job = Job::from_parts(
+        "w-1",
+        QUEUE,
+        STALE,
+        "crash.stale",
+        format!(r#"{{"first_ms":{first_ms},"later_ms":1000,"first":"{first}"}}"#),
+        Envelope::new(),
+    );
+    job.max_tries = 3;
+    rt.block_on(queue.enqueue(job)).unwrap();
     let started_by = |pid: u32, attempt: u32| {
         move || {
             records(dir)
@@ -658,51 +739,67 @@ fn a_stale_worker_process_discards_its_result_and_the_new_holder_acks() {
     let mut a = spawn(dir, "worker-a", "worker", &url, SETTINGS);
     assert!(
         wait_until(Duration::from_secs(20), started_by(a.pid(), 1)),
-        "A never started the job; its log ends:\n{}",
+        "{refused}: A never started the job; its log ends:\n{}",
         tail(&a.log, 40)
     );
     signal(a.pid(), "STOP");
     assert!(wait_until(Duration::from_secs(5), || is_stopped(a.pid())));
-    std::thread::sleep(Duration::from_millis(1500));
+    let a_started = records(dir)
+        .iter()
+        .find(|r| r.pid == a.pid())
+        .map(|r| r.at)
+        .unwrap();
+    assert!(
+        now_ms() - a_started < first_ms,
+        "{refused}: A was stopped mid-try"
+    );
+    std::thread::sleep(Duration::from_millis(1300));
     let mut b = spawn(dir, "worker-b", "worker", &url, SETTINGS);
     assert!(
         wait_until(Duration::from_secs(20), started_by(b.pid(), 2)),
-        "B never took the job over; its log ends:\n{}",
+        "{refused}: B never took the job over; its log ends:\n{}",
         tail(&b.log, 40)
     );
     signal(a.pid(), "CONT");
     a.exits_ok_within(Duration::from_secs(30));
     b.exits_ok_within(Duration::from_secs(30));
     let (ra, rb) = (read_report(dir, &a), read_report(dir, &b));
-    let succeeded: Option<u64> = redis::cmd("HGET")
+    let a_finished_its_try = records(dir)
+        .iter()
+        .any(|r| r.kind == "done" && r.pid == a.pid() && r.attempt == 1);
+    let counters: HashMap<String, u64> = redis::cmd("HGETALL")
         .arg(format!("{{{prefix}:{QUEUE}}}:stats"))
-        .arg("succeeded")
         .query(&mut connect(&server.url()))
         .unwrap();
-    Row {
-        scenario: "2b. worker A SIGSTOPped past its lease, B takes over, A thawed",
-        enqueued: 1,
-        completed: usize::from(succeeded == Some(1)),
-        failed: 0,
-        lost: 0,
-        duplicated: 0,
-        took: started.elapsed(),
-        notes: format!("A {ra:?}, B {rb:?}"),
-    }
-    .print();
+    let counter = |name: &str| counters.get(name).copied().unwrap_or(0);
+    assert_eq!(
+        a_finished_its_try,
+        refused != "extend",
+        "{refused}: A {} its try before it noticed",
+        if a_finished_its_try {
+            "finished"
+        } else {
+            "did not finish"
+        }
+    );
     assert_eq!(
         (ra.succeeded, ra.lost, ra.failed, ra.retried),
         (0, 1, 0, 0),
-        "A lost its lease and discarded its result"
+        "{refused}: A lost its lease and discarded its result"
     );
     assert_eq!(
         (rb.succeeded, rb.lost, rb.failed, rb.retried),
         (1, 0, 0, 0),
-        "B acknowledged the job"
+        "{refused}: B acknowledged the job"
     );
-    assert_eq!(succeeded, Some(1), "one ack took effect");
+    assert_eq!(
+        (counter("succeeded"), counter("retried"), counter("failed")),
+        (1, 0, 0),
+        "{refused}: one ack took effect, and nothing else: {counters:?}"
+    );
     assert!(rt.block_on(queue.failed()).unwrap().is_empty());
     assert_eq!(rt.block_on(queue.size(QUEUE)).unwrap(), 0);
+    (ra, rb)
 }
 
 // --- 3. eight processes, 20,000 jobs, exactly once ----------------------------------------------
