@@ -212,6 +212,16 @@ impl PrivateRedis {
         }
     }
 
+    /// Kills it with SIGKILL, as a crash of the process would. Redis writes
+    /// its AOF before it answers, so the kernel holds every acknowledged
+    /// write; `everysec` only delays the `fsync`, which matters to a crash
+    /// of the machine, not of the process.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Starts it again on the same port, with the same files.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "stop it first");
