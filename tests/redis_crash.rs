@@ -334,6 +334,12 @@ fn job_keys(server: &str, prefix: &str) -> usize {
         .count()
 }
 
+fn sorted(ids: &HashSet<String>) -> Vec<&String> {
+    let mut ids: Vec<&String> = ids.iter().collect();
+    ids.sort();
+    ids
+}
+
 /// One row of the crash matrix, printed for the closing note.
 struct Row {
     scenario: &'static str,
@@ -516,7 +522,8 @@ fn sigkill_of_worker_processes_mid_job_loses_no_job() {
         duplicated,
         took: started.elapsed(),
         notes: format!(
-            "{kills} kills, {cut_off} tries cut off by them, {rerun} jobs started more than once; survivors' reports {reports:?}"
+            "{kills} kills, {cut_off} tries cut off by them, {rerun} jobs started more than once; failed store {:?}; survivors' reports {reports:?}",
+            sorted(&failed_ids)
         ),
     };
     row.print();
