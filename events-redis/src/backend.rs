@@ -497,8 +497,11 @@ impl Inner {
     }
 
     /// Queues requests to go in one round trip. The first caller finding no
-    /// flush under way runs one itself; the requests that arrive meanwhile
-    /// go together in the next, on a task of its own.
+    /// flush under way starts one, on a task of its own: the requests that
+    /// arrive meanwhile go together in its next round trip. The task, not
+    /// the caller, does the flushing, so a caller that is cancelled (a
+    /// heartbeat's extension dropped by a `select!`, a web request whose
+    /// client went away) never strands the requests of others.
     async fn send(self: &Arc<Self>, ops: Vec<Op>) {
         let lead = {
             let mut batch = lock(&self.batch);
@@ -506,14 +509,13 @@ impl Inner {
             !std::mem::replace(&mut batch.flushing, true)
         };
         if lead {
-            // Let the tasks that are ready to run issue theirs first (the
-            // other slots of a worker finishing their jobs): they go in
-            // this round trip instead of waiting for the next.
-            tokio::task::yield_now().await;
-            let ops = std::mem::take(&mut lock(&self.batch).ops);
-            let guard = FlushGuard(self.clone());
-            self.flush(ops).await;
-            drop(guard);
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(flusher(self.clone()))),
+                // No runtime to run a task on: flush here (an operation
+                // then fails for want of a runtime, as a connection needs
+                // one).
+                Err(_) => flusher(self.clone()).await,
+            }
         }
     }
 
@@ -1133,43 +1135,45 @@ type ClaimReply = oneshot::Sender<Result<Vec<Job>, QueueError>>;
 type ClaimKey = (Vec<String>, u64);
 type AckReply = oneshot::Sender<Result<bool, QueueError>>;
 
-/// Ends a flush led by a caller: requests that arrived meanwhile go in a
-/// task of their own, and if the caller was cancelled mid-flush the next
-/// request leads again.
-struct FlushGuard(Arc<Inner>);
+/// Sends the queued requests, a round trip at a time, until none is left.
+async fn flusher(inner: Arc<Inner>) {
+    let mut guard = FlushGuard {
+        inner: inner.clone(),
+        finished: false,
+    };
+    // Let the tasks that are ready to run issue theirs first (the other
+    // slots of a worker finishing their jobs): they go in this round trip
+    // instead of waiting for the next.
+    tokio::task::yield_now().await;
+    loop {
+        let ops = {
+            let mut batch = lock(&inner.batch);
+            if batch.ops.is_empty() {
+                batch.flushing = false;
+                // Finished: a request queued from now on starts another.
+                guard.finished = true;
+                return;
+            }
+            std::mem::take(&mut batch.ops)
+        };
+        inner.flush(ops).await;
+    }
+}
+
+/// Ends a flusher that did not finish (its runtime shut down): the
+/// requests left are dropped, so their callers get an error instead of
+/// waiting forever, and the next request starts a flusher again.
+struct FlushGuard {
+    inner: Arc<Inner>,
+    finished: bool,
+}
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        let inner = &self.0;
-        let mut batch = lock(&inner.batch);
-        if batch.ops.is_empty() {
+        if !self.finished {
+            let mut batch = lock(&self.inner.batch);
+            batch.ops.clear();
             batch.flushing = false;
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                drop(batch);
-                let inner = inner.clone();
-                handle.spawn(async move {
-                    loop {
-                        let ops = {
-                            let mut batch = lock(&inner.batch);
-                            if batch.ops.is_empty() {
-                                batch.flushing = false;
-                                return;
-                            }
-                            std::mem::take(&mut batch.ops)
-                        };
-                        inner.flush(ops).await;
-                    }
-                });
-            }
-            // No runtime to carry on: drop the waiting requests (their
-            // callers get an error) and let the next one lead.
-            Err(_) => {
-                batch.ops.clear();
-                batch.flushing = false;
-            }
         }
     }
 }
