@@ -438,3 +438,50 @@ async fn a_claimed_job_carries_the_attempt_its_row_holds() {
     assert!(!queue.backend().ack(&first.id, first.attempt).await.unwrap());
     assert!(queue.backend().ack(&again.id, again.attempt).await.unwrap());
 }
+
+/// A batch long enough to be stored by several multi-row statements keeps
+/// the rules of one job at a time: an id already waiting, one in the
+/// failed store, and one repeated within the batch (within one statement
+/// and across two) are each skipped, and every other job is stored once.
+#[tokio::test]
+async fn a_long_batch_skips_known_ids_as_a_short_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    queue.enqueue(job("waiting")).await.unwrap();
+    queue.enqueue(job("failed")).await.unwrap();
+    let claimed = claim(&queue, 2).await;
+    let failed = claimed.iter().find(|j| j.id == "failed").unwrap();
+    assert!(
+        queue
+            .backend()
+            .fail(&failed.id, failed.attempt, "boom")
+            .await
+            .unwrap()
+    );
+    let waiting = claimed.iter().find(|j| j.id == "waiting").unwrap();
+    assert!(
+        queue
+            .backend()
+            .abandon(&waiting.id, waiting.attempt, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+
+    let mut batch: Vec<Job> = (0..70).map(|n| job(&format!("job-{n}"))).collect();
+    batch[3] = job("waiting");
+    batch[10] = job("failed");
+    batch[20] = job("job-1"); // the same statement as job-1
+    batch[50] = job("job-2"); // a later statement
+    batch[69] = job("job-0"); // the rows stored one at a time
+    queue.enqueue_many(batch).await.unwrap();
+
+    // 70, less the 5 skipped, plus the job that was waiting already.
+    assert_eq!(queue.size("a").await.unwrap(), 66);
+    assert_eq!(queue.failed().await.unwrap().len(), 1);
+    let ids: Vec<String> = claim(&queue, 100).await.into_iter().map(|j| j.id).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(!ids.contains(&"failed".to_owned()));
+}
