@@ -31,7 +31,7 @@ use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::Notify;
 
 use crate::error::SqliteError;
-use crate::schema::{MIGRATIONS, SCHEMA_VERSION, envelope, legacy_envelope};
+use crate::schema::{MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
 use crate::thread::{self, Op, Thread};
 
 /// A job's columns, in the order [`job_from_row_at`] reads them.
@@ -370,6 +370,10 @@ fn open_writer(
     };
     let connection = Connection::open(path).map_err(err)?;
     configure(&connection).map_err(err)?;
+    // Only a file without tables yet takes it; others keep theirs.
+    connection
+        .pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(err)?;
     let mode = retry_busy(|| {
         let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
         if mode.eq_ignore_ascii_case("wal") {

@@ -67,7 +67,19 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    // A new file is made of 2048-byte pages, and an enqueue does not write
+    // `sqlite_sequence` (schema 3: no AUTOINCREMENT).
+    let page_size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(page_size, 2048);
+    let jobs_sql: String = raw
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events_jobs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!jobs_sql.contains("AUTOINCREMENT"), "{jobs_sql}");
     // Reopening an up-to-date file migrates nothing and works.
     SqliteBackend::queue(&path).unwrap();
     // A file from a newer release is refused in words, not misread.
@@ -92,7 +104,7 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         sqlite,
         SqliteError::SchemaTooNew {
             found: 99,
-            supported: 2,
+            supported: 3,
             ..
         }
     ));
@@ -101,7 +113,7 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         [
             "the sqlite queue failed, and trying again will not help".to_owned(),
             format!(
-                "`{}` has schema version 99, newer than the 2 this build knows",
+                "`{}` has schema version 99, newer than the 3 this build knows",
                 path.display()
             ),
         ]
@@ -239,7 +251,20 @@ async fn a_version_1_file_is_migrated_and_its_jobs_run() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "migrated in place");
+    assert_eq!(version, 3, "migrated in place");
+    // Schema 3 rebuilt the jobs table without AUTOINCREMENT, keeping each
+    // row's `seq` (and so the claim's order).
+    let seqs: Vec<(i64, String)> = raw
+        .prepare("SELECT seq, id FROM events_jobs ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        seqs,
+        [(1, "old-job".to_owned()), (2, "old-failed".to_owned())]
+    );
 
     let claimed = claim(&queue, 1).await;
     assert_eq!(claimed.len(), 1);
