@@ -554,6 +554,12 @@ impl Worker {
             };
             let Some(job) = job else {
                 self.unreserve(&shared);
+                // Listen for progress before looking: a job settled between
+                // the look and the wait must still wake this slot (else it
+                // sleeps a whole poll interval at the end of the queue).
+                let progressed = shared.progress.notified();
+                tokio::pin!(progressed);
+                progressed.as_mut().enable();
                 if stop_when_empty {
                     match self.pending().await {
                         // Empty, or holding only jobs this worker cannot run.
@@ -568,7 +574,7 @@ impl Worker {
                 }
                 tokio::select! {
                     () = self.queue.backend().wait(self.poll) => {}
-                    () = shared.progress.notified() => {}
+                    () = progressed => {}
                     () = shared.stopped_signal() => return,
                 }
                 continue;
