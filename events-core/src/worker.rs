@@ -932,6 +932,9 @@ fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
 }
 
 /// How [`Worker::process`] left a job.
+// Returned once per job and matched at once: boxing the job would cost an
+// allocation per job for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Processed {
     /// Not run: its listener is unknown here, so it was set aside.
     NotRun,
