@@ -19,11 +19,22 @@ pub struct Tick {
 #[listener(queue = "ticks")]
 async fn tick(_: &Tick) {}
 
+#[event(name = "ack_and_claim.slow_tick")]
+#[derive(Serialize, Deserialize)]
+pub struct SlowTick;
+
+#[listener(queue = "slow_ticks")]
+async fn slow_tick(_: &SlowTick) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// A memory queue that counts the worker's calls.
 #[derive(Default)]
 struct Counting {
     inner: MemoryBackend,
     calls: Arc<Mutex<Vec<&'static str>>>,
+    /// How long `stats` takes after reading the counts.
+    slow_stats: Duration,
 }
 
 impl Counting {
@@ -97,7 +108,9 @@ impl Backend for Counting {
         self.inner.flush_failed().await
     }
     async fn stats(&self) -> Result<Vec<events::queue::QueueStats>, QueueError> {
-        self.inner.stats().await
+        let stats = self.inner.stats().await;
+        tokio::time::sleep(self.slow_stats).await;
+        stats
     }
     async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
         self.inner.clear(queue).await
@@ -154,4 +167,35 @@ async fn a_worker_that_stops_sends_its_last_ack_alone() {
     assert_eq!(calls, ["claim", "ack_and_claim", "ack"]);
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats[0].pending, stats[0].reserved), (2, 0), "{stats:?}");
+}
+
+/// Slots that find the queue empty while another still holds a job wait
+/// for it to settle, and must be woken when it settles, whenever that is.
+/// Here the look (`stats`) is slow, so the job settles between the look and
+/// the wait: a slot that listened only once it had looked slept a whole
+/// poll interval (30 s) before `run_until_empty` could end.
+#[tokio::test]
+async fn a_job_settled_while_a_slot_looks_still_wakes_it() {
+    let counting = Counting {
+        slow_stats: Duration::from_millis(200),
+        ..Counting::default()
+    };
+    let queue = Queue::with_backend("memory://slow-stats", counting);
+    let dispatcher = Dispatcher::builder().queue(queue.clone()).build().unwrap();
+    // One slot runs it (100 ms) while the other looks (200 ms) and finds
+    // it held.
+    dispatcher.dispatch(SlowTick).await.unwrap();
+    let worked = tokio::time::timeout(
+        Duration::from_secs(10),
+        Worker::new(queue)
+            .queues(["slow_ticks"])
+            .concurrency(2)
+            .poll_interval(Duration::from_secs(30))
+            .run_until_empty(),
+    )
+    .await;
+    let report = worked
+        .expect("a slot slept through the job it waited for")
+        .unwrap();
+    assert_eq!(report.succeeded, 1);
 }

@@ -560,6 +560,12 @@ impl Worker {
             };
             let Some(job) = job else {
                 self.unreserve(&shared);
+                // Listen for progress before looking: a job settled between
+                // the look and the wait must still wake this slot (else it
+                // sleeps a whole poll interval at the end of the queue).
+                let progressed = shared.progress.notified();
+                tokio::pin!(progressed);
+                progressed.as_mut().enable();
                 if stop_when_empty {
                     match self.pending().await {
                         // Empty, or holding only jobs this worker cannot run.
@@ -574,7 +580,7 @@ impl Worker {
                 }
                 tokio::select! {
                     () = self.queue.backend().wait(self.poll) => {}
-                    () = shared.progress.notified() => {}
+                    () = progressed => {}
                     () = shared.stopped_signal() => return,
                 }
                 continue;
@@ -933,6 +939,9 @@ fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
 }
 
 /// How [`Worker::process`] left a job.
+// Returned once per job and matched at once: boxing the job would cost an
+// allocation per job for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Processed {
     /// Not run: its listener is unknown here, so it was set aside.
     NotRun,
