@@ -9,7 +9,11 @@
 //!
 //! ```text
 //! cargo run --release --example queue_throughput [-- JOBS]
+//! benches/redis_peers.sh -- cargo run --release --features redis --example queue_throughput   # with Redis, beside BullMQ
 //! ```
+//!
+//! With the `redis` feature and `EVENTS_BENCH_REDIS_URL` set, the Redis
+//! cases follow (see `support/redis_cases.rs`).
 //!
 //! Prints jobs per second and the ratio to the baselines. Absolute numbers on
 //! shared machines are noisy: compare ratios, and see BENCHMARKS.md.
@@ -22,6 +26,10 @@ use events::prelude::*;
 use events::queue::{Job, Queue};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "redis")]
+#[path = "support/redis_cases.rs"]
+mod redis_cases;
 
 #[event(name = "bench.job")]
 #[derive(Serialize, Deserialize)]
@@ -240,6 +248,11 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("events-throughput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
+    // `REDIS_ONLY=1`: only the Redis cases.
+    if std::env::var("REDIS_ONLY").is_ok() {
+        run_redis(jobs).await;
+        return;
+    }
     let base = baseline(jobs).await;
     let base_rate = per_second(jobs, base);
     println!(
@@ -280,4 +293,20 @@ async fn main() {
     }
     enqueue_alone(&dir, sqlite_jobs).await;
     let _ = std::fs::remove_dir_all(&dir);
+    run_redis(jobs).await;
+}
+
+/// The Redis cases, when the build has them and `EVENTS_BENCH_REDIS_URL`
+/// names a server (`benches/redis_peers.sh -- ..` sets it).
+async fn run_redis(jobs: u64) {
+    #[cfg(feature = "redis")]
+    if std::env::var("EVENTS_BENCH_REDIS_URL").is_ok() {
+        redis_cases::run((jobs / 5).max(1_000)).await;
+        return;
+    }
+    println!();
+    println!(
+        "Redis cases skipped: build with `--features redis` and set EVENTS_BENCH_REDIS_URL (benches/redis_peers.sh does both)"
+    );
+    let _ = jobs;
 }
