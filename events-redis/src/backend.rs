@@ -1141,11 +1141,11 @@ async fn flusher(inner: Arc<Inner>) {
         inner: inner.clone(),
         finished: false,
     };
-    // Let the tasks that are ready to run issue theirs first (the other
-    // slots of a worker finishing their jobs): they go in this round trip
-    // instead of waiting for the next.
-    tokio::task::yield_now().await;
     loop {
+        // Let the tasks that are ready to run issue theirs first (the
+        // slots of a worker that the last round trip answered, finishing
+        // their jobs): they go in this round trip instead of the next.
+        tokio::task::yield_now().await;
         let ops = {
             let mut batch = lock(&inner.batch);
             if batch.ops.is_empty() {
