@@ -137,6 +137,39 @@ pub mod cli {
             .run()
             .await
     }
+
+    /// The commands with `work --metrics-addr` served, on `queue` when
+    /// given.
+    fn commands(queue: Option<crate::Queue>) -> Commands {
+        let commands = Commands::new().metrics_endpoint(crate::metrics::Endpoint);
+        match queue {
+            Some(queue) => commands.queue(queue),
+            None => commands,
+        }
+    }
+
+    /// As `events_core::cli::run_from`, with `work --metrics-addr`.
+    pub async fn run_from<I, T>(args: I, queue: Option<crate::Queue>) -> Result<(), CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut stdout = std::io::stdout();
+        run_to(args, queue, &mut stdout).await
+    }
+
+    /// As `events_core::cli::run_to`, with `work --metrics-addr`.
+    pub async fn run_to<I, T>(
+        args: I,
+        queue: Option<crate::Queue>,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        commands(queue).run_to(args, out).await
+    }
 }
 
 /// Names each backend crate compiled in, so the linker keeps the schemes

@@ -17,6 +17,11 @@
 //! name the registry knows is built when the `Metrics` is made), so
 //! recording one is a hash of the name, a lookup in a map that is never
 //! locked, and an atomic add: no allocation after warm-up.
+//!
+//! [`Metrics::new`] records through the application's global recorder
+//! (its choice of exporter); [`Metrics::prometheus`] into a
+//! [`PrometheusRecorder`] of its own, which [`Metrics::render`] writes as
+//! Prometheus text and [`serve`] answers `GET /metrics` with.
 
 #![warn(missing_docs)]
 
@@ -29,7 +34,9 @@ use std::time::{Duration, SystemTime};
 use events_core::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer};
 use events_core::queue::{Job, Queue, QueueError};
 use metrics::{Counter, Gauge, Histogram, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod prometheus;
+pub use prometheus::{DEFAULT_BUCKETS, PrometheusRecorder};
 
 /// `events_dispatched_total{event}`.
 pub const DISPATCHED: &str = "events_dispatched_total";
@@ -57,14 +64,13 @@ pub const WAIT_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
-/// A [`PrometheusBuilder`] with this crate's histogram buckets, for an
-/// application that installs the Prometheus exporter as its global
-/// recorder itself (then records with [`Metrics::new`]).
-pub fn prometheus_builder() -> PrometheusBuilder {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(LISTENER_DURATION.into()), DURATION_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(JOB_WAIT.into()), WAIT_BUCKETS))
-        .expect("the buckets are constants and not empty")
+/// A [`PrometheusRecorder`] with this crate's histogram buckets, for an
+/// application that installs it as its global recorder itself (then
+/// records with [`Metrics::from_prometheus`]).
+pub fn prometheus_recorder() -> PrometheusRecorder {
+    PrometheusRecorder::new()
+        .buckets(LISTENER_DURATION, DURATION_BUCKETS)
+        .buckets(JOB_WAIT, WAIT_BUCKETS)
 }
 
 /// Records what the observer seam sees as Prometheus metrics (see the
@@ -73,13 +79,14 @@ pub fn prometheus_builder() -> PrometheusBuilder {
 /// endpoint.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let metrics = events_metrics::Metrics::prometheus();
-/// let dispatcher = events_core::Dispatcher::builder().observe(metrics.clone()).build()?;
+/// let dispatcher = events_core::Dispatcher::builder()
+///     .observe(metrics.clone())
+///     .build()?;
 /// # let _ = dispatcher;
 /// let text = metrics.render().expect("a Prometheus registry of its own");
-/// assert!(text.contains("events_dispatched_total") || text.is_empty());
+/// assert!(text.contains("# TYPE events_dispatched_total counter"));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -91,7 +98,7 @@ struct Inner {
     /// The recorder handles are made from; `None`: the global one.
     recorder: Option<Arc<dyn Recorder + Send + Sync>>,
     /// Renders the Prometheus text, when there is a Prometheus recorder.
-    handle: Option<PrometheusHandle>,
+    handle: Option<PrometheusRecorder>,
     events: Names<Counter>,
     listeners: Names<ListenerHandles>,
     queues: Names<QueueHandles>,
@@ -200,7 +207,7 @@ impl Metrics {
     /// choice of exporter). Install it first: handles are made now, for
     /// every event, listener and queue the registry knows, and a handle
     /// made with no recorder installed records nothing. [`render`](Self::render)
-    /// gives `None` unless [`with_handle`](Self::with_handle) gave it one.
+    /// gives `None`: to render, use [`from_prometheus`](Self::from_prometheus).
     pub fn new() -> Metrics {
         Metrics::build(None, None)
     }
@@ -210,26 +217,26 @@ impl Metrics {
     /// [`render`](Self::render) gives its text. What `work --metrics-addr`
     /// uses; tests can make one each without clashing.
     pub fn prometheus() -> Metrics {
-        let recorder = prometheus_builder().build_recorder();
-        let handle = recorder.handle();
-        Metrics::build(Some(Arc::new(recorder)), Some(handle))
+        Metrics::from_prometheus(prometheus_recorder())
     }
 
-    /// Records into `recorder` (not installed globally).
+    /// Records into `recorder` and renders it (give it
+    /// [`prometheus_recorder`]'s buckets, or the histograms get
+    /// [`DEFAULT_BUCKETS`]). The application may install a clone as its
+    /// global recorder for its own metrics too.
+    pub fn from_prometheus(recorder: PrometheusRecorder) -> Metrics {
+        Metrics::build(Some(Arc::new(recorder.clone())), Some(recorder))
+    }
+
+    /// Records into `recorder` (not installed globally); [`render`](Self::render)
+    /// gives `None`.
     pub fn with_recorder(recorder: impl Recorder + Send + Sync + 'static) -> Metrics {
         Metrics::build(Some(Arc::new(recorder)), None)
     }
 
-    /// Records through the global recorder, as [`new`](Self::new), and
-    /// renders with `handle` (the one `prometheus_builder().install_recorder()`
-    /// gave) in [`render`](Self::render).
-    pub fn with_handle(handle: PrometheusHandle) -> Metrics {
-        Metrics::build(None, Some(handle))
-    }
-
     fn build(
         recorder: Option<Arc<dyn Recorder + Send + Sync>>,
-        handle: Option<PrometheusHandle>,
+        handle: Option<PrometheusRecorder>,
     ) -> Metrics {
         let registry = events_core::registry();
         let in_scope = |f: &mut dyn FnMut()| match &recorder {
@@ -280,15 +287,10 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition (format 0.0.4) of everything
-    /// recorded so far; `None` when this records to a global recorder
-    /// without a handle (see [`with_handle`](Self::with_handle)).
+    /// recorded so far; `None` when this records to another recorder
+    /// ([`new`](Self::new), [`with_recorder`](Self::with_recorder)).
     pub fn render(&self) -> Option<String> {
-        self.inner.handle.as_ref().map(PrometheusHandle::render)
-    }
-
-    /// The Prometheus handle, when there is one.
-    pub fn handle(&self) -> Option<&PrometheusHandle> {
-        self.inner.handle.as_ref()
+        self.inner.handle.as_ref().map(PrometheusRecorder::render)
     }
 
     fn listener(&self, name: &str, f: impl FnOnce(&ListenerHandles)) {
