@@ -154,10 +154,40 @@ impl Hasher for Fnv {
 
 type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
+/// Hashes a name's address and length: one multiply per word.
+#[derive(Default)]
+struct Address(u64);
+
+impl Hasher for Address {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A `&'static str`'s address and length.
+fn address(name: &str) -> (usize, usize) {
+    (name.as_ptr() as usize, name.len())
+}
+
 /// Handles by name: the names known when the `Metrics` was made in a map
 /// read without a lock, the others (a queue named only at run time, a job
 /// of another program's listener) built on first use behind a lock.
 struct Names<H> {
+    /// The registry's names by address: a listener's name in a
+    /// `ListenerRun` is the registry's own string, found without hashing
+    /// its bytes.
+    by_address: HashMap<(usize, usize), Arc<H>, BuildHasherDefault<Address>>,
     known: FnvMap<&'static str, Arc<H>>,
     others: RwLock<FnvMap<String, Arc<H>>>,
 }
@@ -165,10 +195,13 @@ struct Names<H> {
 impl<H> Names<H> {
     fn new(names: impl IntoIterator<Item = &'static str>, make: impl Fn(&str) -> H) -> Self {
         let mut known = FnvMap::default();
+        let mut by_address = HashMap::default();
         for name in names {
-            known.entry(name).or_insert_with(|| Arc::new(make(name)));
+            let handles = known.entry(name).or_insert_with(|| Arc::new(make(name)));
+            by_address.insert(address(name), Arc::clone(handles));
         }
         Names {
+            by_address,
             known,
             others: RwLock::default(),
         }
@@ -195,6 +228,9 @@ impl<H> Names<H> {
     /// Calls `f` with the handles of `name`: no reference count touched
     /// for a known name.
     fn with<R>(&self, name: &str, make: impl FnOnce() -> H, f: impl FnOnce(&H) -> R) -> R {
+        if let Some(handles) = self.by_address.get(&address(name)) {
+            return f(handles);
+        }
         match self.known.get(name) {
             Some(handles) => f(handles),
             None => f(&self.get(name, make)),
