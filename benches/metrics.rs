@@ -24,6 +24,8 @@ use events::observe::Observer;
 use events::prelude::*;
 use events::{Dispatcher, metrics::Metrics};
 
+// The direct-call tables are `benches/dispatch.rs`'s.
+#[allow(dead_code)]
 #[path = "support/listeners.rs"]
 mod listeners;
 use listeners::*;
@@ -48,7 +50,9 @@ fn overhead(c: &mut Criterion) {
             });
             for (name, dispatcher) in [("off", &off), ("observer", &observer), ("on", &on)] {
                 group.bench_function(BenchmarkId::new(name, $n), |b| {
-                    b.iter_custom(|n| awaited(n, || dispatcher.dispatch($event { n: black_box(1) })))
+                    b.iter_custom(|n| {
+                        awaited(n, || dispatcher.dispatch($event { n: black_box(1) }))
+                    })
                 });
             }
         };
@@ -57,7 +61,10 @@ fn overhead(c: &mut Criterion) {
     cases!(10, Ten);
     group.finish();
     assert!(
-        metrics.render().unwrap().contains("events_dispatched_total{event="),
+        metrics
+            .render()
+            .unwrap()
+            .contains("events_dispatched_total{event="),
         "the `on` cases recorded"
     );
 }

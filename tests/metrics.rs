@@ -178,8 +178,7 @@ fn gauge(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 fn histogram(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> (Vec<(f64, f64)>, f64) {
     match &sample(scrape, metric, labels).value {
         Value::Histogram(buckets) => {
-            let buckets: Vec<(f64, f64)> =
-                buckets.iter().map(|b| (b.less_than, b.count)).collect();
+            let buckets: Vec<(f64, f64)> = buckets.iter().map(|b| (b.less_than, b.count)).collect();
             let count = buckets.last().map_or(0.0, |b| b.1);
             (buckets, count)
         }
@@ -217,17 +216,31 @@ async fn dispatches_and_sync_listener_runs_are_counted_and_timed() {
     let dispatched = "events_dispatched_total";
     assert_eq!(counter(&s, dispatched, &[("event", "metrics.booked")]), 3.0);
     assert_eq!(counter(&s, dispatched, &[("event", "metrics.broken")]), 1.0);
-    assert_eq!(counter(&s, dispatched, &[("event", "metrics.halting")]), 1.0);
+    assert_eq!(
+        counter(&s, dispatched, &[("event", "metrics.halting")]),
+        1.0
+    );
 
     let runs = "events_listener_runs_total";
     let note = "metrics::note_booking";
-    assert_eq!(counter(&s, runs, &[("listener", note), ("outcome", "ok")]), 3.0);
     assert_eq!(
-        counter(&s, runs, &[("listener", "metrics::stops_here"), ("outcome", "stopped")]),
+        counter(&s, runs, &[("listener", note), ("outcome", "ok")]),
+        3.0
+    );
+    assert_eq!(
+        counter(
+            &s,
+            runs,
+            &[("listener", "metrics::stops_here"), ("outcome", "stopped")]
+        ),
         1.0
     );
     assert_eq!(
-        counter(&s, runs, &[("listener", "metrics::always_fails"), ("outcome", "failed")]),
+        counter(
+            &s,
+            runs,
+            &[("listener", "metrics::always_fails"), ("outcome", "failed")]
+        ),
         1.0
     );
     assert_eq!(
@@ -243,13 +256,21 @@ async fn dispatches_and_sync_listener_runs_are_counted_and_timed() {
         0.0
     );
     assert_eq!(
-        counter(&s, runs, &[("listener", "metrics::never_reached"), ("outcome", "ok")]),
+        counter(
+            &s,
+            runs,
+            &[("listener", "metrics::never_reached"), ("outcome", "ok")]
+        ),
         0.0,
         "a listener after a stop does not run"
     );
 
     // A real histogram with this crate's buckets, not a summary.
-    let (buckets, count) = histogram(&s, "events_listener_duration_seconds", &[("listener", note)]);
+    let (buckets, count) = histogram(
+        &s,
+        "events_listener_duration_seconds",
+        &[("listener", note)],
+    );
     assert_eq!(count, 3.0);
     let les: Vec<f64> = buckets.iter().map(|b| b.0).collect();
     assert_eq!(les, bounds(DURATION_BUCKETS));
@@ -315,10 +336,26 @@ async fn worker_families(queue: Queue) {
     metrics.refresh_queue_depth(&queue).await.unwrap();
     let s = scrape(&render(&metrics));
     let depth = "events_queue_depth";
-    assert_eq!(gauge(&s, depth, &[("queue", "metrics-q"), ("state", "ready")]), 2.0);
-    assert_eq!(gauge(&s, depth, &[("queue", "metrics-q"), ("state", "delayed")]), 0.0);
-    assert_eq!(gauge(&s, depth, &[("queue", "metrics-later"), ("state", "delayed")]), 1.0);
-    assert_eq!(gauge(&s, depth, &[("queue", "metrics-later"), ("state", "ready")]), 0.0);
+    assert_eq!(
+        gauge(&s, depth, &[("queue", "metrics-q"), ("state", "ready")]),
+        2.0
+    );
+    assert_eq!(
+        gauge(&s, depth, &[("queue", "metrics-q"), ("state", "delayed")]),
+        0.0
+    );
+    assert_eq!(
+        gauge(
+            &s,
+            depth,
+            &[("queue", "metrics-later"), ("state", "delayed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        gauge(&s, depth, &[("queue", "metrics-later"), ("state", "ready")]),
+        0.0
+    );
 
     let report = Worker::new(queue.clone())
         .queues(["metrics-q"])
@@ -371,25 +408,50 @@ async fn worker_families(queue: Queue) {
 
     let runs = "events_listener_runs_total";
     let mail = "metrics::send_mail";
-    assert_eq!(counter(&s, runs, &[("listener", mail), ("outcome", "ok")]), 1.0);
-    assert_eq!(counter(&s, runs, &[("listener", mail), ("outcome", "failed")]), 2.0);
+    assert_eq!(
+        counter(&s, runs, &[("listener", mail), ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        counter(&s, runs, &[("listener", mail), ("outcome", "failed")]),
+        2.0
+    );
     assert_eq!(
         counter(&s, "events_listener_failures_total", &[("listener", mail)]),
         2.0
     );
-    let (_, timed) = histogram(&s, "events_listener_duration_seconds", &[("listener", mail)]);
+    let (_, timed) = histogram(
+        &s,
+        "events_listener_duration_seconds",
+        &[("listener", mail)],
+    );
     assert_eq!(timed, 1.0, "the queued try that succeeded is timed");
 
-    for (state, want) in [("ready", 0.0), ("delayed", 0.0), ("reserved", 0.0), ("failed", 1.0)] {
+    for (state, want) in [
+        ("ready", 0.0),
+        ("delayed", 0.0),
+        ("reserved", 0.0),
+        ("failed", 1.0),
+    ] {
         assert_eq!(
             gauge(&s, depth, &[("queue", "metrics-q"), ("state", state)]),
             want,
             "{state}"
         );
     }
-    assert_eq!(gauge(&s, depth, &[("queue", "metrics-later"), ("state", "delayed")]), 1.0);
+    assert_eq!(
+        gauge(
+            &s,
+            depth,
+            &[("queue", "metrics-later"), ("state", "delayed")]
+        ),
+        1.0
+    );
     for family in ["events_job_wait_seconds", "events_queue_depth"] {
-        assert!(s.docs.contains_key(family), "{family} has a HELP line: {text}");
+        assert!(
+            s.docs.contains_key(family),
+            "{family} has a HELP line: {text}"
+        );
     }
 }
 
@@ -417,8 +479,7 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection())
-        else {
+        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
             return;
         };
         for pattern in [format!("{{{}:*", self.0), format!("{}:*", self.0)] {
@@ -493,7 +554,11 @@ async fn the_endpoint_answers_get_metrics_with_the_text_format_and_404_otherwise
     );
     let s = scrape(&body);
     assert_eq!(
-        counter(&s, "events_dispatched_total", &[("event", "metrics.halting")]),
+        counter(
+            &s,
+            "events_dispatched_total",
+            &[("event", "metrics.halting")]
+        ),
         1.0
     );
 
@@ -574,15 +639,18 @@ async fn metrics_addr_without_a_metrics_endpoint_is_refused_in_words() {
     let error = events::cli::Commands::new()
         .queue(Queue::memory())
         .run_to(
-            ["app", "work", "--stop-when-empty", "--metrics-addr", "127.0.0.1:1"],
+            [
+                "app",
+                "work",
+                "--stop-when-empty",
+                "--metrics-addr",
+                "127.0.0.1:1",
+            ],
             &mut out,
         )
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("needs metrics"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("needs metrics"), "{error}");
 }
 
 #[tokio::test]
@@ -591,7 +659,13 @@ async fn a_metrics_addr_in_use_is_refused_in_words() {
     let addr = taken.local_addr().unwrap();
     let mut out = Vec::new();
     let error = events::cli::run_to(
-        ["app", "work", "--stop-when-empty", "--metrics-addr", &addr.to_string()],
+        [
+            "app",
+            "work",
+            "--stop-when-empty",
+            "--metrics-addr",
+            &addr.to_string(),
+        ],
         Some(Queue::memory()),
         &mut out,
     )
@@ -652,7 +726,14 @@ fn recording_after_warm_up_allocates_nothing() {
         ("metrics-q", "metrics::send_mail"),
         ("made-up-queue", "made::up"),
     ] {
-        let job = Job::from_parts("id", queue, listener, "metrics.booked", "{}", Envelope::new());
+        let job = Job::from_parts(
+            "id",
+            queue,
+            listener,
+            "metrics.booked",
+            "{}",
+            Envelope::new(),
+        );
         let calls = |m: &Metrics| {
             m.job_enqueued(&job);
             m.job_claimed(&job);

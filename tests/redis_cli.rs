@@ -77,7 +77,12 @@ impl Drop for Cleanup {
 
 async fn cli(args: &[&str]) -> Result<String, CliError> {
     let mut out = Vec::new();
-    run_to(std::iter::once("app").chain(args.iter().copied()), None, &mut out).await?;
+    run_to(
+        std::iter::once("app").chain(args.iter().copied()),
+        None,
+        &mut out,
+    )
+    .await?;
     Ok(String::from_utf8(out).unwrap())
 }
 

@@ -388,6 +388,16 @@ where
 /// Configures how a worker started by `work` is built.
 type WorkerSetup = Box<dyn Fn(Worker) -> Worker + Send + Sync>;
 
+/// What [`MetricsEndpoint::start`] gives: the observer of the worker's
+/// jobs, or why the endpoint could not start.
+pub type EndpointStart<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Arc<dyn crate::observe::Observer>, std::io::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
 /// What `work --metrics-addr ADDR` starts, given by a metrics crate (the
 /// facade's `metrics` feature gives one to [`run`]): it starts serving
 /// metrics at `addr` and watching `queue`, and returns the observer that
@@ -395,18 +405,7 @@ type WorkerSetup = Box<dyn Fn(Worker) -> Worker + Send + Sync>;
 pub trait MetricsEndpoint: Send + Sync + 'static {
     /// Starts the endpoint at `addr` for `queue`; an error when the
     /// address cannot be bound.
-    fn start<'a>(
-        &'a self,
-        addr: std::net::SocketAddr,
-        queue: &'a Queue,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<Arc<dyn crate::observe::Observer>, std::io::Error>,
-                > + Send
-                + 'a,
-        >,
-    >;
+    fn start<'a>(&'a self, addr: std::net::SocketAddr, queue: &'a Queue) -> EndpointStart<'a>;
 }
 
 /// The operator commands with what the application's workers need: the

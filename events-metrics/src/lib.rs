@@ -276,7 +276,7 @@ impl Metrics {
     ) -> Metrics {
         let registry = events_core::registry();
         let in_scope = |f: &mut dyn FnMut()| match &recorder {
-            Some(r) => metrics::with_local_recorder(&**r, || f()),
+            Some(r) => metrics::with_local_recorder(&**r, &mut *f),
             None => f(),
         };
         let mut inner = None;
@@ -346,7 +346,8 @@ impl Metrics {
     pub async fn refresh_queue_depth(&self, queue: &Queue) -> Result<(), QueueError> {
         for stats in queue.stats().await? {
             self.queue(&stats.queue, |h| {
-                h.ready.set(stats.pending.saturating_sub(stats.delayed) as f64);
+                h.ready
+                    .set(stats.pending.saturating_sub(stats.delayed) as f64);
                 h.delayed.set(stats.delayed as f64);
                 h.reserved.set(stats.reserved as f64);
                 h.failed_depth.set(stats.failed as f64);
@@ -398,7 +399,11 @@ impl std::fmt::Debug for Metrics {
 
 /// Describes every family once, with its unit.
 fn describe() {
-    metrics::describe_counter!(DISPATCHED, Unit::Count, "Dispatches that ended, well or not.");
+    metrics::describe_counter!(
+        DISPATCHED,
+        Unit::Count,
+        "Dispatches that ended, well or not."
+    );
     metrics::describe_counter!(
         LISTENER_RUNS,
         Unit::Count,
@@ -420,7 +425,11 @@ fn describe() {
         Unit::Seconds,
         "From the moment a job could run (its available_at) to a worker's claim."
     );
-    metrics::describe_gauge!(QUEUE_DEPTH, Unit::Count, "Jobs a queue holds now, by state.");
+    metrics::describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Jobs a queue holds now, by state."
+    );
 }
 
 fn label(name: &str) -> SharedString {
@@ -432,8 +441,7 @@ fn event_handles(event: &str) -> Counter {
 }
 
 fn listener_handles(listener: &str) -> ListenerHandles {
-    let runs =
-        |outcome: &'static str| metrics::counter!(LISTENER_RUNS, "listener" => label(listener), "outcome" => outcome);
+    let runs = |outcome: &'static str| metrics::counter!(LISTENER_RUNS, "listener" => label(listener), "outcome" => outcome);
     ListenerHandles {
         ok: runs("ok"),
         stopped: runs("stopped"),
@@ -640,14 +648,7 @@ impl events_core::cli::MetricsEndpoint for Endpoint {
         &'a self,
         addr: SocketAddr,
         queue: &'a Queue,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<Arc<dyn events_core::observe::Observer>, std::io::Error>,
-                > + Send
-                + 'a,
-        >,
-    > {
+    ) -> events_core::cli::EndpointStart<'a> {
         Box::pin(async move {
             let metrics = Metrics::prometheus();
             spawn_server(addr, metrics.clone()).await?;

@@ -196,18 +196,17 @@ impl PrometheusRecorder {
                     }
                     (Kind::Gauge, Series::Gauge(g)) => {
                         let value = f64::from_bits(g.0.load(Ordering::Relaxed));
-                        let _ = writeln!(
-                            out,
-                            "{name}{} {}",
-                            label_set(labels, None),
-                            number(value)
-                        );
+                        let _ =
+                            writeln!(out, "{name}{} {}", label_set(labels, None), number(value));
                     }
                     (Kind::Histogram, Series::Histogram(h)) => {
                         let mut cumulative = 0u64;
                         for (i, count) in h.counts.iter().enumerate() {
                             cumulative += count.load(Ordering::Relaxed);
-                            let le = h.bounds.get(i).map_or_else(|| "+Inf".to_owned(), |b| number(*b));
+                            let le = h
+                                .bounds
+                                .get(i)
+                                .map_or_else(|| "+Inf".to_owned(), |b| number(*b));
                             let _ = writeln!(
                                 out,
                                 "{name}_bucket{} {cumulative}",
