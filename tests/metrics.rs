@@ -674,6 +674,81 @@ async fn a_metrics_addr_in_use_is_refused_in_words() {
     assert_eq!(error.to_string(), format!("cannot serve metrics at {addr}"));
 }
 
+#[tokio::test]
+async fn watch_queue_keeps_the_depth_gauges_current() {
+    let queue = Queue::memory();
+    let metrics = Metrics::prometheus();
+    let watcher = metrics.watch_queue(queue.clone(), Duration::from_millis(10));
+    let delayed = |metrics: &Metrics| {
+        gauge(
+            &scrape(&render(metrics)),
+            "events_queue_depth",
+            &[("queue", "metrics-later"), ("state", "delayed")],
+        )
+    };
+    assert_eq!(delayed(&metrics), 0.0);
+    Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .unwrap()
+        .dispatch(Later)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while delayed(&metrics) != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher saw the delayed job within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn other_recorders_get_the_same_families() {
+    // Any recorder: `render` has nothing to give, the recorder has it all.
+    let recorder = events::metrics::prometheus_recorder();
+    let metrics = Metrics::with_recorder(recorder.clone());
+    assert!(metrics.render().is_none());
+    let dispatcher = Dispatcher::builder().observe(metrics).build().unwrap();
+    dispatcher.dispatch(Halting).await.unwrap();
+    let s = scrape(&recorder.render());
+    assert_eq!(
+        counter(
+            &s,
+            "events_dispatched_total",
+            &[("event", "metrics.halting")]
+        ),
+        1.0
+    );
+
+    // The global recorder (the only test here that installs one; the others
+    // record into recorders of their own, which it does not see).
+    let global = events::metrics::prometheus_recorder();
+    metrics::set_global_recorder(global.clone()).expect("no global recorder yet");
+    let metrics = Metrics::new();
+    assert!(metrics.render().is_none());
+    let dispatcher = Dispatcher::builder().observe(metrics).build().unwrap();
+    dispatcher.dispatch(Halting).await.unwrap();
+    dispatcher.dispatch(Halting).await.unwrap();
+    let s = scrape(&global.render());
+    assert_eq!(
+        counter(
+            &s,
+            "events_dispatched_total",
+            &[("event", "metrics.halting")]
+        ),
+        2.0
+    );
+    let (_, runs) = histogram(
+        &s,
+        "events_listener_duration_seconds",
+        &[("listener", "metrics::stops_here")],
+    );
+    assert_eq!(runs, 2.0);
+}
+
 // --- no allocation per increment ------------------------------------------------
 
 /// Polls a dispatch to completion on this thread, with no runtime.
