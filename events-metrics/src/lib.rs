@@ -1,5 +1,5 @@
 //! Prometheus metrics for `events`: [`Metrics`], an
-//! [`Observer`](events_core::observe::Observer) that records dispatches,
+//! [`Observer`] that records dispatches,
 //! listener runs, jobs and queue depth through the [`metrics`] facade, and
 //! a tiny `/metrics` endpoint.
 //!
