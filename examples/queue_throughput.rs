@@ -9,7 +9,11 @@
 //!
 //! ```text
 //! cargo run --release --example queue_throughput [-- JOBS]
+//! benches/redis_peers.sh -- cargo run --release --features redis --example queue_throughput   # with Redis, beside BullMQ
 //! ```
+//!
+//! With the `redis` feature and `EVENTS_BENCH_REDIS_URL` set, the Redis
+//! cases follow (see `support/redis_cases.rs`).
 //!
 //! Prints jobs per second and the ratio to the baselines. Absolute numbers on
 //! shared machines are noisy: compare ratios, and see BENCHMARKS.md.
@@ -22,6 +26,10 @@ use events::prelude::*;
 use events::queue::{Job, Queue};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "redis")]
+#[path = "support/redis_cases.rs"]
+mod redis_cases;
 
 #[event(name = "bench.job")]
 #[derive(Serialize, Deserialize)]
@@ -211,12 +219,18 @@ async fn enqueue_alone(dir: &std::path::Path, n: u64) {
     );
 
     let (queue, _) = fresh(dir);
-    let mut all = jobs("many", n);
+    // Batched ahead of the clock (splitting one vector as it goes copied
+    // the rest of it at each call: a third of the time measured).
+    let mut batches: Vec<Vec<Job>> = Vec::new();
+    for job in jobs("many", n) {
+        if batches.last().is_none_or(|batch| batch.len() == 100) {
+            batches.push(Vec::with_capacity(100));
+        }
+        batches.last_mut().unwrap().push(job);
+    }
     let start = Instant::now();
-    while !all.is_empty() {
-        let rest = all.split_off(all.len().min(100));
-        queue.enqueue_many(all).await.unwrap();
-        all = rest;
+    for batch in batches {
+        queue.enqueue_many(batch).await.unwrap();
     }
     line(
         "enqueue_many, 100 jobs a call",
@@ -234,6 +248,11 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("events-throughput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
+    // `REDIS_ONLY=1`: only the Redis cases.
+    if std::env::var("REDIS_ONLY").is_ok() {
+        run_redis(jobs).await;
+        return;
+    }
     let base = baseline(jobs).await;
     let base_rate = per_second(jobs, base);
     println!(
@@ -263,14 +282,31 @@ async fn main() {
         let m = run(queue, sqlite_jobs, concurrency).await;
         let rate = per_second(sqlite_jobs, m.total);
         println!(
-            "{:<34} {:>12} {:>14.0} {:>9.2}x   (dispatch alone {:.0}/s)",
+            "{:<34} {:>12} {:>14.0} {:>9.2}x   (dispatch alone {:.0}/s, worker alone {:.0}/s)",
             format!("sqlite://, concurrency {concurrency}"),
             sqlite_jobs,
             rate,
             base_rate / rate,
-            per_second(sqlite_jobs, m.dispatch)
+            per_second(sqlite_jobs, m.dispatch),
+            per_second(sqlite_jobs, m.total - m.dispatch)
         );
     }
     enqueue_alone(&dir, sqlite_jobs).await;
     let _ = std::fs::remove_dir_all(&dir);
+    run_redis(jobs).await;
+}
+
+/// The Redis cases, when the build has them and `EVENTS_BENCH_REDIS_URL`
+/// names a server (`benches/redis_peers.sh -- ..` sets it).
+async fn run_redis(jobs: u64) {
+    #[cfg(feature = "redis")]
+    if std::env::var("EVENTS_BENCH_REDIS_URL").is_ok() {
+        redis_cases::run((jobs / 5).max(1_000)).await;
+        return;
+    }
+    println!();
+    println!(
+        "Redis cases skipped: build with `--features redis` and set EVENTS_BENCH_REDIS_URL (benches/redis_peers.sh does both)"
+    );
+    let _ = jobs;
 }

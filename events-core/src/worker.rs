@@ -477,9 +477,14 @@ impl Worker {
         report.set_aside = set_aside.values().map(|ids| ids.len() as u64).sum();
     }
 
-    /// One slot: claim one job, run it, repeat until told to stop.
+    /// One slot: claim one job, run it, repeat until told to stop. A job
+    /// that succeeded is acked together with the next claim
+    /// ([`Backend::ack_and_claim`](crate::queue::Backend::ack_and_claim)):
+    /// one write per job where the backend can make the two one.
     async fn slot(self: Arc<Self>, shared: Arc<Shared>, stop_when_empty: bool) {
         let mut failed_claims = 0;
+        // The job that just succeeded, its ack not sent yet.
+        let mut succeeded: Option<Succeeded> = None;
         loop {
             // One unit of the task's budget per job: when every await below
             // completes at once (a backlog of quick jobs), a slot that never
@@ -488,14 +493,36 @@ impl Worker {
             // runtime every so many jobs, not after each one.
             tokio::task::coop::consume_budget().await;
             if shared.stopped() || !self.reserve(&shared) {
+                if let Some(done) = succeeded.take() {
+                    let acked = self
+                        .queue
+                        .backend()
+                        .ack(&done.job.id, done.job.attempt)
+                        .await;
+                    self.acked(done, acked, &shared);
+                }
                 return;
             }
             let first = shared.next_queue.load(AtomicOrdering::Relaxed);
             let queues = &self.claim_orders[first % self.claim_orders.len()];
-            let claimed = self.queue.backend().claim(queues, 1, self.lease).await;
+            let claimed = match succeeded.take() {
+                Some(done) => {
+                    let (acked, claimed) = self
+                        .queue
+                        .backend()
+                        .ack_and_claim(&done.job.id, done.job.attempt, queues, 1, self.lease)
+                        .await;
+                    self.acked(done, acked, &shared);
+                    claimed
+                }
+                None => self.queue.backend().claim(queues, 1, self.lease).await,
+            };
             let job = match claimed {
                 Ok(jobs) => {
-                    failed_claims = 0;
+                    if failed_claims > 0 {
+                        tracing::info!(failed = failed_claims, "claims work again");
+                        failed_claims = 0;
+                    }
                     let job = jobs.into_iter().next();
                     if let Some(job) = &job
                         && self.claim_orders.len() > 1
@@ -508,21 +535,24 @@ impl Worker {
                     }
                     job
                 }
-                // A busy database or a passing I/O error: wait and try again;
-                // give up only when it keeps failing, or at once when it
-                // cannot heal (a read-only or corrupt file).
+                // A busy database, a passing I/O error, a Redis restarting:
+                // wait and try again, for as long as it takes (the process
+                // outlives the outage); stop at once only on what cannot
+                // heal (a read-only or corrupt file, a refused password).
                 Err(error) => {
                     self.unreserve(&shared);
                     failed_claims += 1;
-                    if failed_claims >= CLAIM_ATTEMPTS || error.is_permanent() {
+                    if error.is_permanent() {
                         tracing::error!(error = %Chain(&error), "cannot claim jobs; the worker stops");
                         lock(&shared.error).get_or_insert(error);
                         shared.stop();
                         return;
                     }
                     tracing::warn!(error = %Chain(&error), attempt = failed_claims, "cannot claim jobs; trying again");
+                    let pause = (self.poll.min(Duration::from_secs(1)) * failed_claims)
+                        .min(LONGEST_CLAIM_PAUSE);
                     tokio::select! {
-                        () = tokio::time::sleep(self.poll.min(Duration::from_secs(1)) * failed_claims) => {}
+                        () = tokio::time::sleep(pause) => {}
                         () = shared.stopped_signal() => return,
                     }
                     continue;
@@ -530,6 +560,12 @@ impl Worker {
             };
             let Some(job) = job else {
                 self.unreserve(&shared);
+                // Listen for progress before looking: a job settled between
+                // the look and the wait must still wake this slot (else it
+                // sleeps a whole poll interval at the end of the queue).
+                let progressed = shared.progress.notified();
+                tokio::pin!(progressed);
+                progressed.as_mut().enable();
                 if stop_when_empty {
                     match self.pending().await {
                         // Empty, or holding only jobs this worker cannot run.
@@ -544,7 +580,7 @@ impl Worker {
                 }
                 tokio::select! {
                     () = self.queue.backend().wait(self.poll) => {}
-                    () = shared.progress.notified() => {}
+                    () = progressed => {}
                     () = shared.stopped_signal() => return,
                 }
                 continue;
@@ -557,12 +593,35 @@ impl Worker {
             }
             let id = job.id.clone();
             lock(&shared.held).insert(id.clone(), job.attempt);
-            if !self.process(job, &shared).await {
-                self.unreserve(&shared);
+            match self.process(job, &shared).await {
+                Processed::NotRun => self.unreserve(&shared),
+                Processed::Settled => {}
+                // Held until acked, with the next claim.
+                Processed::Succeeded(done) => {
+                    succeeded = Some(done);
+                    continue;
+                }
             }
             lock(&shared.held).remove(&id);
             shared.progress.notify_waiters();
         }
+    }
+
+    /// Settles a succeeded job by the result of its ack.
+    fn acked(&self, done: Succeeded, acked: Result<bool, QueueError>, shared: &Shared) {
+        let job = &done.job;
+        match acked {
+            Ok(true) => {
+                lock(&shared.report).succeeded += 1;
+                self.observing.each(|o| o.job_succeeded(job, done.took));
+            }
+            Ok(false) => self.lost(job, &shared.report),
+            Err(error) => {
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
+            }
+        }
+        lock(&shared.held).remove(&job.id);
+        shared.progress.notify_waiters();
     }
 
     /// Counts a job against `max_jobs` before claiming it; `false` when the
@@ -673,14 +732,13 @@ impl Worker {
         }
     }
 
-    /// Runs one claimed job to its end: success, retry, failure or lost
-    /// lease; `false` when it did not run (its listener is unknown here, so
-    /// it was set aside).
-    async fn process(&self, job: Job, shared: &Shared) -> bool {
+    /// Runs one claimed job to its end: retry, failure or lost lease, or
+    /// success, whose ack is left to the slot (sent with its next claim).
+    async fn process(&self, job: Job, shared: &Shared) -> Processed {
         let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             self.set_aside(&job, shared).await;
-            return false;
+            return Processed::NotRun;
         };
         if job.attempt > job.max_tries {
             let error = format!(
@@ -688,7 +746,7 @@ impl Worker {
                 job.attempt, job.max_tries
             );
             self.fail(&job, Some(def), &error, report).await;
-            return true;
+            return Processed::Settled;
         }
         let run = JobRun::new(job, self.running_state.clone());
         let job = run.job();
@@ -701,7 +759,7 @@ impl Worker {
         let Some((result, directive)) = outcome else {
             tracing::warn!(job = %job.id, listener = %job.listener, "lease lost while running; the result is discarded");
             self.lost(job, report);
-            return true;
+            return Processed::Settled;
         };
         let Run::Queued {
             options, is_async, ..
@@ -712,7 +770,7 @@ impl Worker {
                 .err()
                 .map_or_else(String::new, |e| Chain(&e).to_string());
             self.fail(job, Some(def), &error, report).await;
-            return true;
+            return Processed::Settled;
         };
         if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
             // Its thread may still run: the end says so if it does.
@@ -722,19 +780,15 @@ impl Worker {
             Verdict::Release(after) => self.put_back(job, after, report).await,
             Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
             Verdict::Retry { error, after } => self.retry(job, &error, after, report).await,
-            Verdict::Done => match self.queue.backend().ack(&job.id, job.attempt).await {
-                Ok(true) => {
-                    lock(report).succeeded += 1;
-                    let took = started.elapsed();
-                    observers.each(|o| o.job_succeeded(job, took));
-                }
-                Ok(false) => self.lost(job, report),
-                Err(error) => {
-                    tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
-                }
-            },
+            Verdict::Done => {
+                let took = started.elapsed();
+                return Processed::Succeeded(Succeeded {
+                    job: run.into_job(),
+                    took,
+                });
+            }
         }
-        true
+        Processed::Settled
     }
 
     /// Counts a job whose lease was lost.
@@ -843,8 +897,9 @@ impl Worker {
 /// out would overflow `Instant` arithmetic.
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Consecutive failed claims after which a worker gives up.
-const CLAIM_ATTEMPTS: u32 = 5;
+/// The longest pause between claims that keep failing: a worker whose
+/// queue comes back starts again within this long.
+const LONGEST_CLAIM_PAUSE: Duration = Duration::from_secs(5);
 
 /// How long a job whose listener this program does not have is put back
 /// for before a worker looks at it again: long enough not to spin on it,
@@ -881,6 +936,26 @@ fn claim_orders(queues: &[String], chosen: bool) -> Vec<Vec<String>> {
             order
         })
         .collect()
+}
+
+/// How [`Worker::process`] left a job.
+// Returned once per job and matched at once: boxing the job would cost an
+// allocation per job for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Processed {
+    /// Not run: its listener is unknown here, so it was set aside.
+    NotRun,
+    /// Run and settled: retried, failed, released or lost.
+    Settled,
+    /// Run, and its listener succeeded: to be acked.
+    Succeeded(Succeeded),
+}
+
+/// A job whose listener succeeded, waiting for its ack.
+struct Succeeded {
+    job: Job,
+    /// How long the try took.
+    took: Duration,
 }
 
 /// What a worker's slots share.

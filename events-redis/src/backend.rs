@@ -179,12 +179,19 @@ enum Op {
         lease_ms: u64,
         reply: oneshot::Sender<Result<Vec<Job>, QueueError>>,
     },
-    Ack {
-        keys: Arc<QueueKeys>,
-        id: String,
-        attempt: u32,
-        reply: oneshot::Sender<Result<bool, QueueError>>,
-    },
+    Ack(Fenced),
+    Extend(Fenced),
+}
+
+/// An ack or a lease extension: a call on one claimed job, fenced by its
+/// attempt, answered `true` or `false`.
+struct Fenced {
+    keys: Arc<QueueKeys>,
+    id: String,
+    attempt: u32,
+    /// The new lease (extensions only).
+    lease_ms: u64,
+    reply: AckReply,
 }
 
 /// A lease or delay of `Duration::MAX` means "never"; scores stay far below
@@ -289,18 +296,32 @@ impl Inner {
         drop(slot);
         if !self.checked.swap(true, Ordering::AcqRel) {
             let (conn, server) = (conn.clone(), self.server.clone());
+            let backend = Arc::downgrade(self);
             tokio::spawn(async move {
-                match server::check(conn, &server).await {
-                    Ok(findings) => {
-                        for finding in findings {
-                            tracing::warn!(server = %server, "{finding}");
+                // While Redis cannot be reached, ask again once it can, for
+                // as long as the backend lives.
+                let mut pause = Duration::from_millis(500);
+                loop {
+                    match server::check(conn.clone(), &server).await {
+                        Ok(findings) => {
+                            for finding in findings {
+                                tracing::warn!(server = %server, "{finding}");
+                            }
+                            return;
+                        }
+                        Err(QueueError::Backend { .. }) if backend.strong_count() > 0 => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(30));
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                server = %server,
+                                error = %events_core::error::Chain(&error),
+                                "could not check the Redis server's settings"
+                            );
+                            return;
                         }
                     }
-                    Err(error) => tracing::warn!(
-                        server = %server,
-                        error = %events_core::error::Chain(&error),
-                        "could not check the Redis server's settings"
-                    ),
                 }
             });
         }
@@ -376,6 +397,9 @@ impl Inner {
                     }
                 }
                 Err(error) if crate::error::is_transient(&error) => {
+                    // The server may come back empty (restarted without
+                    // persistence): register the queues again.
+                    lock(&self.registered).clear();
                     if started.elapsed() >= self.options.op_timeout {
                         return Err(self.gave_up(started, Some(error)));
                     }
@@ -473,8 +497,11 @@ impl Inner {
     }
 
     /// Queues requests to go in one round trip. The first caller finding no
-    /// flush under way runs one itself; the requests that arrive meanwhile
-    /// go together in the next, on a task of its own.
+    /// flush under way starts one, on a task of its own: the requests that
+    /// arrive meanwhile go together in its next round trip. The task, not
+    /// the caller, does the flushing, so a caller that is cancelled (a
+    /// heartbeat's extension dropped by a `select!`, a web request whose
+    /// client went away) never strands the requests of others.
     async fn send(self: &Arc<Self>, ops: Vec<Op>) {
         let lead = {
             let mut batch = lock(&self.batch);
@@ -482,14 +509,13 @@ impl Inner {
             !std::mem::replace(&mut batch.flushing, true)
         };
         if lead {
-            // Let the tasks that are ready to run issue theirs first (the
-            // other slots of a worker finishing their jobs): they go in
-            // this round trip instead of waiting for the next.
-            tokio::task::yield_now().await;
-            let ops = std::mem::take(&mut lock(&self.batch).ops);
-            let guard = FlushGuard(self.clone());
-            self.flush(ops).await;
-            drop(guard);
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(flusher(self.clone()))),
+                // No runtime to run a task on: flush here (an operation
+                // then fails for want of a runtime, as a connection needs
+                // one).
+                Err(_) => flusher(self.clone()).await,
+            }
         }
     }
 
@@ -513,6 +539,7 @@ impl Inner {
         let mut enqueues = Vec::new();
         let mut claims: Vec<(ClaimKey, Vec<(usize, ClaimReply)>)> = Vec::new();
         let mut acks = Vec::new();
+        let mut extends = Vec::new();
         for op in ops {
             match op {
                 Op::Enqueue { jobs, reply } => enqueues.push((jobs, reply)),
@@ -528,14 +555,13 @@ impl Inner {
                         None => claims.push((key, vec![(limit, reply)])),
                     }
                 }
-                Op::Ack {
-                    keys,
-                    id,
-                    attempt,
-                    reply,
-                } => acks.push((keys, id, attempt, reply)),
+                Op::Ack(ack) => acks.push(ack),
+                Op::Extend(extend) => extends.push(extend),
             }
         }
+        // Grouped by queue, as the scripts take them.
+        acks.sort_by(|a, b| a.keys.queue.cmp(&b.keys.queue));
+        extends.sort_by(|a, b| a.keys.queue.cmp(&b.keys.queue));
         let mut cmds = Vec::new();
         // Enqueues first, so that the claims in the same trip see them.
         let mut registered_now = Vec::new();
@@ -549,7 +575,10 @@ impl Inner {
             cmds.push(self.enqueue_cmd(&jobs, &queues));
         }
         if !acks.is_empty() {
-            cmds.push(self.ack_cmd(&acks));
+            cmds.push(self.fenced_cmd(true, &acks));
+        }
+        if !extends.is_empty() {
+            cmds.push(self.fenced_cmd(false, &extends));
         }
         for ((queues, lease_ms), group) in &claims {
             let limit = group.iter().map(|(limit, _)| limit).sum();
@@ -567,8 +596,8 @@ impl Inner {
                 for (_, reply) in enqueues {
                     let _ = reply.send(Err(next()));
                 }
-                for (_, _, _, reply) in acks {
-                    let _ = reply.send(Err(next()));
+                for fenced in acks.into_iter().chain(extends) {
+                    let _ = fenced.reply.send(Err(next()));
                 }
                 for (_, group) in claims {
                     for (_, reply) in group {
@@ -592,6 +621,24 @@ impl Inner {
             }
             if result.is_err() {
                 self.forget_registered(&registered_now);
+            } else {
+                // A lost connection during the round trip forgot the
+                // registrations (the server may have come back empty) after
+                // this batch was built: register its queues again.
+                let queues: Vec<&str> = distinct(
+                    enqueues
+                        .iter()
+                        .flat_map(|(jobs, _)| jobs.iter())
+                        .map(|job| job.queue.as_str()),
+                );
+                // The jobs are stored: a failure here only leaves the next
+                // enqueue to list the queues.
+                if let Some(cmd) = self.register(&queues)
+                    && let Err(error) = self.run_one(cmd).await
+                {
+                    self.forget_registered(&queues);
+                    tracing::warn!(server = %self.server, error = %events_core::error::Chain(&error), "cannot list the queues of stored jobs; the next enqueue tries again");
+                }
             }
             for (_, reply) in enqueues {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_error));
@@ -599,7 +646,11 @@ impl Inner {
         }
         if !acks.is_empty() {
             let answer = answers.next().expect("one answer per command");
-            self.answer_acks(acks, answer);
+            self.answer_fenced(acks, answer, true);
+        }
+        if !extends.is_empty() {
+            let answer = answers.next().expect("one answer per command");
+            self.answer_fenced(extends, answer, false);
         }
         for ((queues, _), group) in claims {
             let answer = answers.next().expect("one answer per command");
@@ -655,76 +706,62 @@ impl Inner {
         cmd
     }
 
-    fn ack_cmd(&self, acks: &[(Arc<QueueKeys>, String, u32, AckReply)]) -> Cmd {
-        let groups = distinct(acks.iter().map(|(keys, ..)| keys.queue.as_str()));
+    /// One script call for acks or extensions, sorted by queue: KEYS the
+    /// queues' `leased` (and, for acks, `stats`) keys, ARGV per queue its
+    /// job key prefix, its count, then per job `id`, `attempt` (and, for
+    /// extensions, `lease_ms`).
+    fn fenced_cmd(&self, acks: bool, ops: &[Fenced]) -> Cmd {
+        let lua = if acks {
+            &self.scripts.ack
+        } else {
+            &self.scripts.extend
+        };
+        let groups: Vec<&[Fenced]> = ops.chunk_by(|a, b| a.keys.queue == b.keys.queue).collect();
         let mut names = Vec::with_capacity(groups.len() * 2);
-        let group_keys: Vec<&Arc<QueueKeys>> = groups
-            .iter()
-            .map(|queue| {
-                &acks
-                    .iter()
-                    .find(|(keys, ..)| keys.queue == *queue)
-                    .expect("a group has an ack")
-                    .0
-            })
-            .collect();
-        for keys in &group_keys {
-            names.extend([keys.leased.as_str(), keys.stats.as_str()]);
+        for group in &groups {
+            names.push(group[0].keys.leased.as_str());
+            if acks {
+                names.push(group[0].keys.stats.as_str());
+            }
         }
-        let mut cmd = Inner::evalsha(&self.scripts.ack, &names);
+        let mut cmd = Inner::evalsha(lua, &names);
         cmd.arg(groups.len());
-        for keys in group_keys {
-            let mine: Vec<_> = acks
-                .iter()
-                .filter(|(k, ..)| k.queue == keys.queue)
-                .collect();
-            cmd.arg(&keys.jobs).arg(mine.len());
-            for (_, id, attempt, _) in mine {
-                cmd.arg(id).arg(attempt);
+        for group in groups {
+            cmd.arg(&group[0].keys.jobs).arg(group.len());
+            for op in group {
+                cmd.arg(&op.id).arg(op.attempt);
+                if !acks {
+                    cmd.arg(op.lease_ms);
+                }
             }
         }
         cmd
     }
 
-    /// Answers the acks of one batch from the script's answer, which lists
-    /// them grouped by queue, in the order [`ack_cmd`](Self::ack_cmd) sent
-    /// them.
-    fn answer_acks(
-        &self,
-        acks: Vec<(Arc<QueueKeys>, String, u32, AckReply)>,
-        answer: RedisResult<Value>,
-    ) {
-        let groups = distinct(acks.iter().map(|(keys, ..)| keys.queue.as_str()))
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
+    /// Answers acks or extensions from their script's answer (1 or 0 each,
+    /// in order). A job acked, or whose lease is lost, is no longer held.
+    fn answer_fenced(&self, ops: Vec<Fenced>, answer: RedisResult<Value>, acks: bool) {
         let done: Result<Vec<i64>, QueueError> = answer
             .and_then(|value| redis::from_redis_value(value).map_err(Into::into))
             .map_err(|error| self.error(error));
-        let mut ordered: Vec<(usize, AckReply, String)> = Vec::with_capacity(acks.len());
-        let mut acks: Vec<Option<_>> = acks.into_iter().map(Some).collect();
-        for queue in &groups {
-            for slot in acks.iter_mut() {
-                if slot.as_ref().is_some_and(|(keys, ..)| keys.queue == *queue) {
-                    let (_, id, _, reply) = slot.take().expect("checked above");
-                    ordered.push((ordered.len(), reply, id));
-                }
-            }
-        }
         match done {
             Ok(done) => {
-                for (i, reply, id) in ordered {
-                    lock(&self.held).remove(&id);
-                    let _ = reply.send(Ok(done.get(i).copied() == Some(1)));
+                for (i, op) in ops.into_iter().enumerate() {
+                    let held = done.get(i).copied() == Some(1);
+                    if acks || !held {
+                        lock(&self.held).remove(&op.id);
+                    }
+                    let _ = op.reply.send(Ok(held));
                 }
             }
             Err(error) => {
                 let message = error.to_string();
-                for (_, reply, _) in ordered {
-                    let _ = reply.send(Err(QueueError::backend(
-                        BACKEND,
-                        RedisQueueError::Batch(message.clone()),
-                    )));
+                let mut first = Some(error);
+                for op in ops {
+                    let error = first.take().unwrap_or_else(|| {
+                        QueueError::backend(BACKEND, RedisQueueError::Batch(message.clone()))
+                    });
+                    let _ = op.reply.send(Err(error));
                 }
             }
         }
@@ -807,6 +844,96 @@ impl Inner {
             .await?;
         }
         Ok(jobs)
+    }
+
+    /// Acks a job and claims the next in one round trip: what a worker's
+    /// slot does between two jobs.
+    async fn ack_and_claim(
+        self: &Arc<Self>,
+        id: &str,
+        attempt: u32,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
+        let keys = match self.locate(id).await {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return (Ok(false), self.claim(queues, limit, lease).await),
+            Err(error) => return (Err(error), self.claim(queues, limit, lease).await),
+        };
+        if limit == 0 || queues.is_empty() {
+            return (
+                self.fenced_op(id, attempt, 0, Op::Ack).await,
+                Ok(Vec::new()),
+            );
+        }
+        let wake = &self.wake;
+        wake.claimed_at
+            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
+        let (ack_reply, acked) = oneshot::channel();
+        let (claim_reply, claimed) = oneshot::channel();
+        self.send(vec![
+            Op::Ack(Fenced {
+                keys,
+                id: id.to_owned(),
+                attempt,
+                lease_ms: 0,
+                reply: ack_reply,
+            }),
+            Op::Claim {
+                queues: queues.to_vec(),
+                limit,
+                lease_ms: ms(lease),
+                reply: claim_reply,
+            },
+        ])
+        .await;
+        (self.answer(acked).await, self.answer(claimed).await)
+    }
+
+    /// Claims up to `limit` jobs, in the next round trip.
+    async fn claim(
+        self: &Arc<Self>,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>, QueueError> {
+        if limit == 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wake = &self.wake;
+        wake.claimed_at
+            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
+        let (reply, answer) = oneshot::channel();
+        let op = Op::Claim {
+            queues: queues.to_vec(),
+            limit,
+            lease_ms: ms(lease),
+            reply,
+        };
+        self.submit(op, answer).await
+    }
+
+    /// Acks or extends a job, in the next round trip.
+    async fn fenced_op(
+        self: &Arc<Self>,
+        id: &str,
+        attempt: u32,
+        lease_ms: u64,
+        op: fn(Fenced) -> Op,
+    ) -> Result<bool, QueueError> {
+        let Some(keys) = self.locate(id).await? else {
+            return Ok(false);
+        };
+        let (reply, answer) = oneshot::channel();
+        let fenced = Fenced {
+            keys,
+            id: id.to_owned(),
+            attempt,
+            lease_ms,
+            reply,
+        };
+        self.submit(op(fenced), answer).await
     }
 
     /// The queue keys of a job: from the jobs this process holds, or else
@@ -1008,43 +1135,45 @@ type ClaimReply = oneshot::Sender<Result<Vec<Job>, QueueError>>;
 type ClaimKey = (Vec<String>, u64);
 type AckReply = oneshot::Sender<Result<bool, QueueError>>;
 
-/// Ends a flush led by a caller: requests that arrived meanwhile go in a
-/// task of their own, and if the caller was cancelled mid-flush the next
-/// request leads again.
-struct FlushGuard(Arc<Inner>);
+/// Sends the queued requests, a round trip at a time, until none is left.
+async fn flusher(inner: Arc<Inner>) {
+    let mut guard = FlushGuard {
+        inner: inner.clone(),
+        finished: false,
+    };
+    // Let the tasks that are ready to run issue theirs first (the other
+    // slots of a worker finishing their jobs): they go in this round trip
+    // instead of waiting for the next.
+    tokio::task::yield_now().await;
+    loop {
+        let ops = {
+            let mut batch = lock(&inner.batch);
+            if batch.ops.is_empty() {
+                batch.flushing = false;
+                // Finished: a request queued from now on starts another.
+                guard.finished = true;
+                return;
+            }
+            std::mem::take(&mut batch.ops)
+        };
+        inner.flush(ops).await;
+    }
+}
+
+/// Ends a flusher that did not finish (its runtime shut down): the
+/// requests left are dropped, so their callers get an error instead of
+/// waiting forever, and the next request starts a flusher again.
+struct FlushGuard {
+    inner: Arc<Inner>,
+    finished: bool,
+}
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
-        let inner = &self.0;
-        let mut batch = lock(&inner.batch);
-        if batch.ops.is_empty() {
+        if !self.finished {
+            let mut batch = lock(&self.inner.batch);
+            batch.ops.clear();
             batch.flushing = false;
-            return;
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                drop(batch);
-                let inner = inner.clone();
-                handle.spawn(async move {
-                    loop {
-                        let ops = {
-                            let mut batch = lock(&inner.batch);
-                            if batch.ops.is_empty() {
-                                batch.flushing = false;
-                                return;
-                            }
-                            std::mem::take(&mut batch.ops)
-                        };
-                        inner.flush(ops).await;
-                    }
-                });
-            }
-            // No runtime to carry on: drop the waiting requests (their
-            // callers get an error) and let the next one lead.
-            Err(_) => {
-                batch.ops.clear();
-                batch.flushing = false;
-            }
         }
     }
 }
@@ -1105,45 +1234,32 @@ impl Backend for RedisBackend {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Job>, QueueError> {
-        if limit == 0 || queues.is_empty() {
-            return Ok(Vec::new());
-        }
-        let wake = &self.inner.wake;
-        wake.claimed_at
-            .store(wake.generation.load(Ordering::Acquire), Ordering::Release);
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Claim {
-            queues: queues.to_vec(),
-            limit,
-            lease_ms: ms(lease),
-            reply,
-        };
-        self.inner.submit(op, answer).await
+        self.inner.claim(queues, limit, lease).await
+    }
+
+    /// The ack and the claim go in one round trip (one pipeline, with the
+    /// other slots' acks and claims of the moment).
+    async fn ack_and_claim(
+        &self,
+        id: &str,
+        attempt: u32,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
+        self.inner
+            .ack_and_claim(id, attempt, queues, limit, lease)
+            .await
     }
 
     async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        let inner = &self.inner;
-        let Some(k) = inner.locate(id).await? else {
-            return Ok(false);
-        };
-        let mut cmd = Inner::evalsha(&inner.scripts.extend, &[&k.leased]);
-        cmd.arg(&k.jobs).arg(id).arg(attempt).arg(ms(lease));
-        inner.fenced(cmd, id, false).await
+        self.inner
+            .fenced_op(id, attempt, ms(lease), Op::Extend)
+            .await
     }
 
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        let inner = &self.inner;
-        let Some(keys) = inner.locate(id).await? else {
-            return Ok(false);
-        };
-        let (reply, answer) = oneshot::channel();
-        let op = Op::Ack {
-            keys,
-            id: id.to_owned(),
-            attempt,
-            reply,
-        };
-        inner.submit(op, answer).await
+        self.inner.fenced_op(id, attempt, 0, Op::Ack).await
     }
 
     async fn release(

@@ -115,7 +115,10 @@ pub(crate) fn failed(queue: &str, values: &[Value]) -> Result<(i64, FailedJob), 
     let id: String = redis::from_redis_value_ref(id).map_err(|e| e.to_string())?;
     let bad = |what: &str, e: &dyn std::fmt::Display| format!("failed job `{id}`: its {what}: {e}");
     let order: f64 = redis::from_redis_value_ref(order).map_err(|e| bad("order", &e))?;
-    let text: Option<String> = redis::from_redis_value_ref(body).map_err(|e| bad("body", &e))?;
+    // Bytes, not a `String`: a body that is not UTF-8 is in the failed store
+    // for that very reason, and must not make the whole listing fail.
+    let text: Option<Vec<u8>> = redis::from_redis_value_ref(body).map_err(|e| bad("body", &e))?;
+    let text = text.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
     let attempts: Option<u32> =
         redis::from_redis_value_ref(attempts).map_err(|e| bad("attempts", &e))?;
     let error: Option<String> = redis::from_redis_value_ref(error).map_err(|e| bad("error", &e))?;

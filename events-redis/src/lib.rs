@@ -64,7 +64,13 @@ fn parse(url: &str) -> Result<(String, RedisOptions), QueueError> {
         url: redact(url),
         reason,
     };
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    // A fragment (`#insecure`, redis-rs's way to skip verifying a TLS
+    // certificate) comes after the query and belongs to redis-rs.
+    let (url_only, fragment) = match url.split_once('#') {
+        Some((before, after)) => (before, Some(after)),
+        None => (url, None),
+    };
+    let (base, query) = url_only.split_once('?').unwrap_or((url_only, ""));
     let mut options = RedisOptions::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         match pair.split_once('=') {
@@ -76,7 +82,11 @@ fn parse(url: &str) -> Result<(String, RedisOptions), QueueError> {
             }
         }
     }
-    Ok((base.to_owned(), options))
+    let base = match fragment {
+        Some(fragment) => format!("{base}#{fragment}"),
+        None => base.to_owned(),
+    };
+    Ok((base, options))
 }
 
 /// `url` without its password, for messages.
@@ -130,6 +140,12 @@ mod tests {
         assert_eq!(
             RedisBackend::open("redis://localhost").unwrap().prefix(),
             "events"
+        );
+        // The fragment after the query is redis-rs's, not part of the prefix.
+        let (server, options) = parse("rediss://localhost:6380/0?prefix=tls#insecure").unwrap();
+        assert_eq!(
+            (server.as_str(), options.prefix.as_str()),
+            ("rediss://localhost:6380/0#insecure", "tls")
         );
     }
 }

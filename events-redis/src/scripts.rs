@@ -251,13 +251,30 @@ end
 return out
 ";
 
-/// Extends a lease still held under `attempt`.
+/// Extends leases still held under their attempt.
 ///
-/// KEYS: `leased`. ARGV: prefix, id, attempt, lease_ms. Returns 1 or 0.
+/// KEYS: per queue `leased`. ARGV: the number of queues; per queue its job
+/// key prefix, its job count, then `id`, `attempt`, `lease_ms` triples.
+/// Returns 1 or 0 per job, in order.
 const EXTEND: &str = r"
-if redis.call('HGET', ARGV[1] .. ARGV[2], 's') ~= 'r' .. ARGV[3] then return 0 end
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[2])
-return 1
+local now = now_ms()
+local out = {}
+local at_arg = 2
+for g = 1, tonumber(ARGV[1]) do
+  local prefix, n = ARGV[at_arg], tonumber(ARGV[at_arg + 1])
+  at_arg = at_arg + 2
+  for i = 1, n do
+    local id, attempt, lease = ARGV[at_arg], ARGV[at_arg + 1], tonumber(ARGV[at_arg + 2])
+    at_arg = at_arg + 3
+    if redis.call('HGET', prefix .. id, 's') == 'r' .. attempt then
+      redis.call('ZADD', KEYS[g], now + lease, id)
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+end
+return out
 ";
 
 /// Puts a job back after a failed try (`mode` `release`: the error is kept

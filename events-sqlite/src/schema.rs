@@ -10,6 +10,13 @@
 //!   written before the migration, or by a process of the previous release
 //!   still running on the file, have none, and read back with an envelope
 //!   derived from the row itself ([`envelope`]).
+//! - 3: `events_jobs.seq` is a plain `INTEGER PRIMARY KEY`, no longer
+//!   `AUTOINCREMENT` (the table is rebuilt, its rows and their `seq`
+//!   kept). `AUTOINCREMENT` wrote the `sqlite_sequence` table's page at
+//!   every enqueue: one more page in each commit's WAL frames, for a
+//!   guarantee the queue does not need (a `seq` is never reused while its
+//!   row exists, and a new row's is above every existing one's, so the
+//!   claim's `ORDER BY ready_at, seq` keeps its order).
 
 use std::time::SystemTime;
 
@@ -17,7 +24,7 @@ use events_core::queue::{fnv1a, from_millis};
 use events_core::{Envelope, EventId, Metadata};
 
 /// The newest schema version this build knows (and migrates files to).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, by the version they lead to.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
@@ -62,7 +69,47 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         ALTER TABLE events_failed_jobs ADD COLUMN occurred_at INTEGER;
         ALTER TABLE events_failed_jobs ADD COLUMN metadata TEXT;",
     ),
+    (
+        3,
+        "CREATE TABLE events_jobs_3 (
+            seq               INTEGER PRIMARY KEY,
+            id                TEXT NOT NULL UNIQUE,
+            queue             TEXT NOT NULL,
+            listener          TEXT NOT NULL,
+            event             TEXT NOT NULL,
+            payload           TEXT NOT NULL,
+            attempt           INTEGER NOT NULL,
+            max_tries         INTEGER NOT NULL,
+            available_at      INTEGER NOT NULL,
+            first_enqueued_at INTEGER NOT NULL,
+            last_error        TEXT,
+            reserved          INTEGER NOT NULL DEFAULT 0,
+            ready_at          INTEGER NOT NULL,
+            event_id          TEXT,
+            occurred_at       INTEGER,
+            metadata          TEXT
+        );
+        INSERT INTO events_jobs_3 (seq, id, queue, listener, event, payload, attempt, max_tries,
+                                   available_at, first_enqueued_at, last_error, reserved, ready_at,
+                                   event_id, occurred_at, metadata)
+            SELECT seq, id, queue, listener, event, payload, attempt, max_tries, available_at,
+                   first_enqueued_at, last_error, reserved, ready_at, event_id, occurred_at, metadata
+            FROM events_jobs;
+        DROP TABLE events_jobs;
+        ALTER TABLE events_jobs_3 RENAME TO events_jobs;
+        CREATE INDEX events_jobs_ready ON events_jobs (queue, ready_at);",
+    ),
 ];
+
+/// The page size of files this build creates (`PRAGMA page_size`, set
+/// before the first table; a file keeps the size it was created with).
+/// SQLite's default is 4096; a commit writes each page it changed to the
+/// WAL whole and checksums it, and an enqueue changes about three (the
+/// table's leaf and one leaf of each index) to store a row of a few hundred
+/// bytes. Measured with one-row transactions on this table: 2048 commits
+/// about 1.5x as many per second as 4096 (1024 a little more again, but
+/// payloads over about 1 KB would then spill to overflow pages).
+pub(crate) const PAGE_SIZE: i64 = 2048;
 
 /// The envelope stored in a row's `event_id`, `occurred_at` and `metadata`
 /// (at `columns`, in that order), or, for a row written before schema 2,

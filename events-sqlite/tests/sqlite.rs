@@ -67,7 +67,19 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    // A new file is made of 2048-byte pages, and an enqueue does not write
+    // `sqlite_sequence` (schema 3: no AUTOINCREMENT).
+    let page_size: i64 = raw.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(page_size, 2048);
+    let jobs_sql: String = raw
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events_jobs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!jobs_sql.contains("AUTOINCREMENT"), "{jobs_sql}");
     // Reopening an up-to-date file migrates nothing and works.
     SqliteBackend::queue(&path).unwrap();
     // A file from a newer release is refused in words, not misread.
@@ -92,7 +104,7 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         sqlite,
         SqliteError::SchemaTooNew {
             found: 99,
-            supported: 2,
+            supported: 3,
             ..
         }
     ));
@@ -101,7 +113,7 @@ fn the_file_is_in_wal_mode_with_a_versioned_schema() {
         [
             "the sqlite queue failed, and trying again will not help".to_owned(),
             format!(
-                "`{}` has schema version 99, newer than the 2 this build knows",
+                "`{}` has schema version 99, newer than the 3 this build knows",
                 path.display()
             ),
         ]
@@ -239,7 +251,20 @@ async fn a_version_1_file_is_migrated_and_its_jobs_run() {
     let version: i64 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "migrated in place");
+    assert_eq!(version, 3, "migrated in place");
+    // Schema 3 rebuilt the jobs table without AUTOINCREMENT, keeping each
+    // row's `seq` (and so the claim's order).
+    let seqs: Vec<(i64, String)> = raw
+        .prepare("SELECT seq, id FROM events_jobs ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        seqs,
+        [(1, "old-job".to_owned()), (2, "old-failed".to_owned())]
+    );
 
     let claimed = claim(&queue, 1).await;
     assert_eq!(claimed.len(), 1);
@@ -371,4 +396,117 @@ async fn an_unreadable_envelope_costs_its_job_only_the_envelope() {
         failed[0].envelope.metadata.get(events_sqlite::UNREADABLE),
         Some("event id `bogus`")
     );
+}
+
+/// A worker's step between two jobs: the ack of the one done and the claim
+/// of the next, in one write. Each result is what its own call gives: a
+/// fenced ack (a stale attempt) is `false` and does not stop the claim, and
+/// the job just acked is gone, never claimed again.
+#[tokio::test]
+async fn ack_and_claim_acks_then_claims_each_with_its_own_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    for id in ["job-1", "job-2", "job-3"] {
+        queue.enqueue(job(id)).await.unwrap();
+    }
+    let queues = ["a".to_owned()];
+    let first = claim(&queue, 1).await.remove(0);
+    assert_eq!((first.id.as_str(), first.attempt), ("job-1", 1));
+
+    let (acked, claimed) = queue
+        .backend()
+        .ack_and_claim(&first.id, first.attempt, &queues, 1, LEASE)
+        .await;
+    assert!(acked.unwrap());
+    let second = claimed.unwrap().remove(0);
+    assert_eq!((second.id.as_str(), second.attempt), ("job-2", 1));
+
+    // A stale attempt: the ack is refused, the claim still takes job-3.
+    let (acked, claimed) = queue
+        .backend()
+        .ack_and_claim(&second.id, second.attempt + 1, &queues, 5, LEASE)
+        .await;
+    assert!(!acked.unwrap());
+    let ids: Vec<String> = claimed.unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(ids, ["job-3"]);
+
+    // job-1 is gone; job-2 and job-3 are still held.
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats[0].pending, stats[0].reserved), (0, 2), "{stats:?}");
+}
+
+/// A claim charges the try in the row and in the job it returns alike:
+/// acking with the returned attempt works, and a job claimed again after
+/// its lease lapsed comes back with the next attempt.
+#[tokio::test]
+async fn a_claimed_job_carries_the_attempt_its_row_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    queue.enqueue(job("job-1")).await.unwrap();
+    let queues = ["a".to_owned()];
+    let lapsing = Duration::from_millis(30);
+    let first = queue
+        .backend()
+        .claim(&queues, 1, lapsing)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.attempt, 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let again = queue
+        .backend()
+        .claim(&queues, 1, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(again.attempt, 2);
+    assert!(!queue.backend().ack(&first.id, first.attempt).await.unwrap());
+    assert!(queue.backend().ack(&again.id, again.attempt).await.unwrap());
+}
+
+/// A batch long enough to be stored by several multi-row statements keeps
+/// the rules of one job at a time: an id already waiting, one in the
+/// failed store, and one repeated within the batch (within one statement
+/// and across two) are each skipped, and every other job is stored once.
+#[tokio::test]
+async fn a_long_batch_skips_known_ids_as_a_short_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteBackend::queue(dir.path().join("queue.sqlite")).unwrap();
+    queue.enqueue(job("waiting")).await.unwrap();
+    queue.enqueue(job("failed")).await.unwrap();
+    let claimed = claim(&queue, 2).await;
+    let failed = claimed.iter().find(|j| j.id == "failed").unwrap();
+    assert!(
+        queue
+            .backend()
+            .fail(&failed.id, failed.attempt, "boom")
+            .await
+            .unwrap()
+    );
+    let waiting = claimed.iter().find(|j| j.id == "waiting").unwrap();
+    assert!(
+        queue
+            .backend()
+            .abandon(&waiting.id, waiting.attempt, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+
+    let mut batch: Vec<Job> = (0..70).map(|n| job(&format!("job-{n}"))).collect();
+    batch[3] = job("waiting");
+    batch[10] = job("failed");
+    batch[20] = job("job-1"); // the same statement as job-1
+    batch[50] = job("job-2"); // a later statement
+    batch[69] = job("job-0"); // the rows stored one at a time
+    queue.enqueue_many(batch).await.unwrap();
+
+    // 70, less the 5 skipped, plus the job that was waiting already.
+    assert_eq!(queue.size("a").await.unwrap(), 66);
+    assert_eq!(queue.failed().await.unwrap().len(), 1);
+    let ids: Vec<String> = claim(&queue, 100).await.into_iter().map(|j| j.id).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(!ids.contains(&"failed".to_owned()));
 }

@@ -562,6 +562,28 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes a job done under `attempt`.
     async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError>;
 
+    /// What a worker's slot does between one job and the next:
+    /// [`ack`](Backend::ack)s the job done under `attempt`, then
+    /// [`claim`](Backend::claim)s up to `limit` jobs, and returns both
+    /// results, each as its own call would. The ack comes first, so the job
+    /// just done is never claimed again.
+    ///
+    /// The default makes the two calls one after the other. A backend that
+    /// can do both in one write (one transaction, one round trip) should:
+    /// a job then costs the worker one write instead of two.
+    async fn ack_and_claim(
+        &self,
+        id: &str,
+        attempt: u32,
+        queues: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
+        let acked = self.ack(id, attempt).await;
+        let claimed = self.claim(queues, limit, lease).await;
+        (acked, claimed)
+    }
+
     /// Puts a job back to be tried again after `delay`, recording `error`.
     async fn release(
         &self,

@@ -1,13 +1,14 @@
-//! Redis queue throughput (feature `redis`): enqueue alone and end to end
-//! (dispatch -> Redis -> worker -> done), with the Redis commands each job
-//! costs counted from `INFO commandstats` before and after.
+//! The Redis cases of `queue_throughput` (feature `redis`): enqueue alone
+//! and end to end (dispatch -> Redis -> worker -> done), with the round
+//! trips each job costs as the backend counts them, and the script calls
+//! and commands from `INFO commandstats` before and after (a script's own
+//! commands count there too).
 //!
-//! ```text
-//! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --release --features redis --example redis_throughput [-- JOBS]
-//! ```
-//!
-//! `benches/redis_peers.sh` runs BullMQ and `redis-benchmark` on the same
-//! kind of server for the side-by-side figures in BENCHMARKS.md.
+//! They run when `EVENTS_BENCH_REDIS_URL` names a server (on a key prefix of
+//! their own, deleted afterwards). `benches/redis_peers.sh -- ..` starts a
+//! private server, runs BullMQ on it and sets that variable, so the figures
+//! stand side by side. `ONLY=enqueue`, `ONLY=e2e` or one case such as
+//! `ONLY=e2e-bulk-8` runs only those cases (for profiling).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ pub struct RedisJob {
 
 static DONE: AtomicU64 = AtomicU64::new(0);
 
-#[listener(queue = "bench")]
+#[listener(queue = "bench-redis", name = "bench.redis_listener")]
 async fn redis_listener(e: &RedisJob) {
     DONE.fetch_add(e.n & 1, Ordering::Relaxed);
 }
@@ -36,7 +37,8 @@ fn per_second(jobs: u64, d: Duration) -> f64 {
 }
 
 fn server() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+    std::env::var("EVENTS_BENCH_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
 }
 
 /// A queue on a prefix of its own, and its backend (to count round trips).
@@ -101,8 +103,8 @@ fn jobs(prefix: &str, n: u64) -> Vec<Job> {
             let payload = serde_json::to_string(&RedisJob { n: i }).unwrap();
             let mut job = Job::from_parts(
                 format!("{prefix}-{i}"),
-                "bench",
-                "redis_throughput::redis_listener",
+                "bench-redis",
+                "bench.redis_listener",
                 "bench.redis",
                 payload,
                 Envelope::new(),
@@ -198,7 +200,7 @@ async fn end_to_end(n: u64, concurrency: usize, bulk: bool) {
     let enqueued = start.elapsed();
     let worked = Instant::now();
     let report = Worker::new(queue)
-        .queues(["bench"])
+        .queues(["bench-redis"])
         .concurrency(concurrency)
         .run_until_empty()
         .await
@@ -227,22 +229,9 @@ async fn end_to_end(n: u64, concurrency: usize, bulk: bool) {
     cleanup(&prefix);
 }
 
-fn main() {
-    // `RUNTIME=current` runs everything on one thread (the default is
-    // Tokio's multi-threaded runtime, as `#[tokio::main]` makes).
-    let mut runtime = if std::env::var("RUNTIME").as_deref() == Ok("current") {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    runtime.enable_all().build().unwrap().block_on(run());
-}
-
-async fn run() {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
+/// Runs the Redis cases on `n` jobs each, against `REDIS_URL`.
+pub async fn run(n: u64) {
+    println!();
     println!("Redis at {}", server());
     println!(
         "{:<52} {:>8} {:>10} {:>8} {:>8} {:>9}",
