@@ -42,6 +42,9 @@
 //!   `redis://host:port/db` (`rediss://` for TLS, `?prefix=app`; crate
 //!   `events-redis`), and `events::queue::RedisBackend`.
 //! - `cli` (default): the operator commands, `events::cli::run()`.
+//! - `metrics`: Prometheus metrics, [`metrics::Metrics`] (an observer
+//!   recording through the `metrics` facade), a `/metrics` endpoint, and
+//!   `work --metrics-addr ADDR` (crate `events-metrics`).
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
 //!
@@ -108,6 +111,64 @@ pub mod queue {
     pub fn from_env() -> Option<Result<Queue, QueueError>> {
         crate::link_backends();
         events_core::queue::from_env()
+    }
+}
+
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    //! Prometheus metrics (feature `metrics`): [`Metrics`], an observer
+    //! for dispatchers and workers, and a `/metrics` endpoint. See the
+    //! README's "Metrics" section for the table of names.
+    pub use events_metrics::*;
+}
+
+#[cfg(all(feature = "cli", feature = "metrics"))]
+pub mod cli {
+    //! The operator commands (see `events_core::cli`); with the `metrics`
+    //! feature, [`run`] serves metrics at `work --metrics-addr ADDR`.
+    pub use events_core::cli::*;
+
+    /// The operator commands, as `events_core::cli::run`, with
+    /// `work --metrics-addr ADDR` serving Prometheus metrics at
+    /// `http://ADDR/metrics` ([`crate::metrics::Endpoint`]).
+    pub async fn run() -> std::process::ExitCode {
+        Commands::new()
+            .metrics_endpoint(crate::metrics::Endpoint)
+            .run()
+            .await
+    }
+
+    /// The commands with `work --metrics-addr` served, on `queue` when
+    /// given.
+    fn commands(queue: Option<crate::Queue>) -> Commands {
+        let commands = Commands::new().metrics_endpoint(crate::metrics::Endpoint);
+        match queue {
+            Some(queue) => commands.queue(queue),
+            None => commands,
+        }
+    }
+
+    /// As `events_core::cli::run_from`, with `work --metrics-addr`.
+    pub async fn run_from<I, T>(args: I, queue: Option<crate::Queue>) -> Result<(), CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut stdout = std::io::stdout();
+        run_to(args, queue, &mut stdout).await
+    }
+
+    /// As `events_core::cli::run_to`, with `work --metrics-addr`.
+    pub async fn run_to<I, T>(
+        args: I,
+        queue: Option<crate::Queue>,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        commands(queue).run_to(args, out).await
     }
 }
 

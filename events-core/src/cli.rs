@@ -52,6 +52,20 @@ pub enum CliError {
     /// usage).
     #[error(transparent)]
     Usage(#[from] clap::Error),
+    /// `work --metrics-addr` was given to a program built without metrics.
+    #[error(
+        "--metrics-addr needs metrics: build with the `metrics` feature of `events` (or give `Commands::metrics_endpoint` an endpoint)"
+    )]
+    NoMetrics,
+    /// The metrics endpoint could not start at the address given.
+    #[error("cannot serve metrics at {addr}")]
+    MetricsAddr {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The command needs a queue and none is configured.
     #[error(
         "no queue configured: pass --queue-url, set EVENTS_QUEUE_URL, or install a dispatcher with a queue"
@@ -183,6 +197,10 @@ enum Command {
         /// warnings and the summary still print).
         #[arg(long, short)]
         quiet: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics while working,
+        /// e.g. 127.0.0.1:9100 (needs the `metrics` feature).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// The failed store, as a table.
     Failed {
@@ -370,6 +388,26 @@ where
 /// Configures how a worker started by `work` is built.
 type WorkerSetup = Box<dyn Fn(Worker) -> Worker + Send + Sync>;
 
+/// What [`MetricsEndpoint::start`] gives: the observer of the worker's
+/// jobs, or why the endpoint could not start.
+pub type EndpointStart<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Arc<dyn crate::observe::Observer>, std::io::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// What `work --metrics-addr ADDR` starts, given by a metrics crate (the
+/// facade's `metrics` feature gives one to [`run`]): it starts serving
+/// metrics at `addr` and watching `queue`, and returns the observer that
+/// records the worker's jobs.
+pub trait MetricsEndpoint: Send + Sync + 'static {
+    /// Starts the endpoint at `addr` for `queue`; an error when the
+    /// address cannot be bound.
+    fn start<'a>(&'a self, addr: std::net::SocketAddr, queue: &'a Queue) -> EndpointStart<'a>;
+}
+
 /// The operator commands with what the application's workers need: the
 /// state its queued listeners take as `State<T>`, observers, a queue.
 ///
@@ -393,6 +431,7 @@ pub struct Commands {
     queue: Option<Queue>,
     worker: Vec<WorkerSetup>,
     version: Option<&'static str>,
+    metrics: Option<Box<dyn MetricsEndpoint>>,
 }
 
 impl Commands {
@@ -421,6 +460,13 @@ impl Commands {
         let observer = Arc::new(observer);
         self.worker
             .push(Box::new(move |worker| worker.observe(observer.clone())));
+        self
+    }
+
+    /// What `work --metrics-addr` starts (see [`MetricsEndpoint`]); without
+    /// one, that flag is an error saying so.
+    pub fn metrics_endpoint(mut self, endpoint: impl MetricsEndpoint) -> Self {
+        self.metrics = Some(Box::new(endpoint));
         self
     }
 
@@ -626,11 +672,24 @@ where
             max_time,
             sleep,
             quiet,
+            metrics_addr,
             ..
         } => {
-            let mut worker = Worker::new(queue()?).config(&config);
+            let opened = queue()?;
+            let mut worker = Worker::new(opened.clone()).config(&config);
             for setup in setup {
                 worker = setup(worker);
+            }
+            if let Some(addr) = *metrics_addr {
+                let endpoint = commands.metrics.as_ref().ok_or(CliError::NoMetrics)?;
+                let observer = endpoint
+                    .start(addr, &opened)
+                    .await
+                    .map_err(|source| CliError::MetricsAddr { addr, source })?;
+                worker = worker.observe(observer);
+                if !quiet {
+                    writeln!(out, "serving metrics at http://{addr}/metrics")?;
+                }
             }
             if !queues.is_empty() {
                 worker = worker.queues(queues.clone());
