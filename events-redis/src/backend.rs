@@ -807,12 +807,23 @@ impl Inner {
             .map_err(|e| self.error(e))?
             .unwrap_or(-1);
         let wake = &self.wake;
-        let due = if next < 0 {
-            -1
-        } else {
-            i64::try_from(wake.origin().elapsed().as_millis()).unwrap_or(i64::MAX / 2) + next
-        };
-        wake.next_due.store(due, Ordering::Release);
+        let now = i64::try_from(wake.origin().elapsed().as_millis()).unwrap_or(i64::MAX / 2);
+        let due = if next < 0 { -1 } else { now + next };
+        // Claims on other queues (another worker of this process) may know
+        // of something due sooner: keep the sooner of the two while it is
+        // still ahead, so no waiting slot starts a job late (at worst one
+        // wakes for nothing).
+        let _ = wake
+            .next_due
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |known| {
+                let ahead = known > now;
+                Some(match (due >= 0, ahead) {
+                    (true, true) => due.min(known),
+                    (true, false) => due,
+                    (false, true) => known,
+                    (false, false) => -1,
+                })
+            });
         let rest: Vec<Value> = values.collect();
         let mut jobs = Vec::with_capacity(rest.len() / 6);
         let mut unreadable = Vec::new();
