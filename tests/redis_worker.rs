@@ -1,4 +1,4 @@
-//! The worker scenarios of `tests/worker.rs`, run on a real Redis, and what
+//! The worker suite (`tests/worker_suite`), run on a real Redis, and what
 //! the Redis queue promises beyond the conformance suite: a stored job that
 //! cannot be read fails alone, 10,000 delayed jobs due at once are promoted
 //! in bounded chunks, the start-up warnings, connection loss, wake-ups that
@@ -10,46 +10,25 @@
 //! private one. Without them the tests fail, saying what to start.
 
 mod redis_support;
+mod worker_suite;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use events::Worker;
 use events::prelude::*;
-use events::queue::{FailedJob, Job, Queue, RedisBackend, RedisOptions};
-use events::{Dispatcher, Worker};
+use events::queue::{Job, Queue, RedisBackend, RedisOptions};
 use redis_support::{PrivateRedis, Reply, fresh_prefix, fresh_url};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failure(String);
-
-fn dispatcher(queue: &Queue) -> Dispatcher {
-    Dispatcher::builder().queue(queue.clone()).build().unwrap()
-}
+use worker_suite::{dispatcher, raw_job};
 
 /// A queue on a fresh prefix of the shared server.
 async fn fresh_queue() -> (Queue, redis_support::Cleanup, redis_support::Resp) {
     let (url, cleanup, conn) = fresh_url();
     let queue = events::queue::connect(&url).await.unwrap();
     (queue, cleanup, conn)
-}
-
-fn raw_job(queue: &str, listener: &str, event: &str, payload: &str) -> Job {
-    let now = SystemTime::now();
-    let mut job = Job::from_parts(
-        format!("raw-{listener}-{}", payload.len()),
-        queue,
-        listener,
-        event,
-        payload,
-        events::Envelope::new(),
-    );
-    job.available_at = now;
-    job.first_enqueued_at = now;
-    job
 }
 
 fn now_ms() -> i64 {
@@ -59,213 +38,53 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-// --- retries and the failed store ---------------------------------------------
-
-static FLAKY: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-static HOOKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-#[event(name = "redis.sync.requested")]
-#[derive(Serialize, Deserialize)]
-pub struct SyncRequested {
-    pub id: u64,
-    pub fail_times: u32,
-}
-
-fn record_failure(job: &FailedJob) {
-    HOOKED
-        .lock()
-        .unwrap()
-        .push(format!("{} {}", job.listener, job.error));
-}
-
-#[listener(queue = "retry", tries = 3, backoff = ["10ms", "20ms"], on_failure = record_failure)]
-async fn flaky_sync(e: &SyncRequested) -> Result<(), Failure> {
-    let tries = {
-        let mut log = FLAKY.lock().unwrap();
-        log.push(e.id);
-        log.iter().filter(|id| **id == e.id).count() as u32
-    };
-    if tries <= e.fail_times {
-        return Err(Failure(format!("try {tries} of #{} failed", e.id)));
-    }
-    Ok(())
-}
+// --- the worker suite (tests/worker_suite), on Redis -------------------------------
 
 #[tokio::test]
 async fn a_flaky_listener_succeeds_on_its_third_try() {
     let (queue, _cleanup, _) = fresh_queue().await;
-    dispatcher(&queue)
-        .dispatch(SyncRequested {
-            id: 1,
-            fail_times: 2,
-        })
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.succeeded, report.retried, report.failed),
-        (1, 2, 0),
-        "{report:?}"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_millis(30),
-        "backoff 10ms then 20ms was waited"
-    );
-    assert!(queue.failed().await.unwrap().is_empty());
-    assert_eq!(queue.size("retry").await.unwrap(), 0);
+    worker_suite::a_flaky_listener_succeeds_on_its_third_try(queue).await;
 }
 
 #[tokio::test]
 async fn a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs() {
     let (queue, _cleanup, _) = fresh_queue().await;
-    let worker_hook = Arc::new(AtomicUsize::new(0));
-    dispatcher(&queue)
-        .dispatch(SyncRequested {
-            id: 2,
-            fail_times: 99,
-        })
-        .await
-        .unwrap();
-    let seen = worker_hook.clone();
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .on_failure(move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-        })
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.succeeded, report.retried, report.failed),
-        (0, 2, 1),
-        "{report:?}"
-    );
-    let failed = queue.failed().await.unwrap();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].listener, "redis_worker::flaky_sync");
-    assert_eq!(failed[0].event, "redis.sync.requested");
-    assert_eq!(
-        failed[0].error,
-        "listener `redis_worker::flaky_sync` failed: try 3 of #2 failed"
-    );
-    assert_eq!((failed[0].attempts, failed[0].max_tries), (3, 3));
-    assert!(HOOKED.lock().unwrap().contains(
-        &"redis_worker::flaky_sync listener `redis_worker::flaky_sync` failed: try 3 of #2 failed"
-            .to_owned()
-    ));
-    assert_eq!(worker_hook.load(Ordering::SeqCst), 1);
-
-    // Retried from the store, it gets all its tries again (and fails again).
-    assert!(queue.retry(&failed[0].id).await.unwrap().is_some());
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(report.failed, 1);
-    assert_eq!(queue.failed().await.unwrap()[0].attempts, 3);
-}
-
-// --- bad input ------------------------------------------------------------------
-
-static GOOD: AtomicUsize = AtomicUsize::new(0);
-
-#[event(name = "redis.risky")]
-#[derive(Serialize, Deserialize)]
-pub struct Risky {
-    pub mode: String,
-}
-
-#[listener(queue = "risky", timeout = "100ms")]
-async fn risky(e: &Risky) -> Result<(), Failure> {
-    match e.mode.as_str() {
-        "panic" => panic!("the listener panicked on purpose"),
-        "hang" => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok(())
-        }
-        _ => {
-            GOOD.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
+    worker_suite::a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs(queue).await;
 }
 
 #[tokio::test]
 async fn poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait() {
     let (queue, _cleanup, _) = fresh_queue().await;
-    let d = dispatcher(&queue);
-    for mode in ["panic", "hang"] {
-        d.dispatch(Risky { mode: mode.into() }).await.unwrap();
-    }
-    queue
-        .enqueue(raw_job(
-            "risky",
-            "redis_worker::risky",
-            "redis.risky",
-            r#"{"mood":"typo"}"#,
-        ))
-        .await
-        .unwrap();
-    queue
-        .enqueue(raw_job(
-            "risky",
-            "redis_worker::renamed_long_ago",
-            "redis.risky",
-            r#"{"mode":"fine"}"#,
-        ))
-        .await
-        .unwrap();
-    d.dispatch(Risky {
-        mode: "fine".into(),
-    })
-    .await
-    .unwrap();
-
-    let report = Worker::new(queue.clone())
-        .queues(["risky"])
-        .concurrency(2)
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.succeeded, report.failed, report.set_aside),
-        (1, 3, 1),
-        "{report:?}"
-    );
-    assert_eq!(
-        GOOD.load(Ordering::SeqCst),
-        1,
-        "the worker kept going after the bad jobs"
-    );
-    let mut errors: Vec<String> = queue
-        .failed()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.error)
-        .collect();
-    errors.sort();
-    assert_eq!(
-        errors,
-        [
-            "listener `redis_worker::risky` panicked: the listener panicked on purpose",
-            "listener `redis_worker::risky` timed out after 100ms",
-            "the payload of `redis.risky` no longer deserializes for listener `redis_worker::risky`: \
-             missing field `mode` at line 1 column 15",
-        ]
-    );
-    assert_eq!(
-        queue.size("risky").await.unwrap(),
-        1,
-        "the job of the unknown listener waits"
-    );
+    worker_suite::poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait(
+        queue,
+    )
+    .await;
 }
+
+#[tokio::test]
+async fn queues_are_worked_in_priority_order() {
+    let (queue, _cleanup, _) = fresh_queue().await;
+    worker_suite::queues_are_worked_in_priority_order(queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
+    let (queue, _cleanup, _) = fresh_queue().await;
+    worker_suite::shutdown_hands_back_jobs_that_outlive_the_grace_period(queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_keeps_its_lease_past_its_length() {
+    // Each worker on a backend (a connection) of its own, as on two
+    // machines.
+    let (url, _cleanup, _) = fresh_url();
+    worker_suite::a_running_job_keeps_its_lease_past_its_length(|| {
+        events::queue::open(&url).unwrap()
+    })
+    .await;
+}
+
+// --- a listener this program lacks ------------------------------------------------
 
 #[event(name = "redis.forever")]
 #[derive(Serialize, Deserialize)]
@@ -330,123 +149,6 @@ async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops
         "out of the way for a minute: due in {due_in} ms"
     );
     assert_eq!(fields[2], Reply::Bulk(None), "no error recorded");
-}
-
-#[tokio::test]
-async fn queues_are_worked_in_priority_order() {
-    static ORDER: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let (queue, _cleanup, _) = fresh_queue().await;
-    for (q, name) in [("low", "l1"), ("high", "h1"), ("low", "l2"), ("high", "h2")] {
-        let mut job = raw_job(
-            q,
-            "redis_worker::ordered",
-            "redis.ordered",
-            &format!(r#"{{"name":"{name}"}}"#),
-        );
-        job.id = name.into();
-        queue.enqueue(job).await.unwrap();
-    }
-    let report = Worker::new(queue)
-        .queues(["high", "low"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(report.succeeded, 4);
-    assert_eq!(*ORDER.lock().unwrap(), ["h1", "h2", "l1", "l2"]);
-
-    #[event(name = "redis.ordered")]
-    #[derive(Serialize, Deserialize)]
-    pub struct Ordered {
-        pub name: String,
-    }
-
-    #[listener(queue = "low", name = "redis_worker::ordered")]
-    fn ordered(e: &Ordered) {
-        ORDER.lock().unwrap().push(e.name.clone());
-    }
-}
-
-// --- shutdown and leases ------------------------------------------------------------
-
-#[event(name = "redis.slow")]
-#[derive(Serialize, Deserialize)]
-pub struct Slow {
-    pub millis: u64,
-}
-
-#[listener(queue = "slow", timeout = "1h")]
-async fn slow(e: &Slow) {
-    tokio::time::sleep(Duration::from_millis(e.millis)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
-    let (queue, _cleanup, _) = fresh_queue().await;
-    let d = dispatcher(&queue);
-    for _ in 0..2 {
-        d.dispatch(Slow { millis: 60_000 }).await.unwrap();
-    }
-    let report = Worker::new(queue.clone())
-        .queues(["slow"])
-        .concurrency(2)
-        .grace(Duration::from_millis(50))
-        .run_until(tokio::time::sleep(Duration::from_millis(300)))
-        .await
-        .unwrap();
-    assert_eq!(report.released_at_shutdown, 2, "{report:?}");
-    let again = queue
-        .backend()
-        .claim(&["slow".to_owned()], 10, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 2, "both are back in the queue");
-    assert!(
-        again.iter().all(|j| j.attempt == 1),
-        "the interrupted try was not counted"
-    );
-}
-
-static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
-
-#[event(name = "redis.long")]
-#[derive(Serialize, Deserialize)]
-pub struct Long;
-
-#[listener(queue = "long", timeout = "1h")]
-async fn outlives_its_lease(_: &Long) {
-    LONG_RUNS.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_job_keeps_its_lease_past_its_length() {
-    let (url, _cleanup, _) = fresh_url();
-    dispatcher(&events::queue::connect(&url).await.unwrap())
-        .dispatch(Long)
-        .await
-        .unwrap();
-    // Two workers, each with a backend (a connection) of its own, as on two
-    // machines, with 300 ms leases; the job runs 1 s. Without extension the
-    // second worker would take it again after 300 ms.
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let queue = events::queue::connect(&url).await.unwrap();
-        workers.push(tokio::spawn(
-            Worker::new(queue)
-                .queues(["long"])
-                .lease(Duration::from_millis(300))
-                .poll_interval(Duration::from_millis(10))
-                .run_until_empty(),
-        ));
-    }
-    let mut succeeded = 0;
-    for worker in workers {
-        let report = worker.await.unwrap().unwrap();
-        assert_eq!(report.lost, 0, "{report:?}");
-        succeeded += report.succeeded;
-    }
-    assert_eq!(succeeded, 1);
-    assert_eq!(LONG_RUNS.load(Ordering::SeqCst), 1, "the job ran once");
 }
 
 // --- a stored job that cannot be read ------------------------------------------------

@@ -13,141 +13,53 @@ use events::queue::{FailedJob, Job, Queue, SqliteBackend};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failure(String);
+mod worker_suite;
 
 fn dispatcher(queue: &Queue) -> Dispatcher {
     Dispatcher::builder().queue(queue.clone()).build().unwrap()
 }
 
-// --- retries and the failed store ---------------------------------------------
-
-static FLAKY: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
-static HOOKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-#[event(name = "sync.requested")]
-#[derive(Serialize, Deserialize)]
-pub struct SyncRequested {
-    pub id: u64,
-    pub fail_times: u32,
-}
-
-fn record_failure(job: &FailedJob) {
-    HOOKED
-        .lock()
-        .unwrap()
-        .push(format!("{} {}", job.listener, job.error));
-}
-
-#[listener(queue = "retry", tries = 3, backoff = ["10ms", "20ms"], on_failure = record_failure)]
-async fn flaky_sync(e: &SyncRequested) -> Result<(), Failure> {
-    let tries = {
-        let mut log = FLAKY.lock().unwrap();
-        log.push((e.id, 0));
-        log.iter().filter(|(id, _)| *id == e.id).count() as u32
-    };
-    if tries <= e.fail_times {
-        return Err(Failure(format!("try {tries} of #{} failed", e.id)));
-    }
-    Ok(())
-}
+// --- the worker suite (tests/worker_suite), on memory:// ------------------------------
 
 #[tokio::test]
 async fn a_flaky_listener_succeeds_on_its_third_try() {
-    let queue = Queue::memory();
-    dispatcher(&queue)
-        .dispatch(SyncRequested {
-            id: 1,
-            fail_times: 2,
-        })
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!((report.succeeded, report.retried, report.failed), (1, 2, 0));
-    assert!(
-        started.elapsed() >= Duration::from_millis(30),
-        "backoff 10ms then 20ms was waited"
-    );
-    assert!(queue.failed().await.unwrap().is_empty());
-    assert_eq!(queue.size("retry").await.unwrap(), 0);
+    worker_suite::a_flaky_listener_succeeds_on_its_third_try(Queue::memory()).await;
 }
 
 #[tokio::test]
 async fn a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs() {
+    worker_suite::a_listener_out_of_tries_lands_in_the_failed_store_and_its_hook_runs(
+        Queue::memory(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait() {
+    worker_suite::poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait(
+        Queue::memory(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn queues_are_worked_in_priority_order() {
+    worker_suite::queues_are_worked_in_priority_order(Queue::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
+    worker_suite::shutdown_hands_back_jobs_that_outlive_the_grace_period(Queue::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_keeps_its_lease_past_its_length() {
+    // Handles on one memory queue: two workers sharing its jobs.
     let queue = Queue::memory();
-    let worker_hook = std::sync::Arc::new(AtomicUsize::new(0));
-    dispatcher(&queue)
-        .dispatch(SyncRequested {
-            id: 2,
-            fail_times: 99,
-        })
-        .await
-        .unwrap();
-    let seen = worker_hook.clone();
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .on_failure(move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-        })
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!((report.succeeded, report.retried, report.failed), (0, 2, 1));
-    let failed = queue.failed().await.unwrap();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].listener, "worker::flaky_sync");
-    assert_eq!(failed[0].event, "sync.requested");
-    assert_eq!(
-        failed[0].error,
-        "listener `worker::flaky_sync` failed: try 3 of #2 failed"
-    );
-    assert_eq!((failed[0].attempts, failed[0].max_tries), (3, 3));
-    assert!(HOOKED.lock().unwrap().contains(
-        &"worker::flaky_sync listener `worker::flaky_sync` failed: try 3 of #2 failed".to_owned()
-    ));
-    assert_eq!(worker_hook.load(Ordering::SeqCst), 1);
-
-    // Retried from the store, it gets all its tries again (and fails again).
-    assert!(queue.retry(&failed[0].id).await.unwrap().is_some());
-    let report = Worker::new(queue.clone())
-        .queues(["retry"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(report.failed, 1);
-    assert_eq!(queue.failed().await.unwrap()[0].attempts, 3);
+    worker_suite::a_running_job_keeps_its_lease_past_its_length(|| queue.clone()).await;
 }
 
-// --- bad input ------------------------------------------------------------------
-
-static GOOD: AtomicUsize = AtomicUsize::new(0);
-
-#[event(name = "risky")]
-#[derive(Serialize, Deserialize)]
-pub struct Risky {
-    pub mode: String,
-}
-
-#[listener(queue = "risky", timeout = "100ms")]
-async fn risky(e: &Risky) -> Result<(), Failure> {
-    match e.mode.as_str() {
-        "panic" => panic!("the listener panicked on purpose"),
-        "hang" => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok(())
-        }
-        _ => {
-            GOOD.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-}
+// --- jobs stored by hand --------------------------------------------------------
 
 fn raw_job(listener: &str, payload: &str) -> Job {
     let now = SystemTime::now();
@@ -162,105 +74,6 @@ fn raw_job(listener: &str, payload: &str) -> Job {
     job.available_at = now;
     job.first_enqueued_at = now;
     job
-}
-
-#[tokio::test]
-async fn poison_payloads_panics_and_hangs_become_failed_jobs_and_unknown_listeners_wait() {
-    let queue = Queue::memory();
-    let d = dispatcher(&queue);
-    d.dispatch(Risky {
-        mode: "panic".into(),
-    })
-    .await
-    .unwrap();
-    d.dispatch(Risky {
-        mode: "hang".into(),
-    })
-    .await
-    .unwrap();
-    queue
-        .enqueue(raw_job("worker::risky", r#"{"mood":"typo"}"#))
-        .await
-        .unwrap();
-    queue
-        .enqueue(raw_job("worker::renamed_long_ago", r#"{"mode":"fine"}"#))
-        .await
-        .unwrap();
-    d.dispatch(Risky {
-        mode: "fine".into(),
-    })
-    .await
-    .unwrap();
-
-    let report = Worker::new(queue.clone())
-        .queues(["risky"])
-        .concurrency(2)
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.succeeded, report.failed, report.set_aside),
-        (1, 3, 1),
-        "{report:?}"
-    );
-    assert_eq!(
-        GOOD.load(Ordering::SeqCst),
-        1,
-        "the worker kept going after the bad jobs"
-    );
-
-    let mut errors: Vec<String> = queue
-        .failed()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.error)
-        .collect();
-    errors.sort();
-    assert_eq!(
-        errors,
-        [
-            "listener `worker::risky` panicked: the listener panicked on purpose",
-            "listener `worker::risky` timed out after 100ms",
-            "the payload of `risky` no longer deserializes for listener `worker::risky`: \
-             missing field `mode` at line 1 column 15",
-        ]
-    );
-    assert_eq!(
-        queue.size("risky").await.unwrap(),
-        1,
-        "the job of the unknown listener waits"
-    );
-}
-
-#[tokio::test]
-async fn queues_are_worked_in_priority_order() {
-    static ORDER: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let queue = Queue::memory();
-    for (q, name) in [("low", "l1"), ("high", "h1"), ("low", "l2"), ("high", "h2")] {
-        let mut job = raw_job("worker::ordered", &format!(r#"{{"name":"{name}"}}"#));
-        job.id = name.into();
-        job.queue = q.into();
-        queue.enqueue(job).await.unwrap();
-    }
-    let report = Worker::new(queue)
-        .queues(["high", "low"])
-        .run_until_empty()
-        .await
-        .unwrap();
-    assert_eq!(report.succeeded, 4);
-    assert_eq!(*ORDER.lock().unwrap(), ["h1", "h2", "l1", "l2"]);
-
-    #[event(name = "ordered")]
-    #[derive(Serialize, Deserialize)]
-    pub struct Ordered {
-        pub name: String,
-    }
-
-    #[listener(queue = "low", name = "worker::ordered")]
-    fn ordered(e: &Ordered) {
-        ORDER.lock().unwrap().push(e.name.clone());
-    }
 }
 
 // --- graceful shutdown -------------------------------------------------------------
@@ -303,33 +116,6 @@ async fn shutdown_lets_running_jobs_finish_and_leaves_the_rest_queued() {
         queue.size("slow").await.unwrap(),
         3,
         "the unclaimed three wait, none lost"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_hands_back_jobs_that_outlive_the_grace_period() {
-    let queue = Queue::memory();
-    let d = dispatcher(&queue);
-    for _ in 0..2 {
-        d.dispatch(Slow { millis: 60_000 }).await.unwrap();
-    }
-    let report = Worker::new(queue.clone())
-        .queues(["slow"])
-        .concurrency(2)
-        .grace(Duration::from_millis(50))
-        .run_until(tokio::time::sleep(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    assert_eq!(report.released_at_shutdown, 2, "{report:?}");
-    let again = queue
-        .backend()
-        .claim(&["slow".to_owned()], 10, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 2, "both are back in the queue");
-    assert!(
-        again.iter().all(|j| j.attempt == 1),
-        "the interrupted try was not counted"
     );
 }
 
@@ -557,7 +343,7 @@ async fn two_workers_on_one_sqlite_file_process_10_000_jobs_once_each() {
 async fn a_crash_on_the_last_try_lands_in_the_failed_store_in_words() {
     let queue = Queue::memory();
     dispatcher(&queue)
-        .dispatch(Risky {
+        .dispatch(worker_suite::Risky {
             mode: "fine".into(),
         })
         .await
@@ -656,43 +442,6 @@ async fn sigterm_lets_the_running_job_finish_then_the_worker_exits() {
         "the unstarted job waits, none lost"
     );
     assert!(queue.failed().await.unwrap().is_empty());
-}
-
-static LONG_RUNS: AtomicUsize = AtomicUsize::new(0);
-
-#[event(name = "long")]
-#[derive(Serialize, Deserialize)]
-pub struct Long;
-
-#[listener(queue = "long", timeout = "1h")]
-async fn outlives_its_lease(_: &Long) {
-    LONG_RUNS.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_job_keeps_its_lease_past_its_length() {
-    let queue = Queue::memory();
-    dispatcher(&queue).dispatch(Long).await.unwrap();
-    // Two workers with 90 ms leases; the job runs 500 ms. Without extension
-    // the second worker would take it again after 90 ms.
-    let workers = [queue.clone(), queue.clone()].map(|q| {
-        tokio::spawn(
-            Worker::new(q)
-                .queues(["long"])
-                .lease(Duration::from_millis(90))
-                .poll_interval(Duration::from_millis(10))
-                .run_until_empty(),
-        )
-    });
-    let mut succeeded = 0;
-    for worker in workers {
-        let report = worker.await.unwrap().unwrap();
-        assert_eq!(report.lost, 0, "{report:?}");
-        succeeded += report.succeeded;
-    }
-    assert_eq!(succeeded, 1);
-    assert_eq!(LONG_RUNS.load(Ordering::SeqCst), 1, "the job ran once");
 }
 
 static BATCHED_RUNS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
