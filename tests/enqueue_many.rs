@@ -1,13 +1,16 @@
 //! A dispatch hands all its jobs to the queue in one `enqueue_many`: when
 //! the queue refuses it, none of the dispatch's jobs is stored.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use events::prelude::*;
-use events::queue::{Backend, FailedJob, Job, MemoryBackend, Queue, QueueError, QueueStats};
+use events::queue::{Queue, QueueError};
 use serde::{Deserialize, Serialize};
+use watched::{Watched, refused};
+
+mod watched;
 
 #[event(name = "batch.booked")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,120 +24,57 @@ async fn email_guest(_: &Booked) {}
 #[listener(queue = "batch")]
 async fn update_calendar(_: &Booked) {}
 
-/// A memory backend whose `enqueue_many` refuses on demand, recording each
-/// batch's size. Its single-job `enqueue` stores: a dispatch that enqueued
-/// job by job would leave jobs behind.
-///
-/// With `refuse_second`, it refuses the second job instead: a batch of more
-/// than one, and the second single-job `enqueue`, while the first stores.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryBackend,
-    refuse: bool,
-    refuse_second: bool,
-    batches: Arc<Mutex<Vec<usize>>>,
-    enqueues: Mutex<usize>,
+/// A memory queue whose `enqueue_many` refuses every batch (`disk full`).
+/// Its single-job `enqueue` stores: a dispatch that enqueued job by job
+/// would leave jobs behind.
+fn flaky() -> Watched {
+    Watched::new().refusing(|call| {
+        call.starts_with("enqueue_many ")
+            .then(|| refused("flaky", "disk full"))
+    })
 }
 
-impl Flaky {
-    fn second_refused() -> Flaky {
-        Flaky {
-            refuse_second: true,
-            ..Flaky::default()
-        }
-    }
-}
-
-fn refused(backend: &'static str, why: &str) -> QueueError {
-    QueueError::backend(backend, std::io::Error::other(why.to_owned()))
-}
-
-#[async_trait]
-impl Backend for Flaky {
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
-        self.batches.lock().unwrap().push(jobs.len());
-        if self.refuse {
-            return Err(refused("flaky", "disk full"));
-        }
-        // All or nothing: the second job is refused, so the batch is.
-        if self.refuse_second && jobs.len() > 1 {
-            return Err(refused("second-refused", "the second job is refused"));
-        }
-        self.inner.enqueue_many(jobs).await
-    }
-    async fn enqueue(&self, job: Job) -> Result<(), QueueError> {
-        let enqueues = {
-            let mut enqueues = self.enqueues.lock().unwrap();
-            *enqueues += 1;
-            *enqueues
+/// A memory queue that refuses the second job: a batch of more than one
+/// (all or nothing, so the whole batch), and the second single-job
+/// `enqueue`, while the first stores.
+fn second_refused() -> Watched {
+    let singles = AtomicUsize::new(0);
+    Watched::new().refusing(move |call| {
+        let second = match call.split_once(' ') {
+            Some(("enqueue_many", n)) => n.parse::<usize>().unwrap() > 1,
+            Some(("enqueue", _)) => singles.fetch_add(1, Ordering::SeqCst) >= 1,
+            _ => false,
         };
-        if self.refuse_second && enqueues >= 2 {
-            return Err(refused("second-refused", "the second job is refused"));
-        }
-        self.inner.enqueue(job).await
-    }
-    async fn claim(&self, q: &[String], n: usize, l: Duration) -> Result<Vec<Job>, QueueError> {
-        self.inner.claim(q, n, l).await
-    }
-    async fn extend(&self, id: &str, a: u32, l: Duration) -> Result<bool, QueueError> {
-        self.inner.extend(id, a, l).await
-    }
-    async fn ack(&self, id: &str, a: u32) -> Result<bool, QueueError> {
-        self.inner.ack(id, a).await
-    }
-    async fn release(&self, id: &str, a: u32, d: Duration, e: &str) -> Result<bool, QueueError> {
-        self.inner.release(id, a, d, e).await
-    }
-    async fn abandon(&self, id: &str, a: u32, d: Duration) -> Result<bool, QueueError> {
-        self.inner.abandon(id, a, d).await
-    }
-    async fn fail(&self, id: &str, a: u32, e: &str) -> Result<bool, QueueError> {
-        self.inner.fail(id, a, e).await
-    }
-    async fn failed(&self) -> Result<Vec<FailedJob>, QueueError> {
-        self.inner.failed().await
-    }
-    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
-        self.inner.retry(id).await
-    }
-    async fn retry_all(&self) -> Result<usize, QueueError> {
-        self.inner.retry_all().await
-    }
-    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
-        self.inner.forget(id).await
-    }
-    async fn flush_failed(&self) -> Result<usize, QueueError> {
-        self.inner.flush_failed().await
-    }
-    async fn stats(&self) -> Result<Vec<QueueStats>, QueueError> {
-        self.inner.stats().await
-    }
-    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
-        self.inner.clear(queue).await
-    }
+        second.then(|| refused("second-refused", "the second job is refused"))
+    })
 }
 
-/// A dispatcher on a `Flaky` queue, the queue, and the batch sizes it saw.
-fn dispatcher(refuse: bool) -> (events::Dispatcher, Queue, Arc<Mutex<Vec<usize>>>) {
-    let batches = Arc::new(Mutex::new(Vec::new()));
-    let queue = Queue::with_backend(
-        "flaky://",
-        Flaky {
-            refuse,
-            batches: batches.clone(),
-            ..Flaky::default()
-        },
-    );
+/// The size of each batch `enqueue_many` was handed, from the log.
+fn batches(log: &Mutex<Vec<String>>) -> Vec<usize> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.strip_prefix("enqueue_many "))
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// A dispatcher on a queue that refuses every batch (or none), the queue,
+/// and the queue's log.
+fn dispatcher(refuse: bool) -> (events::Dispatcher, Queue, Arc<Mutex<Vec<String>>>) {
+    let watched = if refuse { flaky() } else { Watched::new() };
+    let log = watched.log();
+    let queue = Queue::with_backend("flaky://", watched);
     let dispatcher = events::Dispatcher::builder()
         .queue(queue.clone())
         .build()
         .unwrap();
-    (dispatcher, queue, batches)
+    (dispatcher, queue, log)
 }
 
 #[tokio::test]
 async fn a_refused_dispatch_leaves_none_of_its_jobs_behind() {
-    let (dispatcher, queue, batches) = dispatcher(true);
+    let (dispatcher, queue, log) = dispatcher(true);
     let error = dispatcher.dispatch(Booked { id: 1 }).await.unwrap_err();
     let events::DispatchError::Enqueue { source, .. } = &error else {
         panic!("{error:?}");
@@ -149,7 +89,7 @@ async fn a_refused_dispatch_leaves_none_of_its_jobs_behind() {
         ),
         "{source:?}"
     );
-    assert_eq!(*batches.lock().unwrap(), [2], "one batch of both jobs");
+    assert_eq!(batches(&log), [2], "one batch of both jobs");
     assert!(
         queue.stats().await.unwrap().is_empty(),
         "no job of the dispatch was stored"
@@ -163,10 +103,10 @@ async fn a_refused_dispatch_leaves_none_of_its_jobs_behind() {
 
 #[tokio::test]
 async fn a_dispatch_enqueues_its_jobs_in_one_batch() {
-    let (dispatcher, queue, batches) = dispatcher(false);
+    let (dispatcher, queue, log) = dispatcher(false);
     let done = dispatcher.dispatch(Booked { id: 2 }).await.unwrap();
     assert_eq!(done.queued(), 2);
-    assert_eq!(*batches.lock().unwrap(), [2], "one batch of both jobs");
+    assert_eq!(batches(&log), [2], "one batch of both jobs");
     assert_eq!(queue.size("batch").await.unwrap(), 2);
     let claimed = queue
         .backend()
@@ -190,7 +130,7 @@ async fn a_dispatch_enqueues_its_jobs_in_one_batch() {
 /// not stored.
 #[test]
 fn a_blocking_dispatch_whose_second_job_is_refused_stores_neither() {
-    let queue = Queue::with_backend("second-refused://", Flaky::second_refused());
+    let queue = Queue::with_backend("second-refused://", second_refused());
     let dispatcher = events::Dispatcher::builder()
         .queue(queue.clone())
         .build()
@@ -222,7 +162,7 @@ fn a_blocking_dispatch_whose_second_job_is_refused_stores_neither() {
 
 #[tokio::test]
 async fn a_dispatch_whose_second_job_is_refused_stores_neither() {
-    let queue = Queue::with_backend("second-refused://", Flaky::second_refused());
+    let queue = Queue::with_backend("second-refused://", second_refused());
     let dispatcher = events::Dispatcher::builder()
         .queue(queue.clone())
         .build()

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use events::prelude::*;
-use events::queue::{FailedJob, Job, Queue, SqliteBackend};
+use events::queue::{Job, Queue, SqliteBackend};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
+mod watched;
 mod worker_suite;
 
 fn dispatcher(queue: &Queue) -> Dispatcher {
@@ -494,104 +495,11 @@ async fn slow_jobs_claimed_in_a_big_batch_keep_their_leases() {
     assert!(queue.failed().await.unwrap().is_empty());
 }
 
-/// A memory queue that records the fenced calls a worker makes.
-#[derive(Default)]
-struct Recording {
-    inner: events::queue::MemoryBackend,
-    calls: std::sync::Arc<Mutex<Vec<String>>>,
-}
-
-impl Recording {
-    fn record(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-}
-
-#[async_trait::async_trait]
-impl events::queue::Backend for Recording {
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), events::queue::QueueError> {
-        self.inner.enqueue_many(jobs).await
-    }
-    async fn claim(
-        &self,
-        queues: &[String],
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<Job>, events::queue::QueueError> {
-        let jobs = self.inner.claim(queues, limit, lease).await?;
-        for job in &jobs {
-            self.record(format!("claim {} {}", job.id, job.attempt));
-        }
-        Ok(jobs)
-    }
-    async fn extend(
-        &self,
-        id: &str,
-        attempt: u32,
-        lease: Duration,
-    ) -> Result<bool, events::queue::QueueError> {
-        self.inner.extend(id, attempt, lease).await
-    }
-    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, events::queue::QueueError> {
-        self.record(format!("ack {id} {attempt}"));
-        self.inner.ack(id, attempt).await
-    }
-    async fn release(
-        &self,
-        id: &str,
-        attempt: u32,
-        delay: Duration,
-        error: &str,
-    ) -> Result<bool, events::queue::QueueError> {
-        self.record(format!("release {id} {attempt}"));
-        self.inner.release(id, attempt, delay, error).await
-    }
-    async fn abandon(
-        &self,
-        id: &str,
-        attempt: u32,
-        delay: Duration,
-    ) -> Result<bool, events::queue::QueueError> {
-        self.record(format!("abandon {id} {attempt} {delay:?}"));
-        self.inner.abandon(id, attempt, delay).await
-    }
-    async fn fail(
-        &self,
-        id: &str,
-        attempt: u32,
-        error: &str,
-    ) -> Result<bool, events::queue::QueueError> {
-        self.record(format!("fail {id} {attempt}"));
-        self.inner.fail(id, attempt, error).await
-    }
-    async fn failed(&self) -> Result<Vec<FailedJob>, events::queue::QueueError> {
-        self.inner.failed().await
-    }
-    async fn retry(&self, id: &str) -> Result<Option<String>, events::queue::QueueError> {
-        self.inner.retry(id).await
-    }
-    async fn clear(&self, queue: &str) -> Result<usize, events::queue::QueueError> {
-        self.inner.clear(queue).await
-    }
-    async fn retry_all(&self) -> Result<usize, events::queue::QueueError> {
-        self.inner.retry_all().await
-    }
-    async fn forget(&self, id: &str) -> Result<bool, events::queue::QueueError> {
-        self.inner.forget(id).await
-    }
-    async fn flush_failed(&self) -> Result<usize, events::queue::QueueError> {
-        self.inner.flush_failed().await
-    }
-    async fn stats(&self) -> Result<Vec<events::queue::QueueStats>, events::queue::QueueError> {
-        self.inner.stats().await
-    }
-}
-
 #[tokio::test]
 async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops() {
-    let recording = Recording::default();
-    let calls = recording.calls.clone();
-    let queue = Queue::with_backend("memory://", recording);
+    let watched = watched::Watched::new();
+    let calls = watched.log();
+    let queue = Queue::with_backend("memory://", watched);
     let mut old = raw_job("app::removed_listener", "{}");
     old.queue = "old-queue".into();
     queue.enqueue(old).await.unwrap();
@@ -625,7 +533,7 @@ async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops
     let calls = calls.lock().unwrap().clone();
     let old_id = "raw-app::removed_listener-2";
     assert!(
-        calls.contains(&format!("claim {old_id} 1")),
+        calls.contains(&format!("claimed {old_id} 1")),
         "claimed once: {calls:?}"
     );
     assert!(
@@ -635,7 +543,7 @@ async fn jobs_of_a_listener_this_program_lacks_wait_untried_and_the_worker_stops
     assert!(
         !calls
             .iter()
-            .any(|c| c.starts_with("fail") || c.starts_with("release")),
+            .any(|c| c.starts_with("fail ") || c.starts_with("release ")),
         "never failed nor retried: {calls:?}"
     );
 }

@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::prelude::*;
-use events::queue::{Backend, Job, MemoryBackend, Queue, QueueError};
+use events::queue::Queue;
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
+use watched::Watched;
+
+mod watched;
 
 #[event(name = "ack_and_claim.tick")]
 #[derive(Serialize, Deserialize)]
@@ -28,99 +31,21 @@ async fn slow_tick(_: &SlowTick) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// A memory queue that counts the worker's calls.
-#[derive(Default)]
-struct Counting {
-    inner: MemoryBackend,
-    calls: Arc<Mutex<Vec<&'static str>>>,
-    /// How long `stats` takes after reading the counts.
-    slow_stats: Duration,
+/// The calls a worker made to claim and ack, in order.
+fn claims_and_acks(log: &Mutex<Vec<String>>) -> Vec<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.split(' ').next())
+        .filter(|call| matches!(*call, "claim" | "ack" | "ack_and_claim"))
+        .map(str::to_owned)
+        .collect()
 }
 
-impl Counting {
-    fn record(&self, call: &'static str) {
-        self.calls.lock().unwrap().push(call);
-    }
-}
-
-#[async_trait::async_trait]
-impl Backend for Counting {
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
-        self.inner.enqueue_many(jobs).await
-    }
-    async fn claim(
-        &self,
-        queues: &[String],
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<Job>, QueueError> {
-        self.record("claim");
-        self.inner.claim(queues, limit, lease).await
-    }
-    async fn extend(&self, id: &str, attempt: u32, lease: Duration) -> Result<bool, QueueError> {
-        self.inner.extend(id, attempt, lease).await
-    }
-    async fn ack(&self, id: &str, attempt: u32) -> Result<bool, QueueError> {
-        self.record("ack");
-        self.inner.ack(id, attempt).await
-    }
-    async fn ack_and_claim(
-        &self,
-        id: &str,
-        attempt: u32,
-        queues: &[String],
-        limit: usize,
-        lease: Duration,
-    ) -> (Result<bool, QueueError>, Result<Vec<Job>, QueueError>) {
-        self.record("ack_and_claim");
-        self.inner
-            .ack_and_claim(id, attempt, queues, limit, lease)
-            .await
-    }
-    async fn release(
-        &self,
-        id: &str,
-        attempt: u32,
-        delay: Duration,
-        error: &str,
-    ) -> Result<bool, QueueError> {
-        self.inner.release(id, attempt, delay, error).await
-    }
-    async fn abandon(&self, id: &str, attempt: u32, delay: Duration) -> Result<bool, QueueError> {
-        self.inner.abandon(id, attempt, delay).await
-    }
-    async fn fail(&self, id: &str, attempt: u32, error: &str) -> Result<bool, QueueError> {
-        self.inner.fail(id, attempt, error).await
-    }
-    async fn failed(&self) -> Result<Vec<events::queue::FailedJob>, QueueError> {
-        self.inner.failed().await
-    }
-    async fn retry(&self, id: &str) -> Result<Option<String>, QueueError> {
-        self.inner.retry(id).await
-    }
-    async fn retry_all(&self) -> Result<usize, QueueError> {
-        self.inner.retry_all().await
-    }
-    async fn forget(&self, id: &str) -> Result<bool, QueueError> {
-        self.inner.forget(id).await
-    }
-    async fn flush_failed(&self) -> Result<usize, QueueError> {
-        self.inner.flush_failed().await
-    }
-    async fn stats(&self) -> Result<Vec<events::queue::QueueStats>, QueueError> {
-        let stats = self.inner.stats().await;
-        tokio::time::sleep(self.slow_stats).await;
-        stats
-    }
-    async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
-        self.inner.clear(queue).await
-    }
-}
-
-async fn queue_with(ticks: u32) -> (Queue, Arc<Mutex<Vec<&'static str>>>) {
-    let counting = Counting::default();
-    let calls = counting.calls.clone();
-    let queue = Queue::with_backend("memory://counting", counting);
+async fn queue_with(ticks: u32) -> (Queue, Arc<Mutex<Vec<String>>>) {
+    let watched = Watched::new();
+    let calls = watched.log();
+    let queue = Queue::with_backend("memory://counting", watched);
     let dispatcher = Dispatcher::builder().queue(queue.clone()).build().unwrap();
     for n in 0..ticks {
         dispatcher.dispatch(Tick { n }).await.unwrap();
@@ -139,7 +64,7 @@ async fn each_ack_goes_out_with_the_next_claim() {
     assert_eq!(report.succeeded, 4);
     // One lone claim to start; then each job's ack with the next claim (the
     // last one finding the queue empty).
-    let calls = calls.lock().unwrap().clone();
+    let calls = claims_and_acks(&calls);
     assert_eq!(
         calls,
         [
@@ -163,7 +88,7 @@ async fn a_worker_that_stops_sends_its_last_ack_alone() {
         .await
         .unwrap();
     assert_eq!(report.succeeded, 2);
-    let calls = calls.lock().unwrap().clone();
+    let calls = claims_and_acks(&calls);
     assert_eq!(calls, ["claim", "ack_and_claim", "ack"]);
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats[0].pending, stats[0].reserved), (2, 0), "{stats:?}");
@@ -176,11 +101,8 @@ async fn a_worker_that_stops_sends_its_last_ack_alone() {
 /// poll interval (30 s) before `run_until_empty` could end.
 #[tokio::test]
 async fn a_job_settled_while_a_slot_looks_still_wakes_it() {
-    let counting = Counting {
-        slow_stats: Duration::from_millis(200),
-        ..Counting::default()
-    };
-    let queue = Queue::with_backend("memory://slow-stats", counting);
+    let watched = Watched::new().slow_stats(Duration::from_millis(200));
+    let queue = Queue::with_backend("memory://slow-stats", watched);
     let dispatcher = Dispatcher::builder().queue(queue.clone()).build().unwrap();
     // One slot runs it (100 ms) while the other looks (200 ms) and finds
     // it held.
