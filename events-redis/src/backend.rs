@@ -86,8 +86,39 @@ impl RedisOptions {
 /// Opened lazily: no connection is made until the first operation, on the
 /// Tokio runtime that runs it (a runtime of its own gets a connection of
 /// its own). Concurrent operations of one process share round trips: the
-/// claims, acks and enqueues issued while one round trip is under way go
-/// together in the next, each kind as one script call.
+/// claims, acks, lease extensions and enqueues issued while one round trip
+/// is under way go together in the next, each kind as one script call.
+///
+/// **Layout.** Every key of a queue shares the hash tag `{prefix:queue}`: a
+/// hash per job (`..:job:<id>`), a ready list, a delayed sorted set scored
+/// by due time, a leased sorted set scored by lease deadline, the failed
+/// store (a sorted set by failure time) and a stats hash; the queue names
+/// are in the set `prefix:queues`, and wake-ups go out on the channel
+/// `prefix:wake`.
+///
+/// **Guarantees.** Every state change is one Lua script, so it is atomic;
+/// each one on a claimed job checks the attempt it was claimed under, so a
+/// worker whose lease lapsed gets `false` and changes nothing; times come
+/// from the server's `TIME`. Delivery is at-least-once: a job whose worker
+/// died runs again once its lease lapses. A dispatch's jobs are stored all
+/// or none.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), events_core::queue::QueueError> {
+/// use events_redis::{RedisBackend, RedisOptions};
+/// use std::time::Duration;
+///
+/// let options = RedisOptions::new()
+///     .prefix("shop")
+///     .expect("a valid prefix")
+///     .op_timeout(Duration::from_secs(2));
+/// let backend = RedisBackend::open_with("redis://127.0.0.1:6379/0", options)?;
+/// for finding in backend.check_server().await? {
+///     eprintln!("warning: {finding}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisBackend {
     inner: Arc<Inner>,
