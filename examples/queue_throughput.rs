@@ -93,14 +93,26 @@ fn per_second(jobs: u64, d: Duration) -> f64 {
 
 /// The jobs a dispatch of `BenchJob` makes, built ahead of the clock.
 fn jobs(prefix: &str, n: u64) -> Vec<Job> {
+    job_rows(
+        prefix,
+        n,
+        "bench",
+        "queue_throughput::bench_listener",
+        "bench.job",
+    )
+}
+
+/// `n` jobs with payloads `{"n":i}` for `listener` on `queue`, named
+/// `prefix-i`, one try each.
+fn job_rows(prefix: &str, n: u64, queue: &str, listener: &str, event: &str) -> Vec<Job> {
     (0..n)
         .map(|i| {
             let payload = serde_json::to_string(&BenchJob { n: i }).unwrap();
             let mut job = Job::from_parts(
                 format!("{prefix}-{i}"),
-                "bench",
-                "queue_throughput::bench_listener",
-                "bench.job",
+                queue,
+                listener,
+                event,
                 payload,
                 Envelope::new(),
             );
@@ -108,6 +120,41 @@ fn jobs(prefix: &str, n: u64) -> Vec<Job> {
             job
         })
         .collect()
+}
+
+/// `jobs` in batches of 100, built ahead of the clock (splitting one vector
+/// as it goes copied the rest of it at each call: a third of the time
+/// measured).
+fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut batches: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        if batches.last().is_none_or(|batch| batch.len() == 100) {
+            batches.push(Vec::with_capacity(100));
+        }
+        batches.last_mut().unwrap().push(job);
+    }
+    batches
+}
+
+/// Enqueues one at a time from `tasks` tasks at once, each its own `jobs`;
+/// returns how many in all.
+async fn enqueue_from_tasks(queue: &Queue, tasks: u64, jobs: impl Fn(u64) -> Vec<Job>) -> u64 {
+    let mut running = tokio::task::JoinSet::new();
+    let mut total = 0;
+    for t in 0..tasks {
+        let queue = queue.clone();
+        let batch = jobs(t);
+        total += batch.len() as u64;
+        running.spawn(async move {
+            for job in batch {
+                queue.enqueue(job).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+    total
 }
 
 /// A fresh queue file in `dir`, schema created, nothing else open on it.
@@ -198,36 +245,15 @@ async fn enqueue_alone(dir: &std::path::Path, n: u64) {
     line("enqueue, one at a time", per_second(n, start.elapsed()));
 
     let (queue, _) = fresh(dir);
-    let tasks = 8;
     let start = Instant::now();
-    let mut running = tokio::task::JoinSet::new();
-    for t in 0..tasks {
-        let queue = queue.clone();
-        let batch = jobs(&format!("task{t}"), n / tasks);
-        running.spawn(async move {
-            for job in batch {
-                queue.enqueue(job).await.unwrap();
-            }
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done.unwrap();
-    }
+    let total = enqueue_from_tasks(&queue, 8, |t| jobs(&format!("task{t}"), n / 8)).await;
     line(
         "enqueue, one at a time from 8 tasks at once",
-        per_second(n / tasks * tasks, start.elapsed()),
+        per_second(total, start.elapsed()),
     );
 
     let (queue, _) = fresh(dir);
-    // Batched ahead of the clock (splitting one vector as it goes copied
-    // the rest of it at each call: a third of the time measured).
-    let mut batches: Vec<Vec<Job>> = Vec::new();
-    for job in jobs("many", n) {
-        if batches.last().is_none_or(|batch| batch.len() == 100) {
-            batches.push(Vec::with_capacity(100));
-        }
-        batches.last_mut().unwrap().push(job);
-    }
+    let batches = batches(jobs("many", n));
     let start = Instant::now();
     for batch in batches {
         queue.enqueue_many(batch).await.unwrap();

@@ -11,11 +11,12 @@
 //! `ONLY=e2e-bulk-8` runs only those cases (for profiling).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use events::Envelope;
 use events::prelude::*;
 use events::queue::{Job, Queue, RedisBackend};
+
+use crate::{batches, per_second};
 use events::{Dispatcher, Worker};
 use serde::{Deserialize, Serialize};
 
@@ -30,10 +31,6 @@ static DONE: AtomicU64 = AtomicU64::new(0);
 #[listener(queue = "bench-redis", name = "bench.redis_listener")]
 async fn redis_listener(e: &RedisJob) {
     DONE.fetch_add(e.n & 1, Ordering::Relaxed);
-}
-
-fn per_second(jobs: u64, d: Duration) -> f64 {
-    jobs as f64 / d.as_secs_f64()
 }
 
 fn server() -> String {
@@ -97,34 +94,15 @@ fn counts(backend: &RedisBackend) -> Counts {
     }
 }
 
+/// The jobs a dispatch of `RedisJob` makes, built ahead of the clock.
 fn jobs(prefix: &str, n: u64) -> Vec<Job> {
-    (0..n)
-        .map(|i| {
-            let payload = serde_json::to_string(&RedisJob { n: i }).unwrap();
-            let mut job = Job::from_parts(
-                format!("{prefix}-{i}"),
-                "bench-redis",
-                "bench.redis_listener",
-                "bench.redis",
-                payload,
-                Envelope::new(),
-            );
-            job.max_tries = 1;
-            job
-        })
-        .collect()
-}
-
-/// `jobs` in batches of 100, built before the clock starts.
-fn batches(jobs: Vec<Job>) -> Vec<Vec<Job>> {
-    let mut batches: Vec<Vec<Job>> = Vec::new();
-    for job in jobs {
-        if batches.last().is_none_or(|batch| batch.len() == 100) {
-            batches.push(Vec::with_capacity(100));
-        }
-        batches.last_mut().unwrap().push(job);
-    }
-    batches
+    crate::job_rows(
+        prefix,
+        n,
+        "bench-redis",
+        "bench.redis_listener",
+        "bench.redis",
+    )
 }
 
 fn line(case: &str, n: u64, rate: f64, before: Counts, backend: &RedisBackend) {
@@ -151,23 +129,10 @@ async fn enqueue_alone(n: u64) {
     cleanup(&prefix);
 
     let (queue, backend, prefix) = fresh("eight");
-    let tasks = 8;
     let before = counts(&backend);
     let start = Instant::now();
-    let mut running = tokio::task::JoinSet::new();
-    for t in 0..tasks {
-        let queue = queue.clone();
-        let batch = jobs(&format!("task{t}"), n / tasks);
-        running.spawn(async move {
-            for job in batch {
-                queue.enqueue(job).await.unwrap();
-            }
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done.unwrap();
-    }
-    let rate = per_second(n / tasks * tasks, start.elapsed());
+    let total = crate::enqueue_from_tasks(&queue, 8, |t| jobs(&format!("task{t}"), n / 8)).await;
+    let rate = per_second(total, start.elapsed());
     line(
         "enqueue, one at a time from 8 tasks at once",
         n,
