@@ -485,8 +485,10 @@ impl Inner {
     }
 
     /// Adds `queues` to the queue set once per process: the set lists the
-    /// queues `stats`, `failed` and the rest look at.
-    fn register(&self, queues: &[&str]) -> Option<Cmd> {
+    /// queues `stats`, `failed` and the rest look at. Returns the queues not
+    /// registered yet and the command adding them, which the caller must
+    /// [`forget_registered`](Self::forget_registered) if it fails.
+    fn register<'q>(&self, queues: &[&'q str]) -> Option<(Vec<&'q str>, Cmd)> {
         let mut registered = lock(&self.registered);
         let new: Vec<&str> = queues
             .iter()
@@ -495,8 +497,8 @@ impl Inner {
             .collect();
         (!new.is_empty()).then(|| {
             let mut cmd = redis::cmd("SADD");
-            cmd.arg(self.keys.queue_set()).arg(new);
-            cmd
+            cmd.arg(self.keys.queue_set()).arg(&new);
+            (new, cmd)
         })
     }
 
@@ -599,8 +601,8 @@ impl Inner {
         if !enqueues.is_empty() {
             let jobs: Vec<&Job> = enqueues.iter().flat_map(|(jobs, _)| jobs.iter()).collect();
             let queues: Vec<&str> = distinct(jobs.iter().map(|job| job.queue.as_str()));
-            if let Some(cmd) = self.register(&queues) {
-                registered_now = queues.clone();
+            if let Some((new, cmd)) = self.register(&queues) {
+                registered_now = new;
                 cmds.push(cmd);
             }
             cmds.push(self.enqueue_cmd(&jobs, &queues));
@@ -664,10 +666,10 @@ impl Inner {
                 );
                 // The jobs are stored: a failure here only leaves the next
                 // enqueue to list the queues.
-                if let Some(cmd) = self.register(&queues)
+                if let Some((new, cmd)) = self.register(&queues)
                     && let Err(error) = self.run_one(cmd).await
                 {
-                    self.forget_registered(&queues);
+                    self.forget_registered(&new);
                     tracing::warn!(server = %self.server, error = %events_core::error::Chain(&error), "cannot list the queues of stored jobs; the next enqueue tries again");
                 }
             }
