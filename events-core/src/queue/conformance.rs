@@ -18,7 +18,8 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use super::{Backend, Job, Queue, QueueError};
+use super::activity::{Finish, FinishedJob, MinuteStats, WorkerStatus, minute_of};
+use super::{ActivityReport, Backend, Job, JobQuery, JobState, Order, Queue, QueueError};
 use crate::envelope::{Envelope, EventId, Metadata};
 
 /// What a conformance case runs against: a backend, or a backend and
@@ -94,6 +95,8 @@ macro_rules! conformance_tests {
             enqueue_many_is_idempotent_by_id
             clear_deletes_the_waiting_jobs_of_one_queue
             stats_tell_delayed_jobs_from_ready_ones
+            jobs_are_listed_in_every_state_and_found_by_text
+            workers_reports_are_kept_and_added_up
         );
     };
     (@cases $make:expr; $($case:ident)*) => {$(
@@ -652,4 +655,312 @@ pub async fn stats_tell_delayed_jobs_from_ready_ones(queue: Queue) {
         (4, 2),
         "a delay that ended makes its job ready: {stats:?}"
     );
+}
+
+fn listed(page: &super::JobPage) -> Vec<(&str, JobState)> {
+    page.jobs.iter().map(|j| (j.id.as_str(), j.state)).collect()
+}
+
+/// `jobs` lists what the queue holds in each state, filtered by state,
+/// queue, text and time, sorted and paged, with the total; `job` finds one
+/// by id in any state. Neither touches a job.
+pub async fn jobs_are_listed_in_every_state_and_found_by_text(queue: Queue) {
+    let start = SystemTime::now();
+    let mut ready = job("mail", 1);
+    ready.payload = r#"{"customer":"ACME Corp","n":1}"#.to_owned();
+    ready.available_at = start - Duration::from_secs(20);
+    queue.enqueue(ready).await.unwrap();
+    let mut older = job("mail", 2);
+    older.available_at = start - Duration::from_secs(40);
+    queue.enqueue(older).await.unwrap();
+    let mut delayed = job("mail", 3);
+    delayed.available_at = start + Duration::from_secs(600);
+    queue.enqueue(delayed).await.unwrap();
+    queue.enqueue(job("work", 1)).await.unwrap();
+    queue.enqueue(job("fails", 1)).await.unwrap();
+    let claimed = claim(&queue, &["work"], 1, LEASE).await;
+    assert_eq!(ids(&claimed), ["job-work-1"]);
+    claim(&queue, &["fails"], 1, LEASE).await;
+    assert!(
+        queue
+            .backend()
+            .fail("job-fails-1", 1, "card declined")
+            .await
+            .unwrap()
+    );
+
+    let all = queue.jobs(&JobQuery::new().limit(100)).await.unwrap();
+    assert_eq!(all.total, 5, "{:?}", listed(&all));
+    let by_id = |id: &str| all.jobs.iter().find(|j| j.id == id).unwrap().clone();
+    assert_eq!(by_id("job-mail-1").state, JobState::Ready);
+    assert_eq!(by_id("job-mail-3").state, JobState::Delayed);
+    let reserved = by_id("job-work-1");
+    assert_eq!((reserved.state, reserved.attempt), (JobState::Reserved, 1));
+    assert!(
+        reserved.available_at > start + LEASE - Duration::from_secs(5),
+        "a reserved job's time is its lease's end"
+    );
+    let failed = by_id("job-fails-1");
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.error.as_deref(), Some("card declined"));
+    assert!(
+        failed
+            .failed_at
+            .is_some_and(|at| at >= start - Duration::from_secs(1))
+    );
+    assert_eq!((failed.attempt, failed.max_tries), (1, 3));
+
+    let ready = queue
+        .jobs(&JobQuery::new().state(JobState::Ready).order(Order::Oldest))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(&ready),
+        [
+            ("job-mail-2", JobState::Ready),
+            ("job-mail-1", JobState::Ready)
+        ],
+        "oldest first"
+    );
+    let newest = queue
+        .jobs(
+            &JobQuery::new()
+                .state(JobState::Ready)
+                .state(JobState::Delayed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        newest
+            .jobs
+            .iter()
+            .map(|j| j.id.as_str())
+            .collect::<Vec<_>>(),
+        ["job-mail-3", "job-mail-1", "job-mail-2"],
+        "newest first by default"
+    );
+    let page = queue
+        .jobs(
+            &JobQuery::new()
+                .queue("mail")
+                .order(Order::Oldest)
+                .offset(1)
+                .limit(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.total, ids_of(&page)), (3, vec!["job-mail-1"]));
+    let counted = queue
+        .jobs(&JobQuery::new().state(JobState::Failed).limit(0))
+        .await
+        .unwrap();
+    assert_eq!((counted.total, counted.jobs.len()), (1, 0));
+
+    let found = queue
+        .jobs(&JobQuery::new().search("acme corp"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(&found),
+        ["job-mail-1"],
+        "payload text, ASCII case ignored"
+    );
+    for (text, total) in [
+        ("job-work", 1),
+        ("tests::LISTENER", 5),
+        ("test.event", 5),
+        ("declined", 0),
+        ("nothing", 0),
+    ] {
+        let page = queue.jobs(&JobQuery::new().search(text)).await.unwrap();
+        assert_eq!(page.total, total, "search {text:?}: {:?}", listed(&page));
+    }
+    let since = queue
+        .jobs(
+            &JobQuery::new()
+                .since(start - Duration::from_secs(30))
+                .order(Order::Oldest),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_of(&since).first().copied(),
+        Some("job-mail-1"),
+        "the job available 40 s ago is left out"
+    );
+    assert_eq!(since.total, 4);
+
+    for (id, state) in [
+        ("job-mail-1", JobState::Ready),
+        ("job-mail-3", JobState::Delayed),
+        ("job-work-1", JobState::Reserved),
+        ("job-fails-1", JobState::Failed),
+    ] {
+        let one = queue
+            .job(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} not found"));
+        assert_eq!((one.id.as_str(), one.state), (id, state));
+        assert_eq!(one.queue, id.split('-').nth(1).unwrap());
+    }
+    assert_eq!(
+        queue.job("job-mail-1").await.unwrap().unwrap().payload,
+        r#"{"customer":"ACME Corp","n":1}"#
+    );
+    assert!(queue.job("no-such-job").await.unwrap().is_none());
+
+    // Looking touched nothing: the holder still acks, a claim takes both
+    // ready jobs and leaves the delayed one.
+    assert!(queue.backend().ack("job-work-1", 1).await.unwrap());
+    let mut taken = claim(&queue, &["mail"], 3, LEASE).await;
+    taken.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(ids(&taken), ["job-mail-1", "job-mail-2"]);
+    assert_eq!(queue.failed().await.unwrap().len(), 1);
+}
+
+fn ids_of(page: &super::JobPage) -> Vec<&str> {
+    page.jobs.iter().map(|j| j.id.as_str()).collect()
+}
+
+fn report(worker: &WorkerStatus, minute: i64, succeeded: u64, failed: u64) -> ActivityReport {
+    let mut stats = MinuteStats::new(minute, "mail", "tests::listener");
+    stats.succeeded = succeeded;
+    stats.failed = failed;
+    for _ in 0..succeeded + failed {
+        stats.add_runtime(Duration::from_millis(7));
+        stats.add_wait(Duration::from_millis(succeeded * 10));
+    }
+    let mut report = ActivityReport::new(worker.clone());
+    report.minutes.push(stats);
+    let mut finished = FinishedJob::new(
+        format!("{}-{minute}", worker.id),
+        Finish::Succeeded,
+        SystemTime::now(),
+    );
+    finished.queue = "mail".to_owned();
+    finished.listener = "tests::listener".to_owned();
+    finished.event = "test.event".to_owned();
+    finished.attempt = 1;
+    finished.took = Duration::from_millis(7);
+    finished.worker = worker.id.clone();
+    report.finished.push(finished);
+    report
+}
+
+/// Workers' reports are kept: live workers listed, their minutes added up
+/// per minute, queue and listener, finished jobs newest first; a worker
+/// that leaves, or misses three reports, is gone.
+pub async fn workers_reports_are_kept_and_added_up(queue: Queue) {
+    let now = SystemTime::now();
+    let minute = minute_of(now);
+    let every = Duration::from_secs(5);
+    let mut a = WorkerStatus::new("host-a:10:0", "host-a", 10, now, every);
+    a.queues = vec!["mail".to_owned(), "default".to_owned()];
+    a.concurrency = 4;
+    a.running = 2;
+    a.processed = 9;
+    a.failed = 1;
+    let b = WorkerStatus::new("host-b:20:0", "host-b", 20, now, every);
+    let stale = WorkerStatus::new(
+        "host-c:30:0",
+        "host-c",
+        30,
+        now - Duration::from_secs(60),
+        every,
+    );
+    let backend = queue.backend();
+    backend.report(&report(&a, minute - 1, 3, 0)).await.unwrap();
+    backend.report(&report(&b, minute - 1, 2, 1)).await.unwrap();
+    backend.report(&report(&a, minute, 1, 0)).await.unwrap();
+    backend.report(&report(&stale, minute, 1, 0)).await.unwrap();
+    // Far older than anything kept: dropped.
+    backend
+        .report(&report(&b, minute - 600, 50, 0))
+        .await
+        .unwrap();
+
+    let activity = queue
+        .activity(now - Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let workers: Vec<&str> = activity.workers.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(
+        workers,
+        ["host-a:10:0", "host-b:20:0"],
+        "the stale worker is left out"
+    );
+    assert_eq!(activity.workers[0], a, "a heartbeat comes back as sent");
+    let minutes: Vec<(i64, u64, u64)> = activity
+        .minutes
+        .iter()
+        .map(|m| (m.minute - minute, m.succeeded, m.failed))
+        .collect();
+    assert_eq!(
+        minutes,
+        [(-1, 5, 1), (0, 2, 0)],
+        "added up across workers, oldest first"
+    );
+    let first = &activity.minutes[0];
+    assert_eq!(
+        (first.queue.as_str(), first.listener.as_str()),
+        ("mail", "tests::listener")
+    );
+    assert_eq!(first.runtime_ms, 6 * 7);
+    assert_eq!(
+        first.runtime[super::activity::RUNTIME_BUCKETS_MS
+            .iter()
+            .position(|&b| b >= 7)
+            .unwrap()],
+        6
+    );
+    assert_eq!(
+        (first.claims, first.wait_max_ms, first.wait_ms),
+        (6, 30, 3 * 30 + 3 * 20)
+    );
+    assert_eq!(activity.finished.len(), 5);
+    assert_eq!(
+        activity.finished[0].id,
+        format!("host-b:20:0-{}", minute - 600),
+        "newest report first"
+    );
+    let f = activity
+        .finished
+        .iter()
+        .find(|f| f.id == format!("host-a:10:0-{minute}"))
+        .unwrap();
+    assert_eq!(
+        (f.queue.as_str(), f.outcome, f.attempt, f.took),
+        ("mail", Finish::Succeeded, 1, Duration::from_millis(7))
+    );
+    assert_eq!(f.worker, "host-a:10:0");
+
+    let recent = queue.activity(now - Duration::from_secs(1)).await.unwrap();
+    assert!(
+        recent.minutes.iter().all(|m| m.minute >= minute - 1)
+            && recent.minutes.iter().any(|m| m.minute == minute),
+        "minutes from `since` on: {:?}",
+        recent
+            .minutes
+            .iter()
+            .map(|m| m.minute - minute)
+            .collect::<Vec<_>>()
+    );
+
+    let mut leaving = ActivityReport::new(a.clone());
+    leaving.leaving = true;
+    backend.report(&leaving).await.unwrap();
+    let activity = queue
+        .activity(now - Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        activity
+            .workers
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
+        ["host-b:20:0"]
+    );
+    assert_eq!(activity.minutes.len(), 2, "its counts stay");
 }

@@ -14,7 +14,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Backend, FailedJob, Job, QueueError, QueueStats, fnv1a, later};
+use super::activity::{self, FinishedJob, MinuteStats, WorkerStatus};
+use super::{
+    Activity, ActivityReport, Backend, FailedJob, Job, JobPage, JobQuery, JobState, JobView,
+    QueueError, QueueStats, fnv1a, later,
+};
 
 /// The in-memory backend.
 #[derive(Default)]
@@ -43,6 +47,17 @@ struct State {
     /// duplicate, or a rare collision, pays for.
     ids: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
     sequence: u64,
+    /// What workers reported: see [`activity`].
+    activity: Reports,
+}
+
+/// The reports of workers, as [`Backend::report`] keeps them.
+#[derive(Default)]
+struct Reports {
+    workers: BTreeMap<String, WorkerStatus>,
+    minutes: BTreeMap<(i64, String, String), MinuteStats>,
+    /// Newest last, at most [`activity::FINISHED_KEPT`].
+    finished: VecDeque<FinishedJob>,
 }
 
 /// The hasher of a map whose keys are hashes already (FNV-1a of job ids):
@@ -194,6 +209,50 @@ impl State {
             }
             _ => None,
         }
+    }
+
+    /// Every job held, as listings show it at `now`: a delayed job that is
+    /// due is ready, and so is a claimed one whose lease lapsed.
+    fn views(&self, query: &JobQuery, now: SystemTime) -> Vec<JobView> {
+        let mut views = Vec::new();
+        let mut add = |view: JobView| {
+            if query.matches(&view) {
+                views.push(view);
+            }
+        };
+        if query.wants(JobState::Ready) {
+            for job in self.ready.values().flatten() {
+                add(JobView::waiting(job.clone(), JobState::Ready));
+            }
+        }
+        for Reverse(timed) in &self.delayed {
+            let state = if timed.at > now {
+                JobState::Delayed
+            } else {
+                JobState::Ready
+            };
+            if query.wants(state) {
+                add(JobView::waiting(timed.item.clone(), state));
+            }
+        }
+        for (job, (deadline, _)) in self.reserved.values() {
+            let state = if *deadline > now {
+                JobState::Reserved
+            } else {
+                JobState::Ready
+            };
+            if query.wants(state) {
+                let mut view = JobView::waiting(job.clone(), state);
+                view.available_at = *deadline;
+                add(view);
+            }
+        }
+        if query.wants(JobState::Failed) {
+            for failed in &self.failed {
+                add(JobView::failed(failed.clone()));
+            }
+        }
+        views
     }
 
     /// The next time something becomes available.
@@ -438,6 +497,73 @@ impl Backend for MemoryBackend {
             state.drop_id(&job.id);
         }
         Ok(cleared.len())
+    }
+
+    async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        let views = self.lock().views(query, SystemTime::now());
+        Ok(query.page(views))
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        let query = JobQuery::new();
+        let state = self.lock();
+        Ok(state
+            .views(&query, SystemTime::now())
+            .into_iter()
+            .find(|view| view.id == id))
+    }
+
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        let now = SystemTime::now();
+        let mut state = self.lock();
+        let reports = &mut state.activity;
+        if report.leaving {
+            reports.workers.remove(&report.worker.id);
+        } else {
+            reports
+                .workers
+                .insert(report.worker.id.clone(), report.worker.clone());
+        }
+        for stats in &report.minutes {
+            reports
+                .minutes
+                .entry((stats.minute, stats.queue.clone(), stats.listener.clone()))
+                .and_modify(|m| m.merge(stats))
+                .or_insert_with(|| stats.clone());
+        }
+        reports.finished.extend(report.finished.iter().cloned());
+        let excess = reports
+            .finished
+            .len()
+            .saturating_sub(activity::FINISHED_KEPT);
+        reports.finished.drain(..excess);
+        let oldest = activity::minute_of(now.checked_sub(activity::MINUTES_KEPT).unwrap_or(now));
+        reports
+            .minutes
+            .retain(|(minute, _, _), _| *minute >= oldest);
+        reports.workers.retain(|_, worker| !worker.is_stale(now));
+        Ok(())
+    }
+
+    async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        let now = SystemTime::now();
+        let state = self.lock();
+        let reports = &state.activity;
+        let from = activity::minute_of(since);
+        Ok(Activity::new(
+            reports
+                .workers
+                .values()
+                .filter(|w| !w.is_stale(now))
+                .cloned()
+                .collect(),
+            reports
+                .minutes
+                .range((from, String::new(), String::new())..)
+                .map(|(_, stats)| stats.clone())
+                .collect(),
+            reports.finished.iter().rev().cloned().collect(),
+        ))
     }
 
     async fn wait(&self, max: Duration) {

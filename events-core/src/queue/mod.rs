@@ -8,6 +8,8 @@
 //! worker died is claimed again once its lease lapses: delivery is
 //! at-least-once, so listeners should be idempotent.
 
+pub mod activity;
+mod browse;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
@@ -25,6 +27,8 @@ use async_trait::async_trait;
 use crate::envelope::Envelope;
 use crate::listener::{BoxError, QueueOptions};
 
+pub use activity::{Activity, ActivityReport};
+pub use browse::{JobPage, JobQuery, JobState, JobView, Order, contains_ignoring_ascii_case};
 pub use memory::MemoryBackend;
 pub(crate) use run::{
     Ended, JobEnv, JobSink, QueueTarget, Verdict, Waits, observed_try, panic_message, run_to_end,
@@ -462,6 +466,15 @@ pub enum QueueError {
     /// given, or the registry is invalid.
     #[error("the worker cannot start")]
     Startup(#[source] crate::registry::RegistryError),
+    /// The backend does not do this (a backend from another crate that
+    /// predates the operation).
+    #[error("the {backend} queue cannot {operation}")]
+    Unsupported {
+        /// The backend's name, or its URL's scheme.
+        backend: String,
+        /// What it cannot do, in words ("list its jobs").
+        operation: &'static str,
+    },
 }
 
 impl QueueError {
@@ -509,6 +522,7 @@ impl QueueError {
             | QueueError::BadUrl { .. }
             | QueueError::InvalidJob { .. }
             | QueueError::Unrecoverable { .. }
+            | QueueError::Unsupported { .. }
             | QueueError::Startup(_) => true,
             QueueError::Backend { .. } | QueueError::WorkerPanicked(_) | QueueError::Corrupt(_) => {
                 false
@@ -632,6 +646,48 @@ pub trait Backend: Send + Sync + 'static {
     /// `max`; backends that can tell sooner wake up sooner.
     async fn wait(&self, max: Duration) {
         tokio::time::sleep(max).await;
+    }
+
+    /// Lists the jobs `query` matches, in any state, with how many match in
+    /// all; reading never touches a job (a lease keeps running, a failed
+    /// row stays). The default says the backend cannot
+    /// ([`QueueError::Unsupported`]).
+    async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        let _ = query;
+        Err(QueueError::Unsupported {
+            backend: std::any::type_name::<Self>().to_owned(),
+            operation: "list its jobs",
+        })
+    }
+
+    /// The job `id` in whatever state it is (waiting, claimed or failed),
+    /// or `None` when the backend holds none with this id. The default
+    /// looks through [`jobs`](Backend::jobs).
+    async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        let page = self
+            .jobs(&JobQuery::new().search(id).limit(usize::MAX))
+            .await?;
+        Ok(page.jobs.into_iter().find(|job| job.id == id))
+    }
+
+    /// Keeps a worker's [`ActivityReport`]: its heartbeat (forgotten when
+    /// `leaving`), its per-minute counts added to those of other workers,
+    /// the jobs it finished. See [`activity`](crate::queue::activity) for
+    /// what is kept and how long. The default keeps nothing.
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        let _ = report;
+        Ok(())
+    }
+
+    /// What every worker reported: the workers alive, the per-minute
+    /// counts from `since` on, the newest finished jobs. The default says
+    /// the backend keeps none ([`QueueError::Unsupported`]).
+    async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        let _ = since;
+        Err(QueueError::Unsupported {
+            backend: std::any::type_name::<Self>().to_owned(),
+            operation: "keep what its workers report",
+        })
     }
 }
 
@@ -781,6 +837,31 @@ impl Queue {
     /// workers hold); returns how many.
     pub async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
         self.backend.clear(queue).await
+    }
+
+    /// The jobs `query` matches, in any state: [`Backend::jobs`].
+    ///
+    /// ```
+    /// use events::queue::{JobQuery, JobState};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::queue::QueueError> {
+    /// let queue = events::queue::connect("memory://").await?;
+    /// let page = queue.jobs(&JobQuery::new().state(JobState::Failed)).await?;
+    /// assert_eq!(page.total, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        self.backend.jobs(query).await
+    }
+
+    /// The job `id`, in whatever state: [`Backend::job`].
+    pub async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        self.backend.job(id).await
+    }
+
+    /// What the workers reported since `since`: [`Backend::activity`].
+    pub async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        self.backend.activity(since).await
     }
 }
 
