@@ -24,21 +24,23 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use events_core::Metadata;
 use events_core::queue::{
-    Backend, FailedJob, Job, Queue, QueueError, QueueStats, from_millis, later, millis,
+    Activity, ActivityReport, Backend, FailedJob, Job, JobPage, JobQuery, JobView, Queue,
+    QueueError, QueueStats, from_millis, later, millis,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::Notify;
 
 use crate::error::SqliteError;
-use crate::schema::{MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
+use crate::schema::{ADDITIONS, MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
 use crate::thread::{self, Op, Thread};
+use crate::{activity, browse};
 
 /// A job's columns, in the order [`job_from_row_at`] reads them.
-const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata";
+pub(crate) const JOB_COLUMNS: &str = "id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata";
 
 /// A failed job's columns, in the order [`failed_from_row`] reads them.
-const FAILED_COLUMNS: &str = "id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at, event_id, occurred_at, metadata";
+pub(crate) const FAILED_COLUMNS: &str = "id, queue, listener, event, payload, error, attempts, max_tries, first_enqueued_at, failed_at, event_id, occurred_at, metadata";
 
 /// How long a caller polls for its reply, yielding to its runtime between
 /// polls, before it waits to be woken (see `SqliteBackend::send`).
@@ -406,10 +408,13 @@ fn open_reader(path: &Path, name: &str) -> Result<Connection, SqliteError> {
     };
     let connection = Connection::open(path).map_err(err)?;
     configure(&connection).map_err(err)?;
+    // Listings compile one statement per combination of filters.
+    connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }
 
-/// Brings the schema to [`SCHEMA_VERSION`]. A file already there is only
+/// Brings the schema to [`SCHEMA_VERSION`] and creates the
+/// [`ADDITIONS`] it lacks. A file already there with all of them is only
 /// read: no write lock, so opening it never waits on another process's
 /// writes.
 fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
@@ -426,11 +431,11 @@ fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
         connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
     };
     let found = retry_busy(|| version(connection)).map_err(err)?;
-    if found == SCHEMA_VERSION {
-        return Ok(());
-    }
     if found > SCHEMA_VERSION {
         return Err(too_new(found));
+    }
+    if found == SCHEMA_VERSION && retry_busy(|| has_additions(connection)).map_err(err)? {
+        return Ok(());
     }
     // Another process may be migrating too: look again under the lock.
     retry_busy(|| connection.execute_batch("BEGIN IMMEDIATE")).map_err(err)?;
@@ -443,6 +448,9 @@ fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
             connection.execute_batch(sql)?;
             connection.pragma_update(None, "user_version", to)?;
         }
+        for (_, sql) in ADDITIONS {
+            connection.execute_batch(sql)?;
+        }
         connection.execute_batch("COMMIT")?;
         Ok(Ok(()))
     })();
@@ -452,9 +460,27 @@ fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
     result.map_err(err)?.map_err(too_new)
 }
 
+/// Whether the file holds every table and index of [`ADDITIONS`].
+fn has_additions(connection: &Connection) -> rusqlite::Result<bool> {
+    let mut present = connection.prepare("SELECT 1 FROM sqlite_master WHERE name = ?1")?;
+    for (name, _) in ADDITIONS {
+        if !present.exists(params![name])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Why a job's row could not be read, in words, naming the column.
-fn unreadable(error: &rusqlite::Error) -> String {
-    let column = |index: usize| JOB_COLUMNS.split(", ").nth(index).unwrap_or("?").to_owned();
+pub(crate) fn unreadable(error: &rusqlite::Error) -> String {
+    let what = column_problem(JOB_COLUMNS, error);
+    format!("its stored row cannot be read, so it cannot run: {what}")
+}
+
+/// What is wrong with a row read by a statement selecting `columns`
+/// (comma-separated, in order), in words naming the column.
+pub(crate) fn column_problem(columns: &str, error: &rusqlite::Error) -> String {
+    let column = |index: usize| columns.split(", ").nth(index).unwrap_or("?").to_owned();
     let what = match error {
         rusqlite::Error::FromSqlConversionFailure(index, kind, cause) => {
             format!(
@@ -473,12 +499,12 @@ fn unreadable(error: &rusqlite::Error) -> String {
         }
         other => other.to_string(),
     };
-    format!("its stored row cannot be read, so it cannot run: {what}")
+    what
 }
 
 /// A column's text, with bytes that are not UTF-8 replaced (`U+FFFD`): the
 /// failed store lists every row, whatever it holds.
-fn lossy_text(row: &Row<'_>, index: usize) -> rusqlite::Result<String> {
+pub(crate) fn lossy_text(row: &Row<'_>, index: usize) -> rusqlite::Result<String> {
     Ok(match row.get_ref(index)? {
         ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
             String::from_utf8_lossy(bytes).into_owned()
@@ -490,7 +516,7 @@ fn lossy_text(row: &Row<'_>, index: usize) -> rusqlite::Result<String> {
 }
 
 /// A column's integer, 0 when it is not one.
-fn lossy_int(row: &Row<'_>, index: usize) -> rusqlite::Result<i64> {
+pub(crate) fn lossy_int(row: &Row<'_>, index: usize) -> rusqlite::Result<i64> {
     Ok(match row.get_ref(index)? {
         ValueRef::Integer(n) => n,
         _ => 0,
@@ -498,14 +524,14 @@ fn lossy_int(row: &Row<'_>, index: usize) -> rusqlite::Result<i64> {
 }
 
 /// A column's count, clamped to `u32` (a negative one reads as 0).
-fn lossy_count(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
+pub(crate) fn lossy_count(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
     let n = lossy_int(row, index)?;
     Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
 }
 
 /// A failed job read back leniently: the failed store also holds rows that
 /// went there because they could not be read as jobs.
-fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
+pub(crate) fn failed_from_row(row: &Row<'_>) -> rusqlite::Result<FailedJob> {
     let id = lossy_text(row, 0)?;
     let first_enqueued_at = lossy_int(row, 8)?;
     let envelope = envelope(row, 10, &id, first_enqueued_at)
@@ -743,7 +769,7 @@ fn claim(
 /// [`JOB_COLUMNS`] order) start at `base`, strictly: a column that does not
 /// convert fails the row (see [`unreadable`]); its index in the error is
 /// the column's in [`JOB_COLUMNS`].
-fn job_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Job> {
     let shift = |error: rusqlite::Error| match error {
         rusqlite::Error::FromSqlConversionFailure(i, kind, cause) => {
             rusqlite::Error::FromSqlConversionFailure(i.saturating_sub(base), kind, cause)
@@ -988,6 +1014,38 @@ impl Backend for SqliteBackend {
                 .collect()
         })
         .await
+    }
+
+    /// Read on the reader thread in one read transaction, so the total
+    /// and the page agree; see [`crate::browse`] for how each filter is
+    /// served.
+    async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        let query = query.clone();
+        self.read(move |connection| browse::jobs(connection, &query, SystemTime::now()))
+            .await
+    }
+
+    /// By the unique index on `id` of the jobs table, then of the failed
+    /// store.
+    async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        let id = id.to_owned();
+        self.read(move |connection| browse::job(connection, &id, SystemTime::now()))
+            .await
+    }
+
+    /// One write, grouped with others by the writer thread.
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        let report = Arc::new(report.clone());
+        let shared = report.clone();
+        self.write(move |tx| activity::store(tx, &shared, SystemTime::now()))
+            .await?;
+        drop(report);
+        Ok(())
+    }
+
+    async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        self.read(move |connection| activity::read(connection, since, SystemTime::now()))
+            .await
     }
 
     async fn wait(&self, max: Duration) {

@@ -18,7 +18,9 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod backend;
+mod browse;
 mod error;
 mod schema;
 mod thread;

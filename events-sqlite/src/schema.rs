@@ -17,6 +17,30 @@
 //!   guarantee the queue does not need (a `seq` is never reused while its
 //!   row exists, and a new row's is above every existing one's, so the
 //!   claim's `ORDER BY ready_at, seq` keeps its order).
+//!
+//! **Additions** ([`ADDITIONS`]) are tables and indexes a release adds
+//! without a new version: every statement is `CREATE .. IF NOT EXISTS`,
+//! and nothing an earlier release reads or writes changes shape, so a file
+//! that gained them still opens with that release (which ignores the new
+//! tables, while SQLite keeps the new indexes up to date for its writes). A
+//! new version would lock those releases out of the file
+//! ([`SqliteError::SchemaTooNew`](crate::SqliteError::SchemaTooNew)) for
+//! nothing. They are created, under the write lock, only when one is
+//! missing, so opening a file that has them still takes no write lock:
+//!
+//! - `events_workers`, `events_minutes`, `events_finished`: what workers
+//!   report ([`Backend::report`](events_core::queue::Backend::report)),
+//!   for the dashboard. A minute's runtime buckets are columns of their own
+//!   (`runtime_0` ..), so two workers' reports add up in one
+//!   `INSERT .. ON CONFLICT DO UPDATE SET runtime_0 = runtime_0 +
+//!   excluded.runtime_0, ..`, with no read of the row first. Heartbeat
+//!   and finishing times are nanoseconds since the epoch (`*_ns`), so a
+//!   heartbeat reads back exactly as sent.
+//! - `events_failed_jobs_at` (`queue, failed_at`): the failed store newest
+//!   first, per queue, and its counts since a time, from the index.
+//! - `events_jobs_reserved` (`queue, ready_at`, partial: `WHERE reserved =
+//!   1`): the claimed jobs, which the claim index cannot tell from delayed
+//!   ones. Only claimed rows are in it, so an enqueue never writes it.
 
 use std::time::SystemTime;
 
@@ -98,6 +122,80 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         DROP TABLE events_jobs;
         ALTER TABLE events_jobs_3 RENAME TO events_jobs;
         CREATE INDEX events_jobs_ready ON events_jobs (queue, ready_at);",
+    ),
+];
+
+/// How many runtime buckets a minute row holds (columns `runtime_0` ..).
+pub(crate) const BUCKETS: usize = events_core::queue::activity::RUNTIME_BUCKETS_MS.len() + 1;
+
+// The columns are in the file: a change in events-core's buckets needs
+// columns added here (an addition), not a silent mismatch.
+const _: () = assert!(BUCKETS == 16, "events_minutes has 16 runtime columns");
+
+/// Tables and indexes added without a schema version (see the module's
+/// docs), by name: each is created when missing.
+pub(crate) const ADDITIONS: &[(&str, &str)] = &[
+    (
+        "events_workers",
+        "CREATE TABLE IF NOT EXISTS events_workers (
+            id          TEXT PRIMARY KEY,
+            host        TEXT NOT NULL,
+            pid         INTEGER NOT NULL,
+            queues      TEXT NOT NULL,
+            concurrency INTEGER NOT NULL,
+            started_ns  INTEGER NOT NULL,
+            seen_ns     INTEGER NOT NULL,
+            every_ns    INTEGER NOT NULL,
+            running     INTEGER NOT NULL,
+            processed   INTEGER NOT NULL,
+            failed      INTEGER NOT NULL
+        )",
+    ),
+    (
+        "events_minutes",
+        "CREATE TABLE IF NOT EXISTS events_minutes (
+            minute      INTEGER NOT NULL,
+            queue       TEXT NOT NULL,
+            listener    TEXT NOT NULL,
+            succeeded   INTEGER NOT NULL,
+            retried     INTEGER NOT NULL,
+            failed      INTEGER NOT NULL,
+            runtime_ms  INTEGER NOT NULL,
+            runtime_0   INTEGER NOT NULL, runtime_1  INTEGER NOT NULL, runtime_2  INTEGER NOT NULL,
+            runtime_3   INTEGER NOT NULL, runtime_4  INTEGER NOT NULL, runtime_5  INTEGER NOT NULL,
+            runtime_6   INTEGER NOT NULL, runtime_7  INTEGER NOT NULL, runtime_8  INTEGER NOT NULL,
+            runtime_9   INTEGER NOT NULL, runtime_10 INTEGER NOT NULL, runtime_11 INTEGER NOT NULL,
+            runtime_12  INTEGER NOT NULL, runtime_13 INTEGER NOT NULL, runtime_14 INTEGER NOT NULL,
+            runtime_15  INTEGER NOT NULL,
+            wait_ms     INTEGER NOT NULL,
+            wait_max_ms INTEGER NOT NULL,
+            claims      INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue, listener)
+        ) WITHOUT ROWID",
+    ),
+    (
+        "events_finished",
+        "CREATE TABLE IF NOT EXISTS events_finished (
+            seq         INTEGER PRIMARY KEY,
+            id          TEXT NOT NULL,
+            queue       TEXT NOT NULL,
+            listener    TEXT NOT NULL,
+            event       TEXT NOT NULL,
+            attempt     INTEGER NOT NULL,
+            outcome     TEXT NOT NULL,
+            took_ns     INTEGER NOT NULL,
+            finished_ns INTEGER NOT NULL,
+            worker      TEXT NOT NULL
+        )",
+    ),
+    (
+        "events_failed_jobs_at",
+        "CREATE INDEX IF NOT EXISTS events_failed_jobs_at ON events_failed_jobs (queue, failed_at)",
+    ),
+    (
+        "events_jobs_reserved",
+        "CREATE INDEX IF NOT EXISTS events_jobs_reserved ON events_jobs (queue, ready_at)
+            WHERE reserved = 1",
     ),
 ];
 

@@ -1,0 +1,455 @@
+//! Listing the jobs a file holds, for dashboards: [`Backend::jobs`] and
+//! [`Backend::job`] on the reader thread.
+//!
+//! A job's listed time ([`JobView::at`]) is `ready_at` for every row of
+//! `events_jobs`: a waiting job's `available_at`, a claimed one's lease end.
+//! So a state is a range of `ready_at` at the time of the read: ready is
+//! `ready_at <= now` (a due job, or a claimed one whose lease lapsed),
+//! delayed `reserved = 0 AND ready_at > now`, reserved `reserved = 1 AND
+//! ready_at > now`. Failed jobs sort by `failed_at`.
+//!
+//! Without a search, every filter is an index range: the claim index
+//! `(queue, ready_at)`, the partial `events_jobs_reserved` (claimed rows
+//! only) and `events_failed_jobs_at (queue, failed_at)`. A listing over
+//! every queue is run queue by queue (each an ordered index range, cut at
+//! `offset + limit`) and merged here: one ordered range over all queues
+//! would need a `ready_at` index that every enqueue and claim would pay
+//! for. Counts are index ranges too; the delayed count is the range
+//! `ready_at > now` less the reserved one, so no row is read to count.
+//! A search reads every row of the states asked (a substring is found by
+//! no index), matching with `LIKE` (SQLite's `LIKE` ignores the case of
+//! ASCII letters only, as [`JobQuery::search`] asks), `%`, `_` and `\`
+//! escaped.
+//!
+//! [`Backend::jobs`]: events_core::queue::Backend::jobs
+//! [`Backend::job`]: events_core::queue::Backend::job
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use events_core::queue::{Job, JobPage, JobQuery, JobState, JobView, Order, from_millis, millis};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::backend::{
+    FAILED_COLUMNS, JOB_COLUMNS, failed_from_row, job_from_row_at, lossy_count, lossy_int,
+    lossy_text, unreadable,
+};
+use crate::schema::{envelope, legacy_envelope};
+
+/// The columns of a listed job row: [`JOB_COLUMNS`], then `reserved` and
+/// `ready_at`.
+fn listed_columns() -> String {
+    format!("{JOB_COLUMNS}, reserved, ready_at")
+}
+
+/// Where a listing runs: the jobs table or the failed store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Jobs,
+    Failed,
+}
+
+/// What one statement of a listing filters by, besides its table's state
+/// condition.
+struct Filters<'q> {
+    queue: Option<&'q str>,
+    since: Option<i64>,
+    pattern: Option<String>,
+    now: i64,
+}
+
+impl Filters<'_> {
+    /// The `AND ..` terms for `table` (the state's excluded) and the values
+    /// they name.
+    fn terms(&self, table: Table) -> (String, Vec<(&'static str, Box<dyn ToSql + '_>)>) {
+        let mut sql = String::new();
+        let mut values: Vec<(&'static str, Box<dyn ToSql + '_>)> = Vec::new();
+        if let Some(queue) = self.queue {
+            sql.push_str(" AND queue = :queue");
+            values.push((":queue", Box::new(queue)));
+        }
+        if let Some(since) = self.since {
+            sql.push_str(match table {
+                Table::Jobs => " AND ready_at >= :since",
+                Table::Failed => " AND failed_at >= :since",
+            });
+            values.push((":since", Box::new(since)));
+        }
+        if let Some(pattern) = &self.pattern {
+            sql.push_str(
+                " AND (id LIKE :pattern ESCAPE '\\' OR listener LIKE :pattern ESCAPE '\\'
+                       OR event LIKE :pattern ESCAPE '\\' OR payload LIKE :pattern ESCAPE '\\')",
+            );
+            values.push((":pattern", Box::new(pattern.as_str())));
+        }
+        (sql, values)
+    }
+}
+
+/// The states of `events_jobs` a query wants, as a condition on its row
+/// (`None`: every row); `:now` is the time of the read.
+fn state_condition(ready: bool, delayed: bool, reserved: bool) -> Option<&'static str> {
+    match (ready, delayed, reserved) {
+        (true, true, true) => None,
+        (true, false, false) => Some("ready_at <= :now"),
+        (false, true, false) => Some("reserved = 0 AND ready_at > :now"),
+        (false, false, true) => Some("reserved = 1 AND ready_at > :now"),
+        (true, true, false) => Some("(ready_at <= :now OR reserved = 0)"),
+        (true, false, true) => Some("(ready_at <= :now OR reserved = 1)"),
+        (false, true, true) => Some("ready_at > :now"),
+        (false, false, false) => Some("0"),
+    }
+}
+
+/// Runs `sql` with the named `values` (only those it names) and `:now`.
+fn count(
+    connection: &Connection,
+    sql: &str,
+    values: &[(&'static str, Box<dyn ToSql + '_>)],
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let mut statement = connection.prepare_cached(sql)?;
+    bind(&mut statement, values, now)?;
+    let mut rows = statement.raw_query();
+    let n: i64 = match rows.next()? {
+        Some(row) => row.get(0)?,
+        None => 0,
+    };
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Binds the `values` the statement names, and `:now` when it names it.
+fn bind(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    values: &[(&'static str, Box<dyn ToSql + '_>)],
+    now: i64,
+) -> rusqlite::Result<()> {
+    statement.clear_bindings();
+    if let Some(index) = statement.parameter_index(":now")? {
+        statement.raw_bind_parameter(index, now)?;
+    }
+    for (name, value) in values {
+        if let Some(index) = statement.parameter_index(name)? {
+            statement.raw_bind_parameter(index, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// How many rows of `events_jobs` in the states asked match `filters`.
+/// Without a search, from index ranges only: ready and reserved are ranges
+/// of their indexes, delayed the range `ready_at > now` less the reserved
+/// one.
+fn count_jobs(
+    connection: &Connection,
+    filters: &Filters<'_>,
+    (ready, delayed, reserved): (bool, bool, bool),
+) -> rusqlite::Result<usize> {
+    let (terms, values) = filters.terms(Table::Jobs);
+    let now = filters.now;
+    let range = |condition: &str| {
+        count(
+            connection,
+            &format!("SELECT COUNT(*) FROM events_jobs WHERE {condition}{terms}"),
+            &values,
+            now,
+        )
+    };
+    if filters.pattern.is_some() {
+        return match state_condition(ready, delayed, reserved) {
+            Some(condition) => range(condition),
+            None => range("1"),
+        };
+    }
+    let mut total = 0;
+    if ready {
+        total += range("ready_at <= :now")?;
+    }
+    if delayed || reserved {
+        let held = range("reserved = 1 AND ready_at > :now")?;
+        if reserved {
+            total += held;
+        }
+        if delayed {
+            total += range("ready_at > :now")?.saturating_sub(held);
+        }
+    }
+    Ok(total)
+}
+
+/// The first `n` rows of `table` in the states asked that match
+/// `filters`, in `order` by their listed time then id.
+fn page_of(
+    connection: &Connection,
+    table: Table,
+    filters: &Filters<'_>,
+    states: (bool, bool, bool),
+    order: Order,
+    n: usize,
+) -> rusqlite::Result<Vec<JobView>> {
+    let (terms, values) = filters.terms(table);
+    let way = match order {
+        Order::Oldest => "ASC",
+        _ => "DESC",
+    };
+    let sql = match table {
+        Table::Jobs => {
+            let condition = state_condition(states.0, states.1, states.2).unwrap_or("1");
+            format!(
+                "SELECT {} FROM events_jobs WHERE {condition}{terms}
+                 ORDER BY ready_at {way}, id {way} LIMIT :n",
+                listed_columns()
+            )
+        }
+        Table::Failed => format!(
+            "SELECT {FAILED_COLUMNS} FROM events_failed_jobs WHERE 1{terms}
+             ORDER BY failed_at {way}, id {way} LIMIT :n"
+        ),
+    };
+    let mut statement = connection.prepare_cached(&sql)?;
+    bind(&mut statement, &values, filters.now)?;
+    if let Some(index) = statement.parameter_index(":n")? {
+        statement.raw_bind_parameter(index, i64::try_from(n).unwrap_or(i64::MAX))?;
+    }
+    let mut rows = statement.raw_query();
+    let mut views = Vec::new();
+    while let Some(row) = rows.next()? {
+        views.push(match table {
+            Table::Jobs => view_from_row(row, filters.now)?,
+            Table::Failed => JobView::failed(failed_from_row(row)?),
+        });
+    }
+    Ok(views)
+}
+
+/// A listed row of `events_jobs` (in [`listed_columns`] order) as it
+/// stands at `now`. A row that cannot be read as a job is listed as far as
+/// it can be read, its `error` saying why it cannot run (the next claim
+/// that reaches it moves it to the failed store with these words): one bad
+/// row never fails a listing.
+fn view_from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<JobView> {
+    let reserved = lossy_int(row, 13)? != 0;
+    let ready_at = lossy_int(row, 14)?;
+    let job = match job_from_row_at(row, 0) {
+        Ok(job) => job,
+        Err(error) => lenient_job(row, unreadable(&error))?,
+    };
+    let state = match (ready_at <= now, reserved) {
+        (true, _) => JobState::Ready,
+        (false, false) => JobState::Delayed,
+        (false, true) => JobState::Reserved,
+    };
+    let mut view = JobView::waiting(job, state);
+    // The time it is listed and sorted by: when a waiting job is due (its
+    // `available_at`), when a claimed one's lease ends.
+    view.available_at = from_millis(ready_at);
+    Ok(view)
+}
+
+/// A job row read leniently (text made valid, numbers that are not read
+/// as 0), with `reason` as its error.
+fn lenient_job(row: &Row<'_>, reason: String) -> rusqlite::Result<Job> {
+    let id = lossy_text(row, 0)?;
+    let first_enqueued_at = lossy_int(row, 8)?;
+    let envelope = envelope(row, 10, &id, first_enqueued_at)
+        .unwrap_or_else(|_| legacy_envelope(&id, first_enqueued_at));
+    let mut job = Job::from_parts(
+        id,
+        lossy_text(row, 1)?,
+        lossy_text(row, 2)?,
+        lossy_text(row, 3)?,
+        lossy_text(row, 4)?,
+        envelope,
+    );
+    job.attempt = lossy_count(row, 5)?;
+    job.max_tries = lossy_count(row, 6)?.max(1);
+    job.available_at = from_millis(lossy_int(row, 7)?);
+    job.first_enqueued_at = from_millis(first_enqueued_at);
+    job.last_error = Some(reason);
+    Ok(job)
+}
+
+/// The queues `table` holds, in order, each found with one index lookup
+/// (a loose scan of its `queue`-first index).
+fn queues_of(connection: &Connection, table: Table) -> rusqlite::Result<Vec<String>> {
+    let name = match table {
+        Table::Jobs => "events_jobs",
+        Table::Failed => "events_failed_jobs",
+    };
+    let mut first = connection.prepare_cached(&format!("SELECT MIN(queue) FROM {name}"))?;
+    let mut next =
+        connection.prepare_cached(&format!("SELECT MIN(queue) FROM {name} WHERE queue > ?1"))?;
+    let mut queues = Vec::new();
+    let mut at: Option<String> = first.query_row([], |row| row.get(0))?;
+    while let Some(queue) = at {
+        at = next.query_row(params![queue], |row| row.get(0))?;
+        queues.push(queue);
+    }
+    Ok(queues)
+}
+
+/// `text` as a `LIKE` pattern matching it anywhere, its `%`, `_` and `\`
+/// escaped (with `ESCAPE '\'`).
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Milliseconds since the epoch, rounded up: a stored time (whole
+/// milliseconds) is at or after `at` exactly when it is at or after this.
+fn millis_up(at: SystemTime) -> i64 {
+    let ms = millis(at);
+    let exact = at
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|d| d.subsec_nanos() % 1_000_000 == 0);
+    if exact { ms } else { ms.saturating_add(1) }
+}
+
+/// The page `query` asks for, read in one read transaction (its total and
+/// its jobs agree), at `now`.
+pub(crate) fn jobs(
+    connection: &Connection,
+    query: &JobQuery,
+    now: SystemTime,
+) -> rusqlite::Result<JobPage> {
+    connection.execute_batch("BEGIN")?;
+    let result = jobs_in_snapshot(connection, query, millis(now));
+    let _ = connection.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    result
+}
+
+fn jobs_in_snapshot(
+    connection: &Connection,
+    query: &JobQuery,
+    now: i64,
+) -> rusqlite::Result<JobPage> {
+    let states = (
+        query.wants(JobState::Ready),
+        query.wants(JobState::Delayed),
+        query.wants(JobState::Reserved),
+    );
+    let any_job = states.0 || states.1 || states.2;
+    let failed = query.wants(JobState::Failed);
+    let wanted = query.offset.saturating_add(query.limit);
+    let pattern = query.search.as_deref().map(like_pattern);
+    // With a search every row is read anyway: one statement per table.
+    // Without, one per queue, each an index range.
+    let per_queue = query.queue.is_none() && pattern.is_none();
+    let mut total = 0;
+    let mut views = Vec::new();
+    for (table, wants) in [(Table::Jobs, any_job), (Table::Failed, failed)] {
+        if !wants {
+            continue;
+        }
+        let queues: Vec<Option<String>> = if per_queue {
+            queues_of(connection, table)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        } else {
+            vec![query.queue.clone()]
+        };
+        for queue in &queues {
+            let filters = Filters {
+                queue: queue.as_deref(),
+                since: query.since.map(millis_up),
+                pattern: pattern.clone(),
+                now,
+            };
+            total += match table {
+                Table::Jobs => count_jobs(connection, &filters, states)?,
+                Table::Failed => {
+                    let (terms, values) = filters.terms(Table::Failed);
+                    count(
+                        connection,
+                        &format!("SELECT COUNT(*) FROM events_failed_jobs WHERE 1{terms}"),
+                        &values,
+                        now,
+                    )?
+                }
+            };
+            if wanted > 0 {
+                views.extend(page_of(
+                    connection,
+                    table,
+                    &filters,
+                    states,
+                    query.order,
+                    wanted,
+                )?);
+            }
+        }
+    }
+    views.sort_by(|a, b| {
+        let by_time = (a.at(), &a.id).cmp(&(b.at(), &b.id));
+        match query.order {
+            Order::Oldest => by_time,
+            _ => by_time.reverse(),
+        }
+    });
+    let jobs = views
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .collect();
+    Ok(JobPage::new(total, jobs))
+}
+
+/// The job `id` in either table, by the unique index on `id` of each.
+pub(crate) fn job(
+    connection: &Connection,
+    id: &str,
+    now: SystemTime,
+) -> rusqlite::Result<Option<JobView>> {
+    let now = millis(now);
+    connection.execute_batch("BEGIN")?;
+    let result = (|| {
+        let waiting = connection
+            .prepare_cached(&format!(
+                "SELECT {} FROM events_jobs WHERE id = ?1",
+                listed_columns()
+            ))?
+            .query_row(params![id], |row| view_from_row(row, now))
+            .optional()?;
+        if waiting.is_some() {
+            return Ok(waiting);
+        }
+        connection
+            .prepare_cached(&format!(
+                "SELECT {FAILED_COLUMNS} FROM events_failed_jobs WHERE id = ?1"
+            ))?
+            .query_row(params![id], |row| failed_from_row(row).map(JobView::failed))
+            .optional()
+    })();
+    let _ = connection.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(like_pattern(""), "%%");
+    }
+
+    #[test]
+    fn times_round_up_to_the_millisecond() {
+        let at = UNIX_EPOCH + std::time::Duration::from_micros(1_500);
+        assert_eq!(millis_up(at), 2);
+        assert_eq!(
+            millis_up(UNIX_EPOCH + std::time::Duration::from_millis(7)),
+            7
+        );
+    }
+}
