@@ -197,7 +197,7 @@ impl JobQuery {
             .skip(self.offset)
             .take(self.limit)
             .collect();
-        JobPage { total, jobs }
+        JobPage::new(total, jobs)
     }
 }
 
@@ -215,16 +215,37 @@ pub fn contains_ignoring_ascii_case(haystack: &str, needle: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobPage {
-    /// How many jobs match in all, on every page.
+    /// How many jobs match in all, on every page (of those searched, when
+    /// [`searched`](Self::searched) says a search stopped short).
     pub total: usize,
     /// This page's jobs.
     pub jobs: Vec<JobView>,
+    /// `Some(n)` when a [search](JobQuery::search) looked through only the
+    /// `n` newest jobs of each of the backend's stores (waiting and claimed
+    /// jobs by when they were stored, failed ones by when they failed): the
+    /// page and [`total`](Self::total) cover only those, and a job found
+    /// nowhere may still be among the older ones. A backend whose search
+    /// reads every job at a price it cannot bound says so here rather than
+    /// answering late. `None` (what [`JobPage::new`] gives): every job was
+    /// looked through.
+    pub searched: Option<usize>,
 }
 
 impl JobPage {
-    /// A page of `jobs` out of `total` matches.
+    /// A page of `jobs` out of `total` matches, every job looked through.
     pub fn new(total: usize, jobs: Vec<JobView>) -> JobPage {
-        JobPage { total, jobs }
+        JobPage {
+            total,
+            jobs,
+            searched: None,
+        }
+    }
+
+    /// The same page, saying its search looked through only the `n` newest
+    /// jobs of each store ([`searched`](Self::searched)).
+    pub fn searched_only(mut self, n: usize) -> JobPage {
+        self.searched = Some(n);
+        self
     }
 }
 
