@@ -32,7 +32,7 @@ use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::Notify;
 
 use crate::error::SqliteError;
-use crate::schema::{ADDITIONS, MIGRATIONS, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
+use crate::schema::{ADDITIONS, MIGRATIONS, RETIRED, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
 use crate::thread::{self, Op, Thread};
 use crate::{activity, browse};
 
@@ -460,11 +460,17 @@ fn migrate(connection: &Connection, name: &str) -> Result<(), SqliteError> {
     result.map_err(err)?.map_err(too_new)
 }
 
-/// Whether the file holds every table and index of [`ADDITIONS`].
+/// Whether the file holds every table and index of [`ADDITIONS`], and
+/// none of the [`RETIRED`] ones.
 fn has_additions(connection: &Connection) -> rusqlite::Result<bool> {
     let mut present = connection.prepare("SELECT 1 FROM sqlite_master WHERE name = ?1")?;
     for (name, _) in ADDITIONS {
         if !present.exists(params![name])? {
+            return Ok(false);
+        }
+    }
+    for name in RETIRED {
+        if present.exists(params![name])? {
             return Ok(false);
         }
     }
@@ -686,9 +692,11 @@ fn ack_row(tx: &Connection, id: &str, attempt: u32) -> rusqlite::Result<bool> {
 }
 
 /// The jobs a claim takes from one queue: due (waiting and ready, or a
-/// lease lapsed), the earliest first.
+/// lease lapsed), the earliest first, in the order of the index
+/// `events_jobs_due` (`queue, ready_at, reserved`), so SQLite sorts
+/// nothing.
 const CLAIM_SELECT: &str = "SELECT seq, id, queue, listener, event, payload, attempt, max_tries, available_at, first_enqueued_at, last_error, event_id, occurred_at, metadata
-     FROM events_jobs WHERE queue = ?1 AND ready_at <= ?2 ORDER BY ready_at, seq LIMIT ?3";
+     FROM events_jobs WHERE queue = ?1 AND ready_at <= ?2 ORDER BY ready_at, reserved, seq LIMIT ?3";
 
 /// Claims up to `limit` jobs from `queues`, in their order. A row that
 /// cannot be read as a job goes to the failed store with the reason, and

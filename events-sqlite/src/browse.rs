@@ -156,9 +156,8 @@ fn bind(
 }
 
 /// How many rows of `events_jobs` in the states asked match `filters`
-/// (which search nothing), from index ranges only: ready and reserved are ranges
-/// of their indexes, delayed the range `ready_at > now` less the reserved
-/// one.
+/// (which search nothing), from `events_jobs_due` alone: the state is its
+/// `ready_at` and `reserved`.
 fn count_jobs(
     connection: &Connection,
     filters: &Filters<'_>,
@@ -174,23 +173,10 @@ fn count_jobs(
             now,
         )
     };
-    if ready && delayed && reserved {
-        return range("1");
+    match state_condition(ready, delayed, reserved) {
+        Some(condition) => range(condition),
+        None => range("1"),
     }
-    let mut total = 0;
-    if ready {
-        total += range("ready_at <= :now")?;
-    }
-    if delayed || reserved {
-        let held = range("reserved = 1 AND ready_at > :now")?;
-        if reserved {
-            total += held;
-        }
-        if delayed {
-            total += range("ready_at > :now")?.saturating_sub(held);
-        }
-    }
-    Ok(total)
 }
 
 /// The first `n` rows of `table` in the states asked that match

@@ -38,9 +38,16 @@
 //!   heartbeat reads back exactly as sent.
 //! - `events_failed_jobs_at` (`queue, failed_at`): the failed store newest
 //!   first, per queue, and its counts since a time, from the index.
-//! - `events_jobs_reserved` (`queue, ready_at`, partial: `WHERE reserved =
-//!   1`): the claimed jobs, which the claim index cannot tell from delayed
-//!   ones. Only claimed rows are in it, so an enqueue never writes it.
+//! - `events_jobs_due` (`queue, ready_at, reserved`) replaces the claim
+//!   index `events_jobs_ready` (`queue, ready_at`), which is dropped: the
+//!   claim reads it as it read the old one (`ORDER BY ready_at, reserved,
+//!   seq`), and a listing tells delayed jobs from claimed ones, and counts
+//!   them, from the index alone. A claim rewrites the row's entry anyway
+//!   (its `ready_at` changes), so the flag in the key costs a write
+//!   nothing; a second index holding it (a partial one of the claimed
+//!   rows, tried first) cost the worker 10–20 % of its jobs per second.
+//!   An earlier release on such a file claims in the same order, sorting
+//!   jobs due in the same millisecond by `seq` itself.
 
 use std::time::SystemTime;
 
@@ -193,11 +200,14 @@ pub(crate) const ADDITIONS: &[(&str, &str)] = &[
         "CREATE INDEX IF NOT EXISTS events_failed_jobs_at ON events_failed_jobs (queue, failed_at)",
     ),
     (
-        "events_jobs_reserved",
-        "CREATE INDEX IF NOT EXISTS events_jobs_reserved ON events_jobs (queue, ready_at)
-            WHERE reserved = 1",
+        "events_jobs_due",
+        "CREATE INDEX IF NOT EXISTS events_jobs_due ON events_jobs (queue, ready_at, reserved);
+        DROP INDEX IF EXISTS events_jobs_ready;",
     ),
 ];
+
+/// Indexes [`ADDITIONS`] replaced: dropped when found.
+pub(crate) const RETIRED: &[&str] = &["events_jobs_ready"];
 
 /// The page size of files this build creates (`PRAGMA page_size`, set
 /// before the first table; a file keeps the size it was created with).
