@@ -32,7 +32,9 @@ use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::Notify;
 
 use crate::error::SqliteError;
-use crate::schema::{ADDITIONS, MIGRATIONS, RETIRED, PAGE_SIZE, SCHEMA_VERSION, envelope, legacy_envelope};
+use crate::schema::{
+    ADDITIONS, MIGRATIONS, PAGE_SIZE, RETIRED, SCHEMA_VERSION, envelope, legacy_envelope,
+};
 use crate::thread::{self, Op, Thread};
 use crate::{activity, browse};
 

@@ -28,6 +28,7 @@ mod thread;
 use events_core::queue::{Queue, QueueError};
 
 pub use backend::{SqliteBackend, SqliteOptions, Synchronous};
+pub use browse::SEARCHED_ROWS;
 pub use error::SqliteError;
 pub use schema::{SCHEMA_VERSION, UNREADABLE};
 

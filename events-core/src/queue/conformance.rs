@@ -765,6 +765,7 @@ pub async fn jobs_are_listed_in_every_state_and_found_by_text(queue: Queue) {
         ["job-mail-1"],
         "payload text, ASCII case ignored"
     );
+    assert_eq!(found.searched, None, "five jobs are searched whole");
     for (text, total) in [
         ("job-work", 1),
         ("tests::LISTENER", 5),
