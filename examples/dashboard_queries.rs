@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use events::queue::{JobQuery, JobState, Queue, SqliteBackend};
+use events_sqlite::SEARCHED_ROWS;
 
 const QUEUES: [(&str, u64); 4] = [("default", 40), ("mail", 30), ("sync", 20), ("reports", 10)];
 const LISTENERS: [&str; 4] = [
@@ -303,7 +304,15 @@ async fn main() {
         usize::from(q.job(&ids[i]).await.unwrap().is_some())
     })
     .await;
-    let search_runs = (runs / 10).max(5);
+    let search_runs = runs;
+    let page = q
+        .jobs(&JobQuery::new().search("customer-4242").limit(50))
+        .await
+        .unwrap();
+    println!(
+        "    a search looks through the newest {SEARCHED_ROWS} rows of each table; this one: {:?}",
+        page.searched
+    );
     measure(
         &format!("(d) search `customer-4242`, every state ({search_runs} runs)"),
         search_runs,

@@ -489,7 +489,7 @@ pub(crate) fn unreadable(error: &rusqlite::Error) -> String {
 /// (comma-separated, in order), in words naming the column.
 pub(crate) fn column_problem(columns: &str, error: &rusqlite::Error) -> String {
     let column = |index: usize| columns.split(", ").nth(index).unwrap_or("?").to_owned();
-    let what = match error {
+    match error {
         rusqlite::Error::FromSqlConversionFailure(index, kind, cause) => {
             format!(
                 "column `{}` ({kind}) cannot be read: {cause}",
@@ -506,8 +506,7 @@ pub(crate) fn column_problem(columns: &str, error: &rusqlite::Error) -> String {
             format!("column `{}` is not valid UTF-8: {cause}", column(*index))
         }
         other => other.to_string(),
-    };
-    what
+    }
 }
 
 /// A column's text, with bytes that are not UTF-8 replaced (`U+FFFD`): the

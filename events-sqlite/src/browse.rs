@@ -46,6 +46,9 @@ fn listed_columns() -> String {
     format!("{JOB_COLUMNS}, reserved, ready_at")
 }
 
+/// Named values for a statement's parameters.
+type Values<'a> = Vec<(&'static str, Box<dyn ToSql + 'a>)>;
+
 /// Where a listing runs: the jobs table or the failed store.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Table {
@@ -77,9 +80,9 @@ struct Filters<'q> {
 impl Filters<'_> {
     /// The `AND ..` terms for `table` (the state's excluded) and the values
     /// they name.
-    fn terms(&self, table: Table) -> (String, Vec<(&'static str, Box<dyn ToSql + '_>)>) {
+    fn terms(&self, table: Table) -> (String, Values<'_>) {
         let mut sql = String::new();
-        let mut values: Vec<(&'static str, Box<dyn ToSql + '_>)> = Vec::new();
+        let mut values: Values<'_> = Vec::new();
         // A search reads its rows in `seq` order, newest first: a `+`
         // keeps SQLite from reading them through an index instead.
         let plus = if self.pattern.is_some() { "+" } else { "" };
