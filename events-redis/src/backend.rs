@@ -1,12 +1,18 @@
 //! [`RedisBackend`]: the [`Backend`] over a Redis server.
 
+mod activity;
+mod browse;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use events_core::queue::{Backend, FailedJob, Job, QueueError, QueueStats, millis, new_job_id};
+use events_core::queue::{
+    Activity, ActivityReport, Backend, FailedJob, Job, JobPage, JobQuery, JobView, QueueError,
+    QueueStats, millis, new_job_id,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisResult, Value};
 use tokio::sync::{Notify, oneshot};
@@ -732,7 +738,9 @@ impl Inner {
             let mine: Vec<&&Job> = jobs.iter().filter(|job| job.queue == *queue).collect();
             cmd.arg(&k.jobs).arg(mine.len());
             for job in mine {
-                let delay = (millis(job.available_at) - now).max(0);
+                // Negative for a job available since then: it is ready,
+                // and listings order it by that time.
+                let delay = millis(job.available_at) - now;
                 cmd.arg(&job.id).arg(codec::body(job)).arg(delay);
             }
         }
@@ -1456,6 +1464,32 @@ impl Backend for RedisBackend {
                 return Ok(cleared);
             }
         }
+    }
+
+    /// Lists jobs in bounded steps: see the layout above. Without a
+    /// search: one round trip for the clock and the queues, one per
+    /// 1,000 jobs of the deepest range read (usually one), one for the
+    /// page's hashes. With a search: every job the query's states and
+    /// queue allow is read, 200 per script call, the calls of all queues
+    /// and structures sharing each round trip.
+    async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        self.inner.jobs(query).await
+    }
+
+    /// Two round trips: the clock and the queue set, then the job's hash
+    /// and lease in every queue.
+    async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        self.inner.job(id).await
+    }
+
+    /// One round trip (one script call).
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        self.inner.report(report).await
+    }
+
+    /// One round trip (one script call).
+    async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        self.inner.activity(since).await
     }
 
     /// Waits for a wake-up from the server (a job enqueued on an empty
