@@ -100,7 +100,18 @@ impl RedisOptions {
 /// by due time, a leased sorted set scored by lease deadline, the failed
 /// store (a sorted set by failure time) and a stats hash; the queue names
 /// are in the set `prefix:queues`, and wake-ups go out on the channel
-/// `prefix:wake`.
+/// `prefix:wake`. What workers report lives under the tag `{prefix}` of its
+/// own: `{prefix}:workers` (a set of worker ids), `{prefix}:worker:<id>`
+/// (the last heartbeat, expiring after three missed reports),
+/// `{prefix}:minute:<m>` (a hash of counters per queue and listener, every
+/// worker's added up, expiring after
+/// [`MINUTES_KEPT`](events_core::queue::activity::MINUTES_KEPT)) and
+/// `{prefix}:finished` (the latest finished tries, capped at
+/// [`FINISHED_KEPT`](events_core::queue::activity::FINISHED_KEPT)).
+///
+/// **Listings** only read, in bounded steps (no call reads more than 1,000
+/// jobs' times or 200 jobs' bodies); the round trips are listed on
+/// each method of its [`Backend`] implementation.
 ///
 /// **Guarantees.** Every state change is one Lua script, so it is atomic;
 /// each one on a claimed job checks the attempt it was claimed under, so a

@@ -428,9 +428,12 @@ fn parse_minute_field(field: &str) -> Option<(&str, &str, &str)> {
     Some((name, queue, listener))
 }
 
+/// Fields of a minute's hash with their values.
+pub(crate) type Fields = Vec<(String, u64)>;
+
 /// The fields one minute's counts add (`HINCRBY`) and those kept as a
 /// maximum.
-pub(crate) fn minute_fields(stats: &MinuteStats) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+pub(crate) fn minute_fields(stats: &MinuteStats) -> (Fields, Fields) {
     let (q, l) = (stats.queue.as_str(), stats.listener.as_str());
     let mut sums = vec![
         (minute_field("s", q, l), stats.succeeded),
