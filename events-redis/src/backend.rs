@@ -1,12 +1,18 @@
 //! [`RedisBackend`]: the [`Backend`] over a Redis server.
 
+mod activity;
+mod browse;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use events_core::queue::{Backend, FailedJob, Job, QueueError, QueueStats, millis, new_job_id};
+use events_core::queue::{
+    Activity, ActivityReport, Backend, FailedJob, Job, JobPage, JobQuery, JobView, QueueError,
+    QueueStats, millis, new_job_id,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisResult, Value};
 use tokio::sync::{Notify, oneshot};
@@ -94,7 +100,18 @@ impl RedisOptions {
 /// by due time, a leased sorted set scored by lease deadline, the failed
 /// store (a sorted set by failure time) and a stats hash; the queue names
 /// are in the set `prefix:queues`, and wake-ups go out on the channel
-/// `prefix:wake`.
+/// `prefix:wake`. What workers report lives under the tag `{prefix}` of its
+/// own: `{prefix}:workers` (a set of worker ids), `{prefix}:worker:<id>`
+/// (the last heartbeat, expiring after three missed reports),
+/// `{prefix}:minute:<m>` (a hash of counters per queue and listener, every
+/// worker's added up, expiring after
+/// [`MINUTES_KEPT`](events_core::queue::activity::MINUTES_KEPT)) and
+/// `{prefix}:finished` (the latest finished tries, capped at
+/// [`FINISHED_KEPT`](events_core::queue::activity::FINISHED_KEPT)).
+///
+/// **Listings** only read, in bounded steps (no call reads more than 1,000
+/// jobs' times or 200 jobs' bodies); the round trips are listed on
+/// each method of its [`Backend`] implementation.
 ///
 /// **Guarantees.** Every state change is one Lua script, so it is atomic;
 /// each one on a claimed job checks the attempt it was claimed under, so a
@@ -732,7 +749,9 @@ impl Inner {
             let mine: Vec<&&Job> = jobs.iter().filter(|job| job.queue == *queue).collect();
             cmd.arg(&k.jobs).arg(mine.len());
             for job in mine {
-                let delay = (millis(job.available_at) - now).max(0);
+                // Negative for a job available since then: it is ready,
+                // and listings order it by that time.
+                let delay = millis(job.available_at) - now;
                 cmd.arg(&job.id).arg(codec::body(job)).arg(delay);
             }
         }
@@ -1456,6 +1475,32 @@ impl Backend for RedisBackend {
                 return Ok(cleared);
             }
         }
+    }
+
+    /// Lists jobs in bounded steps: see the layout above. Without a
+    /// search: one round trip for the clock and the queues, one per
+    /// 1,000 jobs of the deepest range read (usually one), one for the
+    /// page's hashes. With a search: every job the query's states and
+    /// queue allow is read, 200 per script call, the calls of all queues
+    /// and structures sharing each round trip.
+    async fn jobs(&self, query: &JobQuery) -> Result<JobPage, QueueError> {
+        self.inner.jobs(query).await
+    }
+
+    /// Two round trips: the clock and the queue set, then the job's hash
+    /// and lease in every queue.
+    async fn job(&self, id: &str) -> Result<Option<JobView>, QueueError> {
+        self.inner.job(id).await
+    }
+
+    /// One round trip (one script call).
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        self.inner.report(report).await
+    }
+
+    /// One round trip (one script call).
+    async fn activity(&self, since: SystemTime) -> Result<Activity, QueueError> {
+        self.inner.activity(since).await
     }
 
     /// Waits for a wake-up from the server (a job enqueued on an empty

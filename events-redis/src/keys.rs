@@ -11,7 +11,24 @@
 //! | `{prefix:queue}:job:<id>` | hash | one job (see [`crate::scripts`]) |
 //! | `prefix:queues` | set | the queue names, for `stats` and the failed store |
 //!
+//! What workers report ([`Backend::report`]) lives outside every queue's
+//! tag, under the tag `{prefix}` of its own (one slot, so one script reads
+//! or writes it all; a queue's tag `{prefix:queue}` always holds a `:`, so
+//! the two never meet):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `{prefix}:workers` | set | the ids of workers that reported |
+//! | `{prefix}:worker:<id>` | string | a worker's last heartbeat (JSON), expiring after three missed reports |
+//! | `{prefix}:minute:<m>` | hash | the counts of minute `m` (minutes since the epoch), every worker's added up; expires once older than the minutes kept |
+//! | `{prefix}:finished` | list | the latest finished tries (JSON), newest first, capped |
+//!
+//! A minute hash's fields are `<counter>:<queue length>:<queue>:<listener>`
+//! (see [`crate::codec`]).
+//!
 //! Wake-ups are published on the channel `prefix:wake`.
+//!
+//! [`Backend::report`]: events_core::queue::Backend::report
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,11 +48,25 @@ pub(crate) struct QueueKeys {
     pub jobs: String,
 }
 
+/// The key names of what workers report, under the tag `{prefix}`.
+#[derive(Debug)]
+pub(crate) struct ActivityKeys {
+    /// The set of worker ids.
+    pub workers: String,
+    /// The prefix of a worker's heartbeat key: the id follows.
+    pub worker: String,
+    /// The prefix of a minute's hash: the minute follows.
+    pub minute: String,
+    /// The list of finished tries.
+    pub finished: String,
+}
+
 /// The key names under one prefix, each queue's built once.
 pub(crate) struct Keys {
     prefix: String,
     queue_set: String,
     wake: String,
+    activity: ActivityKeys,
     queues: Mutex<HashMap<String, Arc<QueueKeys>>>,
 }
 
@@ -45,6 +76,12 @@ impl Keys {
             prefix: prefix.to_owned(),
             queue_set: format!("{prefix}:queues"),
             wake: format!("{prefix}:wake"),
+            activity: ActivityKeys {
+                workers: format!("{{{prefix}}}:workers"),
+                worker: format!("{{{prefix}}}:worker:"),
+                minute: format!("{{{prefix}}}:minute:"),
+                finished: format!("{{{prefix}}}:finished"),
+            },
             queues: Mutex::new(HashMap::new()),
         }
     }
@@ -59,6 +96,10 @@ impl Keys {
 
     pub(crate) fn wake_channel(&self) -> &str {
         &self.wake
+    }
+
+    pub(crate) fn activity(&self) -> &ActivityKeys {
+        &self.activity
     }
 
     pub(crate) fn queue(&self, queue: &str) -> Arc<QueueKeys> {
@@ -129,6 +170,10 @@ mod tests {
             assert!(key.starts_with("{app:mail}:"), "{key}");
         }
         assert_eq!(keys.queue_set(), "app:queues");
+        let a = keys.activity();
+        for key in [&a.workers, &a.worker, &a.minute, &a.finished] {
+            assert!(key.starts_with("{app}:"), "{key}");
+        }
     }
 
     #[test]

@@ -62,7 +62,9 @@ end
 ///
 /// KEYS: per queue `ready`, `delayed`, `stats`. ARGV: the wake channel, the
 /// number of queues; per queue its job key prefix, its job count, then per
-/// job `id`, `body`, `delay_ms`. Returns how many were stored.
+/// job `id`, `body`, `delay_ms` (negative for a job available since that
+/// long: it is ready, and its `v` says since when). Returns how many were
+/// stored.
 const ENQUEUE: &str = r"
 local now = now_ms()
 local at_arg = 3
@@ -81,7 +83,9 @@ for g = 0, tonumber(ARGV[2]) - 1 do
     local key = prefix .. id
     if redis.call('EXISTS', key) == 0 then
       if delay <= 0 then
-        redis.call('HSET', key, 'b', body, 's', 'w0', 'v', now)
+        -- A time in the past is kept (relative to the server's clock): the
+        -- listings order and filter by it.
+        redis.call('HSET', key, 'b', body, 's', 'w0', 'v', now + delay)
         pushed[#pushed + 1] = id
       else
         local at = now + delay
@@ -200,8 +204,9 @@ for q = 0, #KEYS / 5 - 1 do
           taken = taken + 1
         elseif h[4] then
           -- A hash without its body cannot run: to the failed store.
-          redis.call('HSET', key, 's', 'f' .. attempt_of(h[4]), 'x', 'the job is stored without its body (field `b`)', 't', now)
-          redis.call('ZADD', failed, now_us(), id)
+          local us = now_us()
+          redis.call('HSET', key, 's', 'f' .. attempt_of(h[4]), 'x', 'the job is stored without its body (field `b`)', 't', math.floor(us / 1000))
+          redis.call('ZADD', failed, us, id)
         end
         -- An id whose hash is gone (deleted by hand) is dropped.
       end
@@ -323,8 +328,11 @@ const FAIL: &str = r"
 local key = ARGV[1] .. ARGV[2]
 if redis.call('HGET', key, 's') ~= 'r' .. ARGV[3] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('HSET', key, 's', 'f' .. ARGV[3], 'x', ARGV[4], 't', now_ms())
-redis.call('ZADD', KEYS[2], now_us(), ARGV[2])
+-- One reading of the clock: `t` is the order's millisecond, so listings
+-- that page the failed store by its score agree with `t`.
+local us = now_us()
+redis.call('HSET', key, 's', 'f' .. ARGV[3], 'x', ARGV[4], 't', math.floor(us / 1000))
+redis.call('ZADD', KEYS[2], us, ARGV[2])
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 return 1
 ";
@@ -422,6 +430,135 @@ return {
 }
 ";
 
+/// Reads a chunk of a ready list or a sorted set by rank, with each job's
+/// hash: what listings scan. Reads only; at most `count` jobs per call, so
+/// no call holds Redis long.
+///
+/// KEYS: the list or sorted set. ARGV: job key prefix, `l` (list) or `z`
+/// (sorted set), start rank, count, `1` to include bodies. Returns 8
+/// values per job: `id, score, b, s, v, x, t, err` (`score` only for a
+/// sorted set, `b` only with bodies; `err` is what Redis said when the
+/// job's key cannot be read as a hash).
+const BROWSE: &str = r"
+local start, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+local items
+if ARGV[2] == 'l' then
+  items = redis.call('LRANGE', KEYS[1], start, start + count - 1)
+else
+  items = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
+end
+local step = ARGV[2] == 'l' and 1 or 2
+local out = {}
+for i = 1, #items, step do
+  local id = items[i]
+  local h
+  if ARGV[5] == '1' then
+    h = redis.pcall('HMGET', ARGV[1] .. id, 'b', 's', 'v', 'x', 't')
+  else
+    h = redis.pcall('HMGET', ARGV[1] .. id, 's', 's', 'v', 'x', 't')
+  end
+  out[#out + 1] = id
+  out[#out + 1] = step == 2 and items[i + 1] or false
+  if h.err then
+    for _ = 1, 5 do out[#out + 1] = false end
+    out[#out + 1] = h.err
+  else
+    out[#out + 1] = ARGV[5] == '1' and h[1] or false
+    for f = 2, 5 do out[#out + 1] = h[f] end
+    out[#out + 1] = false
+  end
+end
+return out
+";
+
+/// Keeps one worker's report: its heartbeat (a key that expires after
+/// three missed reports, its id in the workers set), its finished tries
+/// (pushed on the capped finished list) and its per-minute counts (added
+/// to the minute's hash, which expires once the minute is older than the
+/// minutes kept). Also forgets a few ids of the workers set whose key
+/// expired.
+///
+/// KEYS: workers set, this worker's key, finished list, then one minute
+/// hash per minute reported. ARGV: `1` if leaving, worker id, heartbeat
+/// JSON, seen at (ms), time to live (ms), worker key prefix, finished
+/// kept, minutes kept (ms), finished count, the finished JSONs; then per
+/// minute hash: the minute, the count of `field, increment` pairs, the
+/// pairs, the count of `field, value` pairs kept as a maximum, the pairs.
+const REPORT: &str = r"
+local now = now_ms()
+local index, worker, finished = KEYS[1], KEYS[2], KEYS[3]
+local id, seen, ttl = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+if ARGV[1] == '1' or seen + ttl < now then
+  redis.call('DEL', worker)
+  redis.call('SREM', index, id)
+else
+  redis.call('SET', worker, ARGV[3], 'PX', ttl)
+  redis.call('SADD', index, id)
+end
+local some = redis.call('SRANDMEMBER', index, 10)
+for i = 1, #some do
+  if redis.call('EXISTS', ARGV[6] .. some[i]) == 0 then redis.call('SREM', index, some[i]) end
+end
+local kept, minutes_kept = tonumber(ARGV[7]), tonumber(ARGV[8])
+local n = tonumber(ARGV[9])
+local at = 10
+for i = 1, n do
+  redis.call('LPUSH', finished, ARGV[at])
+  at = at + 1
+end
+if n > 0 then redis.call('LTRIM', finished, 0, kept - 1) end
+for k = 4, #KEYS do
+  local key = KEYS[k]
+  local expires = (tonumber(ARGV[at]) + 1) * 60000 + minutes_kept
+  local keep = expires > now
+  local sums = tonumber(ARGV[at + 1])
+  at = at + 2
+  for i = 1, sums do
+    if keep then redis.call('HINCRBY', key, ARGV[at], ARGV[at + 1]) end
+    at = at + 2
+  end
+  local maxes = tonumber(ARGV[at])
+  at = at + 1
+  for i = 1, maxes do
+    if keep then
+      local current = tonumber(redis.call('HGET', key, ARGV[at])) or 0
+      if tonumber(ARGV[at + 1]) > current then redis.call('HSET', key, ARGV[at], ARGV[at + 1]) end
+    end
+    at = at + 2
+  end
+  if keep then redis.call('PEXPIREAT', key, expires) end
+end
+return 1
+";
+
+/// Reads what the workers reported: the heartbeats whose key has not
+/// expired, the minute hashes from `since` to now (never before the
+/// minutes kept, so at most their number plus a few), the finished list.
+///
+/// KEYS: workers set, finished list. ARGV: worker key prefix, minute key
+/// prefix, the first minute asked, minutes kept (ms). Returns `{now_ms,
+/// {heartbeat, ...}, {minute, {field, value, ...}, ...}, {finished, ...}}`.
+const ACTIVITY: &str = r"
+local now = now_ms()
+local ids = redis.call('SMEMBERS', KEYS[1])
+local workers = {}
+for i = 1, #ids do
+  local w = redis.call('GET', ARGV[1] .. ids[i])
+  if w then workers[#workers + 1] = w end
+end
+local from = math.max(tonumber(ARGV[3]), math.floor((now - tonumber(ARGV[4])) / 60000))
+local to = math.floor(now / 60000) + 2
+local minutes = {}
+for m = from, to do
+  local h = redis.call('HGETALL', ARGV[2] .. string.format('%d', m))
+  if #h > 0 then
+    minutes[#minutes + 1] = m
+    minutes[#minutes + 1] = h
+  end
+end
+return {now, workers, minutes, redis.call('LRANGE', KEYS[2], 0, -1)}
+";
+
 /// The scripts, each compiled (hashed) once.
 pub(crate) struct Scripts {
     pub enqueue: Lua,
@@ -436,6 +573,9 @@ pub(crate) struct Scripts {
     pub flush_failed: Lua,
     pub clear: Lua,
     pub stats: Lua,
+    pub browse: Lua,
+    pub report: Lua,
+    pub activity: Lua,
 }
 
 impl Scripts {
@@ -454,12 +594,15 @@ impl Scripts {
             flush_failed: script(FLUSH_FAILED),
             clear: script(CLEAR),
             stats: script(STATS),
+            browse: script(BROWSE),
+            report: script(REPORT),
+            activity: script(ACTIVITY),
         }
     }
 
     /// Every script, to load them all after `NOSCRIPT` (a restarted server
     /// forgets its script cache).
-    pub(crate) fn all(&self) -> [&Lua; 12] {
+    pub(crate) fn all(&self) -> [&Lua; 15] {
         [
             &self.enqueue,
             &self.claim,
@@ -473,6 +616,9 @@ impl Scripts {
             &self.flush_failed,
             &self.clear,
             &self.stats,
+            &self.browse,
+            &self.report,
+            &self.activity,
         ]
     }
 }

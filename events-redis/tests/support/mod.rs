@@ -44,14 +44,18 @@ impl Drop for Cleanup {
     }
 }
 
-/// Deletes the keys of `prefix`: its queues' (`{prefix:..}`) and its own
-/// (`prefix:..`).
+/// Deletes the keys of `prefix`: its queues' (`{prefix:..}`), its own
+/// (`prefix:..`) and its workers' reports (`{prefix}:..`).
 pub fn delete_prefix(prefix: &str) {
     let client = redis::Client::open(server_url()).expect("EVENTS_TEST_REDIS_URL is a Redis URL");
     let Ok(mut conn) = client.get_connection() else {
         return;
     };
-    for pattern in [format!("{{{prefix}:*"), format!("{prefix}:*")] {
+    for pattern in [
+        format!("{{{prefix}:*"),
+        format!("{prefix}:*"),
+        format!("{{{prefix}}}:*"),
+    ] {
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
             .query(&mut conn)
