@@ -45,6 +45,8 @@
 //! - `metrics`: Prometheus metrics, [`metrics::Metrics`] (an observer
 //!   recording through the `metrics` facade), a `/metrics` endpoint, and
 //!   `work --metrics-addr ADDR` (crate `events-metrics`).
+//! - `dashboard`: the dashboard in the browser, `events::dashboard::Dashboard`
+//!   (an axum `Router`; crate `events-dashboard`), which `cli serve` mounts.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
 //!
@@ -120,6 +122,15 @@ pub mod metrics {
     //! for dispatchers and workers, and a `/metrics` endpoint. See the
     //! README's "Metrics" section for the table of names.
     pub use events_metrics::*;
+}
+
+#[cfg(feature = "dashboard")]
+pub mod dashboard {
+    //! The dashboard in the browser (feature `dashboard`): [`Dashboard`],
+    //! an axum `Router` to mount (by convention at `/dashboard`), closed
+    //! until a token or an authorization hook opens it. See the README's
+    //! "Dashboard" section.
+    pub use events_dashboard::*;
 }
 
 #[cfg(all(feature = "cli", feature = "metrics"))]

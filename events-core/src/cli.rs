@@ -1065,7 +1065,10 @@ fn show_config(
 }
 
 /// `scheme://user:password@host..` with the password replaced by `***`.
-fn redact_password(value: &str) -> String {
+/// `value` with the password of a URL's user info replaced by `***`
+/// (`redis://app:secret@host` → `redis://app:***@host`); anything else as
+/// it is. `config` and the dashboard show queue URLs through it.
+pub fn redact_password(value: &str) -> String {
     let Some((scheme, rest)) = value.split_once("://") else {
         return value.to_owned();
     };
@@ -1113,26 +1116,8 @@ fn format_duration(d: Duration) -> String {
 /// The events and their listeners, in dispatch order; wildcard listeners
 /// under the events their pattern matches.
 fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<(), CliError> {
-    let registry = registry();
-    let events: Vec<(&str, &str, Vec<ListenerInfo>)> = every_event()
-        .iter()
-        .map(|e| {
-            (
-                e.name(),
-                e.type_name(),
-                listeners_of(e.name(), e.type_name()),
-            )
-        })
-        .collect();
     if as_json {
-        let value = json!({
-            "events": events.iter().map(|(name, type_name, listeners)| json!({
-                "name": name,
-                "type": type_name,
-                "listeners": listeners.iter().map(|l| l.name()).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "listeners": registry.listeners().iter().map(|l| listener_json(l, defaults)).collect::<Vec<_>>(),
-        });
+        let value = registry_json(defaults);
         writeln!(
             out,
             "{}",
@@ -1140,6 +1125,7 @@ fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<
         )?;
         return Ok(());
     }
+    let events = events_and_listeners();
     for (name, type_name, listeners) in &events {
         writeln!(out, "{name} ({type_name})")?;
         if listeners.is_empty() {
@@ -1172,6 +1158,38 @@ fn list(out: &mut dyn Write, as_json: bool, defaults: &RetryDefaults) -> Result<
         }
     }
     Ok(())
+}
+
+/// What `list --json` prints: every event a listener hears (`name`, `type`,
+/// its `listeners` in dispatch order) and every listener with its mode,
+/// options (a queued one's `tries` and `backoff_ms` are what its jobs get,
+/// `defaults` where it declares none), priority and source location. The
+/// dashboard shows the same.
+pub fn registry_json(defaults: &RetryDefaults) -> Value {
+    let registry = registry();
+    let events = events_and_listeners();
+    json!({
+        "events": events.iter().map(|(name, type_name, listeners)| json!({
+            "name": name,
+            "type": type_name,
+            "listeners": listeners.iter().map(|l| l.name()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "listeners": registry.listeners().iter().map(|l| listener_json(l, defaults)).collect::<Vec<_>>(),
+    })
+}
+
+/// Every event a listener hears with its listeners, in dispatch order.
+fn events_and_listeners() -> Vec<(&'static str, &'static str, Vec<ListenerInfo>)> {
+    every_event()
+        .iter()
+        .map(|e| {
+            (
+                e.name(),
+                e.type_name(),
+                listeners_of(e.name(), e.type_name()),
+            )
+        })
+        .collect()
 }
 
 /// Every event a listener hears, by its type or through a wildcard, sorted
@@ -1231,18 +1249,25 @@ fn listener_json(l: &ListenerInfo, defaults: &RetryDefaults) -> Value {
     value
 }
 
-/// A Mermaid flowchart: events on the left, listeners on the right; solid
-/// arrows for sync listeners, dotted for queued ones.
 fn graph(out: &mut dyn Write) -> Result<(), CliError> {
+    out.write_all(mermaid().as_bytes())?;
+    Ok(())
+}
+
+/// What `graph` prints: a Mermaid flowchart of the registry, events on the
+/// left, listeners on the right; solid arrows for sync listeners, dotted
+/// for queued ones.
+pub fn mermaid() -> String {
+    use std::fmt::Write as _;
     let registry = registry();
-    writeln!(out, "flowchart LR")?;
+    let mut out = String::from("flowchart LR\n");
     let listeners = registry.listeners();
     let events = every_event();
     for (i, e) in events.iter().enumerate() {
-        writeln!(out, "    E{i}[\"{}\"]", mermaid_text(e.name()))?;
+        let _ = writeln!(out, "    E{i}[\"{}\"]", mermaid_text(e.name()));
     }
     for (i, l) in listeners.iter().enumerate() {
-        writeln!(out, "    L{i}(\"{}\")", mermaid_text(l.name()))?;
+        let _ = writeln!(out, "    L{i}(\"{}\")", mermaid_text(l.name()));
     }
     for (ei, e) in events.iter().enumerate() {
         for (li, l) in listeners.iter().enumerate() {
@@ -1264,10 +1289,10 @@ fn graph(out: &mut dyn Write) -> Result<(), CliError> {
             } else {
                 "-->"
             };
-            writeln!(out, "    E{ei} {arrow}|\"{}\"| L{li}", mermaid_text(&label))?;
+            let _ = writeln!(out, "    E{ei} {arrow}|\"{}\"| L{li}", mermaid_text(&label));
         }
     }
-    Ok(())
+    out
 }
 
 /// Mermaid labels are quoted: keep quotes out of them.
