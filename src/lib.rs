@@ -133,33 +133,47 @@ pub mod dashboard {
     pub use events_dashboard::*;
 }
 
-#[cfg(all(feature = "cli", feature = "metrics"))]
+#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
+mod serve;
+
+#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
 pub mod cli {
-    //! The operator commands (see `events_core::cli`); with the `metrics`
-    //! feature, [`run`] serves metrics at `work --metrics-addr ADDR`.
+    //! The operator commands (see `events_core::cli`), with what this
+    //! build's features add: `work --metrics-addr ADDR` (feature
+    //! `metrics`) and `serve` (the dashboard at `/dashboard` with
+    //! `dashboard`, metrics at `/metrics` with `metrics`).
+    pub use crate::serve::Parts;
     pub use events_core::cli::*;
 
-    /// The operator commands, as `events_core::cli::run`, with
-    /// `work --metrics-addr ADDR` serving Prometheus metrics at
-    /// `http://ADDR/metrics` ([`crate::metrics::Endpoint`]).
+    /// The operator commands, as `events_core::cli::run`, with the parts
+    /// this build's features add ([`commands`]).
     pub async fn run() -> std::process::ExitCode {
-        Commands::new()
-            .metrics_endpoint(crate::metrics::Endpoint)
-            .run()
-            .await
+        commands().run().await
     }
 
-    /// The commands with `work --metrics-addr` served, on `queue` when
-    /// given.
-    fn commands(queue: Option<crate::Queue>) -> Commands {
-        let commands = Commands::new().metrics_endpoint(crate::metrics::Endpoint);
+    /// [`Commands::new`] with this build's parts: `work --metrics-addr`
+    /// with `metrics`, and `serve` running [`Parts`]. Add state and
+    /// observers to it as to `Commands::new()`.
+    pub fn commands() -> Commands {
+        #[allow(unused_mut)]
+        let mut commands = Commands::new().server(Parts);
+        #[cfg(feature = "metrics")]
+        {
+            commands = commands.metrics_endpoint(crate::metrics::Endpoint);
+        }
+        commands
+    }
+
+    /// The commands with this build's parts, on `queue` when given.
+    fn commands_on(queue: Option<crate::Queue>) -> Commands {
+        let commands = commands();
         match queue {
             Some(queue) => commands.queue(queue),
             None => commands,
         }
     }
 
-    /// As `events_core::cli::run_from`, with `work --metrics-addr`.
+    /// As `events_core::cli::run_from`, with this build's parts.
     pub async fn run_from<I, T>(args: I, queue: Option<crate::Queue>) -> Result<(), CliError>
     where
         I: IntoIterator<Item = T>,
@@ -169,7 +183,7 @@ pub mod cli {
         run_to(args, queue, &mut stdout).await
     }
 
-    /// As `events_core::cli::run_to`, with `work --metrics-addr`.
+    /// As `events_core::cli::run_to`, with this build's parts.
     pub async fn run_to<I, T>(
         args: I,
         queue: Option<crate::Queue>,
@@ -179,7 +193,7 @@ pub mod cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        commands(queue).run_to(args, out).await
+        commands_on(queue).run_to(args, out).await
     }
 }
 

@@ -66,6 +66,20 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// `serve` was run by a program built with no server part.
+    #[error(
+        "nothing to serve: this build has no server part; turn on a feature of `events` that has one (`dashboard`, `metrics`), or give `Commands::server` one"
+    )]
+    NothingToServe,
+    /// `serve` could not bind its address, or its server failed.
+    #[error("cannot serve at {addr}")]
+    Serve {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The command needs a queue and none is configured.
     #[error(
         "no queue configured: pass --queue-url, set EVENTS_QUEUE_URL, or install a dispatcher with a queue"
@@ -250,6 +264,16 @@ enum Command {
     },
     /// Events and listeners as a Mermaid flowchart.
     Graph,
+    /// Serve every server part compiled in (the dashboard at /dashboard,
+    /// Prometheus metrics at /metrics) until SIGINT/SIGTERM.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port (0: any free one; the start line says which).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
     /// Each setting, its value and where it came from (default,
     /// environment, flag), then the warnings.
     Config {
@@ -408,6 +432,29 @@ pub trait MetricsEndpoint: Send + Sync + 'static {
     fn start<'a>(&'a self, addr: std::net::SocketAddr, queue: &'a Queue) -> EndpointStart<'a>;
 }
 
+/// What [`Server::serve`] gives: the server running until its shutdown
+/// future completes, or why it stopped.
+pub type ServeFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), std::io::Error>> + Send + 'a>>;
+
+/// What `serve` runs, given by the facade for the server parts compiled in
+/// (the dashboard, metrics): HTTP lives in those crates, not here.
+pub trait Server: Send + Sync + 'static {
+    /// Where each part is served under `config`, for the start line
+    /// (`"dashboard at /dashboard"`).
+    fn parts(&self, config: &Config) -> Vec<String>;
+
+    /// Serves on `listener` for `queue`, configured by `config`, until
+    /// `shutdown` completes.
+    fn serve<'a>(
+        &'a self,
+        listener: tokio::net::TcpListener,
+        queue: Queue,
+        config: &'a Config,
+        shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>,
+    ) -> ServeFuture<'a>;
+}
+
 /// The operator commands with what the application's workers need: the
 /// state its queued listeners take as `State<T>`, observers, a queue.
 ///
@@ -432,6 +479,7 @@ pub struct Commands {
     worker: Vec<WorkerSetup>,
     version: Option<&'static str>,
     metrics: Option<Box<dyn MetricsEndpoint>>,
+    server: Option<Box<dyn Server>>,
 }
 
 impl Commands {
@@ -467,6 +515,13 @@ impl Commands {
     /// one, that flag is an error saying so.
     pub fn metrics_endpoint(mut self, endpoint: impl MetricsEndpoint) -> Self {
         self.metrics = Some(Box::new(endpoint));
+        self
+    }
+
+    /// What `serve` runs (see [`Server`]); without one, `serve` is an
+    /// error saying which features have a server part.
+    pub fn server(mut self, server: impl Server) -> Self {
+        self.server = Some(Box::new(server));
         self
     }
 
@@ -664,6 +719,10 @@ where
             warn_if_nothing_registered(io.err)?;
             graph(out)
         }
+        Command::Serve { host, port } => {
+            let server = commands.server.as_ref().ok_or(CliError::NothingToServe)?;
+            serve(out, &**server, queue()?, &config, host, *port).await
+        }
         Command::Config { .. } => Ok(()),
         Command::Work {
             queues,
@@ -782,6 +841,52 @@ struct Stop {
     when_empty: bool,
     /// `--max-time`.
     after: Option<Duration>,
+}
+
+/// The `serve` command: binds, prints where each part is, serves until
+/// SIGINT/SIGTERM.
+async fn serve(
+    out: &mut (dyn Write + Send),
+    server: &dyn Server,
+    queue: Queue,
+    config: &Config,
+    host: &str,
+    port: u16,
+) -> Result<(), CliError> {
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| CliError::Serve {
+            addr: addr.clone(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| CliError::Serve {
+        addr: addr.clone(),
+        source,
+    })?;
+    writeln!(
+        out,
+        "serving http://{bound} ({}) for {}; stop with Ctrl-C",
+        server.parts(config).join(", "),
+        redact_password(queue.url())
+    )?;
+    out.flush()?;
+    server
+        .serve(
+            listener,
+            queue,
+            config,
+            Box::pin(crate::worker::shutdown_signal()),
+        )
+        .await
+        .map_err(|source| CliError::Serve {
+            addr: bound.to_string(),
+            source,
+        })
 }
 
 /// The `work` command: a start line, one line per retried or failed job

@@ -27,13 +27,9 @@ pub(crate) fn routes() -> Router<Shared> {
 
 /// The page, its `<base>` set to where the router is mounted, so its
 /// relative links work under any path, with or without a trailing slash.
-async fn index(original: Option<axum::Extension<OriginalUri>>, uri: Uri) -> Response {
-    let full = original.map_or_else(|| uri.path().to_owned(), |o| o.0.0.path().to_owned());
-    let mount = full
-        .strip_suffix(uri.path())
-        .unwrap_or("")
-        .trim_end_matches('/');
-    let base = format!("{mount}/");
+async fn index(OriginalUri(original): OriginalUri, uri: Uri) -> Response {
+    let full = original.path().to_owned();
+    let base = format!("{}/", crate::mount_of(&full, uri.path()));
     let page = INDEX.replace("{{base}}", &escape(&base));
     let mut response = asset_owned(page, "text/html; charset=utf-8");
     response.headers_mut().insert(

@@ -136,8 +136,12 @@ fn set_cookie_and_redirect(
     let path = original.path();
     // The part of the path the router was mounted under: the cookie goes
     // to the dashboard only.
-    let mount = path.strip_suffix(inner.path()).unwrap_or("");
-    let cookie_path = if mount.is_empty() { "/" } else { mount };
+    let mount = crate::mount_of(path, inner.path());
+    let cookie_path = if mount.is_empty() {
+        "/"
+    } else {
+        mount.as_str()
+    };
     let rest = without_token(original.query().unwrap_or(""));
     let location = if rest.is_empty() {
         path.to_owned()

@@ -157,7 +157,7 @@ impl Dashboard {
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let queue = events_core::queue::connect("memory://").await?;
     /// let dashboard = events_dashboard::Dashboard::new(queue).authorize(|request| {
-    ///     request.headers().get("x-staff").is_some_and(|v| v == "yes")
+    ///     request.headers.get("x-staff").is_some_and(|v| v == "yes")
     /// });
     /// # let _ = dashboard; Ok(()) }
     /// ```
@@ -222,7 +222,8 @@ impl Dashboard {
 
     /// The router: the page at `/`, its assets, the JSON API under `/api`
     /// and the live feed at `/api/live`, every route behind the
-    /// authorization. Mount it with `Router::nest("/dashboard", ..)`.
+    /// authorization. Mount it with `Router::nest("/dashboard", ..)`, or
+    /// use [`mount`](Self::mount), which also answers `/dashboard/`.
     pub fn router(&self) -> Router {
         let state = self.inner.clone();
         let routes = Router::new()
@@ -236,6 +237,54 @@ impl Dashboard {
             ))
             .with_state(state)
     }
+}
+
+impl Dashboard {
+    /// A router with the dashboard under `path` (such as `/dashboard`):
+    /// [`router`](Self::router) nested there, and `path/` sent on to
+    /// `path` (a nested router's root answers only without the slash).
+    /// Merge it into the application's router.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = events_core::queue::connect("memory://").await?;
+    /// let app = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "the application" }))
+    ///     .merge(events_dashboard::Dashboard::new(queue).token("t").mount("/dashboard"));
+    /// # let _ = app; Ok(()) }
+    /// ```
+    pub fn mount(&self, path: &str) -> Router {
+        let path = format!("/{}", path.trim_matches('/'));
+        let target = path.clone();
+        Router::new().nest(&path, self.router()).route(
+            &format!("{path}/"),
+            axum::routing::get(move |uri: axum::http::Uri| {
+                let target = match uri.query() {
+                    Some(query) => format!("{target}?{query}"),
+                    None => target.clone(),
+                };
+                async move { axum::response::Redirect::permanent(&target) }
+            }),
+        )
+    }
+}
+
+/// The path a nested router was mounted under, from the request's
+/// original path and the path the router saw (`/dashboard/api/jobs` and
+/// `/api/jobs` give `/dashboard`; `/dashboard` and `/` too); empty at the
+/// root.
+///
+/// axum hands a nested router's root route the whole path unchanged
+/// (`/dashboard` as `/dashboard`): a path that is none of the router's
+/// own subpaths (`/api/..`, `/assets/..`) is its root.
+pub(crate) fn mount_of(original: &str, inner: &str) -> String {
+    let own = inner.starts_with("/api/") || inner.starts_with("/assets/");
+    let mount = if inner == "/" || (original == inner && !own) {
+        original
+    } else {
+        original.strip_suffix(inner).unwrap_or("")
+    };
+    mount.trim_end_matches('/').to_owned()
 }
 
 /// The state every handler gets.
