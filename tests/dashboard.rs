@@ -510,3 +510,129 @@ async fn the_api_on_redis() {
     let (url, _cleanup, _conn) = redis_support::fresh_url();
     the_api_on(events::queue::connect(&url).await.unwrap()).await;
 }
+
+/// The command line of `child_serve_process`, one argument a line.
+const CHILD_ARGS: &str = "EVENTS_TEST_SERVE_ARGS";
+
+/// Not a test of its own: the application binary `serve_*` tests start
+/// (this test binary again, with `CHILD_ARGS` set), running
+/// `events::cli::commands()` as `events::cli::run()` does. Without
+/// `CHILD_ARGS` it does nothing.
+#[tokio::test]
+async fn child_serve_process() {
+    let Ok(args) = std::env::var(CHILD_ARGS) else {
+        return;
+    };
+    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
+    let mut stdout = std::io::stdout();
+    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
+        Ok(()) => 0,
+        Err(error) => {
+            error.report();
+            error.exit_code()
+        }
+    };
+    std::process::exit(status.into());
+}
+
+/// `serve` in a real process: one port with the dashboard (behind its
+/// token) and `/metrics`; SIGTERM stops it.
+#[tokio::test]
+async fn serve_mounts_the_dashboard_and_metrics_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    fill(&events::queue::connect(&url).await.unwrap()).await;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_serve_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_ARGS, "serve\n--port\n0")
+        .env("EVENTS_QUEUE_URL", &url)
+        .env("EVENTS_DASHBOARD_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        lines
+            .find_map(|l| {
+                // The test harness writes its own words before the line.
+                let l = l.ok()?;
+                let at = l.find("serving http://")?;
+                Some(l[at..].to_owned())
+            })
+            .expect("the start line")
+    })
+    .await
+    .unwrap();
+    assert!(
+        line.contains("dashboard at /dashboard") && line.contains("metrics at /metrics"),
+        "{line}"
+    );
+    let addr = line["serving http://".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        request(&addr, "GET", "/dashboard/api/overview", &[])
+            .await
+            .status,
+        401
+    );
+    let overview = get(&addr, "/dashboard/api/overview").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert_eq!(overview.json()["totals"]["failed"], 1);
+    let metrics = request(&addr, "GET", "/metrics", &[]).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A build whose `Commands` has no server part says so.
+#[tokio::test]
+async fn serve_without_a_server_part_says_which_features_have_one() {
+    let mut out = Vec::new();
+    let error = events_core_commands()
+        .queue(Queue::memory())
+        .run_to(["app", "serve"], &mut out)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("nothing to serve") && text.contains("`dashboard`"),
+        "{text}"
+    );
+    assert_eq!(error.exit_code(), 1);
+}
+
+fn events_core_commands() -> events::cli::Commands {
+    events::cli::Commands::new()
+}
