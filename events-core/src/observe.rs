@@ -45,7 +45,9 @@
 use std::error::Error as StdError;
 use std::ops::{BitOr, BitOrAssign};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use quanta::Instant;
 
 use crate::dispatch::{DispatchError, Dispatched};
 use crate::envelope::{Envelope, Metadata};
@@ -394,7 +396,9 @@ impl Observers {
 }
 
 /// The clock dispatch times dispatches and listener runs with, read only
-/// when an observer asks for [`Interest::TIMING`].
+/// when an observer asks for [`Interest::TIMING`]: `quanta`'s, the CPU's
+/// time-stamp counter where it is invariant (calibrated once against the
+/// OS's monotonic clock), else the OS's clock.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stopwatch(Option<Instant>);
 
