@@ -1187,19 +1187,24 @@ async fn run_mixed<E: Event>(
     let told = observers.filter(|o| o.want(Interest::LISTENER_RUNS));
     let with_envelope = told.is_some_and(|o| o.want(Interest::ENVELOPE | Interest::SPANS));
     let timed = told.is_some_and(|o| o.want(Interest::TIMING));
+    let spans = observers.filter(|o| o.want(Interest::SPANS));
     for entry in entries {
         if !admitted(entry, event, done) {
             continue;
         }
+        let span = spans.and_then(|o| {
+            let envelope = context.envelope();
+            o.span(|o| o.listener_span(entry.name, E::NAME, envelope))
+        });
         let mut clock = Stopwatch::start(timed);
-        let outcome = match (call_sync(table, entry, event, context), entry.call) {
-            (Some(outcome), _) => outcome,
-            (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
-            (None, Call::AsyncCx(call)) => {
-                let ctx = context.get().clone();
-                call(AnyEvent::new(event), &ctx).await
+        let outcome = match span {
+            Some(span) => {
+                use tracing::Instrument as _;
+                call_one(table, entry, event, context)
+                    .instrument(span)
+                    .await
             }
-            (None, _) => unreachable!("only async calls have no sync outcome"),
+            None => call_one(table, entry, event, context).await,
         };
         if let Some(observers) = told {
             let took = clock.lap();
@@ -1211,6 +1216,24 @@ async fn run_mixed<E: Event>(
         }
     }
     Ok(())
+}
+
+/// Runs one inline listener, sync or async.
+async fn call_one<E: Event>(
+    table: &Table,
+    entry: &Inline,
+    event: &E,
+    context: &mut LazyContext<'_>,
+) -> Outcome {
+    match (call_sync(table, entry, event, context), entry.call) {
+        (Some(outcome), _) => outcome,
+        (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
+        (None, Call::AsyncCx(call)) => {
+            let ctx = context.get().clone();
+            call(AnyEvent::new(event), &ctx).await
+        }
+        (None, _) => unreachable!("only async calls have no sync outcome"),
+    }
 }
 
 /// Whether the entry's `when` lets it run; counts it as skipped if not.
@@ -1300,13 +1323,24 @@ async fn enqueue(
         return Ok(());
     };
     let count = jobs.len();
-    sink.push_all(jobs, observers)
-        .await
-        .map_err(|source| DispatchError::Enqueue {
-            listener: first.name,
-            event: event_name(first, event),
-            source: Box::new(source),
-        })?;
+    let span = observers.filter(|o| o.want(Interest::SPANS)).and_then(|o| {
+        let refs: Vec<&Job> = jobs.iter().map(|(_, job)| job).collect();
+        let name = event_name(first, event);
+        o.span(|o| o.enqueue_span(name, &refs))
+    });
+    let pushed = sink.push_all(jobs, observers);
+    let pushed = match span {
+        Some(span) => {
+            use tracing::Instrument as _;
+            pushed.instrument(span).await
+        }
+        None => pushed.await,
+    };
+    pushed.map_err(|source| DispatchError::Enqueue {
+        listener: first.name,
+        event: event_name(first, event),
+        source: Box::new(source),
+    })?;
     done.queued += count as u32;
     Ok(())
 }

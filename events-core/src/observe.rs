@@ -77,9 +77,9 @@ impl Interest {
     /// [`ListenerRun`] carry it. The costly one: an id, a clock read and
     /// the metadata per dispatch, and a boxed future.
     pub const ENVELOPE: Interest = Interest(1);
-    /// Spans: [`Observer::dispatch_span`] (which takes the envelope, so
-    /// this costs what [`ENVELOPE`](Self::ENVELOPE) does) and
-    /// [`Observer::job_span`].
+    /// Spans: [`Observer::dispatch_span`], [`Observer::listener_span`] and
+    /// [`Observer::enqueue_span`] (which take the envelope, so this costs
+    /// what [`ENVELOPE`](Self::ENVELOPE) does) and [`Observer::job_span`].
     pub const SPANS: Interest = Interest(1 << 1);
     /// [`Observer::dispatched`], once per dispatch.
     pub const DISPATCHES: Interest = Interest(1 << 2);
@@ -202,6 +202,23 @@ pub trait Observer: Send + Sync + 'static {
         None
     }
 
+    /// A span one sync listener's run inside dispatch runs in (a child of
+    /// the dispatch's span).
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        None
+    }
+
+    /// A span the enqueueing of a dispatch's jobs runs in (one write of
+    /// them all; a child of the dispatch's span).
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
+        None
+    }
+
     /// A dispatch ended, well or not.
     fn dispatched(&self, record: &DispatchRecord<'_>) {}
 
@@ -251,6 +268,17 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
     }
     fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
         (**self).dispatch_span(event, envelope)
+    }
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        (**self).listener_span(listener, event, envelope)
+    }
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
+        (**self).enqueue_span(event, jobs)
     }
     fn dispatched(&self, record: &DispatchRecord<'_>) {
         (**self).dispatched(record)
@@ -432,10 +460,12 @@ impl std::fmt::Debug for Observers {
     }
 }
 
-/// The observer that traces: a span `events.dispatch` around each dispatch
-/// and a span `events.job` around each try of a job, named and kinded after
-/// OpenTelemetry's messaging conventions (`otel.kind` producer and
-/// consumer, `messaging.operation` publish and process). The dispatch's W3C
+/// The observer that traces: a span `events.dispatch` around each dispatch,
+/// `events.listener` around each sync listener's run and `events.enqueue`
+/// around the enqueueing of its jobs, inside it, and `events.job` around
+/// each try of a job, named and kinded after OpenTelemetry's messaging
+/// conventions (`otel.kind` producer, internal, producer and consumer;
+/// `messaging.operation.type` create, send and process). The dispatch's W3C
 /// trace context travels in the event's metadata as
 /// [`traceparent`](crate::keys::TRACEPARENT), so every try of every job of a
 /// dispatch, on any worker, records the dispatch's `trace_id` and the
@@ -478,14 +508,49 @@ impl Observer for Tracing {
             .and_then(TraceParent::parse)?;
         Some(tracing::info_span!(
             "events.dispatch",
-            otel.name = %format_args!("{event} publish"),
+            otel.name = %format_args!("dispatch {event}"),
             otel.kind = "producer",
             messaging.system = "events",
-            messaging.operation = "publish",
+            messaging.operation.type = "create",
+            messaging.operation.name = "dispatch",
             messaging.destination.name = %event,
             messaging.message.id = %envelope.id,
             trace_id = %format_args!("{:032x}", context.trace_id),
             span_id = %format_args!("{:016x}", context.span_id),
+        ))
+    }
+
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        _envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        Some(tracing::info_span!(
+            "events.listener",
+            otel.name = %listener,
+            otel.kind = "internal",
+            listener = %listener,
+            event = %event,
+        ))
+    }
+
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
+        // One queue: the destination; several: none (a batch to many).
+        let queue = jobs
+            .first()
+            .map(|job| job.queue.as_str())
+            .filter(|first| jobs.iter().all(|job| job.queue == *first));
+        Some(tracing::info_span!(
+            "events.enqueue",
+            otel.name = %format_args!("send {}", queue.unwrap_or(event)),
+            otel.kind = "producer",
+            messaging.system = "events",
+            messaging.operation.type = "send",
+            messaging.operation.name = "enqueue",
+            messaging.destination.name = queue,
+            messaging.batch.message_count = jobs.len(),
+            event = %event,
         ))
     }
 
@@ -498,10 +563,11 @@ impl Observer for Tracing {
         let trace = parent.map_or_else(random_trace_id, |p| p.trace_id);
         let span = tracing::info_span!(
             "events.job",
-            otel.name = %format_args!("{} process", job.queue),
+            otel.name = %format_args!("process {}", job.queue),
             otel.kind = "consumer",
             messaging.system = "events",
-            messaging.operation = "process",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             messaging.destination.name = %job.queue,
             messaging.message.id = %job.envelope.id,
             listener = %job.listener,
