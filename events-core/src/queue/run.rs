@@ -366,6 +366,8 @@ impl JobSink<'_> {
         jobs: Vec<(&'static ListenerDef, Job)>,
         observers: Option<&Observers>,
     ) -> Result<(), QueueError> {
+        // Only observers of jobs hear of them (and cost the copy below).
+        let observers = observers.filter(|o| o.want(Interest::JOBS));
         let enqueued = |job: &Job| {
             if let Some(observers) = observers {
                 observers.each(Interest::JOBS, |o| o.job_enqueued(job));
