@@ -8,19 +8,22 @@
 //! - `global`: `event.dispatch()` through the global dispatcher, which has
 //!   no observer (what `benches/dispatch.rs` measures as `sync/dispatch`).
 //! - `off`: a dispatcher built with no observer.
-//! - `observer`: the same with an observer that records nothing, the cost
-//!   of the observer seam itself (the envelope, a clock read per listener).
+//! - `observer`: the same with an observer that records nothing and keeps
+//!   the default interest, everything: the full observed path (the
+//!   envelope, a boxed future, a clock read per listener).
+//! - `lean`: an observer that records nothing and asks for what `Metrics`
+//!   asks for (dispatches, listener runs, timing, jobs): the lean path.
 //! - `on`: the same with `events::metrics::Metrics` (its own Prometheus
 //!   registry).
 //!
-//! The difference `on - observer` is what recording costs; `on - off` what
-//! turning metrics on costs in all.
+//! The difference `on - lean` is what recording costs, `lean - off` what
+//! the seam costs; `on - off` what turning metrics on costs in all.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use events::observe::Observer;
+use events::observe::{Interest, Observer};
 use events::prelude::*;
 use events::{Dispatcher, metrics::Metrics};
 
@@ -34,9 +37,18 @@ use listeners::*;
 struct Nothing;
 impl Observer for Nothing {}
 
+/// Records nothing, asking for what `Metrics` asks for.
+struct Lean;
+impl Observer for Lean {
+    fn interest(&self) -> Interest {
+        Metrics::prometheus().interest()
+    }
+}
+
 fn overhead(c: &mut Criterion) {
     let off = Dispatcher::builder().build().unwrap();
     let observer = Dispatcher::builder().observe(Nothing).build().unwrap();
+    let lean = Dispatcher::builder().observe(Lean).build().unwrap();
     let metrics = Metrics::prometheus();
     let on = Dispatcher::builder()
         .observe(metrics.clone())
@@ -48,7 +60,12 @@ fn overhead(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("global", $n), |b| {
                 b.iter_custom(|n| awaited(n, || $event { n: black_box(1) }.dispatch()))
             });
-            for (name, dispatcher) in [("off", &off), ("observer", &observer), ("on", &on)] {
+            for (name, dispatcher) in [
+                ("off", &off),
+                ("observer", &observer),
+                ("lean", &lean),
+                ("on", &on),
+            ] {
                 group.bench_function(BenchmarkId::new(name, $n), |b| {
                     b.iter_custom(|n| {
                         awaited(n, || dispatcher.dispatch($event { n: black_box(1) }))

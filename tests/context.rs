@@ -464,7 +464,10 @@ impl Observer for Seen {
         self.push(format!(
             "dispatched {} observed={} {outcome}",
             record.event,
-            record.envelope.metadata.get("observed").unwrap_or("-")
+            record
+                .envelope
+                .and_then(|e| e.metadata.get("observed"))
+                .unwrap_or("-")
         ));
     }
     fn listener_ran(&self, run: &ListenerRun<'_>) {

@@ -1,6 +1,7 @@
 //! One trace from dispatch to worker: `events::observe::Tracing` opens
-//! `events.dispatch` and `events.job` spans, and the dispatch's trace
-//! context travels in the job's metadata, across retries.
+//! `events.dispatch`, with `events.listener` and `events.enqueue` inside it,
+//! and `events.job` spans, and the dispatch's trace context travels in the
+//! job's metadata, across retries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +16,18 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event as TracingEvent, Metadata as TracingMetadata, Subscriber};
 
-/// A span's name and its fields, as text.
+/// A span's name and its fields, as text; its parent's id among them as
+/// `parent`.
 type Span = (String, HashMap<String, String>);
 
-/// A `tracing` subscriber that keeps every span's name and fields.
+/// A `tracing` subscriber that keeps every span's name, fields and parent
+/// (explicit, or the span entered when it was made: the test runs on one
+/// thread).
 #[derive(Clone, Default)]
 struct Spans {
     next: Arc<AtomicU64>,
     spans: Arc<Mutex<HashMap<u64, Span>>>,
+    entered: Arc<Mutex<Vec<u64>>>,
 }
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
@@ -44,6 +49,15 @@ impl Subscriber for Spans {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let mut fields = HashMap::new();
         span.record(&mut Fields(&mut fields));
+        fields.insert("id".to_owned(), id.to_string());
+        let parent = match span.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if span.is_contextual() => self.entered.lock().unwrap().last().copied(),
+            None => None,
+        };
+        if let Some(parent) = parent {
+            fields.insert("parent".to_owned(), parent.to_string());
+        }
         self.spans
             .lock()
             .unwrap()
@@ -57,8 +71,15 @@ impl Subscriber for Spans {
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, _: &TracingEvent<'_>) {}
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
+    fn enter(&self, span: &Id) {
+        self.entered.lock().unwrap().push(span.into_u64());
+    }
+    fn exit(&self, span: &Id) {
+        let mut entered = self.entered.lock().unwrap();
+        if let Some(at) = entered.iter().rposition(|id| *id == span.into_u64()) {
+            entered.remove(at);
+        }
+    }
 }
 
 impl Spans {
@@ -89,6 +110,9 @@ async fn notify_carrier(_: &ShipmentSent) -> Result<(), std::io::Error> {
     }
     Ok(())
 }
+
+#[listener]
+fn log_shipment(_: &ShipmentSent) {}
 
 fn field<'a>(span: &'a HashMap<String, String>, name: &str) -> &'a str {
     span.get(name)
@@ -149,6 +173,34 @@ fn one_trace_from_dispatch_to_every_try_of_the_job() {
 
     let dispatch = &dispatches[0];
     assert_eq!(field(dispatch, "otel.kind"), "producer");
+    assert_eq!(field(dispatch, "messaging.operation.type"), "create");
+    assert_eq!(field(dispatch, "otel.name"), "dispatch shipment.sent");
+
+    // Inside the dispatch: the sync listener's run, then the enqueue.
+    let listeners = spans.named("events.listener");
+    let enqueues = spans.named("events.enqueue");
+    assert_eq!((listeners.len(), enqueues.len()), (2, 2));
+    for (i, dispatch) in dispatches.iter().enumerate() {
+        let listener = &listeners[i];
+        assert_eq!(field(listener, "parent"), field(dispatch, "id"));
+        assert_eq!(field(listener, "otel.kind"), "internal");
+        assert!(field(listener, "listener").ends_with("log_shipment"));
+        assert_eq!(field(listener, "event"), "shipment.sent");
+        let enqueue = &enqueues[i];
+        assert_eq!(field(enqueue, "parent"), field(dispatch, "id"));
+        assert_eq!(field(enqueue, "otel.kind"), "producer");
+        assert_eq!(field(enqueue, "messaging.operation.type"), "send");
+        assert_eq!(
+            field(enqueue, "messaging.destination.name"),
+            "tracing-shipments"
+        );
+        assert_eq!(field(enqueue, "messaging.batch.message_count"), "1");
+        assert_eq!(field(enqueue, "otel.name"), "send tracing-shipments");
+    }
+    // The jobs' spans are made by the worker, outside any dispatch.
+    for job in &jobs {
+        assert!(!job.contains_key("parent"), "{job:?}");
+    }
     assert_eq!(
         field(dispatch, "messaging.destination.name"),
         "shipment.sent"
@@ -157,6 +209,7 @@ fn one_trace_from_dispatch_to_every_try_of_the_job() {
     assert_eq!(trace.len(), 32);
     for (attempt, job) in jobs[..2].iter().enumerate() {
         assert_eq!(field(job, "otel.kind"), "consumer");
+        assert_eq!(field(job, "messaging.operation.type"), "process");
         assert_eq!(field(job, "trace_id"), trace, "try {attempt}");
         assert_eq!(field(job, "parent_span_id"), field(dispatch, "span_id"));
         assert_eq!(field(job, "attempt"), (attempt + 1).to_string());

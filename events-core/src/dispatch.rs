@@ -7,12 +7,14 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll, ready};
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::context::{Context, StateMap};
 use crate::envelope::{Envelope, EventId, Metadata};
 use crate::event::{AnyEvent, Event};
-use crate::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer, Observers};
+use crate::observe::{
+    DispatchRecord, Interest, ListenerOutcome, ListenerRun, Observer, Observers, Stopwatch,
+};
 use std::ops::ControlFlow;
 
 use crate::config::{Config, ConfigError};
@@ -224,15 +226,44 @@ struct Inner {
     metadata: Option<MetadataProvider>,
     /// `false`: the kill switch is on (see `start_slow`).
     enabled: bool,
+    /// What the observers want of a dispatch.
+    path: Path,
+}
+
+/// How a dispatcher's dispatches go, from what its observers want.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// No observer of dispatches (there may be ones of jobs): only the
+    /// listeners run.
+    Plain,
+    /// Observers of dispatches or listener runs that want no envelope and
+    /// no span: the listeners run as on the plain path, with the observers
+    /// told (and the clock read, if one asks for timing) around them.
+    Lean,
+    /// An observer wants the envelope or spans: the envelope is built
+    /// first and the dispatch runs boxed, in the observers' span.
+    Full,
+}
+
+impl Path {
+    fn of(observers: &Observers) -> Path {
+        if observers.want(Interest::ENVELOPE | Interest::SPANS) {
+            Path::Full
+        } else if observers.want(Interest::DISPATCHES | Interest::LISTENER_RUNS) {
+            Path::Lean
+        } else {
+            Path::Plain
+        }
+    }
 }
 
 impl Inner {
-    /// Enabled and no observer: the first poll may take the plain path,
-    /// where nothing but the listeners runs. A dispatcher that is not
-    /// counts itself in `testing::divert` while it lives, so the plain path
-    /// need not ask.
+    /// Enabled and no observer of dispatches: the first poll may take the
+    /// plain path, where nothing but the listeners runs. A dispatcher that
+    /// is not counts itself in `testing::divert` while it lives, so the
+    /// plain path need not ask.
     fn fast(&self) -> bool {
-        self.enabled && self.jobs.observers.is_empty()
+        self.enabled && self.path == Path::Plain
     }
 }
 
@@ -380,7 +411,8 @@ impl DispatcherBuilder {
             )?;
         }
         let observers = Observers::new(self.observers);
-        if !observers.is_empty() || self.disabled {
+        let path = Path::of(&observers);
+        if path != Path::Plain || self.disabled {
             testing::divert();
         }
         Ok(Dispatcher {
@@ -397,6 +429,7 @@ impl DispatcherBuilder {
                 },
                 metadata: self.metadata,
                 enabled: !self.disabled,
+                path,
             }),
         })
     }
@@ -489,7 +522,7 @@ impl Dispatcher {
         self.inner
             .jobs
             .observers
-            .each(|o| o.enrich(event, &mut metadata));
+            .each(Interest::ENVELOPE, |o| o.enrich(event, &mut metadata));
         let id = EventId::new();
         Envelope::from_parts(id, id.timestamp(), metadata)
     }
@@ -830,12 +863,18 @@ fn start_slow<'d, E: Event>(
         return Poll::Ready(Ok(Dispatched::default()));
     }
     let table = registry::table::<E>();
-    if !dispatcher.inner.fast() {
-        *state = State::Waiting(Box::pin(observed(
-            dispatcher, table, event, metadata, fakes,
-        )));
-        return poll_waiting(state, cx);
+    match dispatcher.inner.path {
+        Path::Plain => {}
+        Path::Lean => return start_lean(state, dispatcher, table, event, metadata, fakes, cx),
+        Path::Full => {
+            *state = State::Waiting(Box::pin(observed(
+                dispatcher, table, event, metadata, fakes,
+            )));
+            return poll_waiting(state, cx);
+        }
     }
+    // Observers of jobs only (if any) hear of the enqueued ones.
+    let observers = Some(&dispatcher.inner.jobs.observers).filter(|o| o.want(Interest::JOBS));
     let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
     let mut done = Dispatched::default();
     if let Some(plain) = &table.plain {
@@ -846,7 +885,7 @@ fn start_slow<'d, E: Event>(
         }
     } else {
         *state = State::Waiting(Box::pin(finish(
-            table, event, fakes, 0, done, context, None,
+            table, event, fakes, 0, done, context, observers,
         )));
         return poll_waiting(state, cx);
     }
@@ -855,9 +894,107 @@ fn start_slow<'d, E: Event>(
     }
     let from = table.inline.len();
     *state = State::Waiting(Box::pin(finish(
-        table, event, fakes, from, done, context, None,
+        table, event, fakes, from, done, context, observers,
     )));
     poll_waiting(state, cx)
+}
+
+/// The first poll on a dispatcher whose observers want dispatches or
+/// listener runs but neither the envelope nor spans (a metrics counter,
+/// say): the listeners run as on the plain path, each followed by the
+/// observers' `listener_ran`, with a clock read per listener only when an
+/// observer asks for timing; no envelope is built unless a listener or a
+/// job needs one. Only what waits is boxed, as on the plain path.
+#[inline(never)]
+fn start_lean<'d, E: Event>(
+    state: &mut State<'d, E>,
+    dispatcher: &'d Dispatcher,
+    table: &'static Table,
+    event: E,
+    metadata: Metadata,
+    fakes: Option<testing::Scope>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Result<Dispatched, DispatchError>> {
+    let observers = &dispatcher.inner.jobs.observers;
+    let mut clock = Stopwatch::start(observers.want(Interest::TIMING));
+    let started = clock;
+    let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
+    let mut done = Dispatched::default();
+    let from = if table.all_sync {
+        let told = observers.want(Interest::LISTENER_RUNS);
+        let ran = match table.plain.as_ref().filter(|_| !told) {
+            Some(plain) => {
+                done.ran = run_plain(table, plain, &event);
+                Ok(())
+            }
+            None => run_sync_observed(
+                table,
+                &event,
+                &mut done,
+                &mut context,
+                observers,
+                &mut clock,
+            ),
+        };
+        let ended = match ran {
+            Err(failed) => Some(Err(listener_error::<E>(failed))),
+            Ok(()) if nothing_to_enqueue(table, &done) => Some(Ok(std::mem::take(&mut done))),
+            Ok(()) => None,
+        };
+        if let Some(result) = ended {
+            report::<E>(observers, None, &result, started.since());
+            return Poll::Ready(result);
+        }
+        table.inline.len()
+    } else {
+        0
+    };
+    *state = State::Waiting(Box::pin(async move {
+        let result = finish(table, event, fakes, from, done, context, Some(observers)).await;
+        report::<E>(observers, None, &result, started.since());
+        result
+    }));
+    poll_waiting(state, cx)
+}
+
+/// Tells the observers that want dispatches how one ended.
+fn report<E: Event>(
+    observers: &Observers,
+    envelope: Option<&Envelope>,
+    result: &Result<Dispatched, DispatchError>,
+    took: Option<Duration>,
+) {
+    observers.each(Interest::DISPATCHES, |o| {
+        o.dispatched(&DispatchRecord {
+            event: E::NAME,
+            envelope,
+            result: result.as_ref(),
+            took,
+        })
+    });
+}
+
+/// Tells the observers that want listener runs how one ended.
+fn tell_ran(
+    observers: &Observers,
+    entry: &Inline,
+    event: &'static str,
+    envelope: Option<&Envelope>,
+    took: Option<Duration>,
+    outcome: &Outcome,
+) {
+    let run = ListenerRun {
+        listener: entry.name,
+        event,
+        envelope,
+        took,
+        outcome: match outcome {
+            Ok(Flow::Continue) => ListenerOutcome::Continued,
+            Ok(Flow::Stop) => ListenerOutcome::Stopped,
+            Err(error) => ListenerOutcome::Failed(&**error),
+        },
+    };
+    observers.each(Interest::LISTENER_RUNS, |o| o.listener_ran(&run));
 }
 
 /// Whether the dispatch is over once its inline listeners ran. Queued
@@ -878,7 +1015,7 @@ async fn observed<E: Event>(
     fakes: Option<testing::Scope>,
 ) -> Result<Dispatched, DispatchError> {
     use tracing::Instrument as _;
-    let started = Instant::now();
+    let started = Stopwatch::start(dispatcher.inner.jobs.observers.want(Interest::TIMING));
     let observers = &dispatcher.inner.jobs.observers;
     let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
     let ctx = context.get().clone();
@@ -895,15 +1032,7 @@ async fn observed<E: Event>(
         Some(span) => rest.instrument(span).await,
         None => rest.await,
     };
-    let took = started.elapsed();
-    observers.each(|o| {
-        o.dispatched(&DispatchRecord {
-            event: E::NAME,
-            envelope: ctx.envelope(),
-            result: result.as_ref(),
-            took,
-        })
-    });
+    report::<E>(observers, Some(ctx.envelope()), &result, started.since());
     result
 }
 
@@ -1014,8 +1143,39 @@ fn run_sync<E: Event>(
     Ok(())
 }
 
+/// [`run_sync`] with the observers told of each listener's run: the lean
+/// path. With timing, one clock read per listener: a listener's time runs
+/// from the end of the one before (so it includes the observers' calls
+/// for that one, and its own `when`) to its own end.
+#[inline(always)]
+fn run_sync_observed<E: Event>(
+    table: &Table,
+    event: &E,
+    done: &mut Dispatched,
+    context: &mut LazyContext<'_>,
+    observers: &Observers,
+    clock: &mut Stopwatch,
+) -> Result<(), (&'static str, BoxError)> {
+    let told = observers.want(Interest::LISTENER_RUNS);
+    for entry in table.inline.iter() {
+        if !admitted(entry, event, done) {
+            continue;
+        }
+        let Some(outcome) = call_sync(table, entry, event, context) else {
+            unreachable!("`all_sync` tables hold no async listener")
+        };
+        if told {
+            tell_ran(observers, entry, E::NAME, None, clock.lap(), &outcome);
+        }
+        if settle(entry, outcome, done)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The general path: sync and async listeners in order, each timed for the
-/// observers when there are any.
+/// observers when one asks for timing.
 async fn run_mixed<E: Event>(
     entries: &[Inline],
     table: &Table,
@@ -1024,39 +1184,66 @@ async fn run_mixed<E: Event>(
     context: &mut LazyContext<'_>,
     observers: Option<&Observers>,
 ) -> Result<(), (&'static str, BoxError)> {
+    let told = observers.filter(|o| o.want(Interest::LISTENER_RUNS));
+    let with_envelope = told.is_some_and(|o| o.want(Interest::ENVELOPE | Interest::SPANS));
+    let timed = told.is_some_and(|o| o.want(Interest::TIMING));
+    let spans = observers.filter(|o| o.want(Interest::SPANS));
     for entry in entries {
         if !admitted(entry, event, done) {
             continue;
         }
-        let started = observers.map(|_| Instant::now());
-        let outcome = match (call_sync(table, entry, event, context), entry.call) {
-            (Some(outcome), _) => outcome,
-            (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
-            (None, Call::AsyncCx(call)) => {
-                let ctx = context.get().clone();
-                call(AnyEvent::new(event), &ctx).await
+        let span = spans.and_then(|o| {
+            let envelope = context.envelope();
+            o.span(|o| o.listener_span(entry.name, E::NAME, envelope))
+        });
+        let mut clock = Stopwatch::start(timed);
+        let outcome = match span {
+            Some(span) => {
+                use tracing::Instrument as _;
+                call_one(table, entry, event, context)
+                    .instrument(span)
+                    .await
             }
-            (None, _) => unreachable!("only async calls have no sync outcome"),
+            // Called here, not through `call_one`: awaiting that costs ten
+            // async listeners +10 % instructions.
+            None => match (call_sync(table, entry, event, context), entry.call) {
+                (Some(outcome), _) => outcome,
+                (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
+                (None, Call::AsyncCx(call)) => {
+                    let ctx = context.get().clone();
+                    call(AnyEvent::new(event), &ctx).await
+                }
+                (None, _) => unreachable!("only async calls have no sync outcome"),
+            },
         };
-        if let (Some(observers), Some(started)) = (observers, started) {
-            let run = ListenerRun {
-                listener: entry.name,
-                event: E::NAME,
-                envelope: context.envelope(),
-                took: started.elapsed(),
-                outcome: match &outcome {
-                    Ok(Flow::Continue) => ListenerOutcome::Continued,
-                    Ok(Flow::Stop) => ListenerOutcome::Stopped,
-                    Err(error) => ListenerOutcome::Failed(&**error),
-                },
-            };
-            observers.each(|o| o.listener_ran(&run));
+        if let Some(observers) = told {
+            let took = clock.lap();
+            let envelope = with_envelope.then(|| context.envelope());
+            tell_ran(observers, entry, E::NAME, envelope, took, &outcome);
         }
         if settle(entry, outcome, done)?.is_break() {
             break;
         }
     }
     Ok(())
+}
+
+/// Runs one inline listener, sync or async.
+async fn call_one<E: Event>(
+    table: &Table,
+    entry: &Inline,
+    event: &E,
+    context: &mut LazyContext<'_>,
+) -> Outcome {
+    match (call_sync(table, entry, event, context), entry.call) {
+        (Some(outcome), _) => outcome,
+        (None, Call::Async(call)) => call(AnyEvent::new(event)).await,
+        (None, Call::AsyncCx(call)) => {
+            let ctx = context.get().clone();
+            call(AnyEvent::new(event), &ctx).await
+        }
+        (None, _) => unreachable!("only async calls have no sync outcome"),
+    }
 }
 
 /// Whether the entry's `when` lets it run; counts it as skipped if not.
@@ -1146,13 +1333,24 @@ async fn enqueue(
         return Ok(());
     };
     let count = jobs.len();
-    sink.push_all(jobs, observers)
-        .await
-        .map_err(|source| DispatchError::Enqueue {
-            listener: first.name,
-            event: event_name(first, event),
-            source: Box::new(source),
-        })?;
+    let span = observers.filter(|o| o.want(Interest::SPANS)).and_then(|o| {
+        let refs: Vec<&Job> = jobs.iter().map(|(_, job)| job).collect();
+        let name = event_name(first, event);
+        o.span(|o| o.enqueue_span(name, &refs))
+    });
+    let pushed = sink.push_all(jobs, observers);
+    let pushed = match span {
+        Some(span) => {
+            use tracing::Instrument as _;
+            pushed.instrument(span).await
+        }
+        None => pushed.await,
+    };
+    pushed.map_err(|source| DispatchError::Enqueue {
+        listener: first.name,
+        event: event_name(first, event),
+        source: Box::new(source),
+    })?;
     done.queued += count as u32;
     Ok(())
 }

@@ -7,6 +7,14 @@
 //! does nothing; implement the ones you need. With no observer, dispatch
 //! costs what it did before observers existed.
 //!
+//! An observer says what it wants with [`Observer::interest`]; dispatch
+//! does only the work someone asked for. The default, [`Interest::ALL`],
+//! builds the envelope before the first listener, times every listener and
+//! calls every method. An observer that only counts (say
+//! `Interest::DISPATCHES | Interest::LISTENER_RUNS`) keeps dispatch on a
+//! lean path: no envelope, no boxed future, no clock read, and it is not
+//! called for what it did not ask for.
+//!
 //! ```
 //! use events::observe::{DispatchRecord, Observer};
 //! use events::prelude::*;
@@ -35,17 +43,155 @@
 //! ```
 
 use std::error::Error as StdError;
+use std::ops::{BitOr, BitOrAssign};
 use std::sync::Arc;
 use std::time::Duration;
+
+use quanta::Instant;
 
 use crate::dispatch::{DispatchError, Dispatched};
 use crate::envelope::{Envelope, Metadata};
 use crate::queue::Job;
 
+/// What an observer wants to see, from [`Observer::interest`]: a set of
+/// flags, combined with `|`. Dispatch skips the work no observer of the
+/// dispatcher asks for, and an observer is called only for what it asked
+/// for.
+///
+/// ```
+/// use events::observe::Interest;
+///
+/// let counts = Interest::DISPATCHES | Interest::LISTENER_RUNS;
+/// assert!(counts.contains(Interest::DISPATCHES));
+/// assert!(!counts.contains(Interest::ENVELOPE));
+/// assert!(Interest::ALL.contains(counts));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(u8);
+
+impl Interest {
+    /// Nothing: the observer is never called.
+    pub const NONE: Interest = Interest(0);
+    /// The dispatch's envelope: [`Observer::enrich`] is called, the envelope
+    /// is built before the first listener runs, and [`DispatchRecord`] and
+    /// [`ListenerRun`] carry it. The costly one: an id, a clock read and
+    /// the metadata per dispatch, and a boxed future.
+    pub const ENVELOPE: Interest = Interest(1);
+    /// Spans: [`Observer::dispatch_span`], [`Observer::listener_span`] and
+    /// [`Observer::enqueue_span`] (which take the envelope, so this costs
+    /// what [`ENVELOPE`](Self::ENVELOPE) does) and [`Observer::job_span`].
+    pub const SPANS: Interest = Interest(1 << 1);
+    /// [`Observer::dispatched`], once per dispatch.
+    pub const DISPATCHES: Interest = Interest(1 << 2);
+    /// [`Observer::listener_ran`], once per listener run inside dispatch.
+    pub const LISTENER_RUNS: Interest = Interest(1 << 3);
+    /// How long dispatches and listener runs took: the `took` of
+    /// [`DispatchRecord`] and [`ListenerRun`]. A clock read per listener.
+    pub const TIMING: Interest = Interest(1 << 4);
+    /// The job methods: [`Observer::job_enqueued`] and the ones after it
+    /// (except [`job_span`](Observer::job_span), which is
+    /// [`SPANS`](Self::SPANS)).
+    pub const JOBS: Interest = Interest(1 << 5);
+    /// Everything: what [`Observer::interest`] says by default.
+    pub const ALL: Interest = Interest((1 << 6) - 1);
+
+    /// Both sets.
+    pub const fn union(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is in `self`.
+    pub const fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a flag.
+    pub const fn intersects(self, other: Interest) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether no flag is set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Default for Interest {
+    /// [`Interest::ALL`], as [`Observer::interest`] says by default.
+    fn default() -> Self {
+        Interest::ALL
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, other: Interest) -> Interest {
+        self.union(other)
+    }
+}
+
+impl BitOrAssign for Interest {
+    fn bitor_assign(&mut self, other: Interest) {
+        *self = self.union(other);
+    }
+}
+
+impl std::fmt::Debug for Interest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const NAMES: [(Interest, &str); 6] = [
+            (Interest::ENVELOPE, "ENVELOPE"),
+            (Interest::SPANS, "SPANS"),
+            (Interest::DISPATCHES, "DISPATCHES"),
+            (Interest::LISTENER_RUNS, "LISTENER_RUNS"),
+            (Interest::TIMING, "TIMING"),
+            (Interest::JOBS, "JOBS"),
+        ];
+        if self.is_empty() {
+            return f.write_str("Interest(NONE)");
+        }
+        f.write_str("Interest(")?;
+        let mut names = NAMES.iter().filter(|(flag, _)| self.contains(*flag));
+        if let Some((_, first)) = names.next() {
+            f.write_str(first)?;
+        }
+        for (_, name) in names {
+            write!(f, " | {name}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// Sees dispatches, listener runs and jobs. Methods are called on the task
 /// doing the work, so keep them quick; a panic in one is caught and logged.
 #[allow(unused_variables)]
 pub trait Observer: Send + Sync + 'static {
+    /// What this observer wants to see (see [`Interest`]); asked once, when
+    /// the dispatcher or worker is built. Methods outside it are not called,
+    /// and dispatch skips the work nobody asked for. Default:
+    /// [`Interest::ALL`].
+    ///
+    /// ```
+    /// use events::observe::{DispatchRecord, Interest, Observer};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// /// Counts dispatches; dispatch builds no envelope and reads no clock for it.
+    /// #[derive(Default)]
+    /// struct Dispatches(AtomicU64);
+    ///
+    /// impl Observer for Dispatches {
+    ///     fn interest(&self) -> Interest {
+    ///         Interest::DISPATCHES
+    ///     }
+    ///     fn dispatched(&self, record: &DispatchRecord<'_>) {
+    ///         assert!(record.envelope.is_none() && record.took.is_none());
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// ```
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
+
     /// Adds to the metadata of a dispatch of `event` before any listener
     /// sees it (a trace context, say). Values given at the dispatch win:
     /// use [`Metadata::insert_default`].
@@ -53,6 +199,23 @@ pub trait Observer: Send + Sync + 'static {
 
     /// A span the rest of the dispatch runs in (listeners, enqueueing).
     fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
+        None
+    }
+
+    /// A span one sync listener's run inside dispatch runs in (a child of
+    /// the dispatch's span).
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        None
+    }
+
+    /// A span the enqueueing of a dispatch's jobs runs in (one write of
+    /// them all; a child of the dispatch's span).
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
         None
     }
 
@@ -97,11 +260,25 @@ pub trait Observer: Send + Sync + 'static {
 }
 
 impl<O: Observer + ?Sized> Observer for Arc<O> {
+    fn interest(&self) -> Interest {
+        (**self).interest()
+    }
     fn enrich(&self, event: &str, metadata: &mut Metadata) {
         (**self).enrich(event, metadata)
     }
     fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
         (**self).dispatch_span(event, envelope)
+    }
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        (**self).listener_span(listener, event, envelope)
+    }
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
+        (**self).enqueue_span(event, jobs)
     }
     fn dispatched(&self, record: &DispatchRecord<'_>) {
         (**self).dispatched(record)
@@ -144,12 +321,14 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
 pub struct DispatchRecord<'a> {
     /// The event's name.
     pub event: &'static str,
-    /// Its envelope.
-    pub envelope: &'a Envelope,
+    /// Its envelope; `None` unless an observer of the dispatcher asks for
+    /// [`Interest::ENVELOPE`] or [`Interest::SPANS`].
+    pub envelope: Option<&'a Envelope>,
     /// What the dispatch did, or why it failed.
     pub result: Result<&'a Dispatched, &'a DispatchError>,
-    /// How long it took, listeners and enqueueing included.
-    pub took: Duration,
+    /// How long it took, listeners and enqueueing included; `None` unless
+    /// an observer of the dispatcher asks for [`Interest::TIMING`].
+    pub took: Option<Duration>,
 }
 
 /// One run of a listener inside dispatch.
@@ -160,10 +339,12 @@ pub struct ListenerRun<'a> {
     pub listener: &'static str,
     /// The event's name.
     pub event: &'static str,
-    /// The event's envelope.
-    pub envelope: &'a Envelope,
-    /// How long it ran.
-    pub took: Duration,
+    /// The event's envelope; `None` unless an observer of the dispatcher
+    /// asks for [`Interest::ENVELOPE`] or [`Interest::SPANS`].
+    pub envelope: Option<&'a Envelope>,
+    /// How long it ran; `None` unless an observer of the dispatcher asks
+    /// for [`Interest::TIMING`].
+    pub took: Option<Duration>,
     /// How it ended.
     pub outcome: ListenerOutcome<'a>,
 }
@@ -180,23 +361,42 @@ pub enum ListenerOutcome<'a> {
     Failed(&'a (dyn StdError + Send + Sync + 'static)),
 }
 
-/// The observers of a dispatcher or a worker, called in the order given.
+/// The observers of a dispatcher or a worker, called in the order given,
+/// each with the interest it declared, and what they want together.
 #[derive(Clone, Default)]
-pub(crate) struct Observers(Arc<[Arc<dyn Observer>]>);
+pub(crate) struct Observers {
+    list: Arc<[(Arc<dyn Observer>, Interest)]>,
+    interest: Interest,
+}
 
 impl Observers {
     pub(crate) fn new(list: Vec<Arc<dyn Observer>>) -> Observers {
-        Observers(list.into())
+        let list: Arc<[_]> = list
+            .into_iter()
+            .map(|observer| {
+                let interest = observer.interest();
+                (observer, interest)
+            })
+            .collect();
+        let interest = list
+            .iter()
+            .fold(Interest::NONE, |all, (_, interest)| all | *interest);
+        Observers { list, interest }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Whether some observer wants any of `what`.
+    #[inline]
+    pub(crate) fn want(&self, what: Interest) -> bool {
+        self.interest.intersects(what)
     }
 
-    /// Calls `f` on each observer; a panicking observer is logged and the
-    /// others still run.
-    pub(crate) fn each(&self, mut f: impl FnMut(&dyn Observer)) {
-        for observer in self.0.iter() {
+    /// Calls `f` on each observer that wants any of `what`; a panicking
+    /// observer is logged and the others still run.
+    pub(crate) fn each(&self, what: Interest, mut f: impl FnMut(&dyn Observer)) {
+        for (observer, interest) in self.list.iter() {
+            if !interest.intersects(what) {
+                continue;
+            }
             let call = std::panic::AssertUnwindSafe(|| f(&**observer));
             if std::panic::catch_unwind(call).is_err() {
                 tracing::error!("an observer panicked; it is skipped for this call");
@@ -204,32 +404,68 @@ impl Observers {
         }
     }
 
-    /// The first span an observer gives; a panicking observer is logged
-    /// and skipped, as in [`each`](Self::each).
+    /// The first span an observer that wants [`Interest::SPANS`] gives; a
+    /// panicking observer is logged and skipped, as in [`each`](Self::each).
     pub(crate) fn span(
         &self,
         f: impl Fn(&dyn Observer) -> Option<tracing::Span>,
     ) -> Option<tracing::Span> {
-        self.0.iter().find_map(|observer| {
-            let call = std::panic::AssertUnwindSafe(|| f(&**observer));
-            std::panic::catch_unwind(call).unwrap_or_else(|_| {
-                tracing::error!("an observer panicked while making a span; it is skipped");
-                None
+        self.list
+            .iter()
+            .filter(|(_, interest)| interest.intersects(Interest::SPANS))
+            .find_map(|(observer, _)| {
+                let call = std::panic::AssertUnwindSafe(|| f(&**observer));
+                std::panic::catch_unwind(call).unwrap_or_else(|_| {
+                    tracing::error!("an observer panicked while making a span; it is skipped");
+                    None
+                })
             })
-        })
+    }
+}
+
+/// The clock dispatch times dispatches and listener runs with, read only
+/// when an observer asks for [`Interest::TIMING`]: `quanta`'s, the CPU's
+/// time-stamp counter where it is invariant (calibrated once against the
+/// OS's monotonic clock), else the OS's clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stopwatch(Option<Instant>);
+
+impl Stopwatch {
+    /// Started now when `on`; otherwise never reads the clock.
+    #[inline]
+    pub(crate) fn start(on: bool) -> Stopwatch {
+        Stopwatch(on.then(Instant::now))
+    }
+
+    /// The time since the start or the last lap; the next lap starts now.
+    #[inline]
+    pub(crate) fn lap(&mut self) -> Option<Duration> {
+        let last = self.0.as_mut()?;
+        let now = Instant::now();
+        let took = now.saturating_duration_since(*last);
+        *last = now;
+        Some(took)
+    }
+
+    /// The time since the start.
+    #[inline]
+    pub(crate) fn since(&self) -> Option<Duration> {
+        self.0.map(|start| start.elapsed())
     }
 }
 
 impl std::fmt::Debug for Observers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} observer(s)", self.0.len())
+        write!(f, "{} observer(s), {:?}", self.list.len(), self.interest)
     }
 }
 
-/// The observer that traces: a span `events.dispatch` around each dispatch
-/// and a span `events.job` around each try of a job, named and kinded after
-/// OpenTelemetry's messaging conventions (`otel.kind` producer and
-/// consumer, `messaging.operation` publish and process). The dispatch's W3C
+/// The observer that traces: a span `events.dispatch` around each dispatch,
+/// `events.listener` around each sync listener's run and `events.enqueue`
+/// around the enqueueing of its jobs, inside it, and `events.job` around
+/// each try of a job, named and kinded after OpenTelemetry's messaging
+/// conventions (`otel.kind` producer, internal, producer and consumer;
+/// `messaging.operation.type` create, send and process). The dispatch's W3C
 /// trace context travels in the event's metadata as
 /// [`traceparent`](crate::keys::TRACEPARENT), so every try of every job of a
 /// dispatch, on any worker, records the dispatch's `trace_id` and the
@@ -249,6 +485,10 @@ impl std::fmt::Debug for Observers {
 pub struct Tracing;
 
 impl Observer for Tracing {
+    fn interest(&self) -> Interest {
+        Interest::ENVELOPE | Interest::SPANS
+    }
+
     fn enrich(&self, _event: &str, metadata: &mut Metadata) {
         let trace = metadata
             .get(crate::keys::TRACEPARENT)
@@ -268,14 +508,49 @@ impl Observer for Tracing {
             .and_then(TraceParent::parse)?;
         Some(tracing::info_span!(
             "events.dispatch",
-            otel.name = %format_args!("{event} publish"),
+            otel.name = %format_args!("dispatch {event}"),
             otel.kind = "producer",
             messaging.system = "events",
-            messaging.operation = "publish",
+            messaging.operation.type = "create",
+            messaging.operation.name = "dispatch",
             messaging.destination.name = %event,
             messaging.message.id = %envelope.id,
             trace_id = %format_args!("{:032x}", context.trace_id),
             span_id = %format_args!("{:016x}", context.span_id),
+        ))
+    }
+
+    fn listener_span(
+        &self,
+        listener: &'static str,
+        event: &'static str,
+        _envelope: &Envelope,
+    ) -> Option<tracing::Span> {
+        Some(tracing::info_span!(
+            "events.listener",
+            otel.name = %listener,
+            otel.kind = "internal",
+            listener = %listener,
+            event = %event,
+        ))
+    }
+
+    fn enqueue_span(&self, event: &'static str, jobs: &[&Job]) -> Option<tracing::Span> {
+        // One queue: the destination; several: none (a batch to many).
+        let queue = jobs
+            .first()
+            .map(|job| job.queue.as_str())
+            .filter(|first| jobs.iter().all(|job| job.queue == *first));
+        Some(tracing::info_span!(
+            "events.enqueue",
+            otel.name = %format_args!("send {}", queue.unwrap_or(event)),
+            otel.kind = "producer",
+            messaging.system = "events",
+            messaging.operation.type = "send",
+            messaging.operation.name = "enqueue",
+            messaging.destination.name = queue,
+            messaging.batch.message_count = jobs.len(),
+            event = %event,
         ))
     }
 
@@ -288,10 +563,11 @@ impl Observer for Tracing {
         let trace = parent.map_or_else(random_trace_id, |p| p.trace_id);
         let span = tracing::info_span!(
             "events.job",
-            otel.name = %format_args!("{} process", job.queue),
+            otel.name = %format_args!("process {}", job.queue),
             otel.kind = "consumer",
             messaging.system = "events",
-            messaging.operation = "process",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             messaging.destination.name = %job.queue,
             messaging.message.id = %job.envelope.id,
             listener = %job.listener,

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::context::{JobRun, StateMap, lock};
 use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
-use crate::observe::{Observer, Observers};
+use crate::observe::{Interest, Observer, Observers};
 use crate::queue::panic_message;
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, Verdict, observed_try, verdict};
 use crate::registry::{Registry, registry};
@@ -613,7 +613,8 @@ impl Worker {
         match acked {
             Ok(true) => {
                 lock(&shared.report).succeeded += 1;
-                self.observing.each(|o| o.job_succeeded(job, done.took));
+                self.observing
+                    .each(Interest::JOBS, |o| o.job_succeeded(job, done.took));
             }
             Ok(false) => self.lost(job, &shared.report),
             Err(error) => {
@@ -673,7 +674,8 @@ impl Worker {
         {
             Ok(true) => {
                 let reason = unknown_listener_text(&job.listener, None);
-                self.observing.each(|o| o.job_set_aside(job, &reason));
+                self.observing
+                    .each(Interest::JOBS, |o| o.job_set_aside(job, &reason));
             }
             Ok(false) => self.lost(job, &shared.report),
             Err(error) => {
@@ -794,7 +796,8 @@ impl Worker {
     /// Counts a job whose lease was lost.
     fn lost(&self, job: &Job, report: &Mutex<WorkReport>) {
         lock(report).lost += 1;
-        self.observing.each(|o| o.job_lease_lost(job));
+        self.observing
+            .each(Interest::JOBS, |o| o.job_lease_lost(job));
     }
 
     /// Puts a job back untried, to run after `after`: the listener asked
@@ -808,7 +811,8 @@ impl Worker {
         {
             Ok(true) => {
                 lock(report).released += 1;
-                self.observing.each(|o| o.job_released(job, after));
+                self.observing
+                    .each(Interest::JOBS, |o| o.job_released(job, after));
             }
             Ok(false) => self.lost(job, report),
             Err(error) => {
@@ -830,7 +834,8 @@ impl Worker {
         {
             Ok(true) => {
                 lock(report).retried += 1;
-                self.observing.each(|o| o.job_retried(job, error, delay));
+                self.observing
+                    .each(Interest::JOBS, |o| o.job_retried(job, error, delay));
             }
             Ok(false) => self.lost(job, report),
             Err(e) => {
@@ -848,7 +853,9 @@ impl Worker {
     ) {
         tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
         match self.queue.backend().fail(&job.id, job.attempt, error).await {
-            Ok(true) => self.observing.each(|o| o.job_failed(job, error)),
+            Ok(true) => self
+                .observing
+                .each(Interest::JOBS, |o| o.job_failed(job, error)),
             Ok(false) => {
                 self.lost(job, report);
                 return;

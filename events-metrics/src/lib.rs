@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use events_core::observe::{DispatchRecord, ListenerOutcome, ListenerRun, Observer};
+use events_core::observe::{DispatchRecord, Interest, ListenerOutcome, ListenerRun, Observer};
 use events_core::queue::{Job, Queue, QueueError};
 use metrics::{Counter, Gauge, Histogram, Recorder, SharedString, Unit};
 
@@ -473,6 +473,12 @@ fn queue_handles(queue: &str) -> QueueHandles {
 }
 
 impl Observer for Metrics {
+    /// Counts and times, so dispatch keeps its lean path: no envelope, no
+    /// span, no boxed future.
+    fn interest(&self) -> Interest {
+        Interest::DISPATCHES | Interest::LISTENER_RUNS | Interest::TIMING | Interest::JOBS
+    }
+
     fn dispatched(&self, record: &DispatchRecord<'_>) {
         let event = record.event;
         self.inner.events.with(
@@ -492,7 +498,9 @@ impl Observer for Metrics {
                     h.failures.increment(1);
                 }
             }
-            h.duration.record(run.took.as_secs_f64());
+            if let Some(took) = run.took {
+                h.duration.record(took.as_secs_f64());
+            }
         });
     }
 

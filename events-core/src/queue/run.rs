@@ -20,7 +20,7 @@ use super::{FailedJob, Job, Queue, QueueError};
 use crate::context::{Context, Directive, JobRun, StateMap, lock};
 use crate::error::Chain;
 use crate::listener::{BoxError, BoxFuture, ListenerDef, Outcome, RetryDefaults, Run};
-use crate::observe::Observers;
+use crate::observe::{Interest, Observers};
 use crate::registry::registry;
 use crate::testing::QueueFakeState;
 
@@ -182,7 +182,7 @@ pub(crate) async fn observed_try(
 ) -> (Result<(), JobError>, Option<Directive>) {
     use tracing::Instrument as _;
     let job = run.job();
-    observers.each(|o| o.job_claimed(job));
+    observers.each(Interest::JOBS, |o| o.job_claimed(job));
     let attempt = run_job_with(def, job, timeout, run.context());
     let result = match observers.span(|o| o.job_span(job)) {
         Some(span) => attempt.instrument(span).await,
@@ -366,9 +366,11 @@ impl JobSink<'_> {
         jobs: Vec<(&'static ListenerDef, Job)>,
         observers: Option<&Observers>,
     ) -> Result<(), QueueError> {
+        // Only observers of jobs hear of them (and cost the copy below).
+        let observers = observers.filter(|o| o.want(Interest::JOBS));
         let enqueued = |job: &Job| {
             if let Some(observers) = observers {
-                observers.each(|o| o.job_enqueued(job));
+                observers.each(Interest::JOBS, |o| o.job_enqueued(job));
             }
         };
         match self {
@@ -467,11 +469,11 @@ pub(crate) async fn run_to_end(
         let told_to_fail = matches!(directive, Some(Directive::Fail(_)));
         match decide(&job, &options, &env.retry, &result, directive) {
             Verdict::Done => {
-                observers.each(|o| o.job_succeeded(&job, started.elapsed()));
+                observers.each(Interest::JOBS, |o| o.job_succeeded(&job, started.elapsed()));
                 return Ended::Done;
             }
             Verdict::Release(after) => {
-                observers.each(|o| o.job_released(&job, after));
+                observers.each(Interest::JOBS, |o| o.job_released(&job, after));
                 job.attempt -= 1;
                 if waits == Waits::Skip {
                     return Ended::Released(job);
@@ -486,7 +488,7 @@ pub(crate) async fn run_to_end(
                     %error,
                     "queued listener failed; retrying"
                 );
-                observers.each(|o| o.job_retried(&job, &error, after));
+                observers.each(Interest::JOBS, |o| o.job_retried(&job, &error, after));
                 job.last_error = Some(error);
                 if waits == Waits::Sleep {
                     pause(after).await;
@@ -501,7 +503,7 @@ pub(crate) async fn run_to_end(
                     %error,
                     "queued listener failed"
                 );
-                observers.each(|o| o.job_failed(&job, &error));
+                observers.each(Interest::JOBS, |o| o.job_failed(&job, &error));
                 let failed = FailedJob::from_job(job.clone(), &error, SystemTime::now());
                 call_failure_hook(def, &failed);
                 return Ended::Failed(match result {
