@@ -9,7 +9,7 @@
 //! dispatches orders (quick jobs, and reminders delayed ten minutes),
 //! payments the provider declines (failed jobs) and slow reports (two
 //! running, the rest waiting), starts a worker (concurrency 2) and serves
-//! the dashboard at `http://127.0.0.1:<port>/dashboard/` (`--port N`, else
+//! the dashboard at `http://127.0.0.1:<port>/dashboard` (`--port N`, else
 //! `PORT`, else 8080; 0 picks a free one). The token is
 //! `EVENTS_DASHBOARD_TOKEN`, or a random one; the line starting with
 //! `dashboard: ` is the address to open, with `?token=` (the page trades it
@@ -58,6 +58,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     println!("queue: {}", app.queue.url());
+    println!(
+        "jobs in every state: ready, delayed, running, and {} failed",
+        app.failed.len()
+    );
     println!("dashboard: {}", app.url);
     println!("(Ctrl-C stops it)");
     events::shutdown_signal().await;

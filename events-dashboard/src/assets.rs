@@ -29,8 +29,10 @@ pub(crate) fn routes() -> Router<Shared> {
 /// relative links work under any path, with or without a trailing slash.
 async fn index(original: Option<axum::Extension<OriginalUri>>, uri: Uri) -> Response {
     let full = original.map_or_else(|| uri.path().to_owned(), |o| o.0.0.path().to_owned());
+    // Nested at `/dashboard`, a request for `/dashboard` arrives as `/`.
     let mount = full
         .strip_suffix(uri.path())
+        .or_else(|| (uri.path() == "/").then_some(full.as_str()))
         .unwrap_or("")
         .trim_end_matches('/');
     let base = format!("{mount}/");

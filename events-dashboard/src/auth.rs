@@ -136,7 +136,12 @@ fn set_cookie_and_redirect(
     let path = original.path();
     // The part of the path the router was mounted under: the cookie goes
     // to the dashboard only.
-    let mount = path.strip_suffix(inner.path()).unwrap_or("");
+    // Nested at `/dashboard`, a request for `/dashboard` arrives as `/`.
+    let mount = path
+        .strip_suffix(inner.path())
+        .or_else(|| (inner.path() == "/").then_some(path))
+        .unwrap_or("")
+        .trim_end_matches('/');
     let cookie_path = if mount.is_empty() { "/" } else { mount };
     let rest = without_token(original.query().unwrap_or(""));
     let location = if rest.is_empty() {

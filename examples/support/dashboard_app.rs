@@ -6,7 +6,6 @@
 
 use std::error::Error;
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use events::Dispatcher;
@@ -115,7 +114,6 @@ pub struct Setup {
 /// It, running.
 pub struct App {
     pub queue: Queue,
-    pub addr: SocketAddr,
     /// The page's address, with `?token=`.
     pub url: String,
     /// The failed jobs' ids, as the setup left them.
@@ -223,7 +221,15 @@ pub async fn start(setup: Setup) -> Result<App, Box<dyn Error>> {
         });
     }
 
-    let app = Router::new().nest("/dashboard", dashboard.router());
+    // `/` and `/dashboard/` lead to the page (keeping a `?token=`).
+    let to_page = |uri: axum::http::Uri| async move {
+        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        axum::response::Redirect::to(&format!("/dashboard{query}"))
+    };
+    let app = Router::new()
+        .nest("/dashboard", dashboard.router())
+        .route("/", axum::routing::get(to_page))
+        .route("/dashboard/", axum::routing::get(to_page));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", setup.port)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -233,8 +239,7 @@ pub async fn start(setup: Setup) -> Result<App, Box<dyn Error>> {
     });
     Ok(App {
         queue,
-        addr,
-        url: format!("http://{addr}/dashboard/?token={}", setup.token),
+        url: format!("http://{addr}/dashboard?token={}", setup.token),
         failed,
         _dir: dir,
     })
