@@ -69,7 +69,7 @@
     if (v === null || v === undefined) return "–";
     if (v < 1) return v.toFixed(2) + " ms";
     if (v < 1000) return Math.round(v) + " ms";
-    if (v < 60000) return (v / 1000).toFixed(v < 10000 ? 2 : 1) + " s";
+    if (v < 60000) return (v % 1000 === 0 ? v / 1000 : (v / 1000).toFixed(v < 10000 ? 2 : 1)) + " s";
     return duration(v / 1000);
   }
 
@@ -98,7 +98,32 @@
   }
 
   function timeCell(msEpoch) {
-    return h("td", { title: msEpoch ? new Date(msEpoch).toISOString() : "" }, ago(msEpoch));
+    return h("td.nowrap", { title: msEpoch ? new Date(msEpoch).toISOString() : "" }, ago(msEpoch));
+  }
+
+  /** A listener's name without its module path (`shop::mail::send` is
+   * `send`; a subscriber's `Type::method` keeps its type); the full name
+   * goes in the title. */
+  function short(name) {
+    const parts = String(name || "").split("::");
+    const type = parts.findIndex((p) => /^[A-Z]/.test(p));
+    return (type >= 0 ? parts.slice(type) : parts.slice(-1)).join("::");
+  }
+
+  function nameCell(name) {
+    return h("td", { title: name }, h("span.mono.nowrap", null, short(name)));
+  }
+
+  /** A job id, shortened in lists (the full one in the title and the link). */
+  function idLink(id, testid) {
+    const text = id.length > 16 ? id.slice(0, 14) + "…" : id;
+    return h("td", { title: id }, h("a.mono.nowrap", { href: "#/jobs/" + encodeURIComponent(id), testid }, text));
+  }
+
+  /** The error without the "listener `x` failed: " every one starts with. */
+  function errorText(error, listener) {
+    const prefix = "listener `" + listener + "` failed: ";
+    return error && error.startsWith(prefix) ? error.slice(prefix.length) : error || "";
   }
 
   function badge(kind, text) {
@@ -150,6 +175,7 @@
   function toast(text, opts) {
     const el = h("div.toast", { testid: "toast", dataset: (opts && opts.data) || {} }, text);
     if (opts && opts.bad) el.classList.add("bad");
+    el.addEventListener("click", () => el.remove());
     document.getElementById("toasts").append(el);
     setTimeout(() => el.remove(), (opts && opts.ms) || 6000);
     return el;
@@ -352,8 +378,8 @@
     const body = h("tbody");
     for (const l of data.listeners) {
       body.append(h("tr", { testid: "listener-row", dataset: { listener: l.listener } },
-        h("td", null, h("span.mono", null, l.listener), l.registered ? null : h("div.small.muted", null, "not registered in this program")),
-        h("td", null, h("span.mono", null, l.event || "–")),
+        h("td", { title: l.listener }, h("span.mono.nowrap", null, short(l.listener)), l.registered ? null : h("div.small.muted", null, "not registered in this program")),
+        h("td", null, h("span.mono.nowrap", null, l.event || "–")),
         h("td", null, badge(l.mode), l.queue ? h("span.muted.small", null, " on " + l.queue) : null),
         h("td.num", null, num(l.runs)),
         count(l.succeeded),
@@ -455,9 +481,9 @@
       if (tab === "recent") {
         for (const j of data.jobs) {
           body.append(h("tr", { testid: "recent-row", dataset: { jobId: j.id } },
-            h("td", null, h("a.mono", { href: "#/jobs/" + encodeURIComponent(j.id) }, j.id)),
+            idLink(j.id, "job-link"),
             h("td", null, badge(j.outcome)),
-            h("td", null, j.queue), h("td", null, h("span.mono", null, j.listener)), h("td", null, h("span.mono", null, j.event)),
+            h("td", null, j.queue), nameCell(j.listener), h("td", null, h("span.mono.nowrap", null, j.event)),
             h("td.num", null, String(j.attempt)), h("td.num", null, ms(j.took_ms)), timeCell(j.finished_at),
             h("td", null, h("span.mono.small", null, j.worker))));
         }
@@ -467,12 +493,12 @@
       } else {
         for (const j of data.jobs) {
           const row = h("tr", { testid: j.state === "failed" ? "failed-row" : "job-row", dataset: { jobId: j.id, state: j.state } },
-            h("td", null, h("a.mono", { href: "#/jobs/" + encodeURIComponent(j.id), testid: "job-link" }, j.id)),
+            idLink(j.id, "job-link"),
             h("td", null, badge(j.state)),
-            h("td", null, j.queue), h("td", null, h("span.mono", null, j.listener)), h("td", null, h("span.mono", null, j.event)),
-            h("td.num", null, j.attempt + " / " + j.max_tries),
+            h("td", null, j.queue), nameCell(j.listener), h("td", null, h("span.mono.nowrap", null, j.event)),
+            h("td.num.nowrap", null, j.attempt + " / " + j.max_tries),
             j.state === "failed" ? timeCell(j.failed_at) : timeCell(j.state === "delayed" ? j.available_at : j.first_enqueued_at),
-            h("td.err", { title: j.error || "" }, j.error || ""),
+            h("td.err", { title: j.error || "" }, errorText(j.error, j.listener)),
             h("td.actions", null, j.state === "failed" ? actions(j.id) : null));
           body.append(row);
         }
@@ -544,7 +570,15 @@
   async function afterChange() {
     try { state.overview = await api("api/overview"); } catch (_) { /* the live feed will tell */ }
     if (state.route.screen === "job") { location.hash = "#/jobs/failed"; return; }
+    if (state.route.screen === "jobs") { updateTabCounts(); await loadJobs(state.render); return; }
     route();
+  }
+
+  function updateTabCounts() {
+    for (const [name, n] of Object.entries(tabCounts())) {
+      const c = document.querySelector(`[data-testid="tab-${name}"] .count`);
+      if (c) c.textContent = num(n);
+    }
   }
 
   // ------------------------------------------------------------ one job
@@ -606,7 +640,7 @@
         h("td", null, h("span.mono.small.muted", null, e.type || "(wildcard only)")),
         h("td", null, e.listeners.map((name) => {
           const l = byName.get(name);
-          return h("div", null, badge(l ? l.mode : "unknown"), " ", h("span.mono", null, name));
+          return h("div", { title: name }, badge(l ? l.mode : "unknown"), " ", h("span.mono", null, short(name)));
         }))));
     }
     root.append(h("div.panel", { testid: "registry-events" }, reg.events.length
@@ -625,12 +659,12 @@
       }
       if (l.conditional) opts.push("when = …");
       lBody.append(h("tr", { testid: "registry-listener-row", dataset: { listener: l.name } },
-        h("td", null, h("span.mono", null, l.name)),
-        h("td", null, h("span.mono", null, l.pattern ? l.pattern + " (pattern)" : l.event)),
+        nameCell(l.name),
+        h("td", null, h("span.mono.nowrap", null, l.pattern ? l.pattern + " (pattern)" : l.event)),
         h("td", null, badge(l.mode)),
         h("td.num", null, String(l.priority)),
         h("td.small", null, opts.join(" · ") || "–"),
-        h("td", null, h("span.mono.small.muted", null, l.file + ":" + l.line))));
+        h("td", null, h("span.mono.small.muted.nowrap", null, l.file + ":" + l.line))));
     }
     root.append(h("div.panel", { testid: "registry-listeners" }, h("table", null,
       h("thead", null, h("tr", null, h("th", null, "Listener"), h("th", null, "Hears"), h("th", null, "Mode"),
@@ -651,7 +685,7 @@
         catch (_) { const range = document.createRange(); range.selectNodeContents(pre); const sel = getSelection(); sel.removeAllRanges(); sel.addRange(range); toast("Selected: press Ctrl-C to copy."); }
       },
     }, "Copy");
-    root.append(h("div.panel", null, h("div.panel-title", null, h("span", null, "graph TD, for GitHub, GitLab or mermaid.live"), copy), pre));
+    root.append(h("div.panel", null, h("div.panel-title", null, h("span", null, "Paste into GitHub, GitLab or mermaid.live"), copy), pre));
   }
 
   function legendLine(dashed) {
@@ -663,9 +697,9 @@
   /** Events on the left, listeners on the right, an edge for each hearing. */
   function graph(reg, byName) {
     const rowH = 34, boxH = 24, pad = 16;
-    const evW = Math.min(300, Math.max(160, 9 + 7.3 * Math.max(0, ...reg.events.map((e) => e.name.length)))) + 16;
+    const evW = Math.min(320, Math.max(160, 12 + 7.6 * Math.max(0, ...reg.events.map((e) => e.name.length)))) + 16;
     const liNames = reg.listeners.map((l) => l.name);
-    const liW = Math.min(380, Math.max(180, 9 + 7.3 * Math.max(0, ...reg.listeners.map((l) => l.name.length + (l.mode === "queued" ? 3 + (l.queue ? l.queue.queue.length : 0) : 0))))) + 16;
+    const liW = Math.min(420, Math.max(180, 12 + 7.6 * Math.max(0, ...reg.listeners.map((l) => short(l.name).length + (l.mode === "queued" && l.queue ? 4 + l.queue.queue.length : 0))))) + 16;
     const gap = 220;
     const width = pad * 2 + evW + gap + liW;
     const rows = Math.max(reg.events.length, liNames.length, 1);
@@ -707,7 +741,8 @@
     for (const l of reg.listeners) {
       const g = s("g", { class: "listener " + l.mode });
       g.append(s("rect", { x: x2, y: liY.get(l.name), width: liW, height: boxH, rx: 6 }));
-      const text = s("text", { x: x2 + 10, y: liY.get(l.name) + 16 }, l.name);
+      const text = s("text", { x: x2 + 10, y: liY.get(l.name) + 16 }, short(l.name));
+      g.append(s("title", null, l.name));
       if (l.mode === "queued" && l.queue) text.append(s("tspan", { class: "note", dx: 8 }, "on " + l.queue.queue));
       g.append(text);
       svg.append(g);
@@ -742,10 +777,7 @@
       if (r.screen === "overview") drawOverview();
       else if (r.screen === "queues") drawQueues();
       else if (r.screen === "jobs") {
-        for (const [name, n] of Object.entries(tabCounts())) {
-          const c = document.querySelector(`[data-testid="tab-${name}"] .count`);
-          if (c) c.textContent = num(n);
-        }
+        updateTabCounts();
         if (before !== state.countsKey) loadJobs(state.render);
       }
     });

@@ -40,6 +40,8 @@ try {
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   page.on("dialog", (d) => d.accept());
   const shot = async (name) => {
+    await page.mouse.move(5, 400);
+    await page.locator('[data-testid="toast"]').evaluateAll((toasts) => toasts.forEach((t) => t.remove()));
     await page.waitForTimeout(150);
     await page.screenshot({ path: join(shots, name + ".png"), fullPage: true });
     console.log("screenshot: " + join(shots, name + ".png"));
@@ -105,8 +107,8 @@ try {
   await toast.waitFor();
   const newId = await toast.getAttribute("data-new-id");
   await row.waitFor({ state: "detached" });
-  const left = await page.locator('[data-testid="failed-row"]').count();
-  check(left === failed - 1, `after the retry ${left} failed jobs are listed, not ${failed - 1}`);
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="failed-row"]').length === n, failed - 1)
+    .catch(() => { throw new Error(`after the retry the failed list does not hold ${failed - 1} jobs`); });
   console.log(`retried: ${id} is off the failed list, back as ${newId}`);
 
   await page.click('[data-testid="nav-events"]');
