@@ -116,7 +116,8 @@
 
   /** A job id, shortened in lists (the full one in the title and the link). */
   function idLink(id, testid) {
-    const text = id.length > 16 ? id.slice(0, 14) + "…" : id;
+    const head = id.split("-")[0];
+    const text = head.length < id.length ? head + "…" : id;
     return h("td", { title: id }, h("a.mono.nowrap", { href: "#/jobs/" + encodeURIComponent(id), testid }, text));
   }
 
@@ -698,7 +699,11 @@
   function graph(reg, byName) {
     const rowH = 34, boxH = 24, pad = 16;
     const evW = Math.min(320, Math.max(160, 12 + 7.6 * Math.max(0, ...reg.events.map((e) => e.name.length)))) + 16;
-    const liNames = reg.listeners.map((l) => l.name);
+    // Listeners in the order of the first event they hear: fewer crossings.
+    const rank = new Map();
+    reg.events.forEach((e, i) => e.listeners.forEach((n, j) => { if (!rank.has(n)) rank.set(n, i * 1000 + j); }));
+    const ordered = [...reg.listeners].sort((a, b) => (rank.has(a.name) ? rank.get(a.name) : 1e9) - (rank.has(b.name) ? rank.get(b.name) : 1e9));
+    const liNames = ordered.map((l) => l.name);
     const liW = Math.min(420, Math.max(180, 12 + 7.6 * Math.max(0, ...reg.listeners.map((l) => short(l.name).length + (l.mode === "queued" && l.queue ? 4 + l.queue.queue.length : 0))))) + 16;
     const gap = 220;
     const width = pad * 2 + evW + gap + liW;
@@ -738,7 +743,7 @@
       g.append(s("text", { x: pad + 10, y: evY.get(e.name) + 16 }, e.name));
       svg.append(g);
     }
-    for (const l of reg.listeners) {
+    for (const l of ordered) {
       const g = s("g", { class: "listener " + l.mode });
       g.append(s("rect", { x: x2, y: liY.get(l.name), width: liW, height: boxH, rx: 6 }));
       const text = s("text", { x: x2 + 10, y: liY.get(l.name) + 16 }, short(l.name));
