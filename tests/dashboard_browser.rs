@@ -66,7 +66,11 @@ async fn a_user_sees_the_failed_job_and_retries_it_from_the_page() {
     })
     .await
     .expect("the shop starts");
-    assert_eq!(app.failed.len(), 3, "the setup leaves three failed payments");
+    assert_eq!(
+        app.failed.len(),
+        3,
+        "the setup leaves three failed payments"
+    );
 
     let shots = std::env::var_os("EVENTS_SCREENSHOTS")
         .map_or_else(|| root.join("target/dashboard-screenshots"), PathBuf::from);
@@ -128,7 +132,11 @@ async fn a_user_sees_the_failed_job_and_retries_it_from_the_page() {
         .unwrap_or_else(|| panic!("the retried job {new_id} is not on any queue"));
     assert_eq!(job.queue, "payments");
     assert!(job.listener.ends_with("::charge_card"), "{}", job.listener);
-    assert_eq!(job.state, JobState::Ready, "the retried job waits on its queue");
+    assert_eq!(
+        job.state,
+        JobState::Ready,
+        "the retried job waits on its queue"
+    );
     assert!(
         job.payload.contains("\"card\""),
         "its payload is kept: {}",

@@ -174,7 +174,8 @@ pub async fn start(setup: Setup) -> Result<App, Box<dyn Error>> {
         }
     });
     wait_for(&queue, "the orders to run and the payments to fail", |s| {
-        count(s, "orders", |s| s.pending + s.reserved) == 0 && count(s, "payments", |s| s.failed) == 3
+        count(s, "orders", |s| s.pending + s.reserved) == 0
+            && count(s, "payments", |s| s.failed) == 3
     })
     .await?;
 
