@@ -222,15 +222,15 @@ pub async fn start(setup: Setup) -> Result<App, Box<dyn Error>> {
         });
     }
 
-    // `/` and `/dashboard/` lead to the page (keeping a `?token=`).
+    // `/` leads to the page (keeping a `?token=`); `mount` answers
+    // `/dashboard/` too.
     let to_page = |uri: axum::http::Uri| async move {
         let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         axum::response::Redirect::to(&format!("/dashboard{query}"))
     };
     let app = Router::new()
-        .nest("/dashboard", dashboard.router())
         .route("/", axum::routing::get(to_page))
-        .route("/dashboard/", axum::routing::get(to_page));
+        .merge(dashboard.mount("/dashboard"));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", setup.port)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
