@@ -15,6 +15,8 @@ use events_core::queue::Queue;
 pub struct Parts;
 
 impl Server for Parts {
+    // Each push has a feature of its own.
+    #[allow(clippy::vec_init_then_push)]
     fn parts(&self, config: &Config) -> Vec<String> {
         let mut parts = Vec::new();
         #[cfg(feature = "dashboard")]
