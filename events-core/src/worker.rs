@@ -26,7 +26,10 @@ use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
 use crate::queue::panic_message;
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, Verdict, observed_try, verdict};
+use crate::queue::activity::{Finish, WorkerStatus};
 use crate::registry::{Registry, registry};
+
+mod heartbeat;
 
 /// A hook called with each job that ends in the failed store.
 pub type FailureHook = Arc<dyn Fn(&FailedJob) + Send + Sync>;
@@ -137,6 +140,8 @@ pub struct Worker {
     claim_orders: Vec<Vec<String>>,
     /// Whether `resolve_queues` added the queues holding jobs.
     queues_resolved: bool,
+    /// How often it reports its activity to the backend (zero: never).
+    report_every: Duration,
 }
 
 impl std::fmt::Debug for Worker {
@@ -190,6 +195,7 @@ impl Worker {
             default_queue: "default".to_owned(),
             claim_orders: Vec::new(),
             queues_resolved: false,
+            report_every: DEFAULT_REPORT_EVERY,
         }
     }
 
@@ -295,6 +301,40 @@ impl Worker {
         self
     }
 
+    /// How often the worker reports to its queue's backend (default 5 s;
+    /// [`Duration::ZERO`] turns reports off): a heartbeat (its id
+    /// `host:pid:n`, host, pid, queues, concurrency, when it started, jobs
+    /// running, tries processed and failed), the per-minute counts of the
+    /// tries it finished per queue and listener (succeeded, retried,
+    /// failed, runtimes, waits from available to claimed) and the newest
+    /// finished tries, as [`ActivityReport`](crate::queue::ActivityReport)s.
+    /// The first goes out as it starts, the last (`leaving`) as it stops,
+    /// however it stops; a worker killed without one drops out of
+    /// [`Queue::activity`] after three missed reports.
+    ///
+    /// Reports run on their own task, never in a slot's way. One that
+    /// fails (the backend is down) is logged once per outage and its counts
+    /// go out with the next one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let queue = events::queue::connect("memory://").await?;
+    /// events::Worker::new(queue.clone())
+    ///     .report_every(Duration::from_secs(1))
+    ///     .run_until_empty()
+    ///     .await?;
+    /// // It left: its last report took it off the list.
+    /// assert!(queue.activity(SystemTime::UNIX_EPOCH).await?.workers.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn report_every(mut self, every: Duration) -> Self {
+        self.report_every = every.min(LONGEST);
+        self
+    }
+
     /// Stops claiming after this many jobs (the CLI's `--max-jobs`).
     pub fn max_jobs(mut self, n: u64) -> Self {
         self.max_jobs = Some(n);
@@ -367,7 +407,23 @@ impl Worker {
         this.running_state = Arc::new(std::mem::take(&mut this.state));
         this.observing = Observers::new(std::mem::take(&mut this.observers));
         let worker = Arc::new(this);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            reporting: !worker.report_every.is_zero(),
+            ..Shared::default()
+        });
+        let reporter = shared.reporting.then(|| {
+            let now = SystemTime::now();
+            let mut status = WorkerStatus::new(
+                heartbeat::worker_id(),
+                heartbeat::host_name(),
+                std::process::id(),
+                now,
+                worker.report_every,
+            );
+            status.queues = worker.queues.clone();
+            status.concurrency = worker.concurrency;
+            heartbeat::Reporter::start(worker.queue.clone(), status, shared.clone())
+        });
         let mut slots = JoinSet::new();
         for _ in 0..worker.concurrency {
             slots.spawn(worker.clone().slot(shared.clone(), stop_when_empty));
@@ -397,6 +453,9 @@ impl Worker {
             worker.hand_back(&id, attempt, &shared).await;
         }
         worker.tell_what_was_left(&shared);
+        if let Some(reporter) = reporter {
+            reporter.stop().await;
+        }
         if let Some(error) = lock(&shared.error).take() {
             return Err(error);
         }
@@ -613,6 +672,7 @@ impl Worker {
         match acked {
             Ok(true) => {
                 lock(&shared.report).succeeded += 1;
+                shared.finished(job, Finish::Succeeded, done.took);
                 self.observing.each(|o| o.job_succeeded(job, done.took));
             }
             Ok(false) => self.lost(job, &shared.report),
@@ -735,17 +795,35 @@ impl Worker {
     /// Runs one claimed job to its end: retry, failure or lost lease, or
     /// success, whose ack is left to the slot (sent with its next claim).
     async fn process(&self, job: Job, shared: &Shared) -> Processed {
-        let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             self.set_aside(&job, shared).await;
             return Processed::NotRun;
         };
+        if shared.reporting {
+            shared.tally.claimed(&job, SystemTime::now());
+        }
+        shared.running.fetch_add(1, AtomicOrdering::Relaxed);
+        let processed = self.run_claimed(job, def, shared).await;
+        shared.running.fetch_sub(1, AtomicOrdering::Relaxed);
+        processed
+    }
+
+    /// Runs a claimed job whose listener is `def`: see
+    /// [`process`](Self::process).
+    async fn run_claimed(
+        &self,
+        job: Job,
+        def: &'static ListenerDef,
+        shared: &Shared,
+    ) -> Processed {
+        let report = &shared.report;
         if job.attempt > job.max_tries {
             let error = format!(
                 "tried {} times, more than its {} allowed: a worker died or stalled while running it and its lease lapsed",
                 job.attempt, job.max_tries
             );
-            self.fail(&job, Some(def), &error, report).await;
+            self.fail(&job, Some(def), &error, Duration::ZERO, shared)
+                .await;
             return Processed::Settled;
         }
         let run = JobRun::new(job, self.running_state.clone());
@@ -769,19 +847,20 @@ impl Worker {
             let error = result
                 .err()
                 .map_or_else(String::new, |e| Chain(&e).to_string());
-            self.fail(job, Some(def), &error, report).await;
+            self.fail(job, Some(def), &error, started.elapsed(), shared)
+                .await;
             return Processed::Settled;
         };
         if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
             // Its thread may still run: the end says so if it does.
             lock(&shared.cut_off).push((job.id.clone(), job.attempt));
         }
+        let took = started.elapsed();
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
-            Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
-            Verdict::Retry { error, after } => self.retry(job, &error, after, report).await,
+            Verdict::Fail(error) => self.fail(job, Some(def), &error, took, shared).await,
+            Verdict::Retry { error, after } => self.retry(job, &error, after, took, shared).await,
             Verdict::Done => {
-                let took = started.elapsed();
                 return Processed::Succeeded(Succeeded {
                     job: run.into_job(),
                     took,
@@ -818,8 +897,9 @@ impl Worker {
     }
 
     /// Releases a failed try to run again after `after`, with the worker's
-    /// jitter on top (the verdict of the retry rule).
-    async fn retry(&self, job: &Job, error: &str, after: Duration, report: &Mutex<WorkReport>) {
+    /// jitter on top (the verdict of the retry rule). The try ran `took`.
+    async fn retry(&self, job: &Job, error: &str, after: Duration, took: Duration, shared: &Shared) {
+        let report = &shared.report;
         let delay = with_jitter(after, self.jitter, &job.id, job.attempt);
         tracing::warn!(job = %job.id, listener = %job.listener, attempt = job.attempt, %error, retry_in = ?delay, "queued listener failed; retrying");
         match self
@@ -830,6 +910,7 @@ impl Worker {
         {
             Ok(true) => {
                 lock(report).retried += 1;
+                shared.finished(job, Finish::Retried, took);
                 self.observing.each(|o| o.job_retried(job, error, delay));
             }
             Ok(false) => self.lost(job, report),
@@ -839,16 +920,23 @@ impl Worker {
         }
     }
 
+    /// Moves a job whose try (of `took`) failed for good to the failed
+    /// store, and calls the failure hooks.
     async fn fail(
         &self,
         job: &Job,
         def: Option<&'static ListenerDef>,
         error: &str,
-        report: &Mutex<WorkReport>,
+        took: Duration,
+        shared: &Shared,
     ) {
+        let report = &shared.report;
         tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
         match self.queue.backend().fail(&job.id, job.attempt, error).await {
-            Ok(true) => self.observing.each(|o| o.job_failed(job, error)),
+            Ok(true) => {
+                shared.finished(job, Finish::Failed, took);
+                self.observing.each(|o| o.job_failed(job, error));
+            }
             Ok(false) => {
                 self.lost(job, report);
                 return;
@@ -896,6 +984,9 @@ impl Worker {
 /// The longest lease, grace, timeout or poll a worker takes: timers further
 /// out would overflow `Instant` arithmetic.
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How often a worker reports its activity unless told otherwise.
+const DEFAULT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The longest pause between claims that keep failing: a worker whose
 /// queue comes back starts again within this long.
@@ -979,6 +1070,12 @@ struct Shared {
     /// Wakes idle slots when a job settles (for `run_until_empty`).
     progress: Notify,
     error: Mutex<Option<QueueError>>,
+    /// Whether the worker reports its activity (else nothing is tallied).
+    reporting: bool,
+    /// What the next report counts.
+    tally: heartbeat::Tally,
+    /// Jobs running now (claimed, their try not settled).
+    running: AtomicUsize,
 }
 
 impl Shared {
@@ -989,6 +1086,13 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    /// Counts a finished try for the next report.
+    fn finished(&self, job: &Job, outcome: Finish, took: Duration) {
+        if self.reporting {
+            self.tally.finished(job, outcome, took);
+        }
     }
 
     /// How many jobs were set aside (for `run_until_empty`: the queues are
