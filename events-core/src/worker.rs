@@ -669,19 +669,29 @@ impl Worker {
     /// Settles a succeeded job by the result of its ack.
     fn acked(&self, done: Succeeded, acked: Result<bool, QueueError>, shared: &Shared) {
         let job = &done.job;
-        match acked {
+        let succeeded = match acked {
             Ok(true) => {
                 lock(&shared.report).succeeded += 1;
-                shared.finished(job, Finish::Succeeded, done.took);
-                self.observing.each(|o| o.job_succeeded(job, done.took));
+                self.observing.each(|o| o.job_succeeded(job, done.tried.took));
+                true
             }
-            Ok(false) => self.lost(job, &shared.report),
+            Ok(false) => {
+                self.lost(job, &shared.report);
+                false
+            }
             Err(error) => {
-                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses");
+                false
             }
-        }
+        };
         lock(&shared.held).remove(&job.id);
         shared.progress.notify_waiters();
+        if succeeded && let Some(ticket) = &done.tried.ticket {
+            // The job is done with: its names move into the report.
+            shared
+                .tally
+                .finished_owned(done.job, ticket, Finish::Succeeded, done.tried.took);
+        }
     }
 
     /// Counts a job against `max_jobs` before claiming it; `false` when the
@@ -799,31 +809,22 @@ impl Worker {
             self.set_aside(&job, shared).await;
             return Processed::NotRun;
         };
-        if shared.reporting {
-            shared.tally.claimed(&job, SystemTime::now());
-        }
-        shared.running.fetch_add(1, AtomicOrdering::Relaxed);
-        let processed = self.run_claimed(job, def, shared).await;
-        shared.running.fetch_sub(1, AtomicOrdering::Relaxed);
-        processed
-    }
-
-    /// Runs a claimed job whose listener is `def`: see
-    /// [`process`](Self::process).
-    async fn run_claimed(
-        &self,
-        job: Job,
-        def: &'static ListenerDef,
-        shared: &Shared,
-    ) -> Processed {
+        let ticket = shared.reporting.then(|| {
+            let address = std::ptr::from_ref(def) as usize;
+            shared.tally.claimed(&job, address, SystemTime::now())
+        });
+        let _running = RunningJob::start(&shared.running);
         let report = &shared.report;
         if job.attempt > job.max_tries {
             let error = format!(
                 "tried {} times, more than its {} allowed: a worker died or stalled while running it and its lease lapsed",
                 job.attempt, job.max_tries
             );
-            self.fail(&job, Some(def), &error, Duration::ZERO, shared)
-                .await;
+            let tried = Tried {
+                took: Duration::ZERO,
+                ticket,
+            };
+            self.fail(&job, Some(def), &error, &tried, shared).await;
             return Processed::Settled;
         }
         let run = JobRun::new(job, self.running_state.clone());
@@ -847,23 +848,31 @@ impl Worker {
             let error = result
                 .err()
                 .map_or_else(String::new, |e| Chain(&e).to_string());
-            self.fail(job, Some(def), &error, started.elapsed(), shared)
-                .await;
+            let tried = Tried {
+                took: started.elapsed(),
+                ticket,
+            };
+            self.fail(job, Some(def), &error, &tried, shared).await;
             return Processed::Settled;
         };
         if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
             // Its thread may still run: the end says so if it does.
             lock(&shared.cut_off).push((job.id.clone(), job.attempt));
         }
-        let took = started.elapsed();
+        let tried = Tried {
+            took: started.elapsed(),
+            ticket,
+        };
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
-            Verdict::Fail(error) => self.fail(job, Some(def), &error, took, shared).await,
-            Verdict::Retry { error, after } => self.retry(job, &error, after, took, shared).await,
+            Verdict::Fail(error) => self.fail(job, Some(def), &error, &tried, shared).await,
+            Verdict::Retry { error, after } => {
+                self.retry(job, &error, after, &tried, shared).await
+            }
             Verdict::Done => {
                 return Processed::Succeeded(Succeeded {
                     job: run.into_job(),
-                    took,
+                    tried,
                 });
             }
         }
@@ -897,8 +906,8 @@ impl Worker {
     }
 
     /// Releases a failed try to run again after `after`, with the worker's
-    /// jitter on top (the verdict of the retry rule). The try ran `took`.
-    async fn retry(&self, job: &Job, error: &str, after: Duration, took: Duration, shared: &Shared) {
+    /// jitter on top (the verdict of the retry rule).
+    async fn retry(&self, job: &Job, error: &str, after: Duration, tried: &Tried, shared: &Shared) {
         let report = &shared.report;
         let delay = with_jitter(after, self.jitter, &job.id, job.attempt);
         tracing::warn!(job = %job.id, listener = %job.listener, attempt = job.attempt, %error, retry_in = ?delay, "queued listener failed; retrying");
@@ -910,7 +919,7 @@ impl Worker {
         {
             Ok(true) => {
                 lock(report).retried += 1;
-                shared.finished(job, Finish::Retried, took);
+                shared.finished(job, tried, Finish::Retried);
                 self.observing.each(|o| o.job_retried(job, error, delay));
             }
             Ok(false) => self.lost(job, report),
@@ -920,21 +929,21 @@ impl Worker {
         }
     }
 
-    /// Moves a job whose try (of `took`) failed for good to the failed
-    /// store, and calls the failure hooks.
+    /// Moves a job whose try failed for good to the failed store, and
+    /// calls the failure hooks.
     async fn fail(
         &self,
         job: &Job,
         def: Option<&'static ListenerDef>,
         error: &str,
-        took: Duration,
+        tried: &Tried,
         shared: &Shared,
     ) {
         let report = &shared.report;
         tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
         match self.queue.backend().fail(&job.id, job.attempt, error).await {
             Ok(true) => {
-                shared.finished(job, Finish::Failed, took);
+                shared.finished(job, tried, Finish::Failed);
                 self.observing.each(|o| o.job_failed(job, error));
             }
             Ok(false) => {
@@ -1045,8 +1054,31 @@ enum Processed {
 /// A job whose listener succeeded, waiting for its ack.
 struct Succeeded {
     job: Job,
-    /// How long the try took.
+    tried: Tried,
+}
+
+/// Counts a job in `Shared::running` while it lives.
+struct RunningJob<'a>(&'a AtomicUsize);
+
+impl<'a> RunningJob<'a> {
+    fn start(running: &'a AtomicUsize) -> RunningJob<'a> {
+        running.fetch_add(1, AtomicOrdering::Relaxed);
+        RunningJob(running)
+    }
+}
+
+impl Drop for RunningJob<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AtomicOrdering::Relaxed);
+    }
+}
+
+/// One try of a job, as its end counts it.
+struct Tried {
+    /// How long it ran.
     took: Duration,
+    /// Where its claim was counted (none when the worker does not report).
+    ticket: Option<heartbeat::Ticket>,
 }
 
 /// What a worker's slots share.
@@ -1089,9 +1121,9 @@ impl Shared {
     }
 
     /// Counts a finished try for the next report.
-    fn finished(&self, job: &Job, outcome: Finish, took: Duration) {
-        if self.reporting {
-            self.tally.finished(job, outcome, took);
+    fn finished(&self, job: &Job, tried: &Tried, outcome: Finish) {
+        if let Some(ticket) = &tried.ticket {
+            self.tally.finished(job, ticket, outcome, tried.took);
         }
     }
 

@@ -5,7 +5,7 @@
 //! [`queue::activity`](crate::queue::activity)).
 //!
 //! The slots count into a [`Tally`] (one lock per claim and per finished
-//! try, no allocation once a key is known); the [`Reporter`] runs on its
+//! try, no allocation once a key is known, no lookup at a try's end); the [`Reporter`] runs on its
 //! own task, so a slow or unreachable backend never holds up a job. A report
 //! that fails keeps its counts for the next one.
 
@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
@@ -21,127 +21,201 @@ use crate::context::lock;
 use crate::error::Chain;
 use crate::queue::activity::{
     ActivityReport, FINISHED_PER_REPORT, Finish, FinishedJob, MinuteStats, WorkerStatus,
-    merge_minutes, minute_of,
+    merge_minutes,
 };
-use crate::queue::{Job, Queue};
+use crate::queue::{Job, Queue, millis};
 
 use super::Shared;
 
 /// How long a stopping worker waits for its last report.
 const LAST_REPORT_WAIT: Duration = Duration::from_secs(5);
 
-/// A map keyed by queue or listener name, hashed with FNV-1a: the keys are
-/// short and few, and SipHash's resistance to chosen keys buys nothing for
-/// names from the program's own registry.
-type ByName<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+/// A map keyed by a listener's address, hashed with one multiplication.
+type ByListener<V> = HashMap<usize, V, BuildHasherDefault<AddressHash>>;
 
-/// FNV-1a, 64 bits.
-struct Fnv(u64);
+/// Hashes a `usize` (an address) with one multiplication (Fibonacci
+/// hashing): the keys are few, and chosen by the program, not by a peer.
+#[derive(Default)]
+struct AddressHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
+impl std::hash::Hasher for AddressHash {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
-}
 
-/// The entry of `key` in `map`, made when missing: the lookup borrows
-/// `key`, so a known key costs no allocation.
-fn entry<'m, V: Default>(map: &'m mut ByName<V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
-    map.get_mut(key).expect("inserted above")
 }
 
 /// What the slots counted since the last report.
+///
+/// A claim finds (or makes) its job's entry once, by the listener's
+/// address and the queue, and hands the slot a [`Ticket`] to it; the try's
+/// end counts through the ticket without looking anything up, unless a
+/// report took the counts in between or the minute turned.
 #[derive(Default)]
 pub(super) struct Tally(Mutex<Counts>);
 
 #[derive(Default)]
 struct Counts {
-    /// By queue, then listener: the minutes counted (one, or two across
-    /// the turn of a minute).
-    minutes: ByName<ByName<Vec<MinuteStats>>>,
+    /// One per minute, queue and listener counted since the last report.
+    entries: Vec<MinuteStats>,
+    /// The indices in `entries` of each listener's (one per queue and
+    /// minute: one, or two across the turn of a minute).
+    index: ByListener<Vec<usize>>,
+    /// Which report the indices are good for: each `take` starts anew.
+    generation: u64,
     /// The newest finished tries, oldest first, at most
     /// [`FINISHED_PER_REPORT`].
     finished: VecDeque<FinishedJob>,
 }
 
+/// Where the claim of a job was counted, for its try's end.
+pub(super) struct Ticket {
+    generation: u64,
+    index: usize,
+    /// The address of the job's listener's definition.
+    listener: usize,
+    /// When the job was claimed, in milliseconds since the Unix epoch.
+    claimed_ms: i64,
+}
+
 impl Counts {
-    fn minute(&mut self, minute: i64, job: &Job) -> &mut MinuteStats {
-        let minutes = entry(entry(&mut self.minutes, &job.queue), &job.listener);
-        match minutes.iter().position(|m| m.minute == minute) {
-            Some(at) => &mut minutes[at],
-            None => {
-                minutes.push(MinuteStats::new(minute, &job.queue, &job.listener));
-                let last = minutes.len() - 1;
-                &mut minutes[last]
-            }
+    /// The entry of `job` (run by the listener at `listener`) in `minute`.
+    fn entry(&mut self, listener: usize, minute: i64, job: &Job) -> usize {
+        let indices = self.index.entry(listener).or_default();
+        let entries = &mut self.entries;
+        if let Some(&at) = indices
+            .iter()
+            .find(|&&at| entries[at].minute == minute && entries[at].queue == job.queue)
+        {
+            return at;
         }
+        entries.push(MinuteStats::new(minute, &job.queue, &job.listener));
+        indices.push(entries.len() - 1);
+        entries.len() - 1
+    }
+
+    /// The entry `ticket` points at if it is still `job`'s in `minute`,
+    /// else `job`'s looked up again (rare: a report took the counts since
+    /// the claim, or the minute turned).
+    fn entry_for(&mut self, ticket: &Ticket, minute: i64, job: &Job) -> usize {
+        if ticket.generation == self.generation
+            && let Some(stats) = self.entries.get(ticket.index)
+            && stats.minute == minute
+        {
+            return ticket.index;
+        }
+        self.entry(ticket.listener, minute, job)
     }
 }
 
 impl Tally {
-    /// Counts the claim of `job` at `at`: how long it waited since it was
-    /// available.
-    pub(super) fn claimed(&self, job: &Job, at: SystemTime) {
-        let waited = at.duration_since(job.available_at).unwrap_or_default();
-        lock(&self.0).minute(minute_of(at), job).add_wait(waited);
+    /// Counts the claim of `job` at `at`, whose listener lives at
+    /// `listener` (its definition's address): how long it waited since it
+    /// was available.
+    pub(super) fn claimed(&self, job: &Job, listener: usize, at: SystemTime) -> Ticket {
+        let claimed_ms = millis(at);
+        let waited = u64::try_from(claimed_ms - millis(job.available_at)).unwrap_or(0);
+        let mut counts = lock(&self.0);
+        let index = counts.entry(listener, claimed_ms.div_euclid(60_000), job);
+        counts.entries[index].add_wait(Duration::from_millis(waited));
+        Ticket {
+            generation: counts.generation,
+            index,
+            listener,
+            claimed_ms,
+        }
     }
 
-    /// Counts a try of `job` that ended now with `outcome` after `took`.
-    pub(super) fn finished(&self, job: &Job, outcome: Finish, took: Duration) {
-        let now = SystemTime::now();
-        let mut counts = lock(&self.0);
-        let stats = counts.minute(minute_of(now), job);
+    /// Counts a try of `job`, claimed as `ticket` says, that ended with
+    /// `outcome` after running `took`; returns the entry of the finished
+    /// list to fill, and one it evicted, to drop outside the lock.
+    fn count(
+        counts: &mut Counts,
+        job: &Job,
+        ticket: &Ticket,
+        outcome: Finish,
+        took: Duration,
+    ) -> FinishedJob {
+        let took_ms = i64::try_from(took.as_millis()).unwrap_or(i64::MAX);
+        let ended_ms = ticket.claimed_ms.saturating_add(took_ms);
+        let index = counts.entry_for(ticket, ended_ms.div_euclid(60_000), job);
+        let stats = &mut counts.entries[index];
         match outcome {
             Finish::Succeeded => stats.succeeded += 1,
             Finish::Retried => stats.retried += 1,
             Finish::Failed => stats.failed += 1,
         }
         stats.add_runtime(took);
-        // A full list reuses its oldest entry's strings: no allocation per
-        // try once it is full.
+        let ended = UNIX_EPOCH + Duration::from_millis(u64::try_from(ended_ms).unwrap_or(0));
+        // A full list gives its oldest entry, to reuse.
         let reused = if counts.finished.len() >= FINISHED_PER_REPORT {
             counts.finished.pop_front()
         } else {
             None
         };
-        let mut entry = reused.unwrap_or_else(|| FinishedJob::new(String::new(), outcome, now));
+        let mut entry = reused.unwrap_or_else(|| FinishedJob::new(String::new(), outcome, ended));
+        entry.attempt = job.attempt;
+        entry.outcome = outcome;
+        entry.took = took;
+        entry.finished_at = ended;
+        entry
+    }
+
+    /// Counts a try of `job`, claimed as `ticket` says, that ended with
+    /// `outcome` after running `took`.
+    pub(super) fn finished(&self, job: &Job, ticket: &Ticket, outcome: Finish, took: Duration) {
+        let mut counts = lock(&self.0);
+        let mut entry = Tally::count(&mut counts, job, ticket, outcome, took);
+        // Reusing the oldest entry's strings: no allocation once the list
+        // is full.
         entry.id.clone_from(&job.id);
         entry.queue.clone_from(&job.queue);
         entry.listener.clone_from(&job.listener);
         entry.event.clone_from(&job.event);
-        entry.attempt = job.attempt;
-        entry.outcome = outcome;
-        entry.took = took;
-        entry.finished_at = now;
         counts.finished.push_back(entry);
+    }
+
+    /// [`finished`](Self::finished) for a job the worker is done with:
+    /// its strings move into the finished list, nothing is copied.
+    pub(super) fn finished_owned(&self, job: Job, ticket: &Ticket, outcome: Finish, took: Duration) {
+        let mut counts = lock(&self.0);
+        let mut entry = Tally::count(&mut counts, &job, ticket, outcome, took);
+        let Job {
+            id,
+            queue,
+            listener,
+            event,
+            ..
+        } = job;
+        let old = (
+            std::mem::replace(&mut entry.id, id),
+            std::mem::replace(&mut entry.queue, queue),
+            std::mem::replace(&mut entry.listener, listener),
+            std::mem::replace(&mut entry.event, event),
+        );
+        counts.finished.push_back(entry);
+        drop(counts);
+        drop(old);
     }
 
     /// Takes what was counted: the minutes, and the finished tries oldest
     /// first (their `worker` left empty).
     fn take(&self) -> (Vec<MinuteStats>, Vec<FinishedJob>) {
         let mut counts = lock(&self.0);
-        let minutes = std::mem::take(&mut counts.minutes)
-            .into_values()
-            .flat_map(|listeners| listeners.into_values().flatten())
-            .collect();
+        counts.generation += 1;
+        counts.index.clear();
+        let entries = std::mem::take(&mut counts.entries);
         let finished = counts.finished.drain(..).collect();
-        (minutes, finished)
+        (entries, finished)
     }
 }
 
@@ -309,11 +383,13 @@ mod tests {
     fn a_tally_counts_per_listener_and_keeps_the_newest_finished() {
         let tally = Tally::default();
         let a = job("a", "one");
-        tally.claimed(&a, a.available_at + Duration::from_millis(40));
-        tally.finished(&a, Finish::Retried, Duration::from_millis(3));
-        tally.finished(&a, Finish::Succeeded, Duration::from_millis(3));
+        let ticket = tally.claimed(&a, 1, a.available_at + Duration::from_millis(40));
+        tally.finished(&a, &ticket, Finish::Retried, Duration::from_millis(3));
+        tally.finished(&a, &ticket, Finish::Succeeded, Duration::from_millis(3));
         for n in 0..FINISHED_PER_REPORT + 5 {
-            tally.finished(&job(&n.to_string(), "two"), Finish::Failed, Duration::ZERO);
+            let b = job(&n.to_string(), "two");
+            let ticket = tally.claimed(&b, 2, b.available_at);
+            tally.finished(&b, &ticket, Finish::Failed, Duration::ZERO);
         }
         let (mut minutes, finished) = tally.take();
         minutes.sort_by(|x, y| x.listener.cmp(&y.listener));
@@ -321,11 +397,31 @@ mod tests {
         assert_eq!(tries, 2 + FINISHED_PER_REPORT as u64 + 5);
         let one = minutes.iter().find(|m| m.listener == "one").unwrap();
         assert_eq!((one.succeeded, one.retried, one.claims), (1, 1, 1));
+        let two = minutes.iter().find(|m| m.listener == "two").unwrap();
+        assert_eq!((two.failed, two.claims), (FINISHED_PER_REPORT as u64 + 5, FINISHED_PER_REPORT as u64 + 5));
         assert_eq!(one.wait_ms, 40);
         assert_eq!(finished.len(), FINISHED_PER_REPORT);
         assert_eq!(finished[0].id, "5");
         assert_eq!(finished.last().unwrap().id, (FINISHED_PER_REPORT + 4).to_string());
         assert!(tally.take().0.is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_try_claimed_before_a_report_counts_in_the_next() {
+        let tally = Tally::default();
+        let a = job("a", "one");
+        let ticket = tally.claimed(&a, 1, a.available_at);
+        let (minutes, _) = tally.take();
+        assert_eq!((minutes[0].claims, minutes[0].tries()), (1, 0));
+        tally.finished(&a, &ticket, Finish::Succeeded, Duration::from_millis(1));
+        // A claim after the report counts into the same entry.
+        let again = tally.claimed(&a, 1, a.available_at);
+        tally.finished(&a, &again, Finish::Succeeded, Duration::from_millis(1));
+        let (minutes, finished) = tally.take();
+        assert_eq!(tally.take().0.len(), 0);
+        assert_eq!(minutes.len(), 1, "{minutes:?}");
+        assert_eq!((minutes[0].claims, minutes[0].succeeded), (1, 2));
+        assert_eq!(finished.len(), 2);
     }
 
     #[test]
