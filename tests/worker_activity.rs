@@ -146,10 +146,12 @@ async fn a_worker_reports_its_tries_and_leaves(queue: Queue, key: &str) {
 
     let seen = until(&queue, |a| tries(a) == 4 && a.finished.len() == 4).await;
     let seen = until(&queue, |a| {
-        a.workers.len() == 1 && a.workers[0].processed == 4 && a.workers[0].seen_at > {
-            // A heartbeat sent after the last try was counted.
-            seen.finished[0].finished_at
-        }
+        a.workers.len() == 1
+            && a.workers[0].processed == 4
+            && a.workers[0].seen_at > {
+                // A heartbeat sent after the last try was counted.
+                seen.finished[0].finished_at
+            }
     })
     .await;
     let worker = &seen.workers[0];
@@ -180,7 +182,11 @@ async fn a_worker_reports_its_tries_and_leaves(queue: Queue, key: &str) {
             stats.tries(),
             "each try's claim counts its wait: {stats:?}"
         );
-        assert_eq!(stats.runtime.iter().sum::<u64>(), stats.tries(), "{stats:?}");
+        assert_eq!(
+            stats.runtime.iter().sum::<u64>(),
+            stats.tries(),
+            "{stats:?}"
+        );
         // The first claim of each waited since dispatch.
         assert!(stats.wait_max_ms >= 100, "{stats:?}");
         assert!(stats.wait_ms >= stats.wait_max_ms, "{stats:?}");
@@ -203,7 +209,10 @@ async fn a_worker_reports_its_tries_and_leaves(queue: Queue, key: &str) {
     );
     for f in &seen.finished {
         assert_eq!(f.worker, worker.id);
-        assert_eq!((f.queue.as_str(), f.event.as_str()), ("activity", "activity.happened"));
+        assert_eq!(
+            (f.queue.as_str(), f.event.as_str()),
+            ("activity", "activity.happened")
+        );
         assert!(!f.id.is_empty());
     }
     assert!(
@@ -282,11 +291,16 @@ async fn counts_of_refused_reports_arrive_with_the_next_one() {
     // Two more refused reports after the jobs were done.
     let refused = reports();
     while reports() < refused + 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no report was tried");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no report was tried"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let nothing = queue.activity(since()).await.unwrap();
-    assert!(nothing.workers.is_empty() && nothing.minutes.is_empty() && nothing.finished.is_empty());
+    assert!(
+        nothing.workers.is_empty() && nothing.minutes.is_empty() && nothing.finished.is_empty()
+    );
 
     down.store(false, Ordering::SeqCst);
     let seen = until(&queue, |a| a.workers.len() == 1 && tries(a) == 4).await;

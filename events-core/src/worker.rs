@@ -24,9 +24,9 @@ use crate::context::{JobRun, StateMap, lock};
 use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Observer, Observers};
+use crate::queue::activity::{Finish, WorkerStatus};
 use crate::queue::panic_message;
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, Verdict, observed_try, verdict};
-use crate::queue::activity::{Finish, WorkerStatus};
 use crate::registry::{Registry, registry};
 
 mod heartbeat;
@@ -672,7 +672,8 @@ impl Worker {
         let succeeded = match acked {
             Ok(true) => {
                 lock(&shared.report).succeeded += 1;
-                self.observing.each(|o| o.job_succeeded(job, done.tried.took));
+                self.observing
+                    .each(|o| o.job_succeeded(job, done.tried.took));
                 true
             }
             Ok(false) => {
@@ -866,9 +867,7 @@ impl Worker {
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
             Verdict::Fail(error) => self.fail(job, Some(def), &error, &tried, shared).await,
-            Verdict::Retry { error, after } => {
-                self.retry(job, &error, after, &tried, shared).await
-            }
+            Verdict::Retry { error, after } => self.retry(job, &error, after, &tried, shared).await,
             Verdict::Done => {
                 return Processed::Succeeded(Succeeded {
                     job: run.into_job(),

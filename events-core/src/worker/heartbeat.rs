@@ -186,7 +186,13 @@ impl Tally {
 
     /// [`finished`](Self::finished) for a job the worker is done with:
     /// its strings move into the finished list, nothing is copied.
-    pub(super) fn finished_owned(&self, job: Job, ticket: &Ticket, outcome: Finish, took: Duration) {
+    pub(super) fn finished_owned(
+        &self,
+        job: Job,
+        ticket: &Ticket,
+        outcome: Finish,
+        took: Duration,
+    ) {
         let mut counts = lock(&self.0);
         let mut entry = Tally::count(&mut counts, &job, ticket, outcome, took);
         let Job {
@@ -374,7 +380,14 @@ mod tests {
     use super::*;
 
     fn job(id: &str, listener: &str) -> Job {
-        let mut job = Job::from_parts(id, "q", listener, "e", "{}", crate::envelope::Envelope::new());
+        let mut job = Job::from_parts(
+            id,
+            "q",
+            listener,
+            "e",
+            "{}",
+            crate::envelope::Envelope::new(),
+        );
         job.attempt = 1;
         job
     }
@@ -398,11 +411,20 @@ mod tests {
         let one = minutes.iter().find(|m| m.listener == "one").unwrap();
         assert_eq!((one.succeeded, one.retried, one.claims), (1, 1, 1));
         let two = minutes.iter().find(|m| m.listener == "two").unwrap();
-        assert_eq!((two.failed, two.claims), (FINISHED_PER_REPORT as u64 + 5, FINISHED_PER_REPORT as u64 + 5));
+        assert_eq!(
+            (two.failed, two.claims),
+            (
+                FINISHED_PER_REPORT as u64 + 5,
+                FINISHED_PER_REPORT as u64 + 5
+            )
+        );
         assert_eq!(one.wait_ms, 40);
         assert_eq!(finished.len(), FINISHED_PER_REPORT);
         assert_eq!(finished[0].id, "5");
-        assert_eq!(finished.last().unwrap().id, (FINISHED_PER_REPORT + 4).to_string());
+        assert_eq!(
+            finished.last().unwrap().id,
+            (FINISHED_PER_REPORT + 4).to_string()
+        );
         assert!(tally.take().0.is_empty(), "taken once");
     }
 
