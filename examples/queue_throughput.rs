@@ -12,6 +12,8 @@
 //! benches/redis_peers.sh -- cargo run --release --features redis --example queue_throughput   # with Redis, beside BullMQ
 //! ```
 //!
+//! `MEMORY_ONLY=1` runs the baseline and the memory cases alone.
+//!
 //! With the `redis` feature and `EVENTS_BENCH_REDIS_URL` set, the Redis
 //! cases follow (see `support/redis_cases.rs`).
 //!
@@ -301,6 +303,13 @@ async fn main() {
             base_rate / rate,
             per_second(jobs, m.dispatch)
         );
+    }
+    // `MEMORY_ONLY=1`: the baseline and the memory cases, nothing else
+    // (for instruction counts under `valgrind`, where SQLite's I/O would
+    // drown the worker's own cost).
+    if std::env::var("MEMORY_ONLY").is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
     }
     for concurrency in [1, 8] {
         let path = dir.join(format!("bench-{concurrency}.sqlite"));

@@ -1282,3 +1282,29 @@ fn output_into_a_closed_pipe_ends_quietly() {
         "no panic, no error text"
     );
 }
+
+#[tokio::test]
+async fn work_reports_its_activity_unless_report_every_is_zero() {
+    let since = std::time::SystemTime::UNIX_EPOCH;
+    for (flags, reported) in [(&[][..], 1), (&["--report-every", "0"][..], 0)] {
+        let (queue, _dir) = sqlite();
+        let dispatcher = events::Dispatcher::builder()
+            .queue(queue.clone())
+            .build()
+            .unwrap();
+        dispatcher.dispatch(NoisyJob { fail: false }).await.unwrap();
+        let mut args = vec!["work", "--queue", "noisy", "--stop-when-empty", "-q"];
+        args.extend_from_slice(flags);
+        let out = cli(&queue, &args).await.unwrap();
+        assert!(out.starts_with("finished 1 job(s)"), "{out}");
+        let activity = queue.activity(since).await.unwrap();
+        assert!(activity.workers.is_empty(), "it left: {activity:?}");
+        assert_eq!(activity.finished.len(), reported, "{flags:?}: {activity:?}");
+    }
+    let (queue, _dir) = sqlite();
+    let error = cli(&queue, &["work", "--report-every", "soon"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`soon` is not a duration"), "{error}");
+}

@@ -207,6 +207,11 @@ enum Command {
         /// seconds, or a duration such as 3s or 250ms [default: 1s].
         #[arg(long, value_parser = work_duration, value_name = "DURATION")]
         sleep: Option<Duration>,
+        /// How often the worker reports its heartbeat and counts to the
+        /// queue, for the dashboard: seconds, or a duration such as 10s;
+        /// 0 turns reports off [default: 5s].
+        #[arg(long, value_parser = report_every, value_name = "DURATION")]
+        report_every: Option<Duration>,
         /// Print no start line and no line per retried or failed job (the
         /// warnings and the summary still print).
         #[arg(long, short)]
@@ -730,6 +735,7 @@ where
             max_jobs,
             max_time,
             sleep,
+            report_every,
             quiet,
             metrics_addr,
             ..
@@ -758,6 +764,9 @@ where
             }
             if let Some(sleep) = sleep {
                 worker = worker.poll_interval(*sleep);
+            }
+            if let Some(every) = report_every {
+                worker = worker.report_every(*every);
             }
             let stop = Stop {
                 when_empty: *stop_when_empty,
@@ -833,6 +842,15 @@ fn work_duration(value: &str) -> Result<Duration, String> {
         return Err("the duration must be longer than zero".to_owned());
     }
     Ok(duration)
+}
+
+/// `work --report-every`: a duration as [`work_duration`] takes it, or `0`
+/// (reports off).
+fn report_every(value: &str) -> Result<Duration, String> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    work_duration(value)
 }
 
 /// When `work` stops, besides SIGINT and SIGTERM.

@@ -24,9 +24,12 @@ use crate::context::{JobRun, StateMap, lock};
 use crate::error::Chain;
 use crate::listener::{ListenerDef, Mode, RetryDefaults, Run};
 use crate::observe::{Interest, Observer, Observers};
+use crate::queue::activity::{Finish, WorkerStatus};
 use crate::queue::panic_message;
 use crate::queue::{FailedJob, Job, JobError, Queue, QueueError, Verdict, observed_try, verdict};
 use crate::registry::{Registry, registry};
+
+mod heartbeat;
 
 /// A hook called with each job that ends in the failed store.
 pub type FailureHook = Arc<dyn Fn(&FailedJob) + Send + Sync>;
@@ -137,6 +140,8 @@ pub struct Worker {
     claim_orders: Vec<Vec<String>>,
     /// Whether `resolve_queues` added the queues holding jobs.
     queues_resolved: bool,
+    /// How often it reports its activity to the backend (zero: never).
+    report_every: Duration,
 }
 
 impl std::fmt::Debug for Worker {
@@ -190,6 +195,7 @@ impl Worker {
             default_queue: "default".to_owned(),
             claim_orders: Vec::new(),
             queues_resolved: false,
+            report_every: DEFAULT_REPORT_EVERY,
         }
     }
 
@@ -295,6 +301,40 @@ impl Worker {
         self
     }
 
+    /// How often the worker reports to its queue's backend (default 5 s;
+    /// [`Duration::ZERO`] turns reports off): a heartbeat (its id
+    /// `host:pid:n`, host, pid, queues, concurrency, when it started, jobs
+    /// running, tries processed and failed), the per-minute counts of the
+    /// tries it finished per queue and listener (succeeded, retried,
+    /// failed, runtimes, waits from available to claimed) and the newest
+    /// finished tries, as [`ActivityReport`](crate::queue::ActivityReport)s.
+    /// The first goes out as it starts, the last (`leaving`) as it stops,
+    /// however it stops; a worker killed without one drops out of
+    /// [`Queue::activity`] after three missed reports.
+    ///
+    /// Reports run on their own task, never in a slot's way. One that
+    /// fails (the backend is down) is logged once per outage and its counts
+    /// go out with the next one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let queue = events::queue::connect("memory://").await?;
+    /// events::Worker::new(queue.clone())
+    ///     .report_every(Duration::from_secs(1))
+    ///     .run_until_empty()
+    ///     .await?;
+    /// // It left: its last report took it off the list.
+    /// assert!(queue.activity(SystemTime::UNIX_EPOCH).await?.workers.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn report_every(mut self, every: Duration) -> Self {
+        self.report_every = every.min(LONGEST);
+        self
+    }
+
     /// Stops claiming after this many jobs (the CLI's `--max-jobs`).
     pub fn max_jobs(mut self, n: u64) -> Self {
         self.max_jobs = Some(n);
@@ -367,7 +407,23 @@ impl Worker {
         this.running_state = Arc::new(std::mem::take(&mut this.state));
         this.observing = Observers::new(std::mem::take(&mut this.observers));
         let worker = Arc::new(this);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            reporting: !worker.report_every.is_zero(),
+            ..Shared::default()
+        });
+        let reporter = shared.reporting.then(|| {
+            let now = SystemTime::now();
+            let mut status = WorkerStatus::new(
+                heartbeat::worker_id(),
+                heartbeat::host_name(),
+                std::process::id(),
+                now,
+                worker.report_every,
+            );
+            status.queues = worker.queues.clone();
+            status.concurrency = worker.concurrency;
+            heartbeat::Reporter::start(worker.queue.clone(), status, shared.clone())
+        });
         let mut slots = JoinSet::new();
         for _ in 0..worker.concurrency {
             slots.spawn(worker.clone().slot(shared.clone(), stop_when_empty));
@@ -397,6 +453,9 @@ impl Worker {
             worker.hand_back(&id, attempt, &shared).await;
         }
         worker.tell_what_was_left(&shared);
+        if let Some(reporter) = reporter {
+            reporter.stop().await;
+        }
         if let Some(error) = lock(&shared.error).take() {
             return Err(error);
         }
@@ -610,19 +669,30 @@ impl Worker {
     /// Settles a succeeded job by the result of its ack.
     fn acked(&self, done: Succeeded, acked: Result<bool, QueueError>, shared: &Shared) {
         let job = &done.job;
-        match acked {
+        let succeeded = match acked {
             Ok(true) => {
                 lock(&shared.report).succeeded += 1;
                 self.observing
-                    .each(Interest::JOBS, |o| o.job_succeeded(job, done.took));
+                    .each(Interest::JOBS, |o| o.job_succeeded(job, done.tried.took));
+                true
             }
-            Ok(false) => self.lost(job, &shared.report),
+            Ok(false) => {
+                self.lost(job, &shared.report);
+                false
+            }
             Err(error) => {
-                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses")
+                tracing::error!(job = %job.id, error = %Chain(&error), "could not acknowledge a finished job; it runs again once its lease lapses");
+                false
             }
-        }
+        };
         lock(&shared.held).remove(&job.id);
         shared.progress.notify_waiters();
+        if succeeded && let Some(ticket) = &done.tried.ticket {
+            // The job is done with: its names move into the report.
+            shared
+                .tally
+                .finished_owned(done.job, ticket, Finish::Succeeded, done.tried.took);
+        }
     }
 
     /// Counts a job against `max_jobs` before claiming it; `false` when the
@@ -737,17 +807,26 @@ impl Worker {
     /// Runs one claimed job to its end: retry, failure or lost lease, or
     /// success, whose ack is left to the slot (sent with its next claim).
     async fn process(&self, job: Job, shared: &Shared) -> Processed {
-        let report = &shared.report;
         let Some(def) = self.registry.listener(&job.listener).map(|l| l.def) else {
             self.set_aside(&job, shared).await;
             return Processed::NotRun;
         };
+        let ticket = shared.reporting.then(|| {
+            let address = std::ptr::from_ref(def) as usize;
+            shared.tally.claimed(&job, address, SystemTime::now())
+        });
+        let _running = RunningJob::start(&shared.running);
+        let report = &shared.report;
         if job.attempt > job.max_tries {
             let error = format!(
                 "tried {} times, more than its {} allowed: a worker died or stalled while running it and its lease lapsed",
                 job.attempt, job.max_tries
             );
-            self.fail(&job, Some(def), &error, report).await;
+            let tried = Tried {
+                took: Duration::ZERO,
+                ticket,
+            };
+            self.fail(&job, Some(def), &error, &tried, shared).await;
             return Processed::Settled;
         }
         let run = JobRun::new(job, self.running_state.clone());
@@ -771,22 +850,29 @@ impl Worker {
             let error = result
                 .err()
                 .map_or_else(String::new, |e| Chain(&e).to_string());
-            self.fail(job, Some(def), &error, report).await;
+            let tried = Tried {
+                took: started.elapsed(),
+                ticket,
+            };
+            self.fail(job, Some(def), &error, &tried, shared).await;
             return Processed::Settled;
         };
         if !is_async && matches!(result, Err(JobError::TimedOut { .. })) {
             // Its thread may still run: the end says so if it does.
             lock(&shared.cut_off).push((job.id.clone(), job.attempt));
         }
+        let tried = Tried {
+            took: started.elapsed(),
+            ticket,
+        };
         match verdict(job, &options, &self.retry, result, directive) {
             Verdict::Release(after) => self.put_back(job, after, report).await,
-            Verdict::Fail(error) => self.fail(job, Some(def), &error, report).await,
-            Verdict::Retry { error, after } => self.retry(job, &error, after, report).await,
+            Verdict::Fail(error) => self.fail(job, Some(def), &error, &tried, shared).await,
+            Verdict::Retry { error, after } => self.retry(job, &error, after, &tried, shared).await,
             Verdict::Done => {
-                let took = started.elapsed();
                 return Processed::Succeeded(Succeeded {
                     job: run.into_job(),
-                    took,
+                    tried,
                 });
             }
         }
@@ -823,7 +909,8 @@ impl Worker {
 
     /// Releases a failed try to run again after `after`, with the worker's
     /// jitter on top (the verdict of the retry rule).
-    async fn retry(&self, job: &Job, error: &str, after: Duration, report: &Mutex<WorkReport>) {
+    async fn retry(&self, job: &Job, error: &str, after: Duration, tried: &Tried, shared: &Shared) {
+        let report = &shared.report;
         let delay = with_jitter(after, self.jitter, &job.id, job.attempt);
         tracing::warn!(job = %job.id, listener = %job.listener, attempt = job.attempt, %error, retry_in = ?delay, "queued listener failed; retrying");
         match self
@@ -834,6 +921,7 @@ impl Worker {
         {
             Ok(true) => {
                 lock(report).retried += 1;
+                shared.finished(job, tried, Finish::Retried);
                 self.observing
                     .each(Interest::JOBS, |o| o.job_retried(job, error, delay));
             }
@@ -844,18 +932,24 @@ impl Worker {
         }
     }
 
+    /// Moves a job whose try failed for good to the failed store, and
+    /// calls the failure hooks.
     async fn fail(
         &self,
         job: &Job,
         def: Option<&'static ListenerDef>,
         error: &str,
-        report: &Mutex<WorkReport>,
+        tried: &Tried,
+        shared: &Shared,
     ) {
+        let report = &shared.report;
         tracing::error!(job = %job.id, listener = %job.listener, event = %job.event, attempts = job.attempt, %error, "queued job failed");
         match self.queue.backend().fail(&job.id, job.attempt, error).await {
-            Ok(true) => self
-                .observing
-                .each(Interest::JOBS, |o| o.job_failed(job, error)),
+            Ok(true) => {
+                shared.finished(job, tried, Finish::Failed);
+                self.observing
+                    .each(Interest::JOBS, |o| o.job_failed(job, error));
+            }
             Ok(false) => {
                 self.lost(job, report);
                 return;
@@ -903,6 +997,9 @@ impl Worker {
 /// The longest lease, grace, timeout or poll a worker takes: timers further
 /// out would overflow `Instant` arithmetic.
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How often a worker reports its activity unless told otherwise.
+const DEFAULT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The longest pause between claims that keep failing: a worker whose
 /// queue comes back starts again within this long.
@@ -961,8 +1058,31 @@ enum Processed {
 /// A job whose listener succeeded, waiting for its ack.
 struct Succeeded {
     job: Job,
-    /// How long the try took.
+    tried: Tried,
+}
+
+/// Counts a job in `Shared::running` while it lives.
+struct RunningJob<'a>(&'a AtomicUsize);
+
+impl<'a> RunningJob<'a> {
+    fn start(running: &'a AtomicUsize) -> RunningJob<'a> {
+        running.fetch_add(1, AtomicOrdering::Relaxed);
+        RunningJob(running)
+    }
+}
+
+impl Drop for RunningJob<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, AtomicOrdering::Relaxed);
+    }
+}
+
+/// One try of a job, as its end counts it.
+struct Tried {
+    /// How long it ran.
     took: Duration,
+    /// Where its claim was counted (none when the worker does not report).
+    ticket: Option<heartbeat::Ticket>,
 }
 
 /// What a worker's slots share.
@@ -986,6 +1106,12 @@ struct Shared {
     /// Wakes idle slots when a job settles (for `run_until_empty`).
     progress: Notify,
     error: Mutex<Option<QueueError>>,
+    /// Whether the worker reports its activity (else nothing is tallied).
+    reporting: bool,
+    /// What the next report counts.
+    tally: heartbeat::Tally,
+    /// Jobs running now (claimed, their try not settled).
+    running: AtomicUsize,
 }
 
 impl Shared {
@@ -996,6 +1122,13 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stopping.load(AtomicOrdering::Acquire)
+    }
+
+    /// Counts a finished try for the next report.
+    fn finished(&self, job: &Job, tried: &Tried, outcome: Finish) {
+        if let Some(ticket) = &tried.ticket {
+            self.tally.finished(job, ticket, outcome, tried.took);
+        }
     }
 
     /// How many jobs were set aside (for `run_until_empty`: the queues are

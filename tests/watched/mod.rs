@@ -5,7 +5,8 @@
 //! Every call is logged as a line before it runs (`enqueue_many 2`,
 //! `enqueue <id>`, `claim`, `ack <id> <attempt>`, `ack_and_claim <id>
 //! <attempt>`, `extend ..`, `release ..`, `abandon <id> <attempt> <delay>`,
-//! `fail ..`, `stats`, ..), and each job a claim returns as `claimed <id>
+//! `fail ..`, `stats`, `report` or `report leaving` (a worker's
+//! heartbeat), `activity`, ..), and each job a claim returns as `claimed <id>
 //! <attempt>`. A refusal hook sees each line first and may answer the call
 //! with an error instead. `wait` is the trait's default (it sleeps the
 //! whole interval), so a worker is woken only by what it does itself.
@@ -16,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events::queue::{Backend, FailedJob, Job, MemoryBackend, QueueError, QueueStats};
+use events::queue::{
+    Activity, ActivityReport, Backend, FailedJob, Job, MemoryBackend, QueueError, QueueStats,
+};
 
 type Refusal = Box<dyn Fn(&str) -> Option<QueueError> + Send + Sync>;
 
@@ -183,5 +186,18 @@ impl Backend for Watched {
     async fn clear(&self, queue: &str) -> Result<usize, QueueError> {
         self.call(format!("clear {queue}"))?;
         self.inner.clear(queue).await
+    }
+    async fn report(&self, report: &ActivityReport) -> Result<(), QueueError> {
+        let line = if report.leaving {
+            "report leaving"
+        } else {
+            "report"
+        };
+        self.call(line.to_owned())?;
+        self.inner.report(report).await
+    }
+    async fn activity(&self, since: std::time::SystemTime) -> Result<Activity, QueueError> {
+        self.call("activity".to_owned())?;
+        self.inner.activity(since).await
     }
 }
