@@ -250,10 +250,20 @@ async fn config_shows_each_setting_its_value_and_source() {
     ];
     let (result, out) = cli_env(None, &env, &["config"]).await;
     result.unwrap();
+    // The dashboard's crate registers its variable when it is linked.
+    let dashboard = if cfg!(feature = "dashboard") {
+        "EVENTS_DASHBOARD_TOKEN      (unset)                       default\n"
+    } else {
+        ""
+    };
     assert_eq!(
         out,
         "\
 VARIABLE                    VALUE                         SOURCE
+"
+        .to_owned()
+            + dashboard
+            + "\
 EVENTS_DEFAULT_QUEUE        default                       default
 EVENTS_ENABLED              true                          default
 EVENTS_QUEUE_URL            redis://app:***@cache:6379/0  env EVENTS_QUEUE_URL
@@ -281,7 +291,7 @@ warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?
     result.unwrap();
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let settings = json["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 7);
+    assert_eq!(settings.len(), 7 + usize::from(cfg!(feature = "dashboard")));
     let concurrency = settings
         .iter()
         .find(|s| s["name"] == "EVENTS_WORKER_CONCURRENCY")
