@@ -104,6 +104,10 @@ pub struct Mixed;
 /// What the context of the last `Mixed` dispatch said of `enriched`.
 static ENRICHED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// Held by each test that dispatches `Mixed`: they share `ENRICHED`, and
+/// the test harness runs tests in parallel.
+static MIXED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[listener(priority = 3)]
 fn with_context(_: &Mixed, ctx: &Context) {
     let enriched = ctx.metadata().get("enriched").unwrap_or("-");
@@ -132,6 +136,7 @@ fn enriched() -> Vec<String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_narrow_interest_sees_what_it_asked_for_and_nothing_else() {
+    let _mixed = MIXED.lock().await;
     let counts = Log::new(Interest::DISPATCHES | Interest::LISTENER_RUNS);
     let timed = Log::new(Interest::LISTENER_RUNS | Interest::TIMING);
     let jobs = Log::new(Interest::JOBS);
@@ -209,6 +214,7 @@ async fn a_narrow_interest_sees_what_it_asked_for_and_nothing_else() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_default_interest_is_everything_as_before() {
+    let _mixed = MIXED.lock().await;
     struct Default_;
     impl Observer for Default_ {}
     assert_eq!(Default_.interest(), Interest::ALL);
