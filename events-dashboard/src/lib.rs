@@ -84,6 +84,7 @@ enum Auth {
 /// The application's own decision on a request.
 type Hook = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 
+#[derive(Clone)]
 struct Inner {
     queue: Queue,
     auth: Auth,
@@ -125,8 +126,10 @@ impl Dashboard {
         }
     }
 
+    /// Its settings to change; a clone (or a router already made) keeps
+    /// the settings it had.
     fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("a Dashboard is configured before it is cloned")
+        Arc::make_mut(&mut self.inner)
     }
 
     /// Lets in requests bearing `token` (`Authorization: Bearer`, or the
