@@ -57,6 +57,44 @@ fn parse(body: &str) -> Result<Body, String> {
     serde_json::from_str(body).map_err(|error| format!("its body is not a job's JSON: {error}"))
 }
 
+impl Body {
+    fn envelope(&mut self) -> Envelope {
+        Envelope::from_parts(
+            self.event_id,
+            from_millis(self.occurred_at),
+            std::mem::take(&mut self.metadata),
+        )
+    }
+
+    /// Job `id` of `queue` with what its body holds (its envelope, tries
+    /// allowed, first enqueued); the caller sets what the hash holds.
+    fn into_job(mut self, id: impl Into<String>, queue: &str) -> Job {
+        let envelope = self.envelope();
+        let mut job = Job::from_parts(id, queue, self.listener, self.event, self.payload, envelope);
+        job.max_tries = self.max_tries;
+        job.first_enqueued_at = from_millis(self.first_enqueued_at);
+        job
+    }
+
+    /// Failed job `id` of `queue` that failed with `error`, with what its
+    /// body holds; the caller sets the attempts and the time.
+    fn into_failed(mut self, id: impl Into<String>, queue: &str, error: String) -> FailedJob {
+        let envelope = self.envelope();
+        let mut job = FailedJob::from_parts(
+            id,
+            queue,
+            self.listener,
+            self.event,
+            self.payload,
+            error,
+            envelope,
+        );
+        job.max_tries = self.max_tries;
+        job.first_enqueued_at = from_millis(self.first_enqueued_at);
+        job
+    }
+}
+
 /// One claimed job as the claim script returns it.
 pub(crate) struct Row {
     pub queue: usize,
@@ -89,21 +127,9 @@ impl Row {
 /// The claimed job of `row` on `queue`, or why it cannot be read.
 pub(crate) fn job(queue: &str, row: &Row) -> Result<Job, String> {
     let text = std::str::from_utf8(&row.body).map_err(|e| format!("its body is not UTF-8: {e}"))?;
-    let body = parse(text)?;
-    let envelope =
-        Envelope::from_parts(body.event_id, from_millis(body.occurred_at), body.metadata);
-    let mut job = Job::from_parts(
-        row.id.clone(),
-        queue,
-        body.listener,
-        body.event,
-        body.payload,
-        envelope,
-    );
+    let mut job = parse(text)?.into_job(row.id.clone(), queue);
     job.attempt = row.attempt;
-    job.max_tries = body.max_tries;
     job.available_at = from_millis(row.available_at);
-    job.first_enqueued_at = from_millis(body.first_enqueued_at);
     job.last_error = row.error.clone();
     Ok(job)
 }
@@ -130,22 +156,7 @@ pub(crate) fn failed(queue: &str, values: &[Value]) -> Result<(i64, FailedJob), 
         redis::from_redis_value_ref(failed_at).map_err(|e| bad("time", &e))?;
     let error = error.unwrap_or_default();
     let mut job = match text.as_deref().map(parse) {
-        Some(Ok(body)) => {
-            let envelope =
-                Envelope::from_parts(body.event_id, from_millis(body.occurred_at), body.metadata);
-            let mut job = FailedJob::from_parts(
-                id,
-                queue,
-                body.listener,
-                body.event,
-                body.payload,
-                error,
-                envelope,
-            );
-            job.max_tries = body.max_tries;
-            job.first_enqueued_at = from_millis(body.first_enqueued_at);
-            job
-        }
+        Some(Ok(body)) => body.into_failed(id, queue, error),
         // Kept in the failed store for its reason; shown with what is known.
         Some(Err(_)) | None => {
             let mut job = FailedJob::from_parts(
@@ -238,29 +249,15 @@ pub(crate) fn view(
     let text =
         std::str::from_utf8(bytes).map_err(|e| bad(format!("its body is not UTF-8: {e}")))?;
     let body = parse(text).map_err(bad)?;
-    let envelope =
-        Envelope::from_parts(body.event_id, from_millis(body.occurred_at), body.metadata);
     if state == JobState::Failed {
-        let mut job = FailedJob::from_parts(
-            id,
-            queue,
-            body.listener,
-            body.event,
-            body.payload,
-            stored.error.clone().unwrap_or_default(),
-            envelope,
-        );
-        job.max_tries = body.max_tries;
-        job.first_enqueued_at = from_millis(body.first_enqueued_at);
+        let mut job = body.into_failed(id, queue, stored.error.clone().unwrap_or_default());
         job.attempts = stored.attempt();
         job.failed_at = from_millis(stored.failed_at.unwrap_or(available));
         return Ok(JobView::failed(job));
     }
-    let mut job = Job::from_parts(id, queue, body.listener, body.event, body.payload, envelope);
+    let mut job = body.into_job(id, queue);
     job.attempt = stored.attempt();
-    job.max_tries = body.max_tries;
     job.available_at = from_millis(available);
-    job.first_enqueued_at = from_millis(body.first_enqueued_at);
     job.last_error = stored.error.clone();
     Ok(JobView::waiting(job, state))
 }
