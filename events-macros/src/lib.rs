@@ -25,6 +25,10 @@ use symbol::LISTENER_KEYS;
 
 /// Makes a struct or an enum an event: implements `Event` with `NAME` (the
 /// type's name, or `name = "a.b"`) and registers the type at link time.
+///
+/// Event-log keys: `store` (every dispatch of it is stored by a dispatcher
+/// with a store), `entity = "type:{field}"` (the entity it concerns, a
+/// template checked against the fields), `version = N` (default 1).
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let input = TokenStream2::from(input);
@@ -32,6 +36,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = attr::parse_event(&cx, args.into());
     let krate = expand::crate_path(args.krate.clone());
     if !cx.has_errors()
+        && !args.logs()
         && let Some(ident) = ast::plain_type_name(&input)
     {
         let expanded = expand::event::expand_plain(&krate, &args, &ident, input);

@@ -1035,6 +1035,16 @@ pub trait EventStore: Send + Sync + 'static {
     }
 }
 
+/// Adds jobs to an append of stored events, enqueued in the same write as
+/// the events ([`DispatcherBuilder::on_append`](crate::DispatcherBuilder::on_append)):
+/// how a webhook delivery is enqueued with the event it delivers. Each job
+/// names a registered queued listener.
+#[async_trait]
+pub trait AppendHook: Send + Sync + 'static {
+    /// The jobs to enqueue with `events`.
+    async fn jobs(&self, events: &[NewEvent]) -> Result<Vec<Job>, StoreError>;
+}
+
 /// A handle to an event store: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
