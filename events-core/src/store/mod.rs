@@ -38,10 +38,12 @@ use crate::queue::{Job, Queue, QueueError};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
+mod replay;
 mod scheme;
 mod webhooks;
 
 pub use memory::MemoryStore;
+pub use replay::{Progress, Replay, ReplayError, ReplayReport, Replayed};
 pub use scheme::{StoreScheme, schemes};
 pub use webhooks::{
     Delivery, DeliveryQuery, DeliveryResult, Subscription, SubscriptionChange, SubscriptionState,
