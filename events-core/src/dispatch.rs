@@ -1432,6 +1432,8 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 /// the event once, all in one write: if the queue refuses them, none is
 /// stored. A queued wildcard listener skips events whose type is not
 /// `Serialize`: they cannot be stored.
+// One call site; the arguments are the dispatch's parts, named.
+#[allow(clippy::too_many_arguments)]
 async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,

@@ -125,8 +125,11 @@ pub struct Replay {
     restart: bool,
     dry_run: bool,
     state: StateMap,
-    progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    progress: Option<OnProgress>,
 }
+
+/// A replay's progress callback.
+type OnProgress = Box<dyn FnMut(&Progress) + Send>;
 
 impl Store {
     /// Starts configuring a replay of this store's events.
