@@ -56,7 +56,7 @@
 #![warn(missing_docs)]
 
 pub use events_core::*;
-pub use events_macros::{event, listen, listener, subscriber};
+pub use events_macros::{event, listen, listener, subscriber, upcast};
 
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the
@@ -210,5 +210,5 @@ fn link_backends() {
 /// `AnyEvent`: `use events::prelude::*;`.
 pub mod prelude {
     pub use events_core::{AnyEvent, Dispatch, Event, Flow};
-    pub use events_macros::{event, listen, listener, subscriber};
+    pub use events_macros::{event, listen, listener, subscriber, upcast};
 }

@@ -291,3 +291,58 @@ async fn a_replay_names_its_listeners_and_says_what_is_wrong() {
         "{error:?}"
     );
 }
+
+/// Version 2 renamed `amount` to `cents`; version 1 records are upcast.
+#[event(name = "replay.refunded", store, version = 2)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Refunded {
+    cents: i64,
+}
+
+#[upcast(Refunded, from = 1)]
+fn refunded_v1(mut v: serde_json::Value) -> serde_json::Value {
+    let amount = v["amount"].take();
+    serde_json::json!({ "cents": amount })
+}
+
+#[listener(name = "replay::refunds")]
+fn refunds(e: &Refunded) {
+    SEEN.lock()
+        .unwrap()
+        .push(("replay::refunds", e.cents.to_string()));
+}
+
+#[tokio::test]
+async fn older_records_are_upcast_and_current_ones_read_as_stored() {
+    let _serial = SERIAL.lock().await;
+    SEEN.lock().unwrap().clear();
+    let store = Store::memory();
+    store
+        .append(vec![
+            NewEvent::new("replay.refunded", r#"{"amount":40}"#),
+            NewEvent::new("replay.refunded", r#"{"cents":60}"#).version(2),
+        ])
+        .await
+        .unwrap();
+    store
+        .replay()
+        .listener("replay::refunds")
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(seen("replay::refunds"), vec!["40", "60"]);
+    let (version, payload) =
+        events::store::upcast("replay.refunded", 1, r#"{"amount":5}"#).unwrap();
+    assert_eq!((version, &*payload), (2, r#"{"cents":5}"#));
+    assert!(matches!(payload, std::borrow::Cow::Owned(_)));
+    let (_, current) = events::store::upcast("replay.refunded", 2, r#"{"cents":5}"#).unwrap();
+    assert!(
+        matches!(current, std::borrow::Cow::Borrowed(_)),
+        "a current record was parsed"
+    );
+    let newer = events::store::upcast("replay.refunded", 3, "{}").unwrap_err();
+    assert!(
+        newer.to_string().contains("newer than version 2"),
+        "{newer}"
+    );
+}

@@ -36,6 +36,7 @@ pub fn event_log_def<E: Event>() -> Option<&'static LogDef> {
 
 pub use crate::event::LogDef;
 pub use crate::store::Entity;
+pub use crate::store::UpcastDef;
 pub use std::any::Any;
 pub use std::format;
 

@@ -481,6 +481,11 @@ impl DispatcherBuilder {
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
         let registry = registry::registry();
         registry.validate()?;
+        if self.store.is_some()
+            && let Some(problem) = crate::store::upcast_problems().first()
+        {
+            return Err(problem.clone());
+        }
         // A disabled dispatcher runs nothing, so needs nothing.
         let in_process = self.queue.is_none();
         if !self.disabled {

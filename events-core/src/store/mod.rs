@@ -40,11 +40,15 @@ pub mod conformance;
 mod memory;
 mod replay;
 mod scheme;
+mod upcast;
 mod webhooks;
 
 pub use memory::MemoryStore;
 pub use replay::{Progress, Replay, ReplayError, ReplayReport, Replayed};
 pub use scheme::{StoreScheme, schemes};
+#[doc(hidden)]
+pub use upcast::UpcastDef;
+pub use upcast::{UpcastError, current_version, problems as upcast_problems, upcast};
 pub use webhooks::{
     Delivery, DeliveryQuery, DeliveryResult, Subscription, SubscriptionChange, SubscriptionState,
 };

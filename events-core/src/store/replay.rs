@@ -267,6 +267,9 @@ impl Replay {
         let started = Instant::now();
         let defs = self.resolve()?;
         let registry = registry::registry();
+        if let Some(problem) = super::upcast_problems().first() {
+            return Err(ReplayError::Startup(problem.clone()));
+        }
         registry
             .check_state(
                 &self.state,
@@ -431,6 +434,10 @@ async fn call(
         name: event.name.clone(),
         reason,
     };
+    // An older record is brought to the current version first; a current
+    // one is handed on as stored.
+    let (_, payload) = super::upcast(&event.name, event.version, &event.payload)
+        .map_err(|e| decode(e.to_string()))?;
     let envelope = Envelope::from_parts(event.id, event.occurred_at, event.metadata.clone());
     let context = |erased: &dyn ErasedEvent| {
         Context::for_dispatch(
@@ -441,7 +448,7 @@ async fn call(
     };
     if let Run::Queued { job, .. } = def.run {
         let ctx = Context::for_dispatch(def.name, envelope.clone(), state.clone());
-        let run = job(&event.name, &event.payload, &ctx).map_err(|e| decode(e.to_string()))?;
+        let run = job(&event.name, &payload, &ctx).map_err(|e| decode(e.to_string()))?;
         return run.await.map(|_| ()).map_err(failed);
     }
     if rebuilt.is_none() {
@@ -451,7 +458,7 @@ async fn call(
                 event.name
             ))
         })?;
-        *rebuilt = Some(from_json(&event.payload).map_err(|e| decode(e.to_string()))?);
+        *rebuilt = Some(from_json(&payload).map_err(|e| decode(e.to_string()))?);
     }
     let erased: &dyn ErasedEvent = rebuilt.as_deref().expect("rebuilt just above");
     let any = AnyEvent::from_erased(erased);
