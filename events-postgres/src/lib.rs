@@ -327,17 +327,29 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_is_wrong_without_the_password() {
-        let error = parse("postgres://ada:secret@h/db?pool_size=0", PostgresOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("pool_size=0") && !error.contains("secret"), "{error}");
+        let error = parse(
+            "postgres://ada:secret@h/db?pool_size=0",
+            PostgresOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("pool_size=0") && !error.contains("secret"),
+            "{error}"
+        );
         let error = parse("postgres://h/db?timeout=soon", PostgresOptions::default())
             .unwrap_err()
             .to_string();
-        assert!(error.contains("`timeout=soon` is not a duration"), "{error}");
-        let error = parse("postgres://h/db?sslmode=require", PostgresOptions::default())
-            .unwrap_err()
-            .to_string();
+        assert!(
+            error.contains("`timeout=soon` is not a duration"),
+            "{error}"
+        );
+        let error = parse(
+            "postgres://h/db?sslmode=require",
+            PostgresOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("does not speak"), "{error}");
         let error = parse("postgres://h:notaport/db", PostgresOptions::default())
             .unwrap_err()

@@ -26,7 +26,10 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Maps a driver error met while doing `operation`.
-    pub(crate) fn fail(&self, operation: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    pub(crate) fn fail(
+        &self,
+        operation: &'static str,
+    ) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
         move |source| failure(&self.target, operation, source)
     }
 
@@ -59,9 +62,19 @@ impl Conn {
 }
 
 /// The error for a driver error: lost connection or refusal.
-pub(crate) fn failure(target: &str, operation: &'static str, source: tokio_postgres::Error) -> StoreError {
+pub(crate) fn failure(
+    target: &str,
+    operation: &'static str,
+    source: tokio_postgres::Error,
+) -> StoreError {
     let target = target.to_owned();
-    if source.is_closed() {
+    // The server ending the session (an operator, a shutdown, a restart)
+    // or the link breaking: SQLSTATE classes 57P and 08, or any FATAL.
+    let ended = source.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("57P") || code.starts_with("08") || db.severity() == "FATAL"
+    });
+    if source.is_closed() || ended {
         PostgresError::Lost {
             target,
             operation,
@@ -208,12 +221,16 @@ impl Deref for Lease<'_> {
 
     fn deref(&self) -> &Conn {
         // `conn` is `None` only inside `finish`, which consumes the lease.
-        self.conn.as_ref().expect("a lease holds its connection until it ends")
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until it ends")
     }
 }
 
 impl DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("a lease holds its connection until it ends")
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until it ends")
     }
 }

@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use events_core::{EventId, Metadata, keys};
 use events_core::queue::{from_millis, millis};
 use events_core::store::{
     Appended, Delivery, DeliveryQuery, DeliveryResult, Entity, EventPage, EventQuery, EventStore,
     NewEvent, Order, Prune, SchemaSeen, StatsQuery, StatsRow, StoreError, StoredEvent,
     Subscription, SubscriptionChange, SubscriptionState, TimelineQuery,
 };
+use events_core::{EventId, Metadata, keys};
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -186,7 +186,8 @@ async fn append_on(
 ) -> Result<Vec<Appended>, StoreError> {
     const OP: &str = "appending events";
     let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-    let mut streams_asked: HashSet<&Entity> = events.iter().filter_map(|e| e.entity.as_ref()).collect();
+    let mut streams_asked: HashSet<&Entity> =
+        events.iter().filter_map(|e| e.entity.as_ref()).collect();
     if let Some((entity, _)) = expecting {
         streams_asked.insert(entity);
     }
@@ -233,8 +234,18 @@ async fn append_on(
         let (client, st) = (&conn.client, &conn.statements);
         let r = &plan.rows;
         let event_params: [&(dyn ToSql + Sync); 12] = [
-            &r.positions, &r.ids, &r.names, &r.versions, &r.payloads, &r.occurred,
-            &r.metadata, &r.actors, &r.kinds, &r.entity_ids, &r.entity_versions, &r.related,
+            &r.positions,
+            &r.ids,
+            &r.names,
+            &r.versions,
+            &r.payloads,
+            &r.occurred,
+            &r.metadata,
+            &r.actors,
+            &r.kinds,
+            &r.entity_ids,
+            &r.entity_versions,
+            &r.related,
         ];
         let link_params: [&(dyn ToSql + Sync); 3] = [&plan.links.0, &plan.links.1, &plan.links.2];
         let stream_params: [&(dyn ToSql + Sync); 3] =
@@ -310,7 +321,10 @@ fn plan(
         );
     }
     if let Some((entity, expected)) = expecting {
-        let actual = unsigned(versions.get(entity).copied().unwrap_or(0), "a stream version")?;
+        let actual = unsigned(
+            versions.get(entity).copied().unwrap_or(0),
+            "a stream version",
+        )?;
         if actual != expected {
             return Err(StoreError::Conflict {
                 entity: entity.clone(),
@@ -323,7 +337,7 @@ fn plan(
     let mut appended = Vec::with_capacity(events.len());
     let mut rows = Rows::default();
     let mut links = (Vec::new(), Vec::new(), Vec::new());
-    let mut touched: Vec<Entity> = Vec::new();
+    let mut touched: HashSet<Entity> = HashSet::new();
     for (event, id) in events.iter().zip(ids) {
         if let Some(&position) = positions.get(id) {
             appended.push(Appended::new(unsigned(position, "a position")?, false));
@@ -335,18 +349,22 @@ fn plan(
         let entity_version = match &event.entity {
             Some(entity) => {
                 let version = versions.entry(entity.clone()).or_insert(0);
-                if *version == 0 || !touched.contains(entity) {
-                    touched.push(entity.clone());
+                if !touched.contains(entity) {
+                    touched.insert(entity.clone());
                 }
                 *version += 1;
                 Some(*version)
             }
             None => None,
         };
-        let metadata = serde_json::to_string(&event.metadata)
-            .map_err(|e| StoreError::Invalid(format!("event `{id}` has metadata that is not JSON: {e}")))?;
-        let related = serde_json::to_string(&event.related)
-            .map_err(|e| StoreError::Invalid(format!("event `{id}` has related entities that are not JSON: {e}")))?;
+        let metadata = serde_json::to_string(&event.metadata).map_err(|e| {
+            StoreError::Invalid(format!("event `{id}` has metadata that is not JSON: {e}"))
+        })?;
+        let related = serde_json::to_string(&event.related).map_err(|e| {
+            StoreError::Invalid(format!(
+                "event `{id}` has related entities that are not JSON: {e}"
+            ))
+        })?;
         for other in &event.related {
             links.0.push(other.kind.clone());
             links.1.push(other.id.clone());
@@ -355,20 +373,26 @@ fn plan(
         rows.positions.push(head);
         rows.ids.push(id.clone());
         rows.names.push(event.name.clone());
-        rows.versions.push(i32::try_from(event.version).map_err(|_| {
-            StoreError::Invalid(format!("event `{id}` has version {}, above what the store keeps", event.version))
-        })?);
+        rows.versions
+            .push(i32::try_from(event.version).map_err(|_| {
+                StoreError::Invalid(format!(
+                    "event `{id}` has version {}, above what the store keeps",
+                    event.version
+                ))
+            })?);
         rows.payloads.push(event.payload.clone());
         rows.occurred.push(millis(event.occurred_at));
         rows.metadata.push(metadata);
-        rows.actors.push(event.metadata.get(keys::ACTOR_ID).map(str::to_owned));
-        rows.kinds.push(event.entity.as_ref().map(|e| e.kind.clone()));
-        rows.entity_ids.push(event.entity.as_ref().map(|e| e.id.clone()));
+        rows.actors
+            .push(event.metadata.get(keys::ACTOR_ID).map(str::to_owned));
+        rows.kinds
+            .push(event.entity.as_ref().map(|e| e.kind.clone()));
+        rows.entity_ids
+            .push(event.entity.as_ref().map(|e| e.id.clone()));
         rows.entity_versions.push(entity_version);
         rows.related.push(related);
     }
     let mut stream_rows = (Vec::new(), Vec::new(), Vec::new());
-    touched.dedup();
     for entity in touched {
         let version = versions.get(&entity).copied().unwrap_or(0);
         stream_rows.0.push(entity.kind);
@@ -414,7 +438,11 @@ fn decode_subscription(row: &Row) -> Result<Subscription, StoreError> {
 }
 
 /// Writes every changeable field of `subscription` back.
-async fn write_subscription(conn: &Conn, subscription: &Subscription, operation: &'static str) -> Result<(), StoreError> {
+async fn write_subscription(
+    conn: &Conn,
+    subscription: &Subscription,
+    operation: &'static str,
+) -> Result<(), StoreError> {
     let names = serde_json::to_string(&subscription.event_names)
         .map_err(|e| StoreError::Invalid(format!("event names: {e}")))?;
     let filters = serde_json::to_string(&subscription.filters)
@@ -512,7 +540,9 @@ impl EventStore for PostgresStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        on_conn!(self, "appending events", |conn| append_on(conn, events, None))
+        on_conn!(self, "appending events", |conn| append_on(
+            conn, events, None
+        ))
     }
 
     async fn append_expecting(
@@ -537,7 +567,9 @@ impl EventStore for PostgresStore {
 
     async fn events(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         query.validate()?;
-        let mut sql = Sql::new(&format!("SELECT {EVENT_COLUMNS} FROM events_log WHERE TRUE"));
+        let mut sql = Sql::new(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events_log WHERE TRUE"
+        ));
         sql.names(&query.names);
         if let Some(entity) = &query.entity {
             let kind = sql.bind(entity.kind.clone(), Type::TEXT);
@@ -576,15 +608,19 @@ impl EventStore for PostgresStore {
                 Order::Desc => "DESC",
             }
         ));
-        let rows = on_conn!(self, "reading events", |conn| sql.query(conn, "reading events"))?;
+        let rows = on_conn!(self, "reading events", |conn| sql
+            .query(conn, "reading events"))?;
         Ok(EventPage::of(decode_all(&rows)?, query))
     }
 
     async fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        let mut sql = Sql::new(&format!("SELECT {EVENT_COLUMNS} FROM events_log WHERE id = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events_log WHERE id = "
+        ));
         let id = sql.bind(id.to_string(), Type::TEXT);
         sql.push(&id);
-        let rows = on_conn!(self, "reading an event", |conn| sql.query(conn, "reading an event"))?;
+        let rows = on_conn!(self, "reading an event", |conn| sql
+            .query(conn, "reading an event"))?;
         rows.first().map(decode).transpose()
     }
 
@@ -621,7 +657,8 @@ impl EventStore for PostgresStore {
                  ORDER BY position {order} LIMIT {limit}"
             )
         };
-        let rows = on_conn!(self, "reading a timeline", |conn| sql.query(conn, "reading a timeline"))?;
+        let rows = on_conn!(self, "reading a timeline", |conn| sql
+            .query(conn, "reading a timeline"))?;
         let events = decode_all(&rows)?;
         let next = (events.len() >= query.limit)
             .then(|| events.last().map(|e| e.position))
@@ -674,7 +711,8 @@ impl EventStore for PostgresStore {
             sql.push(&format!(" AND occurred_at < {until}"));
         }
         sql.push(" GROUP BY 2, 1 ORDER BY start, name COLLATE \"C\"");
-        let rows = on_conn!(self, "counting events", |conn| sql.query(conn, "counting events"))?;
+        let rows = on_conn!(self, "counting events", |conn| sql
+            .query(conn, "counting events"))?;
         rows.iter()
             .map(|row| {
                 Ok(StatsRow::new(
@@ -717,7 +755,8 @@ impl EventStore for PostgresStore {
             " RETURNING position), links AS (DELETE FROM events_log_related r USING gone \
              WHERE r.position = gone.position) SELECT count(*) FROM gone",
         );
-        let rows = on_conn!(self, "pruning events", |conn| sql.query(conn, "pruning events"))?;
+        let rows = on_conn!(self, "pruning events", |conn| sql
+            .query(conn, "pruning events"))?;
         match rows.first() {
             Some(row) => unsigned(column(row, 0)?, "a count"),
             None => Ok(0),
@@ -750,7 +789,8 @@ impl EventStore for PostgresStore {
              VALUES ({p}, {at}, {now}) ON CONFLICT (projector) DO UPDATE \
              SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at"
         );
-        on_conn!(self, "saving a checkpoint", |conn| sql.query(conn, "saving a checkpoint"))?;
+        on_conn!(self, "saving a checkpoint", |conn| sql
+            .query(conn, "saving a checkpoint"))?;
         Ok(())
     }
 
@@ -869,7 +909,10 @@ impl EventStore for PostgresStore {
             sql.bind(delivery.event_id.to_string(), Type::TEXT),
             sql.bind(delivery.event_name.clone(), Type::TEXT),
             sql.bind(delivery.url.clone(), Type::TEXT),
-            sql.bind(i32::try_from(delivery.attempt).unwrap_or(i32::MAX), Type::INT4),
+            sql.bind(
+                i32::try_from(delivery.attempt).unwrap_or(i32::MAX),
+                Type::INT4,
+            ),
             sql.bind(millis(delivery.at), Type::INT8),
             sql.bind(delivery.status.map(i32::from), Type::INT4),
             sql.bind(big(delivery.latency_ms), Type::INT8),
@@ -882,7 +925,8 @@ impl EventStore for PostgresStore {
             "INSERT INTO events_log_deliveries ({DELIVERY_COLUMNS}) VALUES ({})",
             values.join(", ")
         );
-        on_conn!(self, "logging a delivery", |conn| sql.query(conn, "logging a delivery"))?;
+        on_conn!(self, "logging a delivery", |conn| sql
+            .query(conn, "logging a delivery"))?;
         Ok(())
     }
 

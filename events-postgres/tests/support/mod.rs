@@ -36,9 +36,9 @@ pub fn with_database(url: &str, db: &str) -> String {
 
 async fn admin() -> tokio_postgres::Client {
     let url = server_url();
-    let config: tokio_postgres::Config = url
-        .parse()
-        .unwrap_or_else(|e| panic!("EVENTS_TEST_POSTGRES_URL `{url}` is not a PostgreSQL URL: {e}"));
+    let config: tokio_postgres::Config = url.parse().unwrap_or_else(|e| {
+        panic!("EVENTS_TEST_POSTGRES_URL `{url}` is not a PostgreSQL URL: {e}")
+    });
     match config.connect(tokio_postgres::NoTls).await {
         Ok((client, connection)) => {
             tokio::spawn(connection);
@@ -70,7 +70,12 @@ impl TestDb {
         client
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))
             .await
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", events_core::error::Chain(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create the test database {name}: {}",
+                    events_core::error::Chain(&e)
+                )
+            });
         TestDb {
             url: with_database(&server_url(), &name),
             name,
@@ -99,7 +104,10 @@ impl Drop for TestDb {
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await
                 {
-                    eprintln!("could not drop the test database {name}: {}", events_core::error::Chain(&e));
+                    eprintln!(
+                        "could not drop the test database {name}: {}",
+                        events_core::error::Chain(&e)
+                    );
                 }
             });
         })
