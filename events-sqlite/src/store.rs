@@ -15,8 +15,8 @@
 //!   grow in commit order (one writer at a time holds the file's write
 //!   lock) and a pruned position is never handed out again.
 //! - An append looks each event's id up in the unique index
-//!   `events_log_id` (`INSERT .. ON CONFLICT (id) DO NOTHING`, then the
-//!   kept event's position), and an entity's next version is its stream's
+//!   `events_log_id` before inserting it (a skipped row of an
+//!   `INSERT .. ON CONFLICT DO NOTHING` would still use up a position), and an entity's next version is its stream's
 //!   newest row in `events_log_entity` plus one. An append expecting a
 //!   version reads it under the write lock, so of concurrent appenders
 //!   (threads or processes) exactly one wins.
@@ -261,8 +261,7 @@ impl Prepared {
 const INSERT_EVENT: &str =
     "INSERT INTO events_log (id, name, version, payload, occurred_at, metadata, entity_type,
                          entity_id, entity_version, related, actor)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-     ON CONFLICT (id) DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 /// The version of a stream: its newest row's, or what pruning recorded
 /// when its newest rows went.
@@ -297,6 +296,7 @@ fn insert_events(
     let mut versions: HashMap<&Entity, u64> = HashMap::new();
     let mut appended = Vec::with_capacity(rows.len());
     let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+    let mut lookup = tx.prepare_cached("SELECT position FROM events_log WHERE id = ?1")?;
     for row in rows {
         let version = match &row.entity {
             Some(entity) => Some(match versions.get(entity) {
@@ -305,6 +305,17 @@ fn insert_events(
             }),
             None => None,
         };
+        // Looked up first: an `INSERT .. ON CONFLICT DO NOTHING` that
+        // skips its row still advances the AUTOINCREMENT counter, and
+        // `last_position` would then name a position no event holds.
+        let kept: Option<i64> = lookup
+            .query_row(params![&row.id[..]], |r| r.get(0))
+            .optional()?;
+        if let Some(position) = kept {
+            // Its id is stored already (or came earlier in this batch).
+            appended.push(Appended::new(position as u64, false));
+            continue;
+        }
         insert.raw_bind_parameter(1, &row.id[..])?;
         insert.raw_bind_parameter(2, &row.name)?;
         insert.raw_bind_parameter(3, row.version)?;
@@ -316,14 +327,7 @@ fn insert_events(
         insert.raw_bind_parameter(9, version.map(|v| v as i64))?;
         insert.raw_bind_parameter(10, &row.related_json)?;
         insert.raw_bind_parameter(11, &row.actor)?;
-        if insert.raw_execute()? == 0 {
-            // Its id is stored already (or came earlier in this batch).
-            let position: i64 = tx
-                .prepare_cached("SELECT position FROM events_log WHERE id = ?1")?
-                .query_row(params![&row.id[..]], |r| r.get(0))?;
-            appended.push(Appended::new(position as u64, false));
-            continue;
-        }
+        insert.raw_execute()?;
         let position = tx.last_insert_rowid();
         if let (Some(entity), Some(version)) = (&row.entity, version) {
             versions.insert(entity, version);
@@ -498,29 +502,40 @@ fn position(p: u64) -> Value {
 }
 
 /// The `SELECT` of a history query, and its values.
+///
+/// A page is read in position order from its cursor on, so its cost is
+/// the rows it passes over, never a sort of every match: by the entity
+/// index when an entity is asked for, by the name index for one exact
+/// name, else along the table itself. Every other term is written
+/// `+column`, which keeps SQLite from choosing its index instead (an
+/// index on time or on a name range would have it sort every match to
+/// find the first page).
 fn events_sql(query: &EventQuery) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
-    names_filter("name", &query.names, &mut clauses, &mut values);
+    let one_name =
+        query.entity.is_none() && query.names.len() == 1 && !query.names[0].contains('*');
+    let name = if one_name { "name" } else { "+name" };
+    names_filter(name, &query.names, &mut clauses, &mut values);
     if let Some(entity) = &query.entity {
         clauses.push("entity_type = ? AND entity_id = ?".to_owned());
         values.push(Value::Text(entity.kind.clone()));
         values.push(Value::Text(entity.id.clone()));
     }
     if let Some(kind) = &query.entity_type {
-        clauses.push("entity_type = ?".to_owned());
+        clauses.push("+entity_type = ?".to_owned());
         values.push(Value::Text(kind.clone()));
     }
     if let Some(actor) = &query.actor {
-        clauses.push("actor = ?".to_owned());
+        clauses.push("+actor = ?".to_owned());
         values.push(Value::Text(actor.clone()));
     }
     if let Some(since) = query.since {
-        clauses.push("occurred_at >= ?".to_owned());
+        clauses.push("+occurred_at >= ?".to_owned());
         values.push(Value::Integer(millis(since)));
     }
     if let Some(until) = query.until {
-        clauses.push("occurred_at < ?".to_owned());
+        clauses.push("+occurred_at < ?".to_owned());
         values.push(Value::Integer(millis(until)));
     }
     if let Some(after) = query.after {
@@ -883,7 +898,7 @@ impl EventStore for SqliteStore {
             connection
                 .prepare_cached(
                     "SELECT name, version, COUNT(*), MAX(position), occurred_at, payload
-                     FROM events_log GROUP BY name, version ORDER BY name, version",
+                     FROM events_log NOT INDEXED GROUP BY name, version ORDER BY name, version",
                 )?
                 .query_map([], |row| {
                     Ok(SchemaSeen::new(
