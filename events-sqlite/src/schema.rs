@@ -49,9 +49,12 @@
 //!   An earlier release on such a file claims in the same order, sorting
 //!   jobs due in the same millisecond by `seq` itself.
 //! - The event log of [`SqliteStore`](crate::SqliteStore), on its own
-//!   file or on the queue's: `events_log` (one row per event, `position`
-//!   an `AUTOINCREMENT` key so a pruned position is never handed out
-//!   again; `id` the event id's 16 bytes, unique; `occurred_at` in
+//!   file or on the queue's: `events_log` (one row per event; `position`
+//!   its `INTEGER PRIMARY KEY`, handed out by the store above both the
+//!   highest row and `events_log_last`, the highest position a prune
+//!   deleted, so a pruned position is never handed out again, without
+//!   `AUTOINCREMENT`'s write of `sqlite_sequence` at every commit; `id`
+//!   the event id's 16 bytes, unique; `occurred_at` in
 //!   milliseconds; `metadata` and `related` JSON or NULL; `actor` the
 //!   metadata's `actor_id`), its indexes `events_log_id`,
 //!   `events_log_entity` (`entity_type, entity_id, position`, partial: only
@@ -219,7 +222,7 @@ pub(crate) const ADDITIONS: &[(&str, &str)] = &[
     (
         "events_log",
         "CREATE TABLE IF NOT EXISTS events_log (
-            position       INTEGER PRIMARY KEY AUTOINCREMENT,
+            position       INTEGER PRIMARY KEY,
             id             BLOB NOT NULL,
             name           TEXT NOT NULL,
             version        INTEGER NOT NULL,
@@ -231,6 +234,13 @@ pub(crate) const ADDITIONS: &[(&str, &str)] = &[
             entity_version INTEGER,
             related        TEXT,
             actor          TEXT
+        )",
+    ),
+    (
+        "events_log_last",
+        "CREATE TABLE IF NOT EXISTS events_log_last (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            position INTEGER NOT NULL
         )",
     ),
     (

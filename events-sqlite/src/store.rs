@@ -11,9 +11,13 @@
 //!
 //! How each operation is served (tables in [`crate::schema`]):
 //!
-//! - Positions are `events_log.position`, an `AUTOINCREMENT` key: they
-//!   grow in commit order (one writer at a time holds the file's write
-//!   lock) and a pruned position is never handed out again.
+//! - Positions are `events_log.position`, the table's `INTEGER PRIMARY
+//!   KEY`, handed out one above the highest position ever handed out (the
+//!   highest row's, or the highest a prune deleted, kept in
+//!   `events_log_last`): they grow in commit order (one writer at a time
+//!   holds the file's write lock) and a pruned position is never handed
+//!   out again. (`AUTOINCREMENT` would do the same at the price of a
+//!   write of `sqlite_sequence` in every commit.)
 //! - An append looks each event's id up in the unique index
 //!   `events_log_id` before inserting it (a skipped row of an
 //!   `INSERT .. ON CONFLICT DO NOTHING` would still use up a position), and an entity's next version is its stream's
@@ -260,8 +264,19 @@ impl Prepared {
 
 const INSERT_EVENT: &str =
     "INSERT INTO events_log (id, name, version, payload, occurred_at, metadata, entity_type,
-                         entity_id, entity_version, related, actor)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+                         entity_id, entity_version, related, actor, position)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// The highest position handed out: the highest row's, or the highest a
+/// prune deleted.
+const LAST_POSITION: &str = "SELECT MAX(COALESCE((SELECT MAX(position) FROM events_log), 0),
+                COALESCE((SELECT position FROM events_log_last WHERE id = 1), 0))";
+
+fn last_position(connection: &Connection) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached(LAST_POSITION)?
+        .query_row([], |row| row.get(0))
+}
 
 /// The version of a stream: its newest row's, or what pruning recorded
 /// when its newest rows went.
@@ -295,6 +310,7 @@ fn insert_events(
     }
     let mut versions: HashMap<&Entity, u64> = HashMap::new();
     let mut appended = Vec::with_capacity(rows.len());
+    let mut next = last_position(tx)?.saturating_add(1);
     let mut insert = tx.prepare_cached(INSERT_EVENT)?;
     let mut lookup = tx.prepare_cached("SELECT position FROM events_log WHERE id = ?1")?;
     for row in rows {
@@ -305,9 +321,7 @@ fn insert_events(
             }),
             None => None,
         };
-        // Looked up first: an `INSERT .. ON CONFLICT DO NOTHING` that
-        // skips its row still advances the AUTOINCREMENT counter, and
-        // `last_position` would then name a position no event holds.
+        // Looked up first, so a skipped event uses up no position.
         let kept: Option<i64> = lookup
             .query_row(params![&row.id[..]], |r| r.get(0))
             .optional()?;
@@ -327,8 +341,10 @@ fn insert_events(
         insert.raw_bind_parameter(9, version.map(|v| v as i64))?;
         insert.raw_bind_parameter(10, &row.related_json)?;
         insert.raw_bind_parameter(11, &row.actor)?;
+        insert.raw_bind_parameter(12, next)?;
         insert.raw_execute()?;
-        let position = tx.last_insert_rowid();
+        let position = next;
+        next += 1;
         if let (Some(entity), Some(version)) = (&row.entity, version) {
             versions.insert(entity, version);
         }
@@ -835,14 +851,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn last_position(&self) -> Result<u64, StoreError> {
-        self.read(|connection| {
-            connection
-                .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'events_log'")?
-                .query_row([], |row| row.get::<_, i64>(0))
-                .optional()
-                .map(|seq| seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
-        })
-        .await
+        self.read(|connection| last_position(connection).map(|p| u64::try_from(p).unwrap_or(0)))
+            .await
     }
 
     async fn stats(&self, query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
@@ -931,6 +941,14 @@ impl EventStore for SqliteStore {
                  ON CONFLICT DO UPDATE SET version = MAX(version, excluded.version)"
             ))?
             .execute(values.clone())?;
+            // Positions are never handed out twice: the highest stays
+            // known should this prune delete its row.
+            tx.prepare_cached(
+                "INSERT INTO events_log_last (id, position)
+                 SELECT 1, p FROM (SELECT MAX(position) AS p FROM events_log) WHERE p IS NOT NULL
+                 ON CONFLICT (id) DO UPDATE SET position = MAX(position, excluded.position)",
+            )?
+            .execute([])?;
             tx.prepare_cached(&format!(
                 "DELETE FROM events_log_related WHERE position IN (SELECT position FROM events_log WHERE {filter})"
             ))?

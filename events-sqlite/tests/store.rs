@@ -278,7 +278,7 @@ async fn an_old_queue_file_gains_the_log_tables() {
     raw.execute_batch(
         "DROP TABLE events_log; DROP TABLE events_log_related; DROP TABLE events_stream_tails;
          DROP TABLE events_checkpoints; DROP TABLE events_subscriptions; DROP TABLE events_deliveries;
-         DELETE FROM sqlite_sequence WHERE name = 'events_log';",
+         DROP TABLE events_log_last;",
     )
     .unwrap();
     let tables = |raw: &rusqlite::Connection| -> BTreeSet<String> {
@@ -301,6 +301,7 @@ async fn an_old_queue_file_gains_the_log_tables() {
                 "events_log",
                 "events_log_entity",
                 "events_log_id",
+                "events_log_last",
                 "events_log_name",
                 "events_log_related",
                 "events_log_time"
@@ -316,6 +317,52 @@ async fn an_old_queue_file_gains_the_log_tables() {
     let queue = SqliteBackend::queue(&path).unwrap();
     assert_eq!(queue.size("default").await.unwrap(), 1);
     assert_eq!(store.last_position().await.unwrap(), 1);
+}
+
+/// Pruning every event, the newest included, forgets neither the last
+/// position nor a stream's version: the next append takes the next
+/// position and the next version, as on a log never pruned.
+#[tokio::test]
+async fn pruning_the_newest_events_reuses_no_position_and_no_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite")).unwrap();
+    let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let old: Vec<NewEvent> = (0..3).map(|_| event(5).occurred_at(long_ago)).collect();
+    store.append(old).await.unwrap();
+    let entity = "appointment:5".parse().unwrap();
+    assert_eq!(store.stream_version(&entity).await.unwrap(), 3);
+    let gone = store
+        .prune(&events_core::store::Prune::older_than(Duration::from_secs(
+            3600,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(gone, 3);
+    assert!(
+        store
+            .events(&EventQuery::new())
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(store.last_position().await.unwrap(), 3);
+    assert_eq!(store.stream_version(&entity).await.unwrap(), 3);
+    let next = store.append(vec![event(5)]).await.unwrap();
+    assert_eq!(next[0].position, 4);
+    let stored = store
+        .timeline(&TimelineQuery::new(entity.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stored.events[0].entity_version, Some(4));
+    let error = store
+        .append_expecting(&entity, 3, vec![event(5)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict { actual: 4, .. }),
+        "{error:?}"
+    );
 }
 
 /// Bad URLs, events, entities, queries and rows: each is refused in
