@@ -29,7 +29,11 @@ fn noop(e: &Moved) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let n: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let url = args.next().unwrap_or_else(|| "memory://".to_owned());
     let store = events::store::connect(&url).await?;
     let have = store.last_position().await?;

@@ -259,12 +259,21 @@ macro_rules! __events_event {
     };
     ($ty:ty, $name:literal, $line:literal, log($store:literal, $version:literal)) => {
         $crate::__events_event!(@impl $ty, $name, $line,
-            $crate::__private::LogDef::new($store, $version, $crate::__private::None););
+            $crate::__private::LogDef::new($store, $version, $crate::__private::None,
+                $crate::__events_event!(@schema $ty)););
     };
     ($ty:ty, $name:literal, $line:literal, log($store:literal, $version:literal) entity { $($entity:tt)* }) => {
         $crate::__events_event!(@impl $ty, $name, $line,
-            $crate::__private::LogDef::new($store, $version, $crate::__private::Some(__events_entity));
+            $crate::__private::LogDef::new($store, $version, $crate::__private::Some(__events_entity),
+                $crate::__events_event!(@schema $ty));
             $($entity)*);
+    };
+    (@schema $ty:ty) => {
+        || {
+            #[allow(unused_imports)]
+            use $crate::__private::spec::SchemaProbe as _;
+            (&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData)).__events_schema()
+        }
     };
     (@impl $ty:ty, $name:literal, $line:literal, $log:expr; $($items:tt)*) => {
         impl $crate::__private::Event for $ty {

@@ -305,6 +305,13 @@ pub struct LogDef {
     /// The entity an event of the type concerns, from the template
     /// (`None` if handed another type).
     pub entity: Option<fn(&dyn Any) -> Option<crate::store::Entity>>,
+    /// Its JSON Schema, where the type implements `schemars::JsonSchema`
+    /// and the `schemars` feature is on.
+    pub schema: fn() -> Option<serde_json::Value>,
+}
+
+fn no_schema() -> Option<serde_json::Value> {
+    None
 }
 
 impl LogDef {
@@ -313,6 +320,7 @@ impl LogDef {
         store: false,
         version: 1,
         entity: None,
+        schema: no_schema,
     };
 
     /// A description.
@@ -320,11 +328,13 @@ impl LogDef {
         store: bool,
         version: u32,
         entity: Option<fn(&dyn Any) -> Option<crate::store::Entity>>,
+        schema: fn() -> Option<serde_json::Value>,
     ) -> LogDef {
         LogDef {
             store,
             version,
             entity,
+            schema,
         }
     }
 }
@@ -410,6 +420,27 @@ pub mod spec {
 
     /// Wraps a type for method-resolution-based specialization.
     pub struct Probe<T>(pub PhantomData<T>);
+
+    /// The probe for a JSON Schema: `&Probe<T>` has one where `T`
+    /// implements `schemars::JsonSchema` (feature `schemars`), `Probe<T>`
+    /// none.
+    pub trait SchemaProbe {
+        /// The type's JSON Schema, if it has one.
+        fn __events_schema(&self) -> Option<serde_json::Value>;
+    }
+
+    #[cfg(feature = "schemars")]
+    impl<T: schemars::JsonSchema> SchemaProbe for &Probe<T> {
+        fn __events_schema(&self) -> Option<serde_json::Value> {
+            serde_json::to_value(schemars::schema_for!(T)).ok()
+        }
+    }
+
+    impl<T> SchemaProbe for Probe<T> {
+        fn __events_schema(&self) -> Option<serde_json::Value> {
+            None
+        }
+    }
 
     /// The probe's one method, implemented at four depths of reference.
     pub trait JsonProbe {

@@ -48,7 +48,7 @@ pub use replay::{Progress, Replay, ReplayError, ReplayReport, Replayed};
 pub use scheme::{StoreScheme, schemes};
 #[doc(hidden)]
 pub use upcast::UpcastDef;
-pub use upcast::{UpcastError, current_version, problems as upcast_problems, upcast};
+pub use upcast::{UpcastError, current_version, json_schema, problems as upcast_problems, upcast};
 pub use webhooks::{
     Delivery, DeliveryQuery, DeliveryResult, Subscription, SubscriptionChange, SubscriptionState,
 };

@@ -174,6 +174,19 @@ pub fn current_version(name: &str) -> u32 {
     chains().by_name.get(name).map_or(1, |c| c.current)
 }
 
+/// The JSON Schema of the event named `name`, where its type is in this
+/// program, has event-log keys (`#[event(store)]`, `entity`, `version`)
+/// and implements `schemars::JsonSchema` (feature `schemars`).
+pub fn json_schema(name: &str) -> Option<serde_json::Value> {
+    inventory::iter::<EventEntry>.into_iter().find_map(|entry| {
+        let def = (entry.def)()?;
+        if def.name != name {
+            return None;
+        }
+        ((entry.log)()?.schema)()
+    })
+}
+
 /// `payload`, stored at `version` for the event `name`, at the event's
 /// current version: as stored (borrowed, not parsed) when it is current,
 /// else through the upcasters in order.
