@@ -346,3 +346,18 @@ async fn older_records_are_upcast_and_current_ones_read_as_stored() {
         "{newer}"
     );
 }
+
+#[tokio::test]
+async fn a_replay_can_run_on_a_spawned_task() {
+    let store = Store::memory();
+    let task = tokio::spawn(async move {
+        store
+            .replay()
+            .listener("replay::balances")
+            .progress(|_| {})
+            .dry_run(true)
+            .run()
+            .await
+    });
+    assert_eq!(task.await.unwrap().unwrap().read, 0);
+}

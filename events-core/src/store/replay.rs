@@ -129,7 +129,7 @@ pub struct Replay {
 }
 
 /// A replay's progress callback.
-type OnProgress = Box<dyn FnMut(&Progress) + Send>;
+type OnProgress = Box<dyn FnMut(&Progress) + Send + Sync>;
 
 impl Store {
     /// Starts configuring a replay of this store's events.
@@ -255,7 +255,7 @@ impl Replay {
     }
 
     /// Called after each page with how far the replay got.
-    pub fn progress(mut self, report: impl FnMut(&Progress) + Send + 'static) -> Self {
+    pub fn progress(mut self, report: impl FnMut(&Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Box::new(report));
         self
     }
@@ -298,6 +298,7 @@ impl Replay {
         let mut cursor = runs.iter().map(|r| r.from).min().unwrap_or(floor);
         let end = self.to.map_or(last, |to| to.min(last));
         let mut read = 0u64;
+        let mut rebuilders = Rebuilders::default();
         let mut query = self.query.clone().limit(self.batch);
         query.before = end.checked_add(1);
         while cursor < end {
@@ -306,7 +307,8 @@ impl Replay {
             let page_end = page.next.unwrap_or(end);
             for event in &page.events {
                 read += 1;
-                self.one(event, &defs, &mut runs, &state).await?;
+                self.one(event, &defs, &mut runs, &state, &mut rebuilders)
+                    .await?;
             }
             // Every listener has seen the page (or skipped what was not
             // for it): its checkpoint moves to the page's end.
@@ -377,6 +379,7 @@ impl Replay {
         defs: &[&'static ListenerDef],
         runs: &mut [Replayed],
         state: &Arc<StateMap>,
+        rebuilders: &mut Rebuilders,
     ) -> Result<(), ReplayError> {
         let mut rebuilt: Option<Box<dyn ErasedEvent>> = None;
         for (def, run) in defs.iter().zip(runs.iter_mut()) {
@@ -387,7 +390,7 @@ impl Replay {
                 run.events += 1;
                 continue;
             }
-            let outcome = call(def, event, &mut rebuilt, state).await;
+            let outcome = call(def, event, &mut rebuilt, state, rebuilders).await;
             match outcome {
                 Ok(()) => {
                     run.events += 1;
@@ -407,6 +410,22 @@ impl Replay {
     }
 }
 
+/// How each event name seen is rebuilt, looked up in the registry once
+/// per name rather than once per event.
+#[derive(Default)]
+struct Rebuilders(std::collections::HashMap<String, Option<crate::event::FromJson>>);
+
+impl Rebuilders {
+    fn get(&mut self, name: &str) -> Option<crate::event::FromJson> {
+        if let Some(found) = self.0.get(name) {
+            return *found;
+        }
+        let found = registry::registry().rebuilder(name);
+        self.0.insert(name.to_owned(), found);
+        found
+    }
+}
+
 /// Whether `def` listens to events named `name`.
 fn targets(def: &ListenerDef, name: &str) -> bool {
     match def.target {
@@ -422,6 +441,7 @@ async fn call(
     event: &StoredEvent,
     rebuilt: &mut Option<Box<dyn ErasedEvent>>,
     state: &Arc<StateMap>,
+    rebuilders: &mut Rebuilders,
 ) -> Result<(), ReplayError> {
     let failed = |source: BoxError| ReplayError::Listener {
         listener: def.name,
@@ -438,21 +458,22 @@ async fn call(
     // one is handed on as stored.
     let (_, payload) = super::upcast(&event.name, event.version, &event.payload)
         .map_err(|e| decode(e.to_string()))?;
-    let envelope = Envelope::from_parts(event.id, event.occurred_at, event.metadata.clone());
+    // Only listeners that take a context pay for the envelope.
+    let envelope = || Envelope::from_parts(event.id, event.occurred_at, event.metadata.clone());
     let context = |erased: &dyn ErasedEvent| {
         Context::for_dispatch(
             erased.static_name().unwrap_or(def.name),
-            envelope.clone(),
+            envelope(),
             state.clone(),
         )
     };
     if let Run::Queued { job, .. } = def.run {
-        let ctx = Context::for_dispatch(def.name, envelope.clone(), state.clone());
+        let ctx = Context::for_dispatch(def.name, envelope(), state.clone());
         let run = job(&event.name, &payload, &ctx).map_err(|e| decode(e.to_string()))?;
         return run.await.map(|_| ()).map_err(failed);
     }
     if rebuilt.is_none() {
-        let from_json = registry::registry().rebuilder(&event.name).ok_or_else(|| {
+        let from_json = rebuilders.get(&event.name).ok_or_else(|| {
             decode(format!(
                 "no event type named `{}` that can be deserialized is registered in this program",
                 event.name
