@@ -38,6 +38,11 @@
 //!
 //! - `sqlite` (default): the embedded durable queue, `sqlite://path`
 //!   (crate `events-sqlite`), and `events::queue::SqliteBackend`.
+//! - `store`: the event log, `events::store`, with `sqlite://path` stores
+//!   ([`store::SqliteStore`], crate `events-sqlite`, on its own file or on
+//!   the queue's); it turns on `sqlite` and needs nothing more. With
+//!   `sqlite` alone the `sqlite://` store scheme and `SqliteStore` are
+//!   there too: `store` is the name to ask for the event log by.
 //! - `redis`: the Redis queue for workers on many machines,
 //!   `redis://host:port/db` (`rediss://` for TLS, `?prefix=app`; crate
 //!   `events-redis`), and `events::queue::RedisBackend`.
@@ -125,6 +130,44 @@ pub mod postgres {
     //! opened by `events::store::Store::open("postgres://..")` or
     //! `EVENTS_STORE_URL`. See the README's "Event log on PostgreSQL".
     pub use events_postgres::*;
+}
+
+pub mod store {
+    //! The event log: what `events_core::store` holds (the [`EventStore`]
+    //! trait, the [`Store`] handle, queries, the memory store), and with
+    //! the `sqlite` feature (which `store` turns on) [`SqliteStore`], the
+    //! log on SQLite. Open one by URL with [`connect`] or [`open`]
+    //! (`sqlite://path`, `memory://`), or on a SQLite queue's own file with
+    //! `SqliteStore::for_queue(&queue)`, so that an append and its jobs are
+    //! one transaction.
+
+    pub use events_core::store::*;
+    #[cfg(feature = "sqlite")]
+    pub use events_sqlite::SqliteStore;
+
+    /// Opens the store at `url` (`sqlite://path` with the `sqlite`
+    /// feature, `memory://` always) without blocking the runtime: as
+    /// `events_core::store::connect`, after making sure the stores compiled
+    /// into the facade are linked.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::store::StoreError> {
+    /// let store = events::store::connect("memory://").await?;
+    /// assert_eq!(store.last_position().await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        crate::link_backends();
+        events_core::store::connect(url).await
+    }
+
+    /// [`connect`] without awaiting: [`Store::open`], after making sure the
+    /// stores compiled into the facade are linked.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        crate::link_backends();
+        Store::open(url)
+    }
 }
 
 #[cfg(feature = "metrics")]

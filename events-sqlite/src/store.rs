@@ -18,16 +18,18 @@
 //!   holds the file's write lock) and a pruned position is never handed
 //!   out again. (`AUTOINCREMENT` would do the same at the price of a
 //!   write of `sqlite_sequence` in every commit.)
-//! - An append looks each event's id up in the unique index
-//!   `events_log_id` before inserting it (a skipped row of an
-//!   `INSERT .. ON CONFLICT DO NOTHING` would still use up a position), and an entity's next version is its stream's
-//!   newest row in `events_log_entity` plus one. An append expecting a
+//! - An append inserts each event; one whose id the unique index
+//!   `events_log_id` holds already fails that one statement (the
+//!   transaction goes on), and the kept event's position is looked up.
+//!   An entity's next version is its stream's newest row in
+//!   `events_log_entity` plus one. An append expecting a
 //!   version reads it under the write lock, so of concurrent appenders
 //!   (threads or processes) exactly one wins.
 //! - History (`events`) walks the table by position, the rowid, from the
 //!   cursor on: paging is a range scan of the primary key (by
 //!   `events_log_entity` when one entity is asked for, by
-//!   `events_log_name` for names without `*`).
+//!   `events_log_name` for one name without `*`). Other filters are
+//!   checked on the rows passed over, so a rare match costs a long walk.
 //! - Name patterns become `GLOB` with `?` and `[` escaped: `*` matches any
 //!   run of characters as [`events_core::matches_pattern`] does, `_` and
 //!   `%` are themselves, and case counts (SQLite's `LIKE` ignores case).
@@ -291,6 +293,15 @@ fn stream_version(tx: &Connection, entity: &Entity) -> rusqlite::Result<u64> {
         .map(|v| u64::try_from(v).unwrap_or(0))
 }
 
+/// Whether SQLite refused a row for a `UNIQUE` index (the event id's).
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
 /// Inserts `rows` in order (see the module's docs); a conflict with the
 /// version `expect`ed comes back as the inner `Err`, with nothing written.
 fn insert_events(
@@ -321,15 +332,6 @@ fn insert_events(
             }),
             None => None,
         };
-        // Looked up first, so a skipped event uses up no position.
-        let kept: Option<i64> = lookup
-            .query_row(params![&row.id[..]], |r| r.get(0))
-            .optional()?;
-        if let Some(position) = kept {
-            // Its id is stored already (or came earlier in this batch).
-            appended.push(Appended::new(position as u64, false));
-            continue;
-        }
         insert.raw_bind_parameter(1, &row.id[..])?;
         insert.raw_bind_parameter(2, &row.name)?;
         insert.raw_bind_parameter(3, row.version)?;
@@ -342,7 +344,26 @@ fn insert_events(
         insert.raw_bind_parameter(10, &row.related_json)?;
         insert.raw_bind_parameter(11, &row.actor)?;
         insert.raw_bind_parameter(12, next)?;
-        insert.raw_execute()?;
+        // An id stored already (or earlier in this batch) fails the
+        // unique index: SQLite undoes that one statement, the transaction
+        // goes on, and the event is skipped without using up a position.
+        // Cheaper than looking every id up first, for the rare duplicate.
+        match insert.raw_execute() {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                let kept: Option<i64> = lookup
+                    .query_row(params![&row.id[..]], |r| r.get(0))
+                    .optional()?;
+                match kept {
+                    Some(position) => {
+                        appended.push(Appended::new(position as u64, false));
+                        continue;
+                    }
+                    None => return Err(error),
+                }
+            }
+            Err(error) => return Err(error),
+        }
         let position = next;
         next += 1;
         if let (Some(entity), Some(version)) = (&row.entity, version) {
