@@ -21,6 +21,18 @@ struct Booked {
     r#type: String,
 }
 
+// Versions 1 and 2 had other shapes: the chain up to 3 is complete, as a
+// dispatcher with a store requires.
+#[upcast(Booked, from = 1)]
+fn booked_v1(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
+#[upcast(Booked, from = 2)]
+fn booked_v2(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
 #[event(name = "log.viewed")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Viewed {
