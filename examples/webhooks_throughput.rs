@@ -147,7 +147,8 @@ async fn bare_posts(url: &str, bodies: &[String]) -> Result<f64, Box<dyn std::er
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, uri, bodies, next) = (client.clone(), uri.clone(), bodies.clone(), next.clone());
+        let (client, uri, bodies, next) =
+            (client.clone(), uri.clone(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;

@@ -65,7 +65,9 @@ impl Receiver {
         let sink = records.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(serde_json::from_str(&line).unwrap());
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
             }
         });
         Receiver {
@@ -81,7 +83,8 @@ impl Receiver {
 
     /// Tells the receiver how to answer requests to `path`.
     async fn plan(&self, path: &str, secret: &str, plan: Value, delay: f64) {
-        let body = json!({"path": path, "secret": secret, "plan": plan, "delay": delay}).to_string();
+        let body =
+            json!({"path": path, "secret": secret, "plan": plan, "delay": delay}).to_string();
         let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         let request = format!(
             "POST /_control HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -262,7 +265,12 @@ async fn retries_on_schedule_until_the_receiver_verifies_and_accepts_then_410_di
     receiver
         .plan("/hook", &sub.secret, json!([{"status": 410}]), 0.0)
         .await;
-    let gone = append(&store, "appointment.cancelled", json!({"appointment_id": 7})).await;
+    let gone = append(
+        &store,
+        "appointment.cancelled",
+        json!({"appointment_id": 7}),
+    )
+    .await;
     webhooks.enqueue_for(&[gone], &queue).await.unwrap();
     receiver.wait_for("/hook", 4).await;
     let mut off = None;
@@ -281,7 +289,10 @@ async fn retries_on_schedule_until_the_receiver_verifies_and_accepts_then_410_di
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.requests("/hook").len(), 4, "no retry after 410");
     let report = worker.stop().await;
-    assert_eq!(report.failed, 1, "the 410 delivery went to the failed store");
+    assert_eq!(
+        report.failed, 1,
+        "the 410 delivery went to the failed store"
+    );
     let failed = queue.failed().await.unwrap();
     assert!(failed[0].error.contains("410"), "{failed:?}");
 }
@@ -398,7 +409,13 @@ async fn replays_keep_the_webhook_id_are_signed_afresh_and_do_not_count() {
     let worker = work(&queue, &webhooks, 1);
     receiver.wait_for("/replay", 2).await;
     for _ in 0..100 {
-        if webhooks.deliveries(&DeliveryQuery::new()).await.unwrap().len() == 2 {
+        if webhooks
+            .deliveries(&DeliveryQuery::new())
+            .await
+            .unwrap()
+            .len()
+            == 2
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -515,7 +532,10 @@ async fn private_addresses_are_refused_unless_allowed() {
             .subscribe(NewSubscription::new(url, ["*"]))
             .await
             .unwrap_err();
-        assert!(matches!(error, WebhookError::Forbidden(_)), "{url}: {error}");
+        assert!(
+            matches!(error, WebhookError::Forbidden(_)),
+            "{url}: {error}"
+        );
         assert_eq!(error.status(), 403);
         assert!(
             error.to_string().contains("EVENTS_WEBHOOKS_ALLOW_PRIVATE"),
@@ -540,7 +560,10 @@ async fn private_addresses_are_refused_unless_allowed() {
     assert!(error.to_string().contains("not https"), "{error}");
     // Bad input is a 4xx in words.
     let error = webhooks(&store)
-        .subscribe(NewSubscription::new("http://127.0.0.1:8080/hook", Vec::<String>::new()))
+        .subscribe(NewSubscription::new(
+            "http://127.0.0.1:8080/hook",
+            Vec::<String>::new(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(error.status(), 400);
@@ -636,7 +659,10 @@ async fn a_slow_endpoint_does_not_delay_another() {
     // When the fast endpoint got its delivery, the slow one (two at a time,
     // 3 s each) had finished at most two of its six.
     let slow_done = slow.requests("/slow").len();
-    assert!(slow_done <= 2, "the fast delivery waited for {slow_done} slow ones");
+    assert!(
+        slow_done <= 2,
+        "the fast delivery waited for {slow_done} slow ones"
+    );
     slow.wait_for("/slow", 6).await;
     worker.stop().await;
     assert!(
@@ -660,7 +686,10 @@ async fn a_request_that_outlasts_the_timeout_fails_in_words() {
     let test = webhooks.test(&receiver.url("/hang"), None).await.unwrap();
     assert_eq!(test.status, None);
     assert!(
-        test.error.as_deref().unwrap().contains("no response within 300ms"),
+        test.error
+            .as_deref()
+            .unwrap()
+            .contains("no response within 300ms"),
         "{test:?}"
     );
 }
@@ -684,8 +713,18 @@ async fn deliveries_wait_durably_on_the_sqlite_queue() {
     receiver
         .plan("/durable", &sub.secret, json!([{"status": 200}]), 0.0)
         .await;
-    let paid = append(&store, "appointment.updated", json!({"status": "paid", "n": 1})).await;
-    let due = append(&store, "appointment.updated", json!({"status": "due", "n": 2})).await;
+    let paid = append(
+        &store,
+        "appointment.updated",
+        json!({"status": "paid", "n": 1}),
+    )
+    .await;
+    let due = append(
+        &store,
+        "appointment.updated",
+        json!({"status": "due", "n": 2}),
+    )
+    .await;
     {
         let queue = events::queue::connect(&url).await.unwrap();
         assert_eq!(
