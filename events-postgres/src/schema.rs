@@ -166,7 +166,12 @@ impl Statements {
         ) = tokio::try_join!(
             biased;
             client.prepare("SELECT position FROM events_log_head WHERE id = 1 FOR UPDATE"),
-            client.prepare("SELECT id, position FROM events_log WHERE id = ANY($1::text[])"),
+            // A join on the ids (not `id = ANY($1)`): the plan cached on an
+            // empty table must still probe the index once the log is large.
+            client.prepare(
+                "SELECT e.id, e.position FROM UNNEST($1::text[]) AS u(id) \
+                 JOIN events_log e ON e.id = u.id"
+            ),
             client.prepare(
                 "SELECT s.entity_type, s.entity_id, s.version FROM events_log_streams s \
                  JOIN UNNEST($1::text[], $2::text[]) AS u(t, i) \
