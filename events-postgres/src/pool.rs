@@ -179,6 +179,17 @@ impl Pool {
                 tracing::debug!(%target, error = %events_core::error::Chain(&error), "a PostgreSQL connection of the event store ended");
             }
         });
+        // The server bounds what it does for this session too: a client
+        // that vanishes mid-append (a partition, no FIN) must not hold the
+        // head row's lock, and every other append with it, until TCP
+        // keepalives notice.
+        let millis = self.timeout.as_millis().max(1);
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {millis}; SET idle_in_transaction_session_timeout = {millis}"
+            ))
+            .await
+            .map_err(|e| failure(&self.target, "setting the session's timeouts", e))?;
         self.schema
             .get_or_try_init(|| schema::ensure(&client, &self.target))
             .await?;

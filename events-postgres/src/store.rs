@@ -14,6 +14,7 @@ use events_core::store::{
 };
 use events_core::{EventId, Metadata, keys};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::PostgresStore;
@@ -176,14 +177,38 @@ fn decode_all(rows: &[Row]) -> Result<Vec<StoredEvent>, StoreError> {
     rows.iter().map(decode).collect()
 }
 
-/// One append: lock the head row, learn which ids are stored and where
-/// the streams are, then insert, move the streams and the head, commit.
-/// Two round trips, each a pipeline of statements.
+/// One append: lock the head row, learn where the streams are, then
+/// insert, move the streams and the head, commit. Two round trips, each a
+/// pipeline of statements.
+///
+/// Most appends carry ids never stored, so the first try does not look
+/// them up: the unique index on ids refuses a stored one, which rolls the
+/// whole try back, and the second try looks the ids up first.
 async fn append_on(
     conn: &mut Conn,
     events: Vec<NewEvent>,
     expecting: Option<(&Entity, u64)>,
 ) -> Result<Vec<Appended>, StoreError> {
+    if let Some(appended) = append_once(conn, &events, expecting, false).await? {
+        return Ok(appended);
+    }
+    append_once(conn, &events, expecting, true)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Corrupt(
+                "an event id the store did not find when it looked was stored by the time it inserted, though appends are serialized".into(),
+            )
+        })
+}
+
+/// One try of [`append_on`]; `Ok(None)` when an id was stored already and
+/// `look_up_ids` was off (nothing was written).
+async fn append_once(
+    conn: &mut Conn,
+    events: &[NewEvent],
+    expecting: Option<(&Entity, u64)>,
+    look_up_ids: bool,
+) -> Result<Option<Vec<Appended>>, StoreError> {
     const OP: &str = "appending events";
     let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     let mut streams_asked: HashSet<&Entity> =
@@ -199,7 +224,9 @@ async fn append_on(
     conn.in_transaction = true;
     let first = {
         let (client, st) = (&conn.client, &conn.statements);
-        let known_params: [&(dyn ToSql + Sync); 1] = [&ids];
+        let none: &[String] = &[];
+        let probe: &[String] = if look_up_ids { &ids } else { none };
+        let known_params: [&(dyn ToSql + Sync); 1] = [&probe];
         let stream_params: [&(dyn ToSql + Sync); 2] = [&kinds, &entity_ids];
         tokio::try_join!(
             biased;
@@ -217,7 +244,7 @@ async fn append_on(
             return Err(error);
         }
     };
-    let plan = plan(&events, &ids, &head, &known, &streams, expecting);
+    let plan = plan(events, &ids, &head, &known, &streams, expecting);
     let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
@@ -228,7 +255,7 @@ async fn append_on(
     if plan.head == plan.start {
         // Every id was stored already: nothing to write.
         conn.rollback().await;
-        return Ok(plan.appended);
+        return Ok(Some(plan.appended));
     }
     let second = {
         let (client, st) = (&conn.client, &conn.statements);
@@ -263,11 +290,17 @@ async fn append_on(
     match second {
         Ok(_) => {
             conn.in_transaction = false;
-            Ok(plan.appended)
+            Ok(Some(plan.appended))
         }
         Err(e) => {
+            let stored_already = !look_up_ids
+                && e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error().and_then(|db| db.constraint()) == Some("events_log_id");
             let error = conn.fail(OP)(e);
             conn.rollback().await;
+            if stored_already && !conn.in_transaction {
+                return Ok(None);
+            }
             Err(error)
         }
     }
