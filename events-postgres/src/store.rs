@@ -83,14 +83,20 @@ impl Sql {
         self.push(&format!(" AND ({})", parts.join(" OR ")));
     }
 
-    async fn query(&self, conn: &Conn, operation: &'static str) -> Result<Vec<Row>, StoreError> {
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
+    async fn query(
+        &self,
+        conn: &mut Conn,
+        operation: &'static str,
+    ) -> Result<Vec<Row>, StoreError> {
+        let types: Vec<Type> = self.params.iter().map(|(_, ty)| ty.clone()).collect();
+        let statement = conn.statement(&self.text, &types, operation).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = self
             .params
             .iter()
-            .map(|(value, ty)| (&**value as &(dyn ToSql + Sync), ty.clone()))
+            .map(|(value, _)| &**value as &(dyn ToSql + Sync))
             .collect();
         conn.client
-            .query_typed(&self.text, &params)
+            .query(&statement, &params)
             .await
             .map_err(conn.fail(operation))
     }
