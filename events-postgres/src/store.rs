@@ -144,7 +144,7 @@ fn unsigned(n: i64, what: &str) -> Result<u64, StoreError> {
 /// An event row, read in [`EVENT_COLUMNS`] order.
 fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
     let position = unsigned(column::<i64>(row, 0)?, "a position")?;
-    let id_text: String = column(row, 1)?;
+    let id_text: &str = column(row, 1)?;
     let id: EventId = id_text
         .parse()
         .map_err(|e| corrupt(&format!("event id `{id_text}` at position {position}"), e))?;
@@ -153,8 +153,13 @@ fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
         .map_err(|e| corrupt(&format!("the version at position {position}"), e))?;
     let payload: String = column(row, 4)?;
     let occurred_at = from_millis(column::<i64>(row, 5)?);
-    let metadata: Metadata = serde_json::from_str(&column::<String>(row, 6)?)
-        .map_err(|e| corrupt(&format!("the metadata at position {position}"), e))?;
+    let metadata_text: &str = column(row, 6)?;
+    let metadata: Metadata = if metadata_text == "{}" {
+        Metadata::new()
+    } else {
+        serde_json::from_str(metadata_text)
+            .map_err(|e| corrupt(&format!("the metadata at position {position}"), e))?
+    };
     let entity = match (
         column::<Option<String>>(row, 7)?,
         column::<Option<String>>(row, 8)?,
@@ -165,8 +170,13 @@ fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
     let entity_version = column::<Option<i64>>(row, 9)?
         .map(|v| unsigned(v, "an entity version"))
         .transpose()?;
-    let related: Vec<Entity> = serde_json::from_str(&column::<String>(row, 10)?)
-        .map_err(|e| corrupt(&format!("the related entities at position {position}"), e))?;
+    let related_text: &str = column(row, 10)?;
+    let related: Vec<Entity> = if related_text == "[]" {
+        Vec::new()
+    } else {
+        serde_json::from_str(related_text)
+            .map_err(|e| corrupt(&format!("the related entities at position {position}"), e))?
+    };
     let mut event = NewEvent::new(name, payload)
         .id(id)
         .version(version)
