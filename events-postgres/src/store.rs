@@ -40,7 +40,8 @@ macro_rules! on_conn {
     }};
 }
 
-/// A query's text and its typed parameters, sent in one round trip.
+/// A query built at run time and its typed parameters: prepared once per
+/// connection, then one round trip per use.
 #[derive(Default)]
 struct Sql {
     text: String,
