@@ -269,6 +269,8 @@ EVENTS_ENABLED              true                          default
 EVENTS_QUEUE_URL            redis://app:***@cache:6379/0  env EVENTS_QUEUE_URL
 EVENTS_RETRY_ATTEMPTS       1                             default
 EVENTS_RETRY_DELAY_SECONDS  1,5,15                        env EVENTS_RETRY_DELAY_SECONDS
+EVENTS_STORE_ENABLED        false                         default
+EVENTS_STORE_URL            (unset)                       default
 EVENTS_TIMEOUT              60s                           default
 EVENTS_WORKER_CONCURRENCY   4                             env EVENTS_WORKER_CONCURRENCY
 warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?
