@@ -28,7 +28,11 @@
 //! store: `pool_size=N` (connections, default 4) and `timeout=30s` (how
 //! long one operation may take, default 30 s; past it the operation fails
 //! in words and its connection is dropped, so a dead or unreachable server
-//! is an error, never a hang).
+//! is an error, never a hang). The server is told the same bound
+//! (`statement_timeout` and `idle_in_transaction_session_timeout` of the
+//! store's sessions), so an appender that vanishes mid-append without
+//! closing its socket releases the log within that time, not when TCP
+//! keepalives notice hours later.
 //!
 //! TLS: this store connects without it. `sslmode=prefer` (the driver's
 //! default) and `sslmode=disable` connect in plain text; `sslmode=require`
@@ -48,7 +52,14 @@
 //! appenders expecting one version, one wins, the others get
 //! [`StoreError::Conflict`]; a unique index on (entity type, entity id,
 //! entity version) backs it up. An append costs two round trips
-//! (statements pipelined) and a commit.
+//! (statements pipelined) and a commit: the first try does not look its
+//! ids up, since the unique index on ids refuses one stored already (the
+//! try then rolls back whole and a second one looks them up).
+//!
+//! Events and the jobs of their dispatch are two writes
+//! ([`append_with_jobs`]'s default): the queues live in SQLite or Redis.
+//!
+//! [`append_with_jobs`]: events_core::store::EventStore::append_with_jobs
 //!
 //! [`append_expecting`]: events_core::store::EventStore::append_expecting
 //! [`StoreError::Conflict`]: events_core::store::StoreError::Conflict

@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use events_core::store::StoreError;
 use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::error::PostgresError;
 use crate::schema::{self, Statements};
+
+/// How many run-time queries a connection keeps prepared.
+const CACHED_STATEMENTS: usize = 64;
 
 /// One connection and the statements prepared on it.
 pub(crate) struct Conn {
@@ -21,6 +25,9 @@ pub(crate) struct Conn {
     /// `BEGIN` was sent and neither `COMMIT` nor `ROLLBACK` came back: the
     /// connection goes when its lease ends.
     pub(crate) in_transaction: bool,
+    /// Queries built at run time (history filters, timelines), prepared
+    /// on first use: a page costs one round trip and no planning.
+    cache: std::collections::HashMap<String, Statement>,
     target: Arc<str>,
 }
 
@@ -31,6 +38,31 @@ impl Conn {
         operation: &'static str,
     ) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
         move |source| failure(&self.target, operation, source)
+    }
+
+    /// The statement for `text` with parameters of `types`, prepared on
+    /// this connection the first time it is asked for.
+    pub(crate) async fn statement(
+        &mut self,
+        text: &str,
+        types: &[Type],
+        operation: &'static str,
+    ) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.cache.get(text) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .prepare_typed(text, types)
+            .await
+            .map_err(self.fail(operation))?;
+        if self.cache.len() >= CACHED_STATEMENTS {
+            // Filters combine into a bounded but large set of texts: start
+            // over rather than track use.
+            self.cache.clear();
+        }
+        self.cache.insert(text.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     /// Sends `BEGIN`.
@@ -179,6 +211,17 @@ impl Pool {
                 tracing::debug!(%target, error = %events_core::error::Chain(&error), "a PostgreSQL connection of the event store ended");
             }
         });
+        // The server bounds what it does for this session too: a client
+        // that vanishes mid-append (a partition, no FIN) must not hold the
+        // head row's lock, and every other append with it, until TCP
+        // keepalives notice.
+        let millis = self.timeout.as_millis().max(1);
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {millis}; SET idle_in_transaction_session_timeout = {millis}"
+            ))
+            .await
+            .map_err(|e| failure(&self.target, "setting the session's timeouts", e))?;
         self.schema
             .get_or_try_init(|| schema::ensure(&client, &self.target))
             .await?;
@@ -189,6 +232,7 @@ impl Pool {
             client,
             statements,
             in_transaction: false,
+            cache: std::collections::HashMap::new(),
             target: self.target.clone(),
         })
     }

@@ -112,6 +112,15 @@ CREATE INDEX IF NOT EXISTS events_log_deliveries_event ON events_log_deliveries 
 /// Makes the tables when they are missing and checks their version.
 pub(crate) async fn ensure(client: &Client, target: &str) -> Result<(), StoreError> {
     let fail = |e| failure(target, "making the event store's tables", e);
+    // Made already (the usual case): no DDL, so no table lock to wait for
+    // behind appends in flight.
+    if let Ok(row) = client
+        .query_one("SELECT max(version) FROM events_log_schema", &[])
+        .await
+        && let Ok(Some(found)) = row.try_get::<_, Option<i32>>(0)
+    {
+        return check(found, target);
+    }
     let script = format!(
         "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {DDL}
          INSERT INTO events_log_schema (version)
@@ -126,16 +135,22 @@ pub(crate) async fn ensure(client: &Client, target: &str) -> Result<(), StoreErr
         .query_one("SELECT max(version) FROM events_log_schema", &[])
         .await
         .map_err(fail)?;
-    let found: Option<i32> = row.get(0);
-    match found {
-        Some(found) if found > VERSION => Err(PostgresError::NewerSchema {
+    let found: Option<i32> = row
+        .try_get(0)
+        .map_err(|e| StoreError::Corrupt(format!("the schema version: {e}")))?;
+    check(found.unwrap_or(VERSION), target)
+}
+
+fn check(found: i32, target: &str) -> Result<(), StoreError> {
+    if found > VERSION {
+        return Err(PostgresError::NewerSchema {
             target: target.to_owned(),
             found,
             known: VERSION,
         }
-        .into()),
-        _ => Ok(()),
+        .into());
     }
+    Ok(())
 }
 
 /// The columns of an event, in the order [`crate::store`] reads them.
@@ -166,7 +181,12 @@ impl Statements {
         ) = tokio::try_join!(
             biased;
             client.prepare("SELECT position FROM events_log_head WHERE id = 1 FOR UPDATE"),
-            client.prepare("SELECT id, position FROM events_log WHERE id = ANY($1::text[])"),
+            // A join on the ids (not `id = ANY($1)`): the plan cached on an
+            // empty table must still probe the index once the log is large.
+            client.prepare(
+                "SELECT e.id, e.position FROM UNNEST($1::text[]) AS u(id) \
+                 JOIN events_log e ON e.id = u.id"
+            ),
             client.prepare(
                 "SELECT s.entity_type, s.entity_id, s.version FROM events_log_streams s \
                  JOIN UNNEST($1::text[], $2::text[]) AS u(t, i) \

@@ -14,6 +14,7 @@ use events_core::store::{
 };
 use events_core::{EventId, Metadata, keys};
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::PostgresStore;
@@ -39,7 +40,8 @@ macro_rules! on_conn {
     }};
 }
 
-/// A query's text and its typed parameters, sent in one round trip.
+/// A query built at run time and its typed parameters: prepared once per
+/// connection, then one round trip per use.
 #[derive(Default)]
 struct Sql {
     text: String,
@@ -82,14 +84,20 @@ impl Sql {
         self.push(&format!(" AND ({})", parts.join(" OR ")));
     }
 
-    async fn query(&self, conn: &Conn, operation: &'static str) -> Result<Vec<Row>, StoreError> {
-        let params: Vec<(&(dyn ToSql + Sync), Type)> = self
+    async fn query(
+        &self,
+        conn: &mut Conn,
+        operation: &'static str,
+    ) -> Result<Vec<Row>, StoreError> {
+        let types: Vec<Type> = self.params.iter().map(|(_, ty)| ty.clone()).collect();
+        let statement = conn.statement(&self.text, &types, operation).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = self
             .params
             .iter()
-            .map(|(value, ty)| (&**value as &(dyn ToSql + Sync), ty.clone()))
+            .map(|(value, _)| &**value as &(dyn ToSql + Sync))
             .collect();
         conn.client
-            .query_typed(&self.text, &params)
+            .query(&statement, &params)
             .await
             .map_err(conn.fail(operation))
     }
@@ -137,7 +145,7 @@ fn unsigned(n: i64, what: &str) -> Result<u64, StoreError> {
 /// An event row, read in [`EVENT_COLUMNS`] order.
 fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
     let position = unsigned(column::<i64>(row, 0)?, "a position")?;
-    let id_text: String = column(row, 1)?;
+    let id_text: &str = column(row, 1)?;
     let id: EventId = id_text
         .parse()
         .map_err(|e| corrupt(&format!("event id `{id_text}` at position {position}"), e))?;
@@ -146,8 +154,13 @@ fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
         .map_err(|e| corrupt(&format!("the version at position {position}"), e))?;
     let payload: String = column(row, 4)?;
     let occurred_at = from_millis(column::<i64>(row, 5)?);
-    let metadata: Metadata = serde_json::from_str(&column::<String>(row, 6)?)
-        .map_err(|e| corrupt(&format!("the metadata at position {position}"), e))?;
+    let metadata_text: &str = column(row, 6)?;
+    let metadata: Metadata = if metadata_text == "{}" {
+        Metadata::new()
+    } else {
+        serde_json::from_str(metadata_text)
+            .map_err(|e| corrupt(&format!("the metadata at position {position}"), e))?
+    };
     let entity = match (
         column::<Option<String>>(row, 7)?,
         column::<Option<String>>(row, 8)?,
@@ -158,8 +171,13 @@ fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
     let entity_version = column::<Option<i64>>(row, 9)?
         .map(|v| unsigned(v, "an entity version"))
         .transpose()?;
-    let related: Vec<Entity> = serde_json::from_str(&column::<String>(row, 10)?)
-        .map_err(|e| corrupt(&format!("the related entities at position {position}"), e))?;
+    let related_text: &str = column(row, 10)?;
+    let related: Vec<Entity> = if related_text == "[]" {
+        Vec::new()
+    } else {
+        serde_json::from_str(related_text)
+            .map_err(|e| corrupt(&format!("the related entities at position {position}"), e))?
+    };
     let mut event = NewEvent::new(name, payload)
         .id(id)
         .version(version)
@@ -176,14 +194,38 @@ fn decode_all(rows: &[Row]) -> Result<Vec<StoredEvent>, StoreError> {
     rows.iter().map(decode).collect()
 }
 
-/// One append: lock the head row, learn which ids are stored and where
-/// the streams are, then insert, move the streams and the head, commit.
-/// Two round trips, each a pipeline of statements.
+/// One append: lock the head row, learn where the streams are, then
+/// insert, move the streams and the head, commit. Two round trips, each a
+/// pipeline of statements.
+///
+/// Most appends carry ids never stored, so the first try does not look
+/// them up: the unique index on ids refuses a stored one, which rolls the
+/// whole try back, and the second try looks the ids up first.
 async fn append_on(
     conn: &mut Conn,
     events: Vec<NewEvent>,
     expecting: Option<(&Entity, u64)>,
 ) -> Result<Vec<Appended>, StoreError> {
+    if let Some(appended) = append_once(conn, &events, expecting, false).await? {
+        return Ok(appended);
+    }
+    append_once(conn, &events, expecting, true)
+        .await?
+        .ok_or_else(|| {
+            StoreError::Corrupt(
+                "an event id the store did not find when it looked was stored by the time it inserted, though appends are serialized".into(),
+            )
+        })
+}
+
+/// One try of [`append_on`]; `Ok(None)` when an id was stored already and
+/// `look_up_ids` was off (nothing was written).
+async fn append_once(
+    conn: &mut Conn,
+    events: &[NewEvent],
+    expecting: Option<(&Entity, u64)>,
+    look_up_ids: bool,
+) -> Result<Option<Vec<Appended>>, StoreError> {
     const OP: &str = "appending events";
     let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     let mut streams_asked: HashSet<&Entity> =
@@ -199,7 +241,9 @@ async fn append_on(
     conn.in_transaction = true;
     let first = {
         let (client, st) = (&conn.client, &conn.statements);
-        let known_params: [&(dyn ToSql + Sync); 1] = [&ids];
+        let none: &[String] = &[];
+        let probe: &[String] = if look_up_ids { &ids } else { none };
+        let known_params: [&(dyn ToSql + Sync); 1] = [&probe];
         let stream_params: [&(dyn ToSql + Sync); 2] = [&kinds, &entity_ids];
         tokio::try_join!(
             biased;
@@ -217,7 +261,7 @@ async fn append_on(
             return Err(error);
         }
     };
-    let plan = plan(&events, &ids, &head, &known, &streams, expecting);
+    let plan = plan(events, &ids, &head, &known, &streams, expecting);
     let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
@@ -228,7 +272,7 @@ async fn append_on(
     if plan.head == plan.start {
         // Every id was stored already: nothing to write.
         conn.rollback().await;
-        return Ok(plan.appended);
+        return Ok(Some(plan.appended));
     }
     let second = {
         let (client, st) = (&conn.client, &conn.statements);
@@ -263,11 +307,17 @@ async fn append_on(
     match second {
         Ok(_) => {
             conn.in_transaction = false;
-            Ok(plan.appended)
+            Ok(Some(plan.appended))
         }
         Err(e) => {
+            let stored_already = !look_up_ids
+                && e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error().and_then(|db| db.constraint()) == Some("events_log_id");
             let error = conn.fail(OP)(e);
             conn.rollback().await;
+            if stored_already && !conn.in_transaction {
+                return Ok(None);
+            }
             Err(error)
         }
     }

@@ -325,6 +325,9 @@ fn a_server_that_is_not_there_is_an_error_in_words() {
 struct Proxy {
     addr: std::net::SocketAddr,
     silent: Arc<AtomicBool>,
+    /// Once set, a connection whose client went away keeps its socket to
+    /// the server open, as a host that vanished without a FIN would.
+    keep_server_open: Arc<AtomicBool>,
     cut: tokio::sync::watch::Sender<u32>,
 }
 
@@ -333,8 +336,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let silent = Arc::new(AtomicBool::new(false));
+        let keep_server_open = Arc::new(AtomicBool::new(false));
         let (cut, cuts) = tokio::sync::watch::channel(0u32);
-        let flag = silent.clone();
+        let (flag, keep) = (silent.clone(), keep_server_open.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else {
@@ -342,14 +346,16 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                for (from, to) in [
+                let ways = [
                     (
                         Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
                         Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                        true,
                     ),
-                    (Box::new(sr), Box::new(cw)),
-                ] {
-                    let (flag, mut cuts) = (flag.clone(), cuts.clone());
+                    (Box::new(sr), Box::new(cw), false),
+                ];
+                for (from, to, to_server) in ways {
+                    let (flag, keep, mut cuts) = (flag.clone(), keep.clone(), cuts.clone());
                     // Only cuts after this connection began end it.
                     cuts.borrow_and_update();
                     tokio::spawn(async move {
@@ -357,10 +363,19 @@ impl Proxy {
                         let mut buf = vec![0u8; 16 * 1024];
                         loop {
                             let n = tokio::select! {
-                                read = from.read(&mut buf) => match read { Ok(0) | Err(_) => return, Ok(n) => n },
+                                read = from.read(&mut buf) => match read {
+                                    Ok(0) | Err(_) => {
+                                        if to_server && keep.load(Ordering::Acquire) {
+                                            // Hold the server's socket open.
+                                            let _ = cuts.changed().await;
+                                        }
+                                        return;
+                                    }
+                                    Ok(n) => n,
+                                },
                                 _ = cuts.changed() => return,
                             };
-                            while flag.load(Ordering::Acquire) {
+                            while !to_server && flag.load(Ordering::Acquire) {
                                 // Silent: hold the bytes, keep the socket.
                                 tokio::select! {
                                     _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -375,7 +390,12 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, silent, cut }
+        Proxy {
+            addr,
+            silent,
+            keep_server_open,
+            cut,
+        }
     }
 
     fn url(&self, db: &str, extra: &str) -> String {
@@ -486,5 +506,99 @@ fn connections_the_server_ends_are_replaced() {
             .await
             .unwrap_or_else(|e| panic!("{}", Chain(&e)));
         assert!(store.last_position().await.unwrap() >= 2);
+    });
+}
+
+/// An appender vanishes mid-append, its socket to the server left open
+/// (no FIN, as after a partition) and the head row locked: the server
+/// ends its session after the store's timeout, and other appenders go
+/// on instead of waiting for TCP keepalives.
+#[test]
+fn an_appender_that_vanishes_mid_append_does_not_block_the_log() {
+    runtime().block_on(async {
+        let db = TestDb::create().await;
+        let proxy = Proxy::start(upstream()).await;
+        let vanishing =
+            PostgresStore::open(&proxy.url(&db.name, "timeout=1s&connect_timeout=1")).unwrap();
+        vanishing
+            .append(vec![NewEvent::new("before", "{}")])
+            .await
+            .unwrap();
+
+        // The server's answers stop reaching it: it sends the append's
+        // first statements (BEGIN, the head row's lock), then gives up.
+        proxy.silent.store(true, Ordering::Release);
+        proxy.keep_server_open.store(true, Ordering::Release);
+        let error = vanishing
+            .append(vec![NewEvent::new("lost", "{}")])
+            .await
+            .unwrap_err();
+        assert!(
+            Chain(&error)
+                .to_string()
+                .contains("did not finish appending events"),
+            "{}",
+            Chain(&error)
+        );
+        drop(vanishing);
+
+        let other = PostgresStore::open_with(
+            &db.url,
+            PostgresOptions::new().timeout(Duration::from_secs(20)),
+        )
+        .unwrap();
+        let started = Instant::now();
+        other
+            .append(vec![NewEvent::new("after", "{}")])
+            .await
+            .unwrap_or_else(|e| panic!("{}", Chain(&e)));
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_secs(10),
+            "the next append waited {waited:?}"
+        );
+        let names: Vec<String> = other
+            .events(&EventQuery::new())
+            .await
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec!["before", "after"]);
+        let _ = proxy.cut.send(1);
+    });
+}
+
+/// A batch mixing new events with one stored before: the first try (which
+/// does not look ids up) is refused by the id index and rolled back whole;
+/// the second keeps the stored one, and positions and stream versions
+/// carry on without a gap.
+#[test]
+fn a_batch_holding_a_stored_id_keeps_it_and_numbers_the_rest_without_gaps() {
+    runtime().block_on(async {
+        let db = TestDb::create().await;
+        let store = db.store();
+        let cart = Entity::new("cart", "1");
+        let first = NewEvent::new("opened", "{}").entity(cart.clone());
+        store.append(vec![first.clone()]).await.unwrap();
+        let appended = store
+            .append(vec![
+                NewEvent::new("added", r#"{"n":1}"#).entity(cart.clone()),
+                first.clone(),
+                NewEvent::new("added", r#"{"n":2}"#).entity(cart.clone()),
+            ])
+            .await
+            .unwrap();
+        let got: Vec<(u64, bool)> = appended.iter().map(|a| (a.position, a.stored)).collect();
+        assert_eq!(got, vec![(2, true), (1, false), (3, true)]);
+        assert_eq!(store.stream_version(&cart).await.unwrap(), 3);
+        let page = store
+            .timeline(&events_core::store::TimelineQuery::new(cart))
+            .await
+            .unwrap();
+        let versions: Vec<Option<u64>> = page.events.iter().map(|e| e.entity_version).collect();
+        assert_eq!(versions, vec![Some(1), Some(2), Some(3)]);
+        assert_eq!(store.last_position().await.unwrap(), 3);
     });
 }
