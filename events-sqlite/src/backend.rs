@@ -143,9 +143,10 @@ impl SqliteOptions {
 /// over it with [`SqliteBackend::queue`] or
 /// `events::queue::connect("sqlite://path")`.
 ///
-/// Each handle runs two threads, one per connection: a writer, which runs
-/// the writes waiting at one time in one transaction (group commit), and a
-/// reader. Operations are sent to them and awaited, so none blocks the
+/// Each handle runs three threads, one per connection: a writer, which
+/// runs the writes waiting at one time in one transaction (group commit),
+/// a reader, and a checkpointer, which folds the WAL into the database
+/// while writes go on (see `crate::thread`). Operations are sent to them and awaited, so none blocks the
 /// async runtime. An operation whose future is dropped after it was sent
 /// still runs (a claim made so is handed back when its lease lapses). The
 /// threads end when the handle is dropped.
