@@ -143,9 +143,10 @@ impl SqliteOptions {
 /// over it with [`SqliteBackend::queue`] or
 /// `events::queue::connect("sqlite://path")`.
 ///
-/// Each handle runs two threads, one per connection: a writer, which runs
-/// the writes waiting at one time in one transaction (group commit), and a
-/// reader. Operations are sent to them and awaited, so none blocks the
+/// Each handle runs three threads, one per connection: a writer, which
+/// runs the writes waiting at one time in one transaction (group commit),
+/// a reader, and a checkpointer, which folds the WAL into the database
+/// while writes go on (see `crate::thread`). Operations are sent to them and awaited, so none blocks the
 /// async runtime. An operation whose future is dropped after it was sent
 /// still runs (a claim made so is handed back when its lease lapses). The
 /// threads end when the handle is dropped.
@@ -170,7 +171,22 @@ pub(crate) struct Db {
     // before the reader closes.
     writer: Thread,
     reader: Thread,
+    /// Checkpoints the WAL while the writer writes (see [`Db::nudge`]).
+    checkpointer: Thread,
+    /// A checkpoint is queued or running.
+    checkpointing: Arc<std::sync::atomic::AtomicBool>,
+    /// When the last one ended, in milliseconds since the file was opened.
+    checkpointed_at: Arc<std::sync::atomic::AtomicU64>,
+    opened: Instant,
 }
+
+/// How often, at most, the checkpointer folds the WAL into the database
+/// while writes go on.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
+
+/// The WAL size (in pages) at which the writer checkpoints by itself,
+/// should the checkpointer thread fall behind. SQLite's default is 1,000.
+const WRITER_AUTOCHECKPOINT: i64 = 8_192;
 
 /// Why an operation sent to a connection's thread failed.
 pub(crate) enum Failure {
@@ -218,12 +234,60 @@ impl Db {
             thread::reader,
             open_reader,
         )?;
+        let checkpointer = spawn(
+            path,
+            &name,
+            "events-sqlite-checkpointer",
+            thread::reader,
+            open_reader,
+        )?;
         Ok(Db {
             canonical: std::fs::canonicalize(path).ok(),
             path: name,
             writer,
             reader,
+            checkpointer,
+            checkpointing: Arc::default(),
+            checkpointed_at: Arc::default(),
+            opened: Instant::now(),
         })
+    }
+
+    /// After a write: has the checkpointer thread fold the WAL into the
+    /// database (`PRAGMA wal_checkpoint(PASSIVE)`, which never waits for
+    /// the writer, nor the writer for it) unless one is queued or ran in
+    /// the last [`CHECKPOINT_EVERY`]. A checkpoint syncs the WAL and the
+    /// database file; done by the writer at commit (SQLite's
+    /// autocheckpoint), every write waiting behind it waited for those
+    /// syncs. The writer still checkpoints by itself past
+    /// [`WRITER_AUTOCHECKPOINT`] pages, and when idle (see
+    /// [`crate::thread`]).
+    fn nudge(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.opened.elapsed().as_millis() as u64;
+        let last = self.checkpointed_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < CHECKPOINT_EVERY.as_millis() as u64
+            || self.checkpointing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (busy, at, opened) = (
+            self.checkpointing.clone(),
+            self.checkpointed_at.clone(),
+            self.opened,
+        );
+        let (op, _reply) = thread::call(move |connection| {
+            let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(error) = &result {
+                tracing::debug!(%error, "the WAL could not be checkpointed now");
+            }
+            at.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+            busy.store(false, Ordering::Release);
+            Ok(())
+        });
+        if self.checkpointer.send(op).is_err() {
+            self.checkpointing.store(false, Ordering::Release);
+        }
     }
 
     /// Whether `self` and `other` are one database file.
@@ -238,7 +302,9 @@ impl Db {
         T: Send + 'static,
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        send(&self.writer, f).await
+        let result = send(&self.writer, f).await;
+        self.nudge();
+        result
     }
 
     /// Runs a read on the reader thread.
@@ -470,6 +536,9 @@ fn open_writer(
         .map_err(err)?;
     connection
         .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(err)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)
         .map_err(err)?;
     migrate(&connection, name)?;
     Ok(connection)

@@ -5,7 +5,7 @@
 //! thread that groups concurrent writes into one `BEGIN IMMEDIATE`
 //! transaction, and a reader thread, so no call blocks the async runtime.
 //! Opened on a queue ([`SqliteStore::on_queue`], [`SqliteBackend::store`])
-//! it shares that queue's two threads and connections, and
+//! it shares that queue's threads and connections, and
 //! [`append_with_jobs`](EventStore::append_with_jobs) writes the events and
 //! the dispatch's jobs in one transaction.
 //!

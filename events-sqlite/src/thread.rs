@@ -17,6 +17,16 @@
 //! transaction tried once more. When the writer has been idle for
 //! [`IDLE`], it checkpoints and truncates the WAL too, so a queue at rest
 //! does not hold on to a large log.
+//!
+//! **Checkpoints while writing** run on a third connection and thread,
+//! the checkpointer (`Db::nudge` in `crate::backend`): after a write, at
+//! most every 25 ms, it runs `PRAGMA wal_checkpoint(PASSIVE)`, which waits
+//! for no one and which no one waits for. Left to SQLite's autocheckpoint,
+//! the commit that took the WAL past 1,000 pages checkpointed it, syncing
+//! the WAL and the database while every write queued behind it waited: at
+//! 1,000 events per commit the event log checkpointed at nearly every
+//! commit. The writer still checkpoints by itself past 8,192 pages, should
+//! the checkpointer fall behind.
 
 use std::sync::mpsc;
 use std::time::Duration;
