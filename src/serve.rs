@@ -1,5 +1,6 @@
 //! What `cli serve` runs: every server part compiled into the facade, on
-//! one port (the dashboard at `/dashboard`, metrics at `/metrics`).
+//! one port (the dashboard at `/dashboard`, the event log's API at
+//! `/events`, metrics at `/metrics`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +10,11 @@ use std::time::Duration;
 use events_core::Config;
 use events_core::cli::{ServeFuture, Server};
 use events_core::queue::Queue;
+
+#[cfg(all(feature = "dashboard", not(feature = "http")))]
+use events_dashboard::axum;
+#[cfg(feature = "http")]
+use events_http::axum;
 
 /// The server parts of this build, for [`Commands::server`](events_core::cli::Commands::server).
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,7 +33,9 @@ impl Server for Parts {
             }
             .to_owned(),
         );
-        #[cfg(not(feature = "dashboard"))]
+        #[cfg(feature = "http")]
+        parts.push(http_part(config).to_owned());
+        #[cfg(not(any(feature = "dashboard", feature = "http")))]
         let _ = config;
         #[cfg(feature = "metrics")]
         parts.push("metrics at /metrics".to_owned());
@@ -48,12 +56,21 @@ impl Server for Parts {
                 metrics.watch_queue(queue.clone(), Duration::from_secs(5));
                 metrics
             };
-            #[cfg(feature = "dashboard")]
+            #[cfg(any(feature = "dashboard", feature = "http"))]
             {
-                use crate::dashboard::{Dashboard, axum};
-                let dashboard = Dashboard::new(queue).config(config);
                 #[allow(unused_mut)]
-                let mut app = dashboard.mount("/dashboard");
+                let mut app = axum::Router::new();
+                #[cfg(feature = "dashboard")]
+                {
+                    let dashboard = crate::dashboard::Dashboard::new(queue).config(config);
+                    app = app.merge(dashboard.mount("/dashboard"));
+                }
+                #[cfg(not(feature = "dashboard"))]
+                let _ = queue;
+                #[cfg(feature = "http")]
+                {
+                    app = app.merge(http_routes(config).await?);
+                }
                 #[cfg(feature = "metrics")]
                 {
                     app = app.route(
@@ -82,7 +99,7 @@ impl Server for Parts {
                     .with_graceful_shutdown(shutdown)
                     .await
             }
-            #[cfg(not(feature = "dashboard"))]
+            #[cfg(not(any(feature = "dashboard", feature = "http")))]
             {
                 let _ = (queue, config);
                 tokio::select! {
@@ -92,4 +109,44 @@ impl Server for Parts {
             }
         })
     }
+}
+
+/// The start line's words for the event log's API.
+#[cfg(feature = "http")]
+fn http_part(config: &Config) -> &'static str {
+    let token = config
+        .get(crate::http::TOKEN_VAR)
+        .is_some_and(|t| !t.value().is_empty());
+    match (config.get(events_core::store::STORE_URL).is_some(), token) {
+        (true, true) => "event log API at /events",
+        (true, false) => "event log API at /events, closed: set EVENTS_HTTP_TOKEN to open it",
+        (false, _) => {
+            "event log API at /events without a store: set EVENTS_STORE_URL to serve the event log"
+        }
+    }
+}
+
+/// The event log's API on the store `EVENTS_STORE_URL` names; without
+/// one, `/events` and what is under it answer 503 saying so. A store URL
+/// that does not open stops `serve` with the reason.
+#[cfg(feature = "http")]
+async fn http_routes(config: &Config) -> Result<axum::Router, std::io::Error> {
+    use events_core::error::Chain;
+    use events_core::store::{STORE_URL, connect};
+
+    let Some(url) = config.get(STORE_URL) else {
+        let no_store = || async {
+            crate::http::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "this server has no event store: set EVENTS_STORE_URL (`sqlite://path`, `postgres://..`) and start it again",
+            )
+        };
+        return Ok(axum::Router::new()
+            .route("/events", axum::routing::any(no_store))
+            .route("/events/{*rest}", axum::routing::any(no_store)));
+    };
+    let store = connect(url.value())
+        .await
+        .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;
+    Ok(crate::http::Api::new(store).config(config).router())
 }

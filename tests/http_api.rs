@@ -1,0 +1,175 @@
+//! `cli serve` with the `http` feature, in a real process: the event log's
+//! API at `/events` on `--host H --port P`, behind `EVENTS_HTTP_TOKEN`,
+//! on the store `EVENTS_STORE_URL` names; without a store, `/events`
+//! answers 503 saying which variable to set. The routes themselves are
+//! tested in `events-http/tests`.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "serve-t0ken";
+
+/// The command line of `child_serve_process`, one argument a line.
+const CHILD_ARGS: &str = "EVENTS_TEST_SERVE_ARGS";
+
+/// Not a test of its own: the application binary the `serve_*` tests
+/// start (this test binary again, with `CHILD_ARGS` set), running
+/// `events::cli::commands()` as `events::cli::run()` does. Without
+/// `CHILD_ARGS` it does nothing.
+#[tokio::test]
+async fn child_serve_process() {
+    let Ok(args) = std::env::var(CHILD_ARGS) else {
+        return;
+    };
+    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
+    let mut stdout = std::io::stdout();
+    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
+        Ok(()) => 0,
+        Err(error) => {
+            error.report();
+            error.exit_code()
+        }
+    };
+    std::process::exit(status.into());
+}
+
+/// A `serve` child process and its address.
+struct Served {
+    child: std::process::Child,
+    line: String,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve --host 127.0.0.1 --port 0` with `env`; waits for its
+/// start line.
+async fn start(env: &[(&str, &str)]) -> Served {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "child_serve_process",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_ARGS, "serve\n--host\n127.0.0.1\n--port\n0")
+        .env("EVENTS_QUEUE_URL", "memory://")
+        .env_remove("EVENTS_STORE_URL")
+        .env_remove("EVENTS_HTTP_TOKEN")
+        .stdout(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        lines
+            .find_map(|l| {
+                // The test harness writes its own words before the line.
+                let l = l.ok()?;
+                let at = l.find("serving http://")?;
+                Some(l[at..].to_owned())
+            })
+            .expect("the start line")
+    })
+    .await
+    .unwrap();
+    let addr = line["serving http://".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    Served { child, line, addr }
+}
+
+/// One HTTP/1.1 request on its own connection: status and body.
+async fn request(addr: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut text = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    if let Some(token) = token {
+        text.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (status, json)
+}
+
+#[tokio::test]
+async fn serve_mounts_the_event_log_api_behind_its_token() {
+    let served = start(&[
+        ("EVENTS_STORE_URL", "memory://"),
+        ("EVENTS_HTTP_TOKEN", TOKEN),
+    ])
+    .await;
+    assert!(
+        served.line.contains("event log API at /events") && !served.line.contains("closed"),
+        "{}",
+        served.line
+    );
+    assert!(served.addr.starts_with("127.0.0.1:"), "{}", served.line);
+
+    let (status, body) = request(&served.addr, "/events", None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = request(&served.addr, "/events", Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"], serde_json::json!([]));
+    let (status, doc) = request(&served.addr, "/events/openapi.json", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/events/timeline"]["get"].is_object(), "{doc}");
+    let (status, body) = request(&served.addr, "/events?limit=0", Some(TOKEN)).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("`limit`"));
+}
+
+#[tokio::test]
+async fn serve_without_a_token_says_the_api_is_closed() {
+    let served = start(&[("EVENTS_STORE_URL", "memory://")]).await;
+    assert!(
+        served.line.contains("closed: set EVENTS_HTTP_TOKEN"),
+        "{}",
+        served.line
+    );
+    let (status, body) = request(&served.addr, "/events", Some(TOKEN)).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("closed"), "{body}");
+}
+
+#[tokio::test]
+async fn serve_without_a_store_answers_503_naming_the_variable() {
+    let served = start(&[("EVENTS_HTTP_TOKEN", TOKEN)]).await;
+    assert!(
+        served.line.contains("set EVENTS_STORE_URL"),
+        "{}",
+        served.line
+    );
+    for path in ["/events", "/events/timeline?entity_type=a&entity_id=1"] {
+        let (status, body) = request(&served.addr, path, Some(TOKEN)).await;
+        assert_eq!(status, 503, "{path}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("set EVENTS_STORE_URL"),
+            "{body}"
+        );
+    }
+}
