@@ -47,6 +47,10 @@
 //!   `work --metrics-addr ADDR` (crate `events-metrics`).
 //! - `dashboard`: the dashboard in the browser, `events::dashboard::Dashboard`
 //!   (an axum `Router`; crate `events-dashboard`), which `cli serve` mounts.
+//! - `webhooks`: outgoing webhooks, `events::webhooks::Webhooks`:
+//!   subscriptions to stored events, Standard Webhooks 1.0 signatures,
+//!   deliveries on the queue with retries, auto-disable and a delivery log
+//!   (crate `events-webhooks`).
 //! - `http`: the event log's HTTP API, `events::http::Api` (an axum
 //!   `Router` of JSON routes under `/events` with an OpenAPI description;
 //!   crate `events-http`), which `cli serve` mounts.
@@ -134,6 +138,14 @@ pub mod dashboard {
     //! until a token or an authorization hook opens it. See the README's
     //! "Dashboard" section.
     pub use events_dashboard::*;
+}
+
+#[cfg(feature = "webhooks")]
+pub mod webhooks {
+    //! Outgoing webhooks (feature `webhooks`): [`Webhooks`] over an event
+    //! store, signed per Standard Webhooks 1.0, delivered by the queued
+    //! listener of the [`QUEUE`] queue.
+    pub use events_webhooks::*;
 }
 
 #[cfg(feature = "http")]

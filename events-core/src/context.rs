@@ -216,6 +216,9 @@ pub(crate) enum Directive {
     Release(Duration),
     /// Go to the failed store now, with this reason.
     Fail(String),
+    /// Count this try as failed with this reason and, tries left, run
+    /// again after this long.
+    Retry(Duration, String),
 }
 
 impl JobContext {
@@ -256,6 +259,16 @@ impl JobContext {
     /// with its tries as they were before this one.
     pub fn release_after(&self, delay: Duration) {
         *lock(&self.directive) = Some(Directive::Release(delay));
+    }
+
+    /// Asks for this try to count as failed with `reason` and, with tries
+    /// left, for the job to run again after `delay` instead of the
+    /// listener's backoff (a delay the listener learnt at run time: a
+    /// `Retry-After`, a schedule of its own). When the listener returns,
+    /// whatever it returns, the job is retried as after an error, or on
+    /// its last try goes to the failed store with `reason`.
+    pub fn retry_after(&self, delay: Duration, reason: impl Into<String>) {
+        *lock(&self.directive) = Some(Directive::Retry(delay, reason.into()));
     }
 
     /// Asks for the job not to be retried: when the listener returns,

@@ -160,6 +160,13 @@ pub(crate) fn decide(
         (Some(Directive::Fail(reason)), Err(error)) => {
             Verdict::Fail(format!("{reason} ({})", Chain(error)))
         }
+        (Some(Directive::Retry(after, reason)), _) if job.attempt < job.max_tries => {
+            Verdict::Retry {
+                error: reason,
+                after,
+            }
+        }
+        (Some(Directive::Retry(_, reason)), _) => Verdict::Fail(reason),
         (None, Ok(())) => Verdict::Done,
         (None, Err(error)) if job.attempt < job.max_tries && !error.is_permanent() => {
             Verdict::Retry {

@@ -267,6 +267,39 @@ pub struct Delivery {
     pub replay: bool,
 }
 
+impl Delivery {
+    /// The log entry of attempt `attempt` of `webhook_id` (of `event_id`,
+    /// named `event_name`, to `subscription_id` at `url`), sent now, with
+    /// no answer yet: set `status`, `latency_ms`, `response`, `error` and
+    /// `succeeded` from what came back.
+    pub fn new(
+        id: impl Into<String>,
+        webhook_id: impl Into<String>,
+        subscription_id: impl Into<String>,
+        event_id: EventId,
+        event_name: impl Into<String>,
+        url: impl Into<String>,
+        attempt: u32,
+    ) -> Delivery {
+        Delivery {
+            id: id.into(),
+            webhook_id: webhook_id.into(),
+            subscription_id: subscription_id.into(),
+            event_id,
+            event_name: event_name.into(),
+            url: url.into(),
+            attempt,
+            at: crate::queue::from_millis(crate::queue::millis(SystemTime::now())),
+            status: None,
+            latency_ms: 0,
+            response: None,
+            error: None,
+            succeeded: false,
+            replay: false,
+        }
+    }
+}
+
 /// Which delivery log entries to read, newest first.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
