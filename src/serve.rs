@@ -148,5 +148,16 @@ async fn http_routes(config: &Config) -> Result<axum::Router, std::io::Error> {
     let store = connect(url.value())
         .await
         .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;
-    Ok(crate::http::Api::new(store).config(config).router())
+    #[allow(unused_mut)]
+    let mut api = crate::http::Api::new(store.clone()).config(config);
+    #[cfg(feature = "webhooks")]
+    {
+        let webhooks = crate::webhooks::Webhooks::new(store)
+            .config(config)
+            .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;
+        api = api.webhooks(webhooks);
+    }
+    #[cfg(not(feature = "webhooks"))]
+    drop(store);
+    Ok(api.router())
 }

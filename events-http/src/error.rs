@@ -3,6 +3,9 @@
 //! JSON, a wrong content type, a query string that does not parse) take
 //! the same shape, and a store that fails is a 503 with its causes.
 
+// Only the webhook routes take bodies and path parameters.
+#![cfg_attr(not(feature = "webhooks"), allow(dead_code))]
+
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

@@ -79,6 +79,8 @@ struct Inner {
     store: Store,
     auth: auth::Auth,
     schema_for: Option<SchemaHook>,
+    #[cfg(feature = "webhooks")]
+    webhooks: Option<events_webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for Api {
@@ -87,6 +89,7 @@ impl std::fmt::Debug for Api {
             .field("store", &self.inner.store)
             .field("auth", &self.inner.auth.describe())
             .field("schema_for", &self.inner.schema_for.is_some())
+            .field("webhooks", &self.has_webhooks())
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +103,8 @@ impl Api {
                 store,
                 auth: auth::Auth::default(),
                 schema_for: None,
+                #[cfg(feature = "webhooks")]
+                webhooks: None,
             },
         }
     }
@@ -158,10 +163,37 @@ impl Api {
         self
     }
 
+    /// Serves the subscription, delivery-log and test routes through
+    /// `webhooks` (feature `webhooks`); without, they answer 501 saying so.
+    /// Its URL checks (https, private addresses) apply to what the routes
+    /// are given.
+    ///
+    /// ```
+    /// use events_core::store::Store;
+    ///
+    /// let store = Store::memory();
+    /// let webhooks = events_webhooks::Webhooks::new(store.clone());
+    /// let api = events_http::Api::new(store).webhooks(webhooks).token("t");
+    /// # let _ = api;
+    /// ```
+    #[cfg(feature = "webhooks")]
+    pub fn webhooks(mut self, webhooks: events_webhooks::Webhooks) -> Self {
+        self.inner.webhooks = Some(webhooks);
+        self
+    }
+
     /// Whether a token or an authenticator opens it (without, every route
     /// answers 401).
     pub fn is_open(&self) -> bool {
         self.inner.auth.is_open()
+    }
+
+    /// Whether it serves the webhook routes (see `Api::webhooks`).
+    pub fn has_webhooks(&self) -> bool {
+        #[cfg(feature = "webhooks")]
+        return self.inner.webhooks.is_some();
+        #[cfg(not(feature = "webhooks"))]
+        false
     }
 
     /// The store it reads.

@@ -89,7 +89,15 @@ const BAD: (&str, &str) = (
 );
 const UNPROCESSABLE: (&str, &str) = (
     "422",
-    "a JSON body of the wrong shape (an unknown field, a missing one, a wrong type) or a URL refused",
+    "a JSON body of the wrong shape (an unknown field, a missing one, a wrong type)",
+);
+const BAD_BODY: (&str, &str) = (
+    "400",
+    "bad input: a body that is not JSON, a malformed URL, `http` where `https` is required, no event names",
+);
+const FORBIDDEN: (&str, &str) = (
+    "403",
+    "the URL leads to a loopback, private, link-local or metadata address",
 );
 const NOT_JSON: (&str, &str) = ("415", "the body is not sent as `application/json`");
 const NO_WEBHOOKS: (&str, &str) = ("501", "the API was built without webhooks");
@@ -166,7 +174,7 @@ pub(crate) fn document() -> Value {
                     "operationId": "createSubscription",
                     "summary": "Subscribe a URL to event names or patterns; the answer holds its id and its secret, shown this once",
                     "requestBody": body("NewSubscription"),
-                    "responses": answers(("201", "the subscription, with its secret", "CreatedSubscription"), &[BAD, NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
+                    "responses": answers(("201", "the subscription, with its secret", "CreatedSubscription"), &[BAD_BODY, FORBIDDEN, NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
                 },
             },
             "/events/subscriptions/{id}": {
@@ -175,7 +183,7 @@ pub(crate) fn document() -> Value {
                     "operationId": "updateSubscription",
                     "summary": "Change a subscription: each field given replaces the stored one; `active: true` resets its failure count",
                     "requestBody": body("SubscriptionChange"),
-                    "responses": answers(("200", "the subscription as it is now", "Subscription"), &[BAD, ("404", "no subscription has this id"), NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
+                    "responses": answers(("200", "the subscription as it is now", "Subscription"), &[BAD_BODY, FORBIDDEN, ("404", "no subscription has this id"), NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
                 },
                 "delete": {
                     "operationId": "deleteSubscription",
@@ -199,7 +207,7 @@ pub(crate) fn document() -> Value {
                 "operationId": "testWebhook",
                 "summary": "Send a signed sample event to a URL and show what came back",
                 "requestBody": body("TestWebhook"),
-                "responses": answers(("200", "what the endpoint answered (a failed delivery is an answer too)", "TestDelivery"), &[BAD, NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
+                "responses": answers(("200", "what the endpoint answered (a failed delivery is an answer too)", "TestDelivery"), &[BAD_BODY, FORBIDDEN, NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS, ("502", "the endpoint could not be asked")]),
             }},
             "/events/openapi.json": { "get": {
                 "operationId": "openapi",
@@ -358,10 +366,12 @@ fn schemas() -> Value {
             "webhook_url": string(),
             "event_name": { "type": "string", "default": "webhook.test" },
         })),
-        "TestDelivery": object(&["url", "event_name", "succeeded"], json!({
+        "TestDelivery": object(&["url", "event_name", "webhook_id", "subscription_id", "secret", "status", "latency_ms", "response", "error", "succeeded"], json!({
             "url": string(),
             "event_name": string(),
             "webhook_id": string(),
+            "subscription_id": nullable(json!({ "type": "string", "description": "the subscription with this URL, whose secret signed the sample" })),
+            "secret": nullable(json!({ "type": "string", "description": "the one-off secret that signed the sample, when no subscription has this URL" })),
             "status": nullable(json!({ "type": "integer" })),
             "latency_ms": { "type": "integer", "minimum": 0 },
             "response": nullable(string()),
