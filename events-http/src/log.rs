@@ -94,7 +94,7 @@ pub(crate) async fn timeline(
     };
     let entity = Entity::new(kind, id);
     let related = match params.related.as_deref().map(str::trim) {
-        None | Some("" | "false" | "0") => false,
+        None | Some("false" | "0") => false,
         Some("true" | "1") => true,
         Some(other) => {
             return Err(ApiError::bad_request(format!(
@@ -132,7 +132,7 @@ pub(crate) async fn stats(
     State(shared): State<Shared>,
     Query(params): Query<StatsParams>,
 ) -> Answer {
-    let bucket = match non_empty(&params.bucket) {
+    let bucket = match params.bucket.as_deref().map(str::trim) {
         None => Bucket::Hour,
         Some(text) => text
             .parse::<Bucket>()
@@ -258,7 +258,7 @@ fn names(text: Option<&str>) -> Result<Vec<String>, ApiError> {
 /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when not given.
 pub(crate) fn limit(text: Option<&str>) -> Result<usize, ApiError> {
     match text.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_LIMIT),
+        None => Ok(DEFAULT_LIMIT),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_request(format!(
@@ -271,10 +271,15 @@ pub(crate) fn limit(text: Option<&str>) -> Result<usize, ApiError> {
 /// A position cursor: the `next` of an earlier page.
 fn cursor(key: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
     match text.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&p| i64::try_from(p).is_ok())
+            .map(Some)
+            .ok_or_else(|| {
             ApiError::bad_request(format!(
-                "`{key}` is a position (the `next` of an earlier page, a whole number), not `{text}`"
+                "`{key}` is a position (the `next` of an earlier page, a whole number below 2^63), not `{text}`"
             ))
         }),
     }
@@ -282,7 +287,7 @@ fn cursor(key: &str, text: Option<&str>) -> Result<Option<u64>, ApiError> {
 
 fn order(text: Option<&str>) -> Result<Order, ApiError> {
     match text.map(str::trim) {
-        None | Some("") => Ok(Order::Asc),
+        None => Ok(Order::Asc),
         Some(t) if t.eq_ignore_ascii_case("asc") => Ok(Order::Asc),
         Some(t) if t.eq_ignore_ascii_case("desc") => Ok(Order::Desc),
         Some(other) => Err(ApiError::bad_request(format!(
@@ -309,7 +314,7 @@ fn bucket_name(bucket: Bucket) -> &'static str {
 /// One time parameter.
 pub(crate) fn time_param(key: &str, text: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     match text.map(str::trim) {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(text) => time::parse(text)
             .map(Some)
             .map_err(|e| ApiError::bad_request(format!("`{key}`: {e}"))),

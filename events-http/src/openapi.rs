@@ -35,11 +35,23 @@ fn string() -> Value {
 }
 
 fn time() -> Value {
-    json!({ "type": "string", "description": "RFC 3339 (`2026-12-06T22:30:40Z`) or milliseconds since the epoch" })
+    json!({
+        "type": "string",
+        "description": "RFC 3339 (`2026-12-06T22:30:40Z`, `2026-12-06T23:30:40+01:00`) or milliseconds since the epoch",
+        "pattern": "^([0-9]{1,15}|(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$",
+    })
+}
+
+fn non_empty() -> Value {
+    json!({ "type": "string", "minLength": 1 })
+}
+
+fn event_id() -> Value {
+    json!({ "type": "string", "description": "an event id (a ULID)", "pattern": "^[0-7][0-9A-HJKMNP-TV-Z]{25}$" })
 }
 
 fn position() -> Value {
-    json!({ "type": "integer", "format": "int64", "minimum": 0 })
+    json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })
 }
 
 fn limit() -> Value {
@@ -124,7 +136,7 @@ pub(crate) fn document() -> Value {
                 "parameters": [
                     names,
                     query("entity_type", "only events about entities of this type", string()),
-                    query("entity_id", "with `entity_type`: only events about this entity", string()),
+                    query("entity_id", "only events about this entity; it needs `entity_type` beside it (a 400 without)", string()),
                     query("actor", "only events whose metadata `actor_id` is this", string()),
                     query("from", "occurred at or after", time()),
                     query("to", "occurred before", time()),
@@ -139,8 +151,8 @@ pub(crate) fn document() -> Value {
                 "operationId": "entityTimeline",
                 "summary": "The events about one entity, in its stream's order",
                 "parameters": [
-                    required_query("entity_type", "the entity's type (`appointment`)", string()),
-                    required_query("entity_id", "its id (`123`)", string()),
+                    required_query("entity_type", "the entity's type (`appointment`)", non_empty()),
+                    required_query("entity_id", "its id (`123`)", non_empty()),
                     query("related", "also events naming it among their related entities", json!({ "type": "boolean", "default": false })),
                     query("after", "positions above (oldest first) or below (newest first) this", position()),
                     query("limit", "at most this many", limit()),
@@ -181,7 +193,7 @@ pub(crate) fn document() -> Value {
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": string() }],
                 "put": {
                     "operationId": "updateSubscription",
-                    "summary": "Change a subscription: each field given replaces the stored one; `active: true` resets its failure count",
+                    "summary": "Change a subscription: each field given (and not null) replaces the stored one; `active: true` resets its failure count",
                     "requestBody": body("SubscriptionChange"),
                     "responses": answers(("200", "the subscription as it is now", "Subscription"), &[BAD_BODY, FORBIDDEN, ("404", "no subscription has this id"), NOT_JSON, UNPROCESSABLE, NO_WEBHOOKS]),
                 },
@@ -196,7 +208,7 @@ pub(crate) fn document() -> Value {
                 "summary": "The delivery log, newest first",
                 "parameters": [
                     query("subscription_id", "of this subscription", string()),
-                    query("event_id", "of this event (a ULID)", string()),
+                    query("event_id", "of this event", event_id()),
                     query("failed", "`true`: only failed attempts; `false`: only successful ones", json!({ "type": "boolean" })),
                     query("since", "sent at or after", time()),
                     query("limit", "at most this many", limit()),
@@ -245,6 +257,7 @@ fn closed(required: &[&str], properties: Value) -> Value {
 fn schemas() -> Value {
     let rfc3339 = json!({ "type": "string", "format": "date-time" });
     let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let names = json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1, "pattern": "\\S" } });
     let entity = schema_ref("Entity");
     let subscription_properties = json!({
         "id": string(),
@@ -321,18 +334,18 @@ fn schemas() -> Value {
             })) },
         })),
         "NewSubscription": closed(&["webhook_url", "event_names"], json!({
-            "webhook_url": { "type": "string", "description": "https unless configured otherwise; private addresses are refused unless allowed" },
-            "event_names": strings,
+            "webhook_url": { "type": "string", "minLength": 1, "description": "https unless configured otherwise; a host that does not resolve, or resolves to a private address, is refused unless allowed" },
+            "event_names": names,
             "active": { "type": "boolean", "default": true },
             "filters": { "type": "object", "additionalProperties": true },
             "description": string(),
         })),
         "SubscriptionChange": closed(&[], json!({
-            "webhook_url": string(),
-            "event_names": strings,
-            "active": { "type": "boolean" },
-            "filters": { "type": "object", "additionalProperties": true },
-            "description": string(),
+            "webhook_url": nullable(non_empty()),
+            "event_names": nullable(names),
+            "active": nullable(json!({ "type": "boolean" })),
+            "filters": nullable(json!({ "type": "object", "additionalProperties": true })),
+            "description": nullable(string()),
         })),
         "Subscription": object(&subscription_required, subscription_properties),
         "CreatedSubscription": object(&created_required, created),
@@ -363,7 +376,7 @@ fn schemas() -> Value {
             "deliveries": { "type": "array", "items": schema_ref("Delivery") },
         })),
         "TestWebhook": closed(&["webhook_url"], json!({
-            "webhook_url": string(),
+            "webhook_url": non_empty(),
             "event_name": { "type": "string", "default": "webhook.test" },
         })),
         "TestDelivery": object(&["url", "event_name", "webhook_id", "subscription_id", "secret", "status", "latency_ms", "response", "error", "succeeded"], json!({

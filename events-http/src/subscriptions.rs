@@ -207,16 +207,14 @@ mod with {
         {
             query = query.subscription(id);
         }
-        if let Some(id) = params.event_id.as_deref().map(str::trim)
-            && !id.is_empty()
-        {
+        if let Some(id) = params.event_id.as_deref().map(str::trim) {
             let id: EventId = id.parse().map_err(|e: events_core::ParseEventIdError| {
                 ApiError::bad_request(format!("`event_id`: {e}"))
             })?;
             query = query.event(id);
         }
         match params.failed.as_deref().map(str::trim) {
-            None | Some("") => {}
+            None => {}
             Some("true" | "1") => query = query.succeeded(false),
             Some("false" | "0") => query = query.succeeded(true),
             Some(other) => {
