@@ -5,11 +5,14 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use events_core::store::{
     Bucket, Entity, EventPage, EventQuery, Order, SchemaSeen, StatsQuery, StoredEvent,
     TimelineQuery,
 };
-use serde::Deserialize;
+use events_core::{EventId, Metadata};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Query};
@@ -41,7 +44,7 @@ pub(crate) struct HistoryParams {
 pub(crate) async fn history(
     State(shared): State<Shared>,
     Query(params): Query<HistoryParams>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let mut query = EventQuery::new().limit(limit(params.limit.as_deref())?);
     for name in names(params.event_name.as_deref())? {
         query = query.name(name);
@@ -67,7 +70,7 @@ pub(crate) async fn history(
     query = query.order(order(params.order.as_deref())?);
     query.validate()?;
     let page = shared.store.events(&query).await?;
-    Ok(axum::Json(page_json(&page, query.order)))
+    Ok(axum::Json(PageOut::of(&page, query.order)).into_response())
 }
 
 /// `GET /events/timeline`.
@@ -85,7 +88,7 @@ pub(crate) struct TimelineParams {
 pub(crate) async fn timeline(
     State(shared): State<Shared>,
     Query(params): Query<TimelineParams>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     let (Some(kind), Some(id)) = (non_empty(&params.entity_type), non_empty(&params.entity_id))
     else {
         return Err(ApiError::bad_request(
@@ -110,11 +113,16 @@ pub(crate) async fn timeline(
     query.after = cursor("after", params.after.as_deref())?;
     let version = shared.store.stream_version(&entity).await?;
     let page = shared.store.timeline(&query).await?;
-    let mut answer = page_json(&page, order);
-    answer["entity"] = entity_json(&entity);
-    answer["related"] = Value::Bool(related);
-    answer["version"] = json!(version);
-    Ok(axum::Json(answer))
+    let page = PageOut::of(&page, order);
+    Ok(axum::Json(TimelineOut {
+        entity: EntityOut::of(&entity),
+        related,
+        version,
+        events: page.events,
+        order: page.order,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// `GET /events/stats`.
@@ -192,37 +200,101 @@ fn schema_json(shared: &Shared, seen: &SchemaSeen) -> Value {
     })
 }
 
-/// An event as the API shows it: the payload as JSON, times in RFC 3339.
-pub(crate) fn event_json(event: &StoredEvent) -> Value {
-    let payload = event
-        .payload_value()
-        .unwrap_or_else(|_| Value::String(event.payload.clone()));
-    json!({
-        "position": event.position,
-        "id": event.id.to_string(),
-        "name": event.name,
-        "version": event.version,
-        "payload": payload,
-        "occurred_at": time::format(event.occurred_at),
-        "metadata": event.metadata,
-        "entity": event.entity.as_ref().map(entity_json),
-        "entity_version": event.entity_version,
-        "related": event.related.iter().map(entity_json).collect::<Vec<_>>(),
-    })
+/// An event as the API shows it: the payload as JSON (copied through as
+/// stored, not parsed into a tree), times in RFC 3339.
+#[derive(Serialize)]
+pub(crate) struct EventOut<'a> {
+    position: u64,
+    id: EventId,
+    name: &'a str,
+    version: u32,
+    payload: Payload<'a>,
+    occurred_at: String,
+    metadata: &'a Metadata,
+    entity: Option<EntityOut<'a>>,
+    entity_version: Option<u64>,
+    related: Vec<EntityOut<'a>>,
 }
 
-fn entity_json(entity: &Entity) -> Value {
-    json!({ "type": entity.kind, "id": entity.id })
+impl<'a> EventOut<'a> {
+    pub(crate) fn of(event: &'a StoredEvent) -> EventOut<'a> {
+        EventOut {
+            position: event.position,
+            id: event.id,
+            name: &event.name,
+            version: event.version,
+            payload: Payload::of(&event.payload),
+            occurred_at: time::format(event.occurred_at),
+            metadata: &event.metadata,
+            entity: event.entity.as_ref().map(EntityOut::of),
+            entity_version: event.entity_version,
+            related: event.related.iter().map(EntityOut::of).collect(),
+        }
+    }
 }
 
-/// A page: its events, and the cursor of the next one with the parameter
-/// to pass it as.
-fn page_json(page: &EventPage, order: Order) -> Value {
-    json!({
-        "events": page.events.iter().map(event_json).collect::<Vec<_>>(),
-        "order": order_name(order),
-        "next": page.next,
-    })
+/// A stored payload: JSON, written as it is; text that is not JSON (a
+/// store's corrupt row) as a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Json(&'a RawValue),
+    Text(&'a str),
+}
+
+impl<'a> Payload<'a> {
+    fn of(text: &'a str) -> Payload<'a> {
+        match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) => Payload::Json(raw),
+            Err(_) => Payload::Text(text),
+        }
+    }
+}
+
+/// An entity as `{"type", "id"}`.
+#[derive(Serialize)]
+struct EntityOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+}
+
+impl<'a> EntityOut<'a> {
+    fn of(entity: &'a Entity) -> EntityOut<'a> {
+        EntityOut {
+            kind: &entity.kind,
+            id: &entity.id,
+        }
+    }
+}
+
+/// A page: its events, its order and the cursor of the next one.
+#[derive(Serialize)]
+struct PageOut<'a> {
+    events: Vec<EventOut<'a>>,
+    order: &'static str,
+    next: Option<u64>,
+}
+
+impl<'a> PageOut<'a> {
+    fn of(page: &'a EventPage, order: Order) -> PageOut<'a> {
+        PageOut {
+            events: page.events.iter().map(EventOut::of).collect(),
+            order: order_name(order),
+            next: page.next,
+        }
+    }
+}
+
+/// One entity's timeline.
+#[derive(Serialize)]
+struct TimelineOut<'a> {
+    entity: EntityOut<'a>,
+    related: bool,
+    version: u64,
+    events: Vec<EventOut<'a>>,
+    order: &'static str,
+    next: Option<u64>,
 }
 
 fn non_empty(text: &Option<String>) -> Option<&str> {
