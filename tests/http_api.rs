@@ -65,6 +65,7 @@ async fn start(env: &[(&str, &str)]) -> Served {
         .env("EVENTS_QUEUE_URL", "memory://")
         .env_remove("EVENTS_STORE_URL")
         .env_remove("EVENTS_HTTP_TOKEN")
+        .env_remove("EVENTS_DASHBOARD_TOKEN")
         .stdout(std::process::Stdio::piped());
     for (name, value) in env {
         command.env(name, value);
@@ -121,7 +122,8 @@ async fn serve_mounts_the_event_log_api_behind_its_token() {
     ])
     .await;
     assert!(
-        served.line.contains("event log API at /events") && !served.line.contains("closed"),
+        served.line.contains("event log API at /events")
+            && !served.line.contains("closed: set EVENTS_HTTP_TOKEN"),
         "{}",
         served.line
     );
@@ -172,4 +174,28 @@ async fn serve_without_a_store_answers_503_naming_the_variable() {
             "{body}"
         );
     }
+}
+
+/// With the dashboard compiled in too, both parts share the port.
+#[cfg(feature = "dashboard")]
+#[tokio::test]
+async fn serve_mounts_the_api_beside_the_dashboard() {
+    let served = start(&[
+        ("EVENTS_STORE_URL", "memory://"),
+        ("EVENTS_HTTP_TOKEN", TOKEN),
+        ("EVENTS_DASHBOARD_TOKEN", "dash-t0ken"),
+    ])
+    .await;
+    assert!(
+        served.line.contains("dashboard at /dashboard")
+            && served.line.contains("event log API at /events"),
+        "{}",
+        served.line
+    );
+    let (status, body) = request(&served.addr, "/dashboard/api/queues", Some("dash-t0ken")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = request(&served.addr, "/events", Some("dash-t0ken")).await;
+    assert_eq!(status, 401, "each part keeps its own token");
+    let (status, _) = request(&served.addr, "/events", Some(TOKEN)).await;
+    assert_eq!(status, 200);
 }
