@@ -38,11 +38,17 @@ use crate::queue::{Job, Queue, QueueError};
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod memory;
+mod replay;
 mod scheme;
+mod upcast;
 mod webhooks;
 
 pub use memory::MemoryStore;
+pub use replay::{Progress, Replay, ReplayError, ReplayReport, Replayed};
 pub use scheme::{StoreScheme, schemes};
+#[doc(hidden)]
+pub use upcast::UpcastDef;
+pub use upcast::{UpcastError, current_version, json_schema, problems as upcast_problems, upcast};
 pub use webhooks::{
     Delivery, DeliveryQuery, DeliveryResult, Subscription, SubscriptionChange, SubscriptionState,
 };
@@ -1033,6 +1039,16 @@ pub trait EventStore: Send + Sync + 'static {
             "keep a webhook delivery log",
         ))
     }
+}
+
+/// Adds jobs to an append of stored events, enqueued in the same write as
+/// the events ([`DispatcherBuilder::on_append`](crate::DispatcherBuilder::on_append)):
+/// how a webhook delivery is enqueued with the event it delivers. Each job
+/// names a registered queued listener.
+#[async_trait]
+pub trait AppendHook: Send + Sync + 'static {
+    /// The jobs to enqueue with `events`.
+    async fn jobs(&self, events: &[NewEvent]) -> Result<Vec<Job>, StoreError>;
 }
 
 /// A handle to an event store: cheap to clone.

@@ -3,6 +3,7 @@
 pub mod event;
 pub mod listener;
 pub mod subscriber;
+pub mod upcast;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
