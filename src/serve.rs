@@ -10,6 +10,7 @@ use std::time::Duration;
 use events_core::Config;
 use events_core::cli::{ServeFuture, Server};
 use events_core::queue::Queue;
+use events_core::store::Store;
 
 #[cfg(all(feature = "dashboard", not(feature = "http")))]
 use events_dashboard::axum;
@@ -23,7 +24,7 @@ pub struct Parts;
 impl Server for Parts {
     // Each push has a feature of its own.
     #[allow(clippy::vec_init_then_push)]
-    fn parts(&self, config: &Config) -> Vec<String> {
+    fn parts(&self, config: &Config, store: Option<&Store>) -> Vec<String> {
         let mut parts = Vec::new();
         #[cfg(feature = "dashboard")]
         parts.push(
@@ -34,7 +35,9 @@ impl Server for Parts {
             .to_owned(),
         );
         #[cfg(feature = "http")]
-        parts.push(http_part(config).to_owned());
+        parts.push(http_part(config, store).to_owned());
+        #[cfg(not(feature = "http"))]
+        let _ = store;
         #[cfg(not(any(feature = "dashboard", feature = "http")))]
         let _ = config;
         #[cfg(feature = "metrics")]
@@ -46,6 +49,7 @@ impl Server for Parts {
         &'a self,
         listener: tokio::net::TcpListener,
         queue: Queue,
+        store: Option<Store>,
         config: &'a Config,
         shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
     ) -> ServeFuture<'a> {
@@ -67,9 +71,11 @@ impl Server for Parts {
                 }
                 #[cfg(not(feature = "dashboard"))]
                 let _ = queue;
+                #[cfg(not(feature = "http"))]
+                let _ = store;
                 #[cfg(feature = "http")]
                 {
-                    app = app.merge(http_routes(config).await?);
+                    app = app.merge(http_routes(store, config)?);
                 }
                 #[cfg(feature = "metrics")]
                 {
@@ -101,7 +107,7 @@ impl Server for Parts {
             }
             #[cfg(not(any(feature = "dashboard", feature = "http")))]
             {
-                let _ = (queue, config);
+                let _ = (queue, store, config);
                 tokio::select! {
                     () = crate::metrics::serve(listener, metrics) => Ok(()),
                     () = shutdown => Ok(()),
@@ -113,45 +119,39 @@ impl Server for Parts {
 
 /// The start line's words for the event log's API.
 #[cfg(feature = "http")]
-fn http_part(config: &Config) -> &'static str {
+fn http_part(config: &Config, store: Option<&Store>) -> &'static str {
     let token = config
         .get(crate::http::TOKEN_VAR)
         .is_some_and(|t| !t.value().is_empty());
-    match (config.get(events_core::store::STORE_URL).is_some(), token) {
+    match (store.is_some(), token) {
         (true, true) => "event log API at /events",
         (true, false) => "event log API at /events, closed: set EVENTS_HTTP_TOKEN to open it",
         (false, _) => {
-            "event log API at /events without a store: set EVENTS_STORE_URL to serve the event log"
+            "event log API at /events without a store: pass --store-url or set EVENTS_STORE_URL to serve the event log"
         }
     }
 }
 
-/// The event log's API on the store `EVENTS_STORE_URL` names; without
-/// one, `/events` and what is under it answer 503 saying so. A store URL
-/// that does not open stops `serve` with the reason.
+/// The event log's API on `store`; without one, `/events` and what is
+/// under it answer 503 saying how to give one.
 #[cfg(feature = "http")]
-async fn http_routes(config: &Config) -> Result<axum::Router, std::io::Error> {
-    use events_core::error::Chain;
-    use events_core::store::{STORE_URL, connect};
-
-    let Some(url) = config.get(STORE_URL) else {
+fn http_routes(store: Option<Store>, config: &Config) -> Result<axum::Router, std::io::Error> {
+    let Some(store) = store else {
         let no_store = || async {
             crate::http::ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "this server has no event store: set EVENTS_STORE_URL (`sqlite://path`, `postgres://..`) and start it again",
+                "this server has no event store: start it with --store-url or EVENTS_STORE_URL (`sqlite://path`, `postgres://..`)",
             )
         };
         return Ok(axum::Router::new()
             .route("/events", axum::routing::any(no_store))
             .route("/events/{*rest}", axum::routing::any(no_store)));
     };
-    let store = connect(url.value())
-        .await
-        .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;
     #[allow(unused_mut)]
     let mut api = crate::http::Api::new(store.clone()).config(config);
     #[cfg(feature = "webhooks")]
     {
+        use events_core::error::Chain;
         let webhooks = crate::webhooks::Webhooks::new(store)
             .config(config)
             .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;

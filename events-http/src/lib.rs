@@ -10,7 +10,7 @@
 //! | `GET /events` | history: `event_name` (names or patterns, commas between), `entity_type`, `entity_id`, `actor`, `from` / `to` (RFC 3339 or epoch ms), `after` / `before` (position cursors), `limit` (1–1000), `order` (`asc`, `desc`) |
 //! | `GET /events/timeline` | one entity's events: `entity_type`, `entity_id`, `related=true`, `after`, `limit`, `order` |
 //! | `GET /events/stats` | counts per name per `bucket` (`minute`, `hour`, `day`), `from`, `to`, `event_name` |
-//! | `GET /events/schemas` | each stored name and version, the field names seen, and a JSON Schema where [`Api::schema_for`] knows one |
+//! | `GET /events/schemas` | each stored name and version, the field names seen, and a JSON Schema where the registry (feature `schemars`) or [`Api::schema_for`] knows one |
 //! | `GET`, `POST /events/subscriptions` | webhook subscriptions: list; create from `{"webhook_url", "event_names", "active"}`, answered with `id` and the generated `secret` |
 //! | `PUT`, `DELETE /events/subscriptions/{id}` | change or delete one |
 //! | `GET /events/webhook-logs` | the delivery log: `subscription_id`, `event_id`, `failed=true`, `since`, `limit` |
@@ -141,9 +141,11 @@ impl Api {
     }
 
     /// Gives `GET /events/schemas` the JSON Schema of an event's payload by
-    /// name and version (from `schemars`, say), where the application has
-    /// one; without, or when it says `None`, the route lists the field
-    /// names seen only.
+    /// name and version, where the application has one; when it says
+    /// `None`, the route lists the field names seen only. Without a hook,
+    /// the schemas come from the registry: the current version of each
+    /// stored event type that derives `schemars::JsonSchema` (feature
+    /// `schemars`, `events::store::json_schema`); older versions get none.
     ///
     /// ```
     /// let api = events_http::Api::new(events_core::store::Store::memory()).schema_for(

@@ -186,10 +186,14 @@ pub(crate) async fn schemas(
 }
 
 fn schema_json(shared: &Shared, seen: &SchemaSeen) -> Value {
-    let schema = shared
-        .schema_for
-        .as_ref()
-        .and_then(|hook| hook(&seen.name, seen.version));
+    let schema = match &shared.schema_for {
+        Some(hook) => hook(&seen.name, seen.version),
+        // The registry knows the current version's type only.
+        None if seen.version == events_core::store::current_version(&seen.name) => {
+            events_core::store::json_schema(&seen.name)
+        }
+        None => None,
+    };
     json!({
         "name": seen.name,
         "version": seen.version,
