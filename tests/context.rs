@@ -260,7 +260,8 @@ async fn wildcards_and_subscribers_without_default_take_extractors() {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvoiceDue {
     pub invoice: u64,
-    /// What the listener does on each try: "ok", "release", "fail", "error".
+    /// What the listener does on each try: "ok", "release", "fail", "error",
+    /// "retry".
     pub plan: Vec<String>,
 }
 
@@ -298,6 +299,10 @@ async fn charge(
             Err(std::io::Error::other("declined by the bank"))
         }
         Some("error") => Err(std::io::Error::other("gateway down")),
+        Some("retry") => {
+            job.retry_after(Duration::from_millis(30), "the gateway said: later");
+            Ok(())
+        }
         _ => {
             pool.insert(format!("charged {} event {}", e.invoice, ctx.event_id()));
             Ok(())
@@ -375,6 +380,42 @@ async fn release_after_runs_again_later_without_counting_the_try() {
         .collect();
     assert_eq!(attempts, ["1/3", "1/3", "1/3"]);
     assert!(queue.failed().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retry_after_counts_the_try_and_waits_the_delay_given() {
+    let queue = Queue::memory();
+    let pool = Pool::default();
+    let dispatcher = with_state(&pool).queue(queue.clone()).build().unwrap();
+    dispatcher
+        .dispatch(InvoiceDue {
+            invoice: 250,
+            plan: plan(&["retry", "ok"]),
+        })
+        .await
+        .unwrap();
+    let report = worker(&queue, &pool).run_until_empty().await.unwrap();
+    assert_eq!((report.succeeded, report.retried), (1, 1));
+    let attempts: Vec<String> = tries_of(250)
+        .iter()
+        .map(|t| t.split(' ').nth(2).unwrap().to_owned())
+        .collect();
+    assert_eq!(attempts, ["1/3", "2/3"], "the retried try counted");
+
+    // On the last try, it goes to the failed store with the reason.
+    dispatcher
+        .dispatch(InvoiceDue {
+            invoice: 251,
+            plan: plan(&["retry", "retry", "retry", "ok"]),
+        })
+        .await
+        .unwrap();
+    let report = worker(&queue, &pool).run_until_empty().await.unwrap();
+    assert_eq!((report.failed, report.retried), (1, 2));
+    let failed = queue.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error, "the gateway said: later");
+    assert_eq!(tries_of(251).len(), 3);
 }
 
 #[tokio::test]

@@ -42,6 +42,9 @@ impl Target {
 /// `require_https`), a host, no user name or password.
 pub(crate) fn parse_url(url: &str, require_https: bool) -> Result<Target, WebhookError> {
     let bad = |why: &str| Err(WebhookError::Invalid(format!("`{url}` {why}")));
+    if !url.contains("://") {
+        return bad("has no scheme: write it as https://host/path");
+    }
     let uri: Uri = match url.trim().parse() {
         Ok(uri) => uri,
         Err(e) => return bad(&format!("is not a URL ({e})")),
@@ -305,7 +308,8 @@ mod tests {
                 "user name or password",
             ),
             ("https://", "not a URL"),
-            ("not a url", "not a URL"),
+            ("not a url", "no scheme"),
+            ("https://exa mple.com/", "not a URL"),
         ] {
             let error = parse_url(url, true).unwrap_err();
             assert!(matches!(error, WebhookError::Invalid(_)), "{url}: {error}");
