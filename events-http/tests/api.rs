@@ -1,5 +1,5 @@
-//! The event log's HTTP API over a real socket with a real client, on a
-//! memory store: closed without a token or an authenticator, history with
+//! The event log's HTTP API over a real socket with a real client, on the
+//! memory store and on SQLite: closed without a token or an authenticator, history with
 //! every filter and paged by cursor, one entity's timeline, stats buckets,
 //! schemas, bad input answered 4xx in words, a failing store answered 503
 //! with its causes, and the OpenAPI description checked against what the
@@ -19,6 +19,36 @@ use events_http::Api;
 use serde_json::{Value, json};
 use support::{Client, TOKEN, serve};
 
+/// The tests that read what a store holds run on the memory store and on
+/// SQLite (a fresh file each).
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Store::memory()).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = events_sqlite::SqliteStore::open(dir.path().join("log.db")).unwrap();
+                super::$name(super::Store::with_store("sqlite://log.db", store)).await
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    an_event_has_the_documented_fields,
+    history_filters_by_name_entity_actor_and_time,
+    history_pages_by_cursor_both_ways,
+    the_timeline_of_one_entity_with_and_without_related_events,
+    stats_count_per_name_per_bucket,
+    schemas_list_fields_seen_and_the_schema_the_application_knows,
+);
+
 /// 2026-01-01T00:00:00Z.
 const BASE_MS: u64 = 1_767_225_600_000;
 
@@ -34,8 +64,7 @@ async fn open(api: Api) -> Client {
 
 /// A store with the appointment story: 3 appointments, one invoice, two
 /// actors, spread over two days.
-async fn story() -> Store {
-    let store = Store::memory();
+async fn story(store: Store) -> Store {
     let mut events = Vec::new();
     for n in 1..=3u64 {
         events.push(
@@ -85,7 +114,10 @@ fn positions(page: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn without_a_token_or_an_authenticator_every_route_answers_401() {
-    let client = Client::new(&serve(Api::new(story().await).router()).await, Some(TOKEN));
+    let client = Client::new(
+        &serve(Api::new(story(Store::memory()).await).router()).await,
+        Some(TOKEN),
+    );
     for (method, path) in [
         ("GET", "/events"),
         (
@@ -111,7 +143,7 @@ async fn without_a_token_or_an_authenticator_every_route_answers_401() {
 
 #[tokio::test]
 async fn the_token_opens_it_and_nothing_else_does() {
-    let base = serve(Api::new(story().await).token(TOKEN).router()).await;
+    let base = serve(Api::new(story(Store::memory()).await).token(TOKEN).router()).await;
     let with = Client::new(&base, Some(TOKEN));
     assert_eq!(with.get("/events").await.status, 200);
 
@@ -140,7 +172,7 @@ async fn the_token_opens_it_and_nothing_else_does() {
 
 #[tokio::test]
 async fn an_authenticator_decides_from_the_request() {
-    let api = Api::new(story().await)
+    let api = Api::new(story(Store::memory()).await)
         .authorize(|request| request.headers.get("x-api-key").is_some_and(|k| k == "k-1"));
     let base = serve(api.router()).await;
     let client = Client::new(&base, None);
@@ -172,9 +204,8 @@ async fn the_token_comes_from_events_http_token() {
     assert!(!Api::new(Store::memory()).config(&empty).is_open());
 }
 
-#[tokio::test]
-async fn an_event_has_the_documented_fields() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+async fn an_event_has_the_documented_fields(store: Store) {
+    let client = open(Api::new(story(store).await).token(TOKEN)).await;
     let page = client.ok("/events?limit=1").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     let event = &page["events"][0];
@@ -206,9 +237,8 @@ async fn an_event_has_the_documented_fields() {
     );
 }
 
-#[tokio::test]
-async fn history_filters_by_name_entity_actor_and_time() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+async fn history_filters_by_name_entity_actor_and_time(store: Store) {
+    let client = open(Api::new(story(store).await).token(TOKEN)).await;
     let cases: &[(&str, &[u64])] = &[
         ("/events", &[1, 2, 3, 4, 5, 6]),
         ("/events?event_name=appointment.*", &[1, 2, 3, 4, 6]),
@@ -245,9 +275,7 @@ async fn history_filters_by_name_entity_actor_and_time() {
     }
 }
 
-#[tokio::test]
-async fn history_pages_by_cursor_both_ways() {
-    let store = Store::memory();
+async fn history_pages_by_cursor_both_ways(store: Store) {
     let events: Vec<NewEvent> = (0..25)
         .map(|n| NewEvent::new("tick", json!({ "n": n }).to_string()).occurred_at(at(n)))
         .collect();
@@ -276,9 +304,8 @@ async fn history_pages_by_cursor_both_ways() {
     }
 }
 
-#[tokio::test]
-async fn the_timeline_of_one_entity_with_and_without_related_events() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+async fn the_timeline_of_one_entity_with_and_without_related_events(store: Store) {
+    let client = open(Api::new(story(store).await).token(TOKEN)).await;
     let timeline = client
         .ok("/events/timeline?entity_type=appointment&entity_id=1")
         .await;
@@ -326,9 +353,8 @@ async fn the_timeline_of_one_entity_with_and_without_related_events() {
     assert_eq!(nobody["version"], 0);
 }
 
-#[tokio::test]
-async fn stats_count_per_name_per_bucket() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+async fn stats_count_per_name_per_bucket(store: Store) {
+    let client = open(Api::new(story(store).await).token(TOKEN)).await;
     let rows = |stats: &Value| -> Vec<(String, String, u64)> {
         stats["buckets"]
             .as_array()
@@ -389,9 +415,8 @@ async fn stats_count_per_name_per_bucket() {
     assert_eq!(client.ok("/events/stats").await["bucket"], "hour");
 }
 
-#[tokio::test]
-async fn schemas_list_fields_seen_and_the_schema_the_application_knows() {
-    let api = Api::new(story().await).token(TOKEN).schema_for(|name, version| {
+async fn schemas_list_fields_seen_and_the_schema_the_application_knows(store: Store) {
+    let api = Api::new(story(store).await).token(TOKEN).schema_for(|name, version| {
         (name == "invoice.issued" && version == 2).then(|| {
             json!({"type": "object", "properties": {"invoice_id": {"type": "integer"}, "amount": {"type": "integer"}}})
         })
@@ -449,7 +474,7 @@ async fn refused(
 
 #[tokio::test]
 async fn bad_input_is_a_4xx_in_words() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+    let client = open(Api::new(story(Store::memory()).await).token(TOKEN)).await;
     let cases: &[(&str, u16, &str)] = &[
         ("/events?colour=red", 400, "unknown field `colour`"),
         (
@@ -621,7 +646,7 @@ async fn a_failing_store_is_a_503_with_its_causes() {
 
 #[tokio::test]
 async fn the_openapi_description_names_every_route_the_server_answers() {
-    let client = open(Api::new(story().await).token(TOKEN)).await;
+    let client = open(Api::new(story(Store::memory()).await).token(TOKEN)).await;
     let doc = client.ok("/events/openapi.json").await;
     assert_eq!(doc["openapi"], "3.0.3");
     assert_eq!(doc["servers"], json!([{"url": "/"}]));
