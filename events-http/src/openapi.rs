@@ -239,13 +239,24 @@ pub(crate) fn document() -> Value {
     })
 }
 
+/// `schema` or null. A `$ref` takes no siblings in OpenAPI 3.0, so a
+/// reference is wrapped in `allOf`.
 fn nullable(mut schema: Value) -> Value {
+    if schema.get("$ref").is_some() {
+        schema = json!({ "allOf": [schema] });
+    }
     schema["nullable"] = Value::Bool(true);
     schema
 }
 
+/// An object schema; OpenAPI 3.0 wants `required` absent rather than
+/// empty.
 fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
+    let mut schema = json!({ "type": "object", "properties": properties });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn closed(required: &[&str], properties: Value) -> Value {
@@ -429,7 +440,8 @@ mod tests {
         }
     }
 
-    /// Every `$ref` points at a schema the document has.
+    /// Every `$ref` points at a schema the document has, alone; no
+    /// `required` is empty.
     #[test]
     fn every_reference_resolves() {
         fn walk(value: &Value, schemas: &Map<String, Value>) {
@@ -438,6 +450,12 @@ mod tests {
                     if let Some(Value::String(target)) = map.get("$ref") {
                         let name = target.strip_prefix("#/components/schemas/").unwrap();
                         assert!(schemas.contains_key(name), "{target}");
+                        // OpenAPI 3.0 ignores a reference's siblings.
+                        assert_eq!(map.len(), 1, "{value}");
+                    }
+                    // ..and wants `required` absent rather than empty.
+                    if let Some(Value::Array(required)) = map.get("required") {
+                        assert!(!required.is_empty(), "{value}");
                     }
                     map.values().for_each(|v| walk(v, schemas));
                 }

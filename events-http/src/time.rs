@@ -4,14 +4,41 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The last time RFC 3339 can write: 9999-12-31T23:59:59.999Z, in
+/// milliseconds since the epoch.
+const LAST_MS: u64 = 253_402_300_799_999;
+
 /// `at` as RFC 3339 in UTC to the millisecond (`2026-12-06T22:30:40.123Z`).
+/// Times before the epoch are written as the epoch (stores keep none);
+/// past the year 9999 the year takes more digits (no panic, no lie).
 pub(crate) fn format(at: SystemTime) -> String {
-    if at < UNIX_EPOCH {
-        // humantime formats times from the epoch on; the store keeps none
-        // before it.
-        return humantime::format_rfc3339_millis(UNIX_EPOCH).to_string();
-    }
-    humantime::format_rfc3339_millis(at).to_string()
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
+    let in_day = ms % 86_400_000;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+/// The date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Reads a time given as RFC 3339 (`2026-12-06T22:30:40Z`,
@@ -24,13 +51,20 @@ pub(crate) fn parse(text: &str) -> Result<SystemTime, String> {
             "`{text}` is not a time: give RFC 3339 (`2026-12-06T22:30:40Z`, `2026-12-06T23:30:40+01:00`) or milliseconds since the epoch (`1796596240000`)"
         )
     };
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+    let at = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let ms: u64 = text.parse().map_err(|_| bad())?;
-        return UNIX_EPOCH
+        UNIX_EPOCH
             .checked_add(Duration::from_millis(ms))
-            .ok_or_else(bad);
+            .ok_or_else(bad)?
+    } else {
+        rfc3339(text).ok_or_else(bad)?
+    };
+    if at > UNIX_EPOCH + Duration::from_millis(LAST_MS) {
+        return Err(format!(
+            "`{text}` is after 9999-12-31T23:59:59.999Z, the last time RFC 3339 can write"
+        ));
     }
-    rfc3339(text).ok_or_else(bad)
+    Ok(at)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `t` and a space are
@@ -143,14 +177,30 @@ mod tests {
             0u64,
             1,
             951_782_400_123,
+            1_709_164_800_000,
             1_796_596_240_000,
             4_102_444_799_999,
+            LAST_MS,
         ] {
             let at = UNIX_EPOCH + Duration::from_millis(ms_in);
             let text = format(at);
             assert_eq!(parse(&text).unwrap(), at, "{text}");
             assert_eq!(humantime::parse_rfc3339(&text).unwrap(), at, "{text}");
         }
+    }
+
+    #[test]
+    fn far_times_are_refused_in_and_written_out() {
+        let error = parse("879186499042835").unwrap_err();
+        assert!(error.contains("after 9999-12-31"), "{error}");
+        assert!(parse(&(LAST_MS + 1).to_string()).is_err());
+        assert!(parse(&LAST_MS.to_string()).is_ok());
+        let far = UNIX_EPOCH + Duration::from_millis(879_186_499_042_835);
+        assert!(format(far).starts_with("29830-"), "{}", format(far));
+        assert_eq!(
+            format(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -519,6 +519,8 @@ async fn bad_input_is_a_4xx_in_words() {
             "`after` is a position",
         ),
         ("/events/stats?bucket=week", 400, "not a bucket"),
+        ("/events/stats?from=879186499042835", 400, "after 9999-12-31"),
+        ("/events?to=10000-01-01T00:00:00Z", 400, "is not a time"),
         (
             "/events/stats?from=2026-01-02T00:00:00Z&to=1",
             400,
@@ -562,6 +564,21 @@ async fn bad_input_is_a_4xx_in_words() {
     let answer = client.send("GET", "/events/test-webhook", &[], None).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("allow"), Some("POST"));
+}
+
+#[tokio::test]
+async fn an_event_stored_past_the_year_9999_is_listed() {
+    let store = Store::memory();
+    let far = UNIX_EPOCH + Duration::from_millis(879_186_499_042_835);
+    store
+        .append(vec![NewEvent::new("far.future", "{}").occurred_at(far)])
+        .await
+        .unwrap();
+    let client = open(Api::new(store).token(TOKEN)).await;
+    let page = client.ok("/events").await;
+    assert_eq!(page["events"][0]["occurred_at"], "29830-04-24T15:57:22.835Z");
+    let stats = client.ok("/events/stats?bucket=day").await;
+    assert_eq!(stats["buckets"][0]["start"], "29830-04-24T00:00:00.000Z");
 }
 
 /// A store whose every operation fails as a disk would.
