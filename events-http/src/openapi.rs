@@ -43,7 +43,7 @@ fn time() -> Value {
 }
 
 fn non_empty() -> Value {
-    json!({ "type": "string", "minLength": 1 })
+    json!({ "type": "string", "minLength": 1, "pattern": "\\S" })
 }
 
 fn event_id() -> Value {
