@@ -59,6 +59,9 @@
 //!   subscriptions to stored events, Standard Webhooks 1.0 signatures,
 //!   deliveries on the queue with retries, auto-disable and a delivery log
 //!   (crate `events-webhooks`).
+//! - `http`: the event log's HTTP API, `events::http::Api` (an axum
+//!   `Router` of JSON routes under `/events` with an OpenAPI description;
+//!   crate `events-http`), which `cli serve` mounts.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
 //!
@@ -199,15 +202,33 @@ pub mod webhooks {
     pub use events_webhooks::*;
 }
 
-#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
+#[cfg(feature = "http")]
+pub mod http {
+    //! The event log's HTTP API (feature `http`): [`Api`], an axum
+    //! `Router` of JSON routes under `/events` (history, timelines,
+    //! statistics, schemas, webhook subscriptions and their log) with an
+    //! OpenAPI description at `/events/openapi.json`, closed until a token
+    //! (`EVENTS_HTTP_TOKEN`) or an authenticator opens it. See the README's
+    //! "HTTP API" section.
+    pub use events_http::*;
+}
+
+#[cfg(all(
+    feature = "cli",
+    any(feature = "metrics", feature = "dashboard", feature = "http")
+))]
 mod serve;
 
-#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
+#[cfg(all(
+    feature = "cli",
+    any(feature = "metrics", feature = "dashboard", feature = "http")
+))]
 pub mod cli {
     //! The operator commands (see `events_core::cli`), with what this
     //! build's features add: `work --metrics-addr ADDR` (feature
     //! `metrics`) and `serve` (the dashboard at `/dashboard` with
-    //! `dashboard`, metrics at `/metrics` with `metrics`).
+    //! `dashboard`, the event log's API at `/events` with `http`, metrics
+    //! at `/metrics` with `metrics`).
     pub use crate::serve::Parts;
     pub use events_core::cli::*;
 

@@ -1,5 +1,6 @@
 //! What `cli serve` runs: every server part compiled into the facade, on
-//! one port (the dashboard at `/dashboard`, metrics at `/metrics`).
+//! one port (the dashboard at `/dashboard`, the event log's API at
+//! `/events`, metrics at `/metrics`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +10,12 @@ use std::time::Duration;
 use events_core::Config;
 use events_core::cli::{ServeFuture, Server};
 use events_core::queue::Queue;
+use events_core::store::Store;
+
+#[cfg(all(feature = "dashboard", not(feature = "http")))]
+use events_dashboard::axum;
+#[cfg(feature = "http")]
+use events_http::axum;
 
 /// The server parts of this build, for [`Commands::server`](events_core::cli::Commands::server).
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,7 +24,7 @@ pub struct Parts;
 impl Server for Parts {
     // Each push has a feature of its own.
     #[allow(clippy::vec_init_then_push)]
-    fn parts(&self, config: &Config) -> Vec<String> {
+    fn parts(&self, config: &Config, store: Option<&Store>) -> Vec<String> {
         let mut parts = Vec::new();
         #[cfg(feature = "dashboard")]
         parts.push(
@@ -27,7 +34,11 @@ impl Server for Parts {
             }
             .to_owned(),
         );
-        #[cfg(not(feature = "dashboard"))]
+        #[cfg(feature = "http")]
+        parts.push(http_part(config, store).to_owned());
+        #[cfg(not(feature = "http"))]
+        let _ = store;
+        #[cfg(not(any(feature = "dashboard", feature = "http")))]
         let _ = config;
         #[cfg(feature = "metrics")]
         parts.push("metrics at /metrics".to_owned());
@@ -38,6 +49,7 @@ impl Server for Parts {
         &'a self,
         listener: tokio::net::TcpListener,
         queue: Queue,
+        store: Option<Store>,
         config: &'a Config,
         shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'static>>,
     ) -> ServeFuture<'a> {
@@ -48,12 +60,23 @@ impl Server for Parts {
                 metrics.watch_queue(queue.clone(), Duration::from_secs(5));
                 metrics
             };
-            #[cfg(feature = "dashboard")]
+            #[cfg(any(feature = "dashboard", feature = "http"))]
             {
-                use crate::dashboard::{Dashboard, axum};
-                let dashboard = Dashboard::new(queue).config(config);
                 #[allow(unused_mut)]
-                let mut app = dashboard.mount("/dashboard");
+                let mut app = axum::Router::new();
+                #[cfg(feature = "dashboard")]
+                {
+                    let dashboard = crate::dashboard::Dashboard::new(queue).config(config);
+                    app = app.merge(dashboard.mount("/dashboard"));
+                }
+                #[cfg(not(feature = "dashboard"))]
+                let _ = queue;
+                #[cfg(not(feature = "http"))]
+                let _ = store;
+                #[cfg(feature = "http")]
+                {
+                    app = app.merge(http_routes(store, config)?);
+                }
                 #[cfg(feature = "metrics")]
                 {
                     app = app.route(
@@ -82,9 +105,9 @@ impl Server for Parts {
                     .with_graceful_shutdown(shutdown)
                     .await
             }
-            #[cfg(not(feature = "dashboard"))]
+            #[cfg(not(any(feature = "dashboard", feature = "http")))]
             {
-                let _ = (queue, config);
+                let _ = (queue, store, config);
                 tokio::select! {
                     () = crate::metrics::serve(listener, metrics) => Ok(()),
                     () = shutdown => Ok(()),
@@ -92,4 +115,49 @@ impl Server for Parts {
             }
         })
     }
+}
+
+/// The start line's words for the event log's API.
+#[cfg(feature = "http")]
+fn http_part(config: &Config, store: Option<&Store>) -> &'static str {
+    let token = config
+        .get(crate::http::TOKEN_VAR)
+        .is_some_and(|t| !t.value().is_empty());
+    match (store.is_some(), token) {
+        (true, true) => "event log API at /events",
+        (true, false) => "event log API at /events, closed: set EVENTS_HTTP_TOKEN to open it",
+        (false, _) => {
+            "event log API at /events without a store: pass --store-url or set EVENTS_STORE_URL to serve the event log"
+        }
+    }
+}
+
+/// The event log's API on `store`; without one, `/events` and what is
+/// under it answer 503 saying how to give one.
+#[cfg(feature = "http")]
+fn http_routes(store: Option<Store>, config: &Config) -> Result<axum::Router, std::io::Error> {
+    let Some(store) = store else {
+        let no_store = || async {
+            crate::http::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "this server has no event store: start it with --store-url or EVENTS_STORE_URL (`sqlite://path`, `postgres://..`)",
+            )
+        };
+        return Ok(axum::Router::new()
+            .route("/events", axum::routing::any(no_store))
+            .route("/events/{*rest}", axum::routing::any(no_store)));
+    };
+    #[allow(unused_mut)]
+    let mut api = crate::http::Api::new(store.clone()).config(config);
+    #[cfg(feature = "webhooks")]
+    {
+        use events_core::error::Chain;
+        let webhooks = crate::webhooks::Webhooks::new(store)
+            .config(config)
+            .map_err(|e| std::io::Error::other(format!("{}", Chain(&e))))?;
+        api = api.webhooks(webhooks);
+    }
+    #[cfg(not(feature = "webhooks"))]
+    drop(store);
+    Ok(api.router())
 }

@@ -282,6 +282,9 @@ async fn config_shows_each_setting_its_value_and_source() {
     if cfg!(feature = "dashboard") {
         rows.push(("EVENTS_DASHBOARD_TOKEN", "(unset)", "default"));
     }
+    if cfg!(feature = "http") {
+        rows.push(("EVENTS_HTTP_TOKEN", "(unset)", "default"));
+    }
     if cfg!(feature = "webhooks") {
         rows.push(("EVENTS_WEBHOOKS_ALLOW_PRIVATE", "false", "default"));
         rows.push(("EVENTS_WEBHOOKS_REQUIRE_HTTPS", "true", "default"));

@@ -503,15 +503,20 @@ pub type ServeFuture<'a> =
 /// (the dashboard, metrics): HTTP lives in those crates, not here.
 pub trait Server: Send + Sync + 'static {
     /// Where each part is served under `config`, for the start line
-    /// (`"dashboard at /dashboard"`).
-    fn parts(&self, config: &Config) -> Vec<String>;
+    /// (`"dashboard at /dashboard"`); `store` is the event log `serve`
+    /// found, if any.
+    fn parts(&self, config: &Config, store: Option<&crate::store::Store>) -> Vec<String>;
 
-    /// Serves on `listener` for `queue`, configured by `config`, until
-    /// `shutdown` completes.
+    /// Serves on `listener` for `queue` and the event log `store` (found
+    /// as `replay` finds it: `--store-url`, the program's
+    /// [`Commands::store`], the installed dispatcher's, `EVENTS_STORE_URL`;
+    /// `None` without any), configured by `config`, until `shutdown`
+    /// completes.
     fn serve<'a>(
         &'a self,
         listener: tokio::net::TcpListener,
         queue: Queue,
+        store: Option<crate::store::Store>,
         config: &'a Config,
         shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>,
     ) -> ServeFuture<'a>;
@@ -799,7 +804,12 @@ where
         }
         Command::Serve { host, port } => {
             let server = commands.server.as_ref().ok_or(CliError::NothingToServe)?;
-            serve(out, &**server, queue()?, &config, host, *port).await
+            let store = match store() {
+                Ok(store) => Some(store),
+                Err(CliError::NoStore) => None,
+                Err(error) => return Err(error),
+            };
+            serve(out, &**server, queue()?, store, &config, host, *port).await
         }
         Command::Config { .. } => Ok(()),
         Command::Work {
@@ -990,6 +1000,7 @@ async fn serve(
     out: &mut (dyn Write + Send),
     server: &dyn Server,
     queue: Queue,
+    store: Option<crate::store::Store>,
     config: &Config,
     host: &str,
     port: u16,
@@ -1012,7 +1023,7 @@ async fn serve(
     writeln!(
         out,
         "serving http://{bound} ({}) for {}; stop with Ctrl-C",
-        server.parts(config).join(", "),
+        server.parts(config, store.as_ref()).join(", "),
         redact_password(queue.url())
     )?;
     out.flush()?;
@@ -1020,6 +1031,7 @@ async fn serve(
         .serve(
             listener,
             queue,
+            store,
             config,
             Box::pin(crate::worker::shutdown_signal()),
         )
