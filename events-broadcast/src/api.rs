@@ -47,6 +47,9 @@ fn params(uri: &axum::http::Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// A verified request's app and query parameters.
+type Verified = (Arc<AppHub>, Vec<(String, String)>);
+
 /// The app `id` when the request is signed with its key and secret.
 fn verified(
     inner: &Inner,
@@ -54,7 +57,7 @@ fn verified(
     method: &Method,
     uri: &axum::http::Uri,
     body: &[u8],
-) -> Result<(Arc<AppHub>, Vec<(String, String)>), Response> {
+) -> Result<Verified, Response> {
     let Some(app) = inner.hub.by_id(id) else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
@@ -335,10 +338,7 @@ async fn users(
     }
     match inner.presence_members(&app, &name).await {
         Ok(members) => {
-            let users: Vec<Value> = members
-                .iter()
-                .map(|m| json!({ "id": m.user_id }))
-                .collect();
+            let users: Vec<Value> = members.iter().map(|m| json!({ "id": m.user_id })).collect();
             axum::Json(json!({ "users": users })).into_response()
         }
         Err(e) => unavailable(&e),

@@ -137,7 +137,12 @@ impl App {
 
     /// The `auth` a client needs to join `channel` from `socket_id` (with
     /// `channel_data`, the member's JSON, on a presence channel).
-    pub fn sign_channel(&self, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    pub fn sign_channel(
+        &self,
+        socket_id: &str,
+        channel: &str,
+        channel_data: Option<&str>,
+    ) -> String {
         crate::sign::channel_auth(&self.key, &self.secret, socket_id, channel, channel_data)
     }
 }

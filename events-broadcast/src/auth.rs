@@ -378,7 +378,9 @@ pub(crate) async fn endpoint(State(inner): State<Arc<Inner>>, request: Request<B
         Err(reason) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                format!("the auth request needs `socket_id` and `channel_name` (form or JSON): {reason}"),
+                format!(
+                    "the auth request needs `socket_id` and `channel_name` (form or JSON): {reason}"
+                ),
             );
         }
     };

@@ -285,7 +285,10 @@ impl AppHub {
 
     /// The members of `channel`, one per user.
     pub(crate) fn presence_members(&self, channel: &str) -> Vec<Member> {
-        lock(&self.presence).get(channel).map(list).unwrap_or_default()
+        lock(&self.presence)
+            .get(channel)
+            .map(list)
+            .unwrap_or_default()
     }
 }
 

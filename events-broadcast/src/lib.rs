@@ -142,7 +142,7 @@ pub(crate) struct Inner {
 pub(crate) enum Fanout {
     Local,
     #[cfg(feature = "redis")]
-    Redis(RedisFanout),
+    Redis(Box<RedisFanout>),
 }
 
 /// Why a [`Broadcaster`] could not be built, in words.
@@ -161,7 +161,9 @@ pub enum BuildError {
     #[error("the broadcast app `{0}` has an empty id, key or secret")]
     EmptyApp(String),
     /// Only some of the configuration's app variables are set.
-    #[error("the broadcast app is half configured: set {0} too (or REVERB_APP_ID / _KEY / _SECRET)")]
+    #[error(
+        "the broadcast app is half configured: set {0} too (or REVERB_APP_ID / _KEY / _SECRET)"
+    )]
     IncompleteApp(String),
     /// [`Builder::auth_app`] names no app.
     #[error("the auth endpoint's app `{0}` is not one of the server's apps")]
@@ -333,7 +335,9 @@ impl Builder {
             ));
         }
         if options.pong_timeout.is_zero() {
-            return Err(BuildError::Option("pong_timeout must be longer than 0".into()));
+            return Err(BuildError::Option(
+                "pong_timeout must be longer than 0".into(),
+            ));
         }
         if options.max_message_size < 256 {
             return Err(BuildError::Option(
@@ -341,7 +345,9 @@ impl Builder {
             ));
         }
         if options.outbox == 0 {
-            return Err(BuildError::Option("outbox must hold at least 1 frame".into()));
+            return Err(BuildError::Option(
+                "outbox must hold at least 1 frame".into(),
+            ));
         }
         let auth_app = match &self.auth_app {
             Some(id) => Some(
@@ -357,8 +363,8 @@ impl Builder {
         #[cfg(feature = "redis")]
         let fanout = match self.redis {
             Some(redis) => {
-                redis.start(hub.clone());
-                Fanout::Redis(redis)
+                redis.start(hub.clone())?;
+                Fanout::Redis(Box::new(redis))
             }
             None => Fanout::Local,
         };

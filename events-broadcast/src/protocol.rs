@@ -98,7 +98,9 @@ pub enum ProtocolError {
         reason: &'static str,
     },
     /// A socket id not of the form `digits.digits`.
-    #[error("invalid socket id `{0}`: a socket id is two numbers joined by a dot, such as `1234.5678`")]
+    #[error(
+        "invalid socket id `{0}`: a socket id is two numbers joined by a dot, such as `1234.5678`"
+    )]
     BadSocketId(String),
     /// A message over the size limit.
     #[error("the message is {size} bytes, over the limit of {limit}")]
@@ -777,7 +779,10 @@ mod tests {
     fn socket_ids() {
         assert!(validate_socket_id("0.0").is_ok());
         for bad in ["", ".", "1.", ".1", "1.2.3", "a.1", "1 .2", "1.2\n"] {
-            assert!(validate_socket_id(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                validate_socket_id(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -214,15 +214,14 @@ pub fn verify_api_request(
     }
     if !body.is_empty() {
         let given = get("body_md5")?;
-        if !constant_time_eq(given.to_ascii_lowercase().as_bytes(), body_md5(body).as_bytes()) {
+        if !constant_time_eq(
+            given.to_ascii_lowercase().as_bytes(),
+            body_md5(body).as_bytes(),
+        ) {
             return Err(SignatureError::BodyMismatch);
         }
     }
-    if !verify_hmac_hex(
-        secret,
-        &api_string_to_sign(method, path, params),
-        signature,
-    ) {
+    if !verify_hmac_hex(secret, &api_string_to_sign(method, path, params), signature) {
         return Err(SignatureError::BadSignature);
     }
     Ok(())

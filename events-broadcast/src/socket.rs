@@ -43,7 +43,11 @@ pub(crate) async fn upgrade(
     let app = inner.hub.by_key(&key).cloned();
     // Frames over the limit get words, not a dropped connection: the hard
     // limit of the WebSocket layer is well above it.
-    let hard_limit = inner.options.max_message_size.saturating_mul(4).max(64 * 1024);
+    let hard_limit = inner
+        .options
+        .max_message_size
+        .saturating_mul(4)
+        .max(64 * 1024);
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .read_buffer_size(4 * 1024)
@@ -92,7 +96,7 @@ async fn refuse(mut socket: WebSocket, code: u16, message: String) {
 }
 
 /// A socket id: two random numbers, `digits.digits`.
-fn new_socket_id() -> String {
+pub(crate) fn new_socket_id() -> String {
     let random = |salt: u64| {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         hasher.write_u64(salt);
@@ -181,8 +185,12 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
         inner: inner.clone(),
     };
     let mut closing = inner.closing.subscribe();
-    let check_every = (inner.options.activity_timeout.min(inner.options.pong_timeout) / 4)
-        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let check_every = (inner
+        .options
+        .activity_timeout
+        .min(inner.options.pong_timeout)
+        / 4)
+    .clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut tick = tokio::time::interval(check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -259,17 +267,18 @@ impl Session {
     }
 
     async fn error(&mut self, code: u16, message: impl Into<String>) -> Result<(), Option<Close>> {
-        self.send(error_frame(code, message)).await.map_err(|_| None)
+        self.send(error_frame(code, message))
+            .await
+            .map_err(|_| None)
     }
 
     /// Pings a silent client, and closes with 4201 when its pong is late.
     async fn check_activity(&mut self) -> Result<(), Option<Close>> {
         let options = &self.inner.options;
         match self.pinged_at {
-            Some(at) if at.elapsed() >= options.pong_timeout => Err(Some((
-                codes::PONG_NOT_RECEIVED,
-                "Pong reply not received",
-            ))),
+            Some(at) if at.elapsed() >= options.pong_timeout => {
+                Err(Some((codes::PONG_NOT_RECEIVED, "Pong reply not received")))
+            }
             Some(_) => Ok(()),
             None if self.last_seen.elapsed() >= options.activity_timeout => {
                 self.pinged_at = Some(Instant::now());
@@ -526,7 +535,9 @@ impl Session {
             return self
                 .error(
                     codes::CLIENT_EVENT_REJECTED,
-                    format!("client events go on private and presence channels only, not on {channel}"),
+                    format!(
+                        "client events go on private and presence channels only, not on {channel}"
+                    ),
                 )
                 .await;
         }

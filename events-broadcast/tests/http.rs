@@ -32,9 +32,8 @@ async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, Val
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .expect("a body");
-    let value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        Value::String(String::from_utf8_lossy(&body).into_owned())
-    });
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     (status, value)
 }
 
@@ -73,7 +72,8 @@ async fn signed_events_reach_sockets_and_unsigned_ones_do_not() {
     }
 
     // socket_id: everyone but that socket.
-    let event = json!({"name": "only-a", "channel": "orders", "data": "{}", "socket_id": b.socket_id});
+    let event =
+        json!({"name": "only-a", "channel": "orders", "data": "{}", "socket_id": b.socket_id});
     let (status, _) = call(&router, post_signed("/apps/1/events", &event, now())).await;
     assert_eq!(status, StatusCode::OK);
     a.expect("only-a").await;
@@ -83,37 +83,71 @@ async fn signed_events_reach_sockets_and_unsigned_ones_do_not() {
     let event = json!({"name": "nope", "channels": ["orders"], "data": "{}"});
     let (status, body) = call(&router, post_signed("/apps/1/events", &event, now() - 601)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body["error"].as_str().unwrap_or("").contains("600 s"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("600 s"),
+        "{body}"
+    );
     let (status, _) = call(&router, post_signed("/apps/1/events", &event, now() + 700)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = call(&router, post_signed("/apps/2/events", &event, now())).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     let body = event.to_string();
-    let wrong_secret = signed_query(KEY, "wrong", "POST", "/apps/1/events", &[], body.as_bytes(), now());
+    let wrong_secret = signed_query(
+        KEY,
+        "wrong",
+        "POST",
+        "/apps/1/events",
+        &[],
+        body.as_bytes(),
+        now(),
+    );
     let request = Request::post(format!("/apps/1/events?{wrong_secret}"))
         .body(Body::from(body.clone()))
         .expect("a request");
     let (status, answer) = call(&router, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(answer["error"].as_str().unwrap_or("").contains("auth_signature"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("auth_signature"),
+        "{answer}"
+    );
 
     // Signed for one body, sent with another.
-    let query = signed_query(KEY, SECRET, "POST", "/apps/1/events", &[], body.as_bytes(), now());
+    let query = signed_query(
+        KEY,
+        SECRET,
+        "POST",
+        "/apps/1/events",
+        &[],
+        body.as_bytes(),
+        now(),
+    );
     let other = json!({"name": "evil", "channels": ["orders"], "data": "{}"}).to_string();
     let request = Request::post(format!("/apps/1/events?{query}"))
         .body(Body::from(other))
         .expect("a request");
     let (status, answer) = call(&router, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(answer["error"].as_str().unwrap_or("").contains("body_md5"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or("").contains("body_md5"),
+        "{answer}"
+    );
 
     let request = Request::post("/apps/1/events")
         .body(Body::from(body))
         .expect("a request");
     let (status, answer) = call(&router, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(answer["error"].as_str().unwrap_or("").contains("not signed"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not signed"),
+        "{answer}"
+    );
 
     // Too large, too many channels, bad names.
     let big = json!({"name": "big", "channels": ["orders"], "data": "x".repeat(1025)});
@@ -126,7 +160,13 @@ async fn signed_events_reach_sockets_and_unsigned_ones_do_not() {
     let bad = json!({"name": "bad", "channels": ["a b"], "data": "{}"});
     let (status, answer) = call(&router, post_signed("/apps/1/events", &bad, now())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(answer["error"].as_str().unwrap_or("").contains("invalid channel name"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid channel name"),
+        "{answer}"
+    );
 
     a.nothing_for(Duration::from_millis(200)).await;
     b.nothing_for(Duration::from_millis(10)).await;
@@ -155,7 +195,9 @@ async fn batch_events_are_checked_whole_then_sent() {
     ]});
     let (status, _) = call(&router, post_signed("/apps/1/batch_events", &batch, now())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let eleven: Vec<Value> = (0..11).map(|_| json!({"channel": "a", "name": "n", "data": "1"})).collect();
+    let eleven: Vec<Value> = (0..11)
+        .map(|_| json!({"channel": "a", "name": "n", "data": "1"}))
+        .collect();
     let (status, _) = call(
         &router,
         post_signed("/apps/1/batch_events", &json!({"batch": eleven}), now()),
@@ -173,9 +215,12 @@ async fn channels_and_users_are_listed_to_signed_requests() {
     let mut ann2 = Client::connect(server.addr, KEY).await;
     let mut bob = Client::connect(server.addr, KEY).await;
     ann.subscribe("news").await;
-    ann.subscribe_presence("presence-room", "7", json!({"name": "Ann"})).await;
-    ann2.subscribe_presence("presence-room", "7", json!({"name": "Ann"})).await;
-    bob.subscribe_presence("presence-room", "9", json!(null)).await;
+    ann.subscribe_presence("presence-room", "7", json!({"name": "Ann"}))
+        .await;
+    ann2.subscribe_presence("presence-room", "7", json!({"name": "Ann"}))
+        .await;
+    bob.subscribe_presence("presence-room", "9", json!(null))
+        .await;
 
     let (status, body) = call(&router, get_signed("/apps/1/channels", &[])).await;
     assert_eq!(status, StatusCode::OK);
@@ -190,8 +235,15 @@ async fn channels_and_users_are_listed_to_signed_requests() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"channels": {"presence-room": {"user_count": 2}}}));
-    let (status, _) = call(&router, get_signed("/apps/1/channels", &[("info", "user_count")])).await;
+    assert_eq!(
+        body,
+        json!({"channels": {"presence-room": {"user_count": 2}}})
+    );
+    let (status, _) = call(
+        &router,
+        get_signed("/apps/1/channels", &[("info", "user_count")]),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, body) = call(
@@ -203,18 +255,27 @@ async fn channels_and_users_are_listed_to_signed_requests() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"occupied": true, "user_count": 2, "subscription_count": 3}));
+    assert_eq!(
+        body,
+        json!({"occupied": true, "user_count": 2, "subscription_count": 3})
+    );
     let (_, body) = call(&router, get_signed("/apps/1/channels/empty", &[])).await;
     assert_eq!(body, json!({"occupied": false}));
 
-    let (status, body) = call(&router, get_signed("/apps/1/channels/presence-room/users", &[])).await;
+    let (status, body) = call(
+        &router,
+        get_signed("/apps/1/channels/presence-room/users", &[]),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"users": [{"id": "7"}, {"id": "9"}]}));
     let (status, _) = call(&router, get_signed("/apps/1/channels/news/users", &[])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Unsigned, or signed for another path: 401.
-    let request = Request::get("/apps/1/channels").body(Body::empty()).expect("a request");
+    let request = Request::get("/apps/1/channels")
+        .body(Body::empty())
+        .expect("a request");
     assert_eq!(call(&router, request).await.0, StatusCode::UNAUTHORIZED);
     let query = signed_query(KEY, SECRET, "GET", "/apps/1/channels", &[], b"", now());
     let request = Request::get(format!("/apps/1/channels/news?{query}"))
@@ -250,9 +311,8 @@ fn channels() -> Channels<User> {
             params.parse::<u64>("id") == Some(user.id)
         })
         .presence("presence-room.{room}", |user: &User, params| {
-            (params.get("room") != Some("closed")).then(|| {
-                Member::new(user.id.to_string()).info(json!({"name": user.name}))
-            })
+            (params.get("room") != Some("closed"))
+                .then(|| Member::new(user.id.to_string()).info(json!({"name": user.name})))
         })
 }
 
@@ -284,10 +344,21 @@ async fn the_auth_endpoint_signs_what_the_callbacks_allow() {
     let socket = client.socket_id.clone();
 
     // Ann's own session: signed, and the signature opens the channel.
-    let (status, body) = call(&router, auth_request(Some("ann"), form(&socket, "private-session.7"), false)).await;
+    let (status, body) = call(
+        &router,
+        auth_request(Some("ann"), form(&socket, "private-session.7"), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let auth = body["auth"].as_str().expect("auth").to_owned();
-    assert!(sign::verify_channel_auth(KEY, SECRET, &socket, "private-session.7", None, &auth));
+    assert!(sign::verify_channel_auth(
+        KEY,
+        SECRET,
+        &socket,
+        "private-session.7",
+        None,
+        &auth
+    ));
     let ok = client
         .subscribe_with(json!({"channel": "private-session.7", "auth": auth}))
         .await;
@@ -297,9 +368,15 @@ async fn the_auth_endpoint_signs_what_the_callbacks_allow() {
     let json_body = json!({"socket_id": socket, "channel_name": "presence-room.1"}).to_string();
     let (status, body) = call(&router, auth_request(Some("bob"), json_body, true)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let channel_data = body["channel_data"].as_str().expect("channel_data").to_owned();
+    let channel_data = body["channel_data"]
+        .as_str()
+        .expect("channel_data")
+        .to_owned();
     let member: Value = serde_json::from_str(&channel_data).expect("JSON");
-    assert_eq!(member, json!({"user_id": "9", "user_info": {"name": "bob"}}));
+    assert_eq!(
+        member,
+        json!({"user_id": "9", "user_info": {"name": "bob"}})
+    );
     let joined = client
         .subscribe_with(json!({"channel": "presence-room.1", "auth": body["auth"], "channel_data": channel_data}))
         .await;
@@ -323,20 +400,44 @@ async fn the_auth_endpoint_signs_what_the_callbacks_allow() {
         assert!(body["error"].is_string(), "{body}");
         assert!(body.get("auth").is_none(), "{body}");
     }
-    let (status, _) = call(&router, auth_request(Some("ann"), form("1234", "private-session.7"), false)).await;
+    let (status, _) = call(
+        &router,
+        auth_request(Some("ann"), form("1234", "private-session.7"), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, body) = call(&router, auth_request(Some("ann"), "socket_id=1.2".into(), false)).await;
+    let (status, body) = call(
+        &router,
+        auth_request(Some("ann"), "socket_id=1.2".into(), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap_or("").contains("channel_name"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("channel_name"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn without_channels_the_auth_endpoint_refuses_everyone() {
     let server = serve(Broadcaster::builder().app(app())).await;
     let router = server.broadcaster.router();
-    let (status, body) = call(&router, auth_request(Some("ann"), form("1.2", "private-session.7"), false)).await;
+    let (status, body) = call(
+        &router,
+        auth_request(Some("ann"), form("1.2", "private-session.7"), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body["error"].as_str().unwrap_or("").contains("authorizes no channel"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("authorizes no channel"),
+        "{body}"
+    );
     let _ = APP_ID;
 }
 
@@ -355,8 +456,16 @@ async fn async_authenticators_work() {
         .build()
         .expect("builds");
     let router = broadcaster.router();
-    let (status, _) = call(&router, auth_request(Some("bob"), form("1.2", "private-session.9"), false)).await;
+    let (status, _) = call(
+        &router,
+        auth_request(Some("bob"), form("1.2", "private-session.9"), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(&router, auth_request(Some("bob"), form("1.2", "private-session.7"), false)).await;
+    let (status, _) = call(
+        &router,
+        auth_request(Some("bob"), form("1.2", "private-session.7"), false),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -116,7 +116,10 @@ async fn a_public_channel_gets_published_events_except_the_excluded_socket() {
         .publish("2", &["messages"], "x", &json!(null), None)
         .await;
     assert!(
-        matches!(unknown, Err(events_broadcast::BroadcastError::UnknownApp(_))),
+        matches!(
+            unknown,
+            Err(events_broadcast::BroadcastError::UnknownApp(_))
+        ),
         "{unknown:?}"
     );
     let bad = server
@@ -137,7 +140,10 @@ async fn private_channels_need_the_app_s_signature() {
     assert_eq!(refused.channel.as_deref(), Some("private-session.7"));
     let why: SubscriptionError = refused.data_as().expect("error data");
     assert_eq!((why.kind.as_str(), why.status), ("AuthError", 401));
-    assert_eq!(error_of(&client.next().await).code, Some(codes::UNAUTHORIZED));
+    assert_eq!(
+        error_of(&client.next().await).code,
+        Some(codes::UNAUTHORIZED)
+    );
 
     // A signature for another socket, another channel, another secret.
     let other_socket = app().sign_channel("1.2", "private-session.7", None);
@@ -151,7 +157,11 @@ async fn private_channels_need_the_app_s_signature() {
         assert_eq!(refused.event, "pusher:subscription_error", "{auth}");
         let error = error_of(&client.next().await);
         assert_eq!(error.code, Some(4009));
-        assert!(error.message.contains("Invalid signature"), "{}", error.message);
+        assert!(
+            error.message.contains("Invalid signature"),
+            "{}",
+            error.message
+        );
     }
     server
         .broadcaster
@@ -164,7 +174,13 @@ async fn private_channels_need_the_app_s_signature() {
     assert_eq!(ok.event, "pusher_internal:subscription_succeeded");
     server
         .broadcaster
-        .publish("1", &["private-session.7"], "secret", &json!({"a": 1}), None)
+        .publish(
+            "1",
+            &["private-session.7"],
+            "secret",
+            &json!({"a": 1}),
+            None,
+        )
         .await
         .expect("publishes");
     let event = client.expect("secret").await;
@@ -188,14 +204,19 @@ async fn presence_members_are_unique_by_user_id() {
 
     // Bob joins: Ann hears of it; Bob sees both.
     let mut bob = Client::connect(server.addr, KEY).await;
-    let joined = bob.subscribe_presence(channel, "9", json!({"name": "Bob"})).await;
+    let joined = bob
+        .subscribe_presence(channel, "9", json!({"name": "Bob"}))
+        .await;
     let presence: PresenceData =
         serde_json::from_value(data(&joined)["presence"].clone()).expect("presence data");
     assert_eq!(presence.count, 2);
     assert_eq!(presence.hash["7"], json!({"name": "Ann"}));
     let added = ann.expect("pusher_internal:member_added").await;
     assert_eq!(added.channel.as_deref(), Some(channel));
-    assert_eq!(data(&added), json!({"user_id": "9", "user_info": {"name": "Bob"}}));
+    assert_eq!(
+        data(&added),
+        json!({"user_id": "9", "user_info": {"name": "Bob"}})
+    );
     bob.nothing_for(Duration::from_millis(200)).await;
 
     // Ann's second tab: no member_added, the count stays 2.
@@ -239,16 +260,26 @@ async fn pings_are_answered_and_silent_clients_are_pinged_then_closed_with_4201(
     )
     .await;
     let mut client = Client::connect(server.addr, KEY).await;
-    client.send(json!({"event": "pusher:ping", "data": {}})).await;
+    client
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
     let pong = client.expect("pusher:pong").await;
     assert_eq!(pong.data, json!("{}"));
 
     // Silent for the activity timeout: the server pings; a pong keeps
     // the connection.
-    let ping = client.next_within(Duration::from_secs(3)).await.expect("a ping");
+    let ping = client
+        .next_within(Duration::from_secs(3))
+        .await
+        .expect("a ping");
     assert_eq!(ping.event, "pusher:ping");
-    client.send(json!({"event": "pusher:pong", "data": {}})).await;
-    let ping = client.next_within(Duration::from_secs(3)).await.expect("another ping");
+    client
+        .send(json!({"event": "pusher:pong", "data": {}}))
+        .await;
+    let ping = client
+        .next_within(Duration::from_secs(3))
+        .await
+        .expect("another ping");
     assert_eq!(ping.event, "pusher:ping");
     // No pong this time: closed with 4201.
     let (code, reason, _) = client.closed().await;
@@ -266,12 +297,20 @@ async fn client_events_go_to_the_others_on_private_and_presence_channels_only() 
         .await;
     let error = error_of(&a.next().await);
     assert_eq!(error.code, Some(codes::CLIENT_EVENT_REJECTED));
-    assert!(error.message.contains("private and presence"), "{}", error.message);
+    assert!(
+        error.message.contains("private and presence"),
+        "{}",
+        error.message
+    );
 
     a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {}}))
         .await;
     let error = error_of(&a.next().await);
-    assert!(error.message.contains("subscribe to private-chat"), "{}", error.message);
+    assert!(
+        error.message.contains("subscribe to private-chat"),
+        "{}",
+        error.message
+    );
 
     for client in [&mut a, &mut b] {
         assert_eq!(
@@ -304,8 +343,10 @@ async fn client_events_go_to_the_others_on_private_and_presence_channels_only() 
     // On a presence channel the sender's user id comes along.
     let mut c = Client::connect(server.addr, KEY).await;
     let mut d = Client::connect(server.addr, KEY).await;
-    c.subscribe_presence("presence-room", "7", json!(null)).await;
-    d.subscribe_presence("presence-room", "9", json!(null)).await;
+    c.subscribe_presence("presence-room", "7", json!(null))
+        .await;
+    d.subscribe_presence("presence-room", "9", json!(null))
+        .await;
     c.expect("pusher_internal:member_added").await;
     c.send(json!({"event": "client-wave", "channel": "presence-room", "data": {"x": 1}}))
         .await;
@@ -321,19 +362,31 @@ async fn bad_frames_get_pusher_error_in_words_and_the_connection_stays() {
     client.send_text("not json".into()).await;
     let error = error_of(&client.next().await);
     assert_eq!(error.code, Some(codes::BAD_MESSAGE));
-    assert!(error.message.contains("not a Pusher frame"), "{}", error.message);
+    assert!(
+        error.message.contains("not a Pusher frame"),
+        "{}",
+        error.message
+    );
 
     client
         .send(json!({"event": "client-x", "channel": "private-a", "data": "x".repeat(2000)}))
         .await;
     let error = error_of(&client.next().await);
-    assert!(error.message.contains("over the limit of 1024"), "{}", error.message);
+    assert!(
+        error.message.contains("over the limit of 1024"),
+        "{}",
+        error.message
+    );
 
-    client.send(json!({"event": "pusher:bogus", "data": {}})).await;
+    client
+        .send(json!({"event": "pusher:bogus", "data": {}}))
+        .await;
     let error = error_of(&client.next().await);
     assert!(error.message.contains("pusher:bogus"), "{}", error.message);
 
-    client.send(json!({"event": "pusher:subscribe", "data": {}})).await;
+    client
+        .send(json!({"event": "pusher:subscribe", "data": {}}))
+        .await;
     let error = error_of(&client.next().await);
     assert!(error.message.contains("channel"), "{}", error.message);
 
@@ -341,7 +394,11 @@ async fn bad_frames_get_pusher_error_in_words_and_the_connection_stays() {
         let refused = client.subscribe(bad).await;
         assert_eq!(refused.event, "pusher:subscription_error", "{bad}");
         let error = error_of(&client.next().await);
-        assert!(error.message.contains("invalid channel name"), "{}", error.message);
+        assert!(
+            error.message.contains("invalid channel name"),
+            "{}",
+            error.message
+        );
     }
     let longest = "a".repeat(164);
     assert_eq!(
@@ -407,7 +464,10 @@ fn builds_refuse_what_cannot_work() {
         .app(App::new("1", "k2", "s"))
         .build()
         .expect_err("two apps with id 1");
-    assert!(duplicate.to_string().contains("share the id `1`"), "{duplicate}");
+    assert!(
+        duplicate.to_string().contains("share the id `1`"),
+        "{duplicate}"
+    );
     let key = Broadcaster::builder()
         .app(app())
         .app(App::new("2", KEY, "s"))
@@ -427,7 +487,9 @@ fn builds_refuse_what_cannot_work() {
     assert!(auth_app.to_string().contains("`9`"), "{auth_app}");
     let pattern = Broadcaster::builder()
         .app(app())
-        .channels(events_broadcast::Channels::new(|_| Some(())).channel("session.{id}", |_, _| true))
+        .channels(
+            events_broadcast::Channels::new(|_| Some(())).channel("session.{id}", |_, _| true),
+        )
         .build()
         .expect_err("a pattern without its prefix");
     assert!(pattern.to_string().contains("private-"), "{pattern}");
@@ -437,7 +499,8 @@ fn builds_refuse_what_cannot_work() {
         .build()
         .expect_err("a key alone");
     assert!(
-        half.to_string().contains("EVENTS_BROADCAST_APP_ID, EVENTS_BROADCAST_APP_SECRET"),
+        half.to_string()
+            .contains("EVENTS_BROADCAST_APP_ID, EVENTS_BROADCAST_APP_SECRET"),
         "{half}"
     );
 }

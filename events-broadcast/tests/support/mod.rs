@@ -63,7 +63,10 @@ pub struct Client {
 }
 
 /// Opens `/app/{key}?protocol=7` and reads its first frame as it is.
-pub async fn open(addr: SocketAddr, path_and_query: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+pub async fn open(
+    addr: SocketAddr,
+    path_and_query: &str,
+) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
     let url = format!("ws://{addr}{path_and_query}");
     let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
         .await
@@ -75,7 +78,11 @@ pub async fn open(addr: SocketAddr, path_and_query: &str) -> WebSocketStream<May
 impl Client {
     /// Connects to the app `key` and reads `pusher:connection_established`.
     pub async fn connect(addr: SocketAddr, key: &str) -> Client {
-        let ws = open(addr, &format!("/app/{key}?protocol=7&client=rust&version=8.4.0")).await;
+        let ws = open(
+            addr,
+            &format!("/app/{key}?protocol=7&client=rust&version=8.4.0"),
+        )
+        .await;
         let mut client = Client {
             ws,
             socket_id: String::new(),
@@ -114,7 +121,9 @@ impl Client {
     pub async fn next_within(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match message {
                 Some(Ok(Message::Text(text))) => {
                     return Some(Frame::parse(text.as_str()).expect("the server sends frames"));
@@ -148,7 +157,8 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, channel: &str) -> Frame {
-        self.subscribe_with(serde_json::json!({ "channel": channel })).await
+        self.subscribe_with(serde_json::json!({ "channel": channel }))
+            .await
     }
 
     pub async fn subscribe_with(&mut self, data: Value) -> Frame {
@@ -185,7 +195,9 @@ impl Client {
 }
 
 /// Reads `ws` until its close: the code, the reason and the frames before.
-pub async fn closed(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> (u16, String, Vec<Frame>) {
+pub async fn closed(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+) -> (u16, String, Vec<Frame>) {
     let mut frames = Vec::new();
     loop {
         let message = tokio::time::timeout(WAIT, ws.next())

@@ -1,0 +1,366 @@
+//! Fan-out between server processes through Redis (feature `redis`):
+//! every delivery is published once on `{prefix}:broadcast` and each node
+//! delivers it to its own sockets; presence members live in Redis hashes,
+//! changed by Lua scripts, so every node sees the same members and a user
+//! is announced once however many nodes their tabs are on.
+//!
+//! Keys, per app and presence channel (`{p}` the prefix):
+//! `{p}:presence:{app}:{channel}:sockets` (socket → user id),
+//! `..:users` (user id → how many sockets), `..:info` (user id → their
+//! info as JSON).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::watch;
+
+use crate::hub::{Delivery, Hub};
+use crate::protocol::Member;
+use crate::{BroadcastError, BuildError};
+
+/// The key prefix when the URL names none.
+pub const DEFAULT_PREFIX: &str = "events";
+
+/// Adds a socket to a presence channel: `{first, info hash}`.
+const JOIN: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return {0, redis.call('HGETALL', KEYS[3])}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if n == 1 then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+end
+return {n == 1 and 1 or 0, redis.call('HGETALL', KEYS[3])}
+";
+
+/// Takes a socket off a presence channel: the user id when it was their
+/// last socket there, else nil.
+const LEAVE: &str = r"
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then
+  return false
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local n = redis.call('HINCRBY', KEYS[2], user, -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[2], user)
+  redis.call('HDEL', KEYS[3], user)
+  return user
+end
+return false
+";
+
+/// The Redis a [`Broadcaster`](crate::Broadcaster) fans out through:
+/// give it to [`Builder::redis`](crate::Builder::redis).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let fanout = events_broadcast::RedisFanout::connect("redis://127.0.0.1:6379/0?prefix=shop").await?;
+/// let broadcaster = events_broadcast::Broadcaster::builder()
+///     .app(events_broadcast::App::new("1", "key", "secret"))
+///     .redis(fanout)
+///     .build()?;
+/// # let _ = broadcaster; Ok(()) }
+/// ```
+pub struct RedisFanout {
+    client: redis::Client,
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    node: String,
+    ready: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    join: redis::Script,
+    leave: redis::Script,
+}
+
+impl std::fmt::Debug for RedisFanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFanout")
+            .field("prefix", &self.prefix)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisFanout {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Splits `?prefix=` off the URL: the rest is redis-rs's.
+fn parse(url: &str) -> Result<(String, String), BuildError> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut prefix = DEFAULT_PREFIX.to_owned();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", value)) => prefix = value.to_owned(),
+            _ => {
+                return Err(BuildError::Redis(format!(
+                    "unknown option `{pair}` in the URL: the one option is `prefix=name`"
+                )));
+            }
+        }
+    }
+    let valid = !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        return Err(BuildError::Redis(format!(
+            "the prefix `{prefix}` may hold only letters, digits, `-`, `_` and `.`"
+        )));
+    }
+    Ok((base.to_owned(), prefix))
+}
+
+impl RedisFanout {
+    /// Connects to the Redis at `url`, `redis://[user:password@]host[:port][/db]`
+    /// with `?prefix=name` (letters, digits, `-`, `_`, `.`; default
+    /// `events`) to keep applications sharing one Redis apart.
+    pub async fn connect(url: &str) -> Result<RedisFanout, BuildError> {
+        let (base, prefix) = parse(url)?;
+        let redacted = redact(&base);
+        let client = redis::Client::open(base.as_str())
+            .map_err(|e| BuildError::Redis(format!("{redacted}: {e}")))?;
+        let conn = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| BuildError::Redis(format!("cannot connect to {redacted}: {e}")))?;
+        Ok(RedisFanout {
+            client,
+            conn,
+            prefix,
+            node: crate::socket::new_socket_id(),
+            ready: watch::Sender::new(false),
+            task: Mutex::new(None),
+            join: redis::Script::new(JOIN),
+            leave: redis::Script::new(LEAVE),
+        })
+    }
+
+    /// Its key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:broadcast", self.prefix)
+    }
+
+    fn keys(&self, app: &str, channel: &str) -> [String; 3] {
+        let base = format!("{}:presence:{app}:{channel}", self.prefix);
+        [
+            format!("{base}:sockets"),
+            format!("{base}:users"),
+            format!("{base}:info"),
+        ]
+    }
+
+    /// Starts listening, delivering what comes to `hub`'s sockets, for as
+    /// long as it lives, connecting again whenever the connection drops.
+    /// Needs a Tokio runtime.
+    pub(crate) fn start(&self, hub: Arc<Hub>) -> Result<(), BuildError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            BuildError::Redis(
+                "a broadcaster fanning out through Redis is built inside a Tokio runtime".into(),
+            )
+        })?;
+        let task = handle.spawn(listen(
+            self.client.clone(),
+            self.channel(),
+            self.ready.clone(),
+            hub,
+        ));
+        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        Ok(())
+    }
+
+    fn redis_error(e: impl std::error::Error + Send + Sync + 'static) -> BroadcastError {
+        BroadcastError::Redis(Box::new(e))
+    }
+
+    pub(crate) async fn publish(&self, delivery: &Delivery) -> Result<(), BroadcastError> {
+        // This node's own sockets get it back through the subscription:
+        // wait until it is there.
+        let mut ready = self.ready.subscribe();
+        let subscribed = tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if !subscribed {
+            return Err(BroadcastError::Redis(
+                "this node is not subscribed to Redis (for 5 s): the message would miss its own sockets"
+                    .into(),
+            ));
+        }
+        let payload = serde_json::to_string(delivery).map_err(BroadcastError::Data)?;
+        let mut conn = self.conn.clone();
+        let _: i64 = conn
+            .publish(self.channel(), payload)
+            .await
+            .map_err(Self::redis_error)?;
+        Ok(())
+    }
+
+    fn socket_key(&self, socket_id: &str) -> String {
+        format!("{}:{socket_id}", self.node)
+    }
+
+    pub(crate) async fn presence_join(
+        &self,
+        app: &str,
+        channel: &str,
+        socket_id: &str,
+        member: &Member,
+    ) -> Result<(bool, Vec<Member>), BroadcastError> {
+        let [sockets, users, info] = self.keys(app, channel);
+        let info_json = serde_json::to_string(&member.user_info).map_err(BroadcastError::Data)?;
+        let mut conn = self.conn.clone();
+        let (first, hash): (i64, Vec<(String, String)>) = self
+            .join
+            .key(sockets)
+            .key(users)
+            .key(info)
+            .arg(self.socket_key(socket_id))
+            .arg(&member.user_id)
+            .arg(info_json)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Self::redis_error)?;
+        Ok((first == 1, members(hash)))
+    }
+
+    pub(crate) async fn presence_leave(
+        &self,
+        app: &str,
+        channel: &str,
+        socket_id: &str,
+    ) -> Result<Option<String>, BroadcastError> {
+        let [sockets, users, info] = self.keys(app, channel);
+        let mut conn = self.conn.clone();
+        self.leave
+            .key(sockets)
+            .key(users)
+            .key(info)
+            .arg(self.socket_key(socket_id))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Self::redis_error)
+    }
+
+    pub(crate) async fn presence_members(
+        &self,
+        app: &str,
+        channel: &str,
+    ) -> Result<Vec<Member>, BroadcastError> {
+        let [_, _, info] = self.keys(app, channel);
+        let mut conn = self.conn.clone();
+        let hash: Vec<(String, String)> = conn.hgetall(info).await.map_err(Self::redis_error)?;
+        Ok(members(hash))
+    }
+}
+
+/// Members from the info hash, in user id order.
+fn members(hash: Vec<(String, String)>) -> Vec<Member> {
+    let mut members: Vec<Member> = hash
+        .into_iter()
+        .map(|(user_id, info)| Member {
+            user_id,
+            user_info: serde_json::from_str::<Option<serde_json::Value>>(&info)
+                .ok()
+                .flatten(),
+        })
+        .collect();
+    members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    members
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Listens on the broadcast channel, delivering to this node's sockets.
+async fn listen(client: redis::Client, channel: String, ready: watch::Sender<bool>, hub: Arc<Hub>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    if warned {
+                        tracing::info!(%channel, "the broadcast subscription is back");
+                        warned = false;
+                    }
+                    backoff = Duration::from_millis(100);
+                    ready.send_replace(true);
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let payload: Vec<u8> = message.get_payload_bytes().to_vec();
+                        match serde_json::from_slice::<Delivery>(&payload) {
+                            Ok(delivery) => hub.deliver(&delivery),
+                            Err(e) => {
+                                tracing::warn!(%channel, error = %e, "a broadcast message from Redis that is not ours; skipped");
+                            }
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    ready.send_replace(false);
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(%channel, error = %e, "cannot subscribe for broadcasts; trying again");
+                        warned = true;
+                    }
+                }
+            },
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(%channel, error = %e, "cannot connect to Redis for broadcasts; trying again");
+                    warned = true;
+                }
+            }
+        }
+        ready.send_replace(false);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_their_prefix() {
+        assert_eq!(
+            parse("redis://h:1/0?prefix=shop").expect("parses"),
+            ("redis://h:1/0".to_owned(), "shop".to_owned())
+        );
+        assert_eq!(
+            parse("redis://h").expect("parses").1,
+            DEFAULT_PREFIX.to_owned()
+        );
+        assert!(parse("redis://h?prefix=a:b").is_err());
+        assert!(parse("redis://h?db=2").is_err());
+        assert_eq!(redact("redis://u:pw@h:1"), "redis://u:***@h:1");
+    }
+}

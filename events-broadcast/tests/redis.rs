@@ -1,0 +1,213 @@
+//! Several server processes through Redis: two nodes on one prefix deliver
+//! each publish once to their own sockets, list the same presence members,
+//! and announce a user once however many nodes their tabs are on; a third
+//! node on another prefix hears nothing of theirs.
+//!
+//! Needs the shared Redis (`EVENTS_TEST_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`); each test uses a prefix of its own and
+//! deletes its keys at the end.
+
+mod support;
+
+use std::time::Duration;
+
+use events_broadcast::protocol::PresenceData;
+use events_broadcast::{Broadcaster, RedisFanout};
+use serde_json::json;
+use support::{Client, KEY, Server, app, data, serve};
+
+fn redis_url() -> String {
+    std::env::var("EVENTS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("events-bc-test-{name}-{}-{nanos}", std::process::id())
+}
+
+async fn node(prefix: &str) -> Server {
+    let url = format!("{}?prefix={prefix}", redis_url());
+    let fanout = RedisFanout::connect(&url).await.unwrap_or_else(|e| {
+        panic!(
+            "these tests need a Redis server at {} (set EVENTS_TEST_REDIS_URL, or start one): {e}",
+            redis_url()
+        )
+    });
+    assert_eq!(fanout.prefix(), prefix);
+    serve(Broadcaster::builder().app(app()).redis(fanout)).await
+}
+
+/// Deletes every key under `prefix`.
+async fn clean(prefix: &str) {
+    let client = redis::Client::open(redis_url()).expect("the URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    }
+}
+
+async fn key_count(prefix: &str) -> usize {
+    let client = redis::Client::open(redis_url()).expect("the URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    keys.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_reaches_every_node_s_sockets_once() {
+    let prefix = unique_prefix("publish");
+    let (one, two) = (node(&prefix).await, node(&prefix).await);
+    let other_prefix = unique_prefix("other");
+    let elsewhere = node(&other_prefix).await;
+
+    let mut a = Client::connect(one.addr, KEY).await;
+    let mut b = Client::connect(two.addr, KEY).await;
+    let mut c = Client::connect(elsewhere.addr, KEY).await;
+    for client in [&mut a, &mut b, &mut c] {
+        client.subscribe("news").await;
+    }
+    one.broadcaster
+        .publish("1", &["news"], "story", &json!({"n": 1}), None)
+        .await
+        .expect("publishes");
+    assert_eq!(data(&a.expect("story").await), json!({"n": 1}));
+    assert_eq!(data(&b.expect("story").await), json!({"n": 1}));
+    a.nothing_for(Duration::from_millis(300)).await;
+    b.nothing_for(Duration::from_millis(10)).await;
+    // The other prefix heard nothing.
+    c.nothing_for(Duration::from_millis(10)).await;
+
+    // to_others across nodes: node one excludes a socket of node two.
+    one.broadcaster
+        .publish("1", &["news"], "not-b", &json!(2), Some(&b.socket_id))
+        .await
+        .expect("publishes");
+    a.expect("not-b").await;
+    b.nothing_for(Duration::from_millis(300)).await;
+
+    // Client events cross nodes too, not back to the sender.
+    a.subscribe_private("private-chat").await;
+    b.subscribe_private("private-chat").await;
+    b.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "b"}}))
+        .await;
+    assert_eq!(data(&a.expect("client-typing").await), json!({"who": "b"}));
+    b.nothing_for(Duration::from_millis(300)).await;
+
+    // And the other prefix's publishes never reach these.
+    elsewhere
+        .broadcaster
+        .publish("1", &["news"], "theirs", &json!(3), None)
+        .await
+        .expect("publishes");
+    c.expect("theirs").await;
+    a.nothing_for(Duration::from_millis(300)).await;
+    b.nothing_for(Duration::from_millis(10)).await;
+
+    clean(&prefix).await;
+    clean(&other_prefix).await;
+}
+
+fn presence_of(frame: &events_broadcast::protocol::Frame) -> PresenceData {
+    serde_json::from_value(data(frame)["presence"].clone()).expect("presence data")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_members_are_the_same_on_every_node() {
+    let prefix = unique_prefix("presence");
+    let (one, two) = (node(&prefix).await, node(&prefix).await);
+    let channel = "presence-room.1";
+
+    let mut ann = Client::connect(one.addr, KEY).await;
+    let joined = ann
+        .subscribe_presence(channel, "7", json!({"name": "Ann"}))
+        .await;
+    assert_eq!(presence_of(&joined).ids, vec!["7"]);
+
+    // Bob, on the other node, sees Ann; Ann hears of Bob once.
+    let mut bob = Client::connect(two.addr, KEY).await;
+    let joined = bob
+        .subscribe_presence(channel, "9", json!({"name": "Bob"}))
+        .await;
+    let presence = presence_of(&joined);
+    assert_eq!(presence.count, 2);
+    assert_eq!(presence.hash["7"], json!({"name": "Ann"}));
+    let added = ann.expect("pusher_internal:member_added").await;
+    assert_eq!(
+        data(&added),
+        json!({"user_id": "9", "user_info": {"name": "Bob"}})
+    );
+    ann.nothing_for(Duration::from_millis(300)).await;
+    bob.nothing_for(Duration::from_millis(10)).await;
+
+    // Ann's second tab, on node two: still two members, no announcement.
+    let mut ann2 = Client::connect(two.addr, KEY).await;
+    let joined = ann2
+        .subscribe_presence(channel, "7", json!({"name": "Ann"}))
+        .await;
+    assert_eq!(presence_of(&joined).count, 2);
+    bob.nothing_for(Duration::from_millis(300)).await;
+
+    // Client events on a presence channel carry the user id across nodes.
+    bob.send(json!({"event": "client-wave", "channel": channel, "data": {}}))
+        .await;
+    assert_eq!(
+        ann.expect("client-wave").await.user_id.as_deref(),
+        Some("9")
+    );
+    assert_eq!(
+        ann2.expect("client-wave").await.user_id.as_deref(),
+        Some("9")
+    );
+
+    // Ann's first tab (node one) goes: no member_removed; her last (node
+    // two) goes: one member_removed, seen on both nodes.
+    ann.close().await;
+    bob.nothing_for(Duration::from_millis(300)).await;
+    let mut carl = Client::connect(one.addr, KEY).await;
+    let joined = carl.subscribe_presence(channel, "11", json!(null)).await;
+    assert_eq!(presence_of(&joined).count, 3);
+    bob.expect("pusher_internal:member_added").await;
+    ann2.expect("pusher_internal:member_added").await;
+    ann2.close().await;
+    assert_eq!(
+        data(&bob.expect("pusher_internal:member_removed").await),
+        json!({"user_id": "7"})
+    );
+    assert_eq!(
+        data(&carl.expect("pusher_internal:member_removed").await),
+        json!({"user_id": "7"})
+    );
+    bob.close().await;
+    carl.expect("pusher_internal:member_removed").await;
+    carl.close().await;
+
+    // Everyone left: the presence hashes are empty, so Redis holds no key.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        key_count(&prefix).await,
+        0,
+        "no presence key is left behind"
+    );
+    clean(&prefix).await;
+}
