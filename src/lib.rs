@@ -47,6 +47,11 @@
 //!   `work --metrics-addr ADDR` (crate `events-metrics`).
 //! - `dashboard`: the dashboard in the browser, `events::dashboard::Dashboard`
 //!   (an axum `Router`; crate `events-dashboard`), which `cli serve` mounts.
+//! - `broadcast`: the broadcast server, `events::broadcast::Broadcaster`
+//!   (an axum `Router` speaking the Pusher Channels protocol v7, so
+//!   pusher-js and Laravel Echo connect unchanged; crate
+//!   `events-broadcast`), which `cli serve` mounts; with `redis` too,
+//!   fan-out between server processes through Redis.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
 //!
@@ -133,15 +138,35 @@ pub mod dashboard {
     pub use events_dashboard::*;
 }
 
-#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
+#[cfg(feature = "broadcast")]
+pub mod broadcast {
+    //! The broadcast server (feature `broadcast`): [`Broadcaster`], an
+    //! axum `Router` speaking the Pusher Channels protocol v7 at
+    //! `/app/{key}`, the signed HTTP API under `/apps/{id}` and
+    //! `POST /broadcasting/auth`; [`Channels`] for the application's
+    //! channel authorization; with the `redis` feature too,
+    //! [`RedisFanout`](events_broadcast::RedisFanout) between server
+    //! processes. See the README's "Broadcasting" section.
+    pub use events_broadcast::*;
+}
+
+#[cfg(all(
+    feature = "cli",
+    any(feature = "metrics", feature = "dashboard", feature = "broadcast")
+))]
 mod serve;
 
-#[cfg(all(feature = "cli", any(feature = "metrics", feature = "dashboard")))]
+#[cfg(all(
+    feature = "cli",
+    any(feature = "metrics", feature = "dashboard", feature = "broadcast")
+))]
 pub mod cli {
     //! The operator commands (see `events_core::cli`), with what this
     //! build's features add: `work --metrics-addr ADDR` (feature
     //! `metrics`) and `serve` (the dashboard at `/dashboard` with
-    //! `dashboard`, metrics at `/metrics` with `metrics`).
+    //! `dashboard`, metrics at `/metrics` with `metrics`, the broadcast
+    //! server at `/app/{key}`, `/apps/{id}` and `/broadcasting/auth` with
+    //! `broadcast`).
     pub use crate::serve::Parts;
     pub use events_core::cli::*;
 

@@ -1,5 +1,6 @@
 //! What `cli serve` runs: every server part compiled into the facade, on
-//! one port (the dashboard at `/dashboard`, metrics at `/metrics`).
+//! one port (the dashboard at `/dashboard`, metrics at `/metrics`, the
+//! broadcast server at `/app/{key}`, `/apps/{id}` and `/broadcasting/auth`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,21 @@ use events_core::queue::Queue;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Parts;
 
+/// The start line's words for the broadcast server under `config`.
+#[cfg(feature = "broadcast")]
+fn broadcast_part(config: &Config) -> String {
+    use crate::broadcast::App;
+    match App::from_config(config) {
+        Ok(Some(app)) => format!(
+            "broadcasting at /app/{} with its API at /apps/{} and auth at /broadcasting/auth",
+            app.key(),
+            app.id()
+        ),
+        Ok(None) => "broadcasting at /app/{key} with no app: set EVENTS_BROADCAST_APP_ID, _KEY and _SECRET (or REVERB_APP_*)".to_owned(),
+        Err(error) => format!("broadcasting not started: {error}"),
+    }
+}
+
 impl Server for Parts {
     // Each push has a feature of its own.
     #[allow(clippy::vec_init_then_push)]
@@ -27,7 +43,9 @@ impl Server for Parts {
             }
             .to_owned(),
         );
-        #[cfg(not(feature = "dashboard"))]
+        #[cfg(feature = "broadcast")]
+        parts.push(broadcast_part(config));
+        #[cfg(not(any(feature = "dashboard", feature = "broadcast")))]
         let _ = config;
         #[cfg(feature = "metrics")]
         parts.push("metrics at /metrics".to_owned());
@@ -48,12 +66,30 @@ impl Server for Parts {
                 metrics.watch_queue(queue.clone(), Duration::from_secs(5));
                 metrics
             };
-            #[cfg(feature = "dashboard")]
+            #[cfg(any(feature = "dashboard", feature = "broadcast"))]
             {
-                use crate::dashboard::{Dashboard, axum};
-                let dashboard = Dashboard::new(queue).config(config);
+                #[cfg(feature = "broadcast")]
+                use crate::broadcast::axum;
+                #[cfg(all(feature = "dashboard", not(feature = "broadcast")))]
+                use crate::dashboard::axum;
+
                 #[allow(unused_mut)]
-                let mut app = dashboard.mount("/dashboard");
+                let mut app = axum::Router::new();
+                #[cfg(feature = "dashboard")]
+                {
+                    let dashboard = crate::dashboard::Dashboard::new(queue).config(config);
+                    app = app.merge(dashboard.mount("/dashboard"));
+                }
+                #[cfg(not(feature = "dashboard"))]
+                let _ = queue;
+                #[cfg(feature = "broadcast")]
+                let broadcaster = {
+                    let broadcaster = crate::broadcast::Broadcaster::from_config(config)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    app = app.merge(broadcaster.router());
+                    broadcaster
+                };
                 #[cfg(feature = "metrics")]
                 {
                     app = app.route(
@@ -78,11 +114,19 @@ impl Server for Parts {
                         }),
                     );
                 }
+                let shutdown = async move {
+                    shutdown.await;
+                    // WebSockets outlive axum's graceful shutdown: close
+                    // them with 4200 so clients reconnect (to this server
+                    // once it is back, or to another node).
+                    #[cfg(feature = "broadcast")]
+                    broadcaster.shutdown().await;
+                };
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
-            #[cfg(not(feature = "dashboard"))]
+            #[cfg(not(any(feature = "dashboard", feature = "broadcast")))]
             {
                 let _ = (queue, config);
                 tokio::select! {
