@@ -61,7 +61,7 @@
 #![warn(missing_docs)]
 
 pub use events_core::*;
-pub use events_macros::{event, listen, listener, subscriber};
+pub use events_macros::{channel, event, listen, listener, subscriber};
 
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the

@@ -13,12 +13,21 @@ use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use events_core::channel::{Answer, ChannelDef};
+
 use crate::Inner;
 use crate::protocol::{ChannelKind, Member, validate_channel, validate_socket_id};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type Authenticate<U> = Arc<dyn Fn(Parts) -> BoxFuture<'static, Option<U>> + Send + Sync>;
-type Decide<U> = Arc<dyn Fn(&U, &Params) -> Decision + Send + Sync>;
+type DecideFn<U> = Arc<dyn Fn(&U, &Params) -> Decision + Send + Sync>;
+
+/// How a route decides: a closure given at run time, or a function
+/// registered with `#[channel]`.
+enum Decide<U> {
+    Now(DecideFn<U>),
+    Registered(&'static ChannelDef),
+}
 
 /// What a channel callback says.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,35 +37,7 @@ pub(crate) enum Decision {
     Member(Member),
 }
 
-/// The values of a channel pattern's placeholders: for
-/// `private-session.{id}` and the channel `private-session.7`, `id` is
-/// `"7"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
-}
-
-impl Params {
-    /// The placeholder `name`'s text.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The placeholder `name` parsed as `T`; `None` when it is not there or
-    /// does not parse (so `params.parse::<u64>("id") == Some(user.id)`
-    /// denies `private-session.abc`).
-    pub fn parse<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
-        self.get(name)?.parse().ok()
-    }
-
-    /// Every placeholder and its text, in the pattern's order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
+pub use events_core::channel::Params;
 
 /// A piece of a channel pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +116,7 @@ impl Pattern {
     /// The placeholders' values when `channel` matches.
     pub(crate) fn matches(&self, channel: &str) -> Option<Params> {
         let mut pairs = Vec::new();
-        match_pieces(&self.pieces, channel, &mut pairs).then_some(Params { pairs })
+        match_pieces(&self.pieces, channel, &mut pairs).then(|| Params::new(pairs))
     }
 }
 
@@ -213,6 +194,7 @@ impl<U: Send + Sync + 'static> Channels<U> {
             routes: Vec::new(),
             problems: Vec::new(),
         }
+        .with_registered()
     }
 
     /// As [`new`](Self::new), with an authenticator that awaits (a session
@@ -237,6 +219,29 @@ impl<U: Send + Sync + 'static> Channels<U> {
             routes: Vec::new(),
             problems: Vec::new(),
         }
+        .with_registered()
+    }
+
+    /// Adds the callbacks registered with `#[channel]`; one whose user type
+    /// is not `U` is a problem [`build`](crate::Builder::build) reports.
+    fn with_registered(mut self) -> Self {
+        for def in events_core::channel::registered() {
+            if (def.user_type)() != std::any::TypeId::of::<U>() {
+                self.problems.push(format!(
+                    "the channel callback `{}` for `{}` ({}:{}) takes `&{}`, but this server's users are `{}`: give Channels::new an authenticator of that type, or change the callback's user",
+                    def.name,
+                    def.pattern,
+                    def.file,
+                    def.line,
+                    (def.user_type_name)(),
+                    std::any::type_name::<U>(),
+                ));
+                continue;
+            }
+            let kind = ChannelKind::of(def.pattern);
+            self = self.route(def.pattern, kind, Decide::Registered(def));
+        }
+        self
     }
 
     fn route(mut self, pattern: &str, kind: ChannelKind, decide: Decide<U>) -> Self {
@@ -244,12 +249,21 @@ impl<U: Send + Sync + 'static> Channels<U> {
             ChannelKind::Presence => "presence-",
             _ => "private-",
         };
+        if self.routes.iter().any(|r| r.pattern.source == pattern) {
+            self.problems.push(format!(
+                "two callbacks authorize the pattern `{pattern}`: keep one"
+            ));
+            return self;
+        }
         match Pattern::parse(pattern) {
             Ok(parsed) if ChannelKind::of(pattern) == kind => self.routes.push(Route {
                 pattern: parsed,
                 kind,
                 decide,
             }),
+            Ok(_) if kind == ChannelKind::Public => self.problems.push(format!(
+                "the pattern `{pattern}` must start with `private-` or `presence-` (public channels need no authorization)"
+            )),
             Ok(_) => self.problems.push(format!(
                 "the pattern `{pattern}` must start with `{prefix}` (the prefix chooses the channel's kind, as on the wire)"
             )),
@@ -268,13 +282,13 @@ impl<U: Send + Sync + 'static> Channels<U> {
         self.route(
             pattern,
             ChannelKind::Private,
-            Arc::new(move |user, params| {
+            Decide::Now(Arc::new(move |user, params| {
                 if allow(user, params) {
                     Decision::Allow
                 } else {
                     Decision::Deny
                 }
-            }),
+            })),
         )
     }
 
@@ -289,10 +303,10 @@ impl<U: Send + Sync + 'static> Channels<U> {
         self.route(
             pattern,
             ChannelKind::Presence,
-            Arc::new(move |user, params| match member(user, params) {
+            Decide::Now(Arc::new(move |user, params| match member(user, params) {
                 Some(member) => Decision::Member(member),
                 None => Decision::Deny,
-            }),
+            })),
         )
     }
 
@@ -331,7 +345,15 @@ impl<U: Send + Sync + 'static> Authorize for Channels<U> {
             let Some(user) = (self.authenticate)(parts).await else {
                 return Err("the request's user is not signed in");
             };
-            match (route.decide)(&user, &params) {
+            let decision = match &route.decide {
+                Decide::Now(decide) => decide(&user, &params),
+                Decide::Registered(def) => match (def.authorize)(&user, &params).await {
+                    Answer::Allowed => Decision::Allow,
+                    Answer::Member(member) => Decision::Member(member),
+                    _ => Decision::Deny,
+                },
+            };
+            match decision {
                 Decision::Deny => Err("the user may not join this channel"),
                 decision => Ok(decision),
             }

@@ -262,45 +262,7 @@ pub struct Unsubscribe {
     pub channel: String,
 }
 
-/// A presence channel's member: the user's id and what other members see
-/// of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Member {
-    /// The user's id; members are unique by it (one user in three tabs is
-    /// one member).
-    #[serde(deserialize_with = "user_id")]
-    pub user_id: String,
-    /// What other members see (a name, an avatar), any JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_info: Option<Value>,
-}
-
-impl Member {
-    /// A member with no user info.
-    pub fn new(user_id: impl Into<String>) -> Member {
-        Member {
-            user_id: user_id.into(),
-            user_info: None,
-        }
-    }
-
-    /// The member with `info` for others to see.
-    pub fn info(mut self, info: Value) -> Member {
-        self.user_info = Some(info);
-        self
-    }
-}
-
-/// A user id as a string or a number (Laravel's ids are numbers).
-fn user_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    match Value::deserialize(deserializer)? {
-        Value::String(s) if !s.is_empty() => Ok(s),
-        Value::Number(n) => Ok(n.to_string()),
-        _ => Err(serde::de::Error::custom(
-            "user_id must be a non-empty string or a number",
-        )),
-    }
-}
+pub use events_core::channel::Member;
 
 /// The `presence` part of a presence channel's subscription_succeeded:
 /// every member's id, their info by id, and how many there are.
@@ -784,15 +746,5 @@ mod tests {
                 "{bad:?} should be refused"
             );
         }
-    }
-
-    #[test]
-    fn members_take_numeric_ids() {
-        let member: Member =
-            serde_json::from_str(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#)
-                .expect("a member");
-        assert_eq!(member.user_id, "10");
-        assert!(serde_json::from_str::<Member>(r#"{"user_id":""}"#).is_err());
-        assert!(serde_json::from_str::<Member>(r#"{"user_info":{}}"#).is_err());
     }
 }
