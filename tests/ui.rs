@@ -18,4 +18,5 @@ fn ui() {
     t.compile_fail("tests/ui/listener/*.rs");
     t.compile_fail("tests/ui/subscriber/*.rs");
     t.compile_fail("tests/ui/assert/*.rs");
+    t.compile_fail("tests/ui/channel/*.rs");
 }

@@ -173,7 +173,7 @@ pub enum BuildError {
     Channels(String),
     /// An option out of its range.
     #[error("broadcast option {0}")]
-    Option(String),
+    Setting(String),
     /// The Redis URL or connection (feature `redis`).
     #[error("broadcast fan-out through Redis: {0}")]
     Redis(String),
@@ -330,22 +330,22 @@ impl Builder {
         }
         let options = &self.options;
         if options.activity_timeout < Duration::from_secs(1) {
-            return Err(BuildError::Option(
+            return Err(BuildError::Setting(
                 "activity_timeout must be at least 1 s (clients get it in whole seconds)".into(),
             ));
         }
         if options.pong_timeout.is_zero() {
-            return Err(BuildError::Option(
+            return Err(BuildError::Setting(
                 "pong_timeout must be longer than 0".into(),
             ));
         }
         if options.max_message_size < 256 {
-            return Err(BuildError::Option(
+            return Err(BuildError::Setting(
                 "max_message_size must be at least 256 bytes".into(),
             ));
         }
         if options.outbox == 0 {
-            return Err(BuildError::Option(
+            return Err(BuildError::Setting(
                 "outbox must hold at least 1 frame".into(),
             ));
         }

@@ -307,9 +307,15 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => sig.ident.span(),
     };
+    // The answer goes through a local spanned on the return type, so a
+    // wrong return type is reported there.
+    let value = syn::Ident::new(
+        "__events_answer",
+        answer_span.resolved_at(Span::mixed_site()),
+    );
     let answer = match kind {
-        Kind::Private => quote_spanned!(answer_span=> #private::channel_private),
-        Kind::Presence => quote_spanned!(answer_span=> #private::channel_presence),
+        Kind::Private => quote_spanned!(answer_span=> #private::channel_private(#value)),
+        Kind::Presence => quote_spanned!(answer_span=> #private::channel_presence(#value)),
     };
     let user_check = quote_spanned!(user_ty.span()=> #private::channel_user::<#user_ty>);
     let line = line_of(ident.span());
@@ -330,7 +336,8 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
                         #private::None => return #private::ChannelAnswer::WrongUser,
                     };
                     #(#bindings)*
-                    #answer(#call)
+                    let #value = #call;
+                    #answer
                 })
             }
 
