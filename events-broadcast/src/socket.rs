@@ -21,6 +21,9 @@ use crate::protocol::{
 };
 use crate::sign::verify_channel_auth;
 
+/// The most channels one connection may be subscribed to at once.
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 1000;
+
 /// Why the server closes a connection: a close code and its reason.
 type Close = (u16, &'static str);
 
@@ -408,6 +411,16 @@ impl Session {
                 None => None,
             };
             return self.succeeded(&channel, presence).await;
+        }
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            return self
+                .refuse(
+                    &channel,
+                    codes::BAD_MESSAGE,
+                    400,
+                    format!("a connection may be on at most {MAX_SUBSCRIPTIONS} channels at once: unsubscribe from some first"),
+                )
+                .await;
         }
         if kind != ChannelKind::Presence {
             self.app

@@ -504,3 +504,31 @@ fn builds_refuse_what_cannot_work() {
         "{half}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_holds_at_most_1000_channels() {
+    let server = serve(builder()).await;
+    let mut client = Client::connect(server.addr, KEY).await;
+    for i in 0..1000 {
+        client
+            .send(json!({"event": "pusher:subscribe", "data": {"channel": format!("c{i}")}}))
+            .await;
+    }
+    for _ in 0..1000 {
+        client
+            .expect("pusher_internal:subscription_succeeded")
+            .await;
+    }
+    let refused = client.subscribe("one-too-many").await;
+    assert_eq!(refused.event, "pusher:subscription_error");
+    let error = error_of(&client.next().await);
+    assert!(error.message.contains("at most 1000"), "{}", error.message);
+    // Leaving one makes room.
+    client
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "c0"}}))
+        .await;
+    assert_eq!(
+        client.subscribe("one-too-many").await.event,
+        "pusher_internal:subscription_succeeded"
+    );
+}
