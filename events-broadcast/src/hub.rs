@@ -134,6 +134,21 @@ impl Hub {
         self.by_key.get(key)
     }
 
+    /// Closes with `code` every socket of this process on a presence
+    /// channel (their clients reconnect and join again).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn kick_presence(&self, code: u16) {
+        for hub in self.by_id.values() {
+            for (channel, sockets) in read(&hub.channels).iter() {
+                if channel.starts_with("presence-") {
+                    for conn in sockets.values() {
+                        conn.kick.kick(code);
+                    }
+                }
+            }
+        }
+    }
+
     /// Delivers to this process's sockets.
     pub(crate) fn deliver(&self, delivery: &Delivery) {
         match delivery {

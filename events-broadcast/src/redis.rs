@@ -5,9 +5,17 @@
 //! is announced once however many nodes their tabs are on.
 //!
 //! Keys, per app and presence channel (`{p}` the prefix):
-//! `{p}:presence:{app}:{channel}:sockets` (socket → user id),
+//! `{p}:presence:{app}:{channel}:sockets` (`node:socket` → user id),
 //! `..:users` (user id → how many sockets), `..:info` (user id → their
-//! info as JSON).
+//! info as JSON). Each node beats in `{p}:nodes` (a sorted set scored by
+//! the deadline of its next beat, on Redis's clock) and counts its sockets per
+//! presence channel under `{p}:node:{id}:presence` (a hash that empties as
+//! they leave). A node that
+//! dies without closing its sockets misses its deadline; the next live
+//! node's sweep takes its sockets off every presence channel and announces
+//! the users who left. A node that finds itself swept while alive (it was
+//! cut off for longer than its deadline) closes its presence sockets with
+//! 4200, so their clients reconnect and join again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -28,6 +36,7 @@ const JOIN: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   return {0, redis.call('HGETALL', KEYS[3])}
 end
+redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 if n == 1 then
@@ -44,6 +53,9 @@ if not user then
   return false
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[4], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[4], ARGV[2])
+end
 local n = redis.call('HINCRBY', KEYS[2], user, -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], user)
@@ -51,6 +63,49 @@ if n <= 0 then
   return user
 end
 return false
+";
+
+/// A node's beat: its deadline is now (Redis's clock) plus ARGV[2] ms.
+/// Returns 1 when the node was not in the set (its first beat, or it was
+/// swept).
+const BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+";
+
+/// Takes the sockets of every node past its deadline off the presence
+/// channels it listed. Returns `entry, user id` pairs (flat) of the users
+/// who left, `entry` being `app:channel`.
+const SWEEP: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix = ARGV[1]
+local left = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  local index = prefix .. ':node:' .. node .. ':presence'
+  local mine = node .. ':'
+  for _, entry in ipairs(redis.call('HKEYS', index)) do
+    local base = prefix .. ':presence:' .. entry
+    local sockets, users, info = base .. ':sockets', base .. ':users', base .. ':info'
+    local all = redis.call('HGETALL', sockets)
+    for i = 1, #all, 2 do
+      local field, user = all[i], all[i + 1]
+      if string.sub(field, 1, #mine) == mine then
+        redis.call('HDEL', sockets, field)
+        if redis.call('HINCRBY', users, user, -1) <= 0 then
+          redis.call('HDEL', users, user)
+          redis.call('HDEL', info, user)
+          table.insert(left, entry)
+          table.insert(left, user)
+        end
+      end
+    end
+  end
+  redis.call('DEL', index)
+  redis.call('ZREM', KEYS[1], node)
+end
+return left
 ";
 
 /// The Redis a [`Broadcaster`](crate::Broadcaster) fans out through:
@@ -71,7 +126,8 @@ pub struct RedisFanout {
     prefix: String,
     node: String,
     ready: watch::Sender<bool>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    heartbeat: Duration,
     join: redis::Script,
     leave: redis::Script,
 }
@@ -87,11 +143,11 @@ impl std::fmt::Debug for RedisFanout {
 
 impl Drop for RedisFanout {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .task
+        for task in self
+            .tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .drain(..)
         {
             task.abort();
         }
@@ -142,10 +198,19 @@ impl RedisFanout {
             prefix,
             node: crate::socket::new_socket_id(),
             ready: watch::Sender::new(false),
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            heartbeat: Duration::from_secs(5),
             join: redis::Script::new(JOIN),
             leave: redis::Script::new(LEAVE),
         })
+    }
+
+    /// How often this node beats and sweeps (default 5 s, at least 100 ms);
+    /// a node silent for three beats counts as dead, and its presence
+    /// members are taken off by the others.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(100));
+        self
     }
 
     /// Its key prefix.
@@ -175,13 +240,22 @@ impl RedisFanout {
                 "a broadcaster fanning out through Redis is built inside a Tokio runtime".into(),
             )
         })?;
-        let task = handle.spawn(listen(
+        let listener = handle.spawn(listen(
             self.client.clone(),
             self.channel(),
             self.ready.clone(),
-            hub,
+            hub.clone(),
         ));
-        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        let beats = handle.spawn(beat(Beat {
+            conn: self.conn.clone(),
+            prefix: self.prefix.clone(),
+            node: self.node.clone(),
+            every: self.heartbeat,
+            hub,
+        }));
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.push(listener);
+        tasks.push(beats);
         Ok(())
     }
 
@@ -211,6 +285,11 @@ impl RedisFanout {
         Ok(())
     }
 
+    /// This node's socket counts per presence channel.
+    fn node_index(&self) -> String {
+        format!("{}:node:{}:presence", self.prefix, self.node)
+    }
+
     fn socket_key(&self, socket_id: &str) -> String {
         format!("{}:{socket_id}", self.node)
     }
@@ -230,9 +309,11 @@ impl RedisFanout {
             .key(sockets)
             .key(users)
             .key(info)
+            .key(self.node_index())
             .arg(self.socket_key(socket_id))
             .arg(&member.user_id)
             .arg(info_json)
+            .arg(format!("{app}:{channel}"))
             .invoke_async(&mut conn)
             .await
             .map_err(Self::redis_error)?;
@@ -251,7 +332,9 @@ impl RedisFanout {
             .key(sockets)
             .key(users)
             .key(info)
+            .key(self.node_index())
             .arg(self.socket_key(socket_id))
+            .arg(format!("{app}:{channel}"))
             .invoke_async(&mut conn)
             .await
             .map_err(Self::redis_error)
@@ -295,6 +378,78 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// What the beating task needs.
+struct Beat {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    node: String,
+    every: Duration,
+    hub: Arc<Hub>,
+}
+
+/// Beats every `every`, and sweeps the nodes past their deadline,
+/// announcing the presence members they leave behind.
+async fn beat(beat: Beat) {
+    let Beat {
+        mut conn,
+        prefix,
+        node,
+        every,
+        hub,
+    } = beat;
+    let nodes = format!("{prefix}:nodes");
+    let channel = format!("{prefix}:broadcast");
+    let beat_script = redis::Script::new(BEAT);
+    let sweep_script = redis::Script::new(SWEEP);
+    let deadline_ms = u64::try_from((every * 3).as_millis()).unwrap_or(u64::MAX);
+    let mut beaten = false;
+    loop {
+        let added: Result<i64, _> = beat_script
+            .key(&nodes)
+            .arg(&node)
+            .arg(deadline_ms)
+            .invoke_async(&mut conn)
+            .await;
+        match added {
+            Ok(1) if beaten => {
+                tracing::warn!(%node, "this node was taken for dead (no beat for three beats): its presence sockets reconnect to join again");
+                hub.kick_presence(crate::protocol::codes::RECONNECT);
+            }
+            Ok(_) => beaten = true,
+            Err(e) => tracing::warn!(%node, error = %e, "cannot beat in Redis"),
+        }
+        let left: Result<Vec<String>, _> = sweep_script
+            .key(&nodes)
+            .arg(&prefix)
+            .invoke_async(&mut conn)
+            .await;
+        match left {
+            Ok(left) => {
+                for pair in left.chunks(2) {
+                    let [entry, user_id] = pair else { continue };
+                    let Some((app, presence)) = entry.rsplit_once(':') else {
+                        continue;
+                    };
+                    let removed = Delivery::MemberRemoved {
+                        app: app.to_owned(),
+                        channel: presence.to_owned(),
+                        user_id: user_id.clone(),
+                    };
+                    let Ok(payload) = serde_json::to_string(&removed) else {
+                        continue;
+                    };
+                    let published: Result<i64, _> = conn.publish(&channel, payload).await;
+                    if let Err(e) = published {
+                        tracing::warn!(error = %e, "cannot announce a member of a dead node gone");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%node, error = %e, "cannot sweep dead nodes in Redis"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -236,7 +236,12 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
                     }
                 }
                 code = kick.kicked() => {
-                    break Some((code, "the connection could not keep up with its messages"));
+                    let reason = if code == codes::OVER_CAPACITY {
+                        "the connection could not keep up with its messages"
+                    } else {
+                        "the server lost this connection's presence: reconnect to join again"
+                    };
+                    break Some((code, reason));
                 }
                 _ = closing.changed() => {
                     break Some((codes::RECONNECT, "the server is shutting down"));

@@ -3,6 +3,9 @@
 //! and announce a user once however many nodes their tabs are on; a third
 //! node on another prefix hears nothing of theirs.
 //!
+//! A node killed with SIGKILL (a child process) misses its beats, and the
+//! live node announces its presence members gone.
+//!
 //! Needs the shared Redis (`EVENTS_TEST_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`); each test uses a prefix of its own and
 //! deletes its keys at the end.
@@ -28,6 +31,10 @@ fn unique_prefix(name: &str) -> String {
 }
 
 async fn node(prefix: &str) -> Server {
+    node_beating(prefix, Duration::from_secs(5)).await
+}
+
+async fn node_beating(prefix: &str, heartbeat: Duration) -> Server {
     let url = format!("{}?prefix={prefix}", redis_url());
     let fanout = RedisFanout::connect(&url).await.unwrap_or_else(|e| {
         panic!(
@@ -36,7 +43,26 @@ async fn node(prefix: &str) -> Server {
         )
     });
     assert_eq!(fanout.prefix(), prefix);
-    serve(Broadcaster::builder().app(app()).redis(fanout)).await
+    serve(
+        Broadcaster::builder()
+            .app(app())
+            .redis(fanout.heartbeat(heartbeat)),
+    )
+    .await
+}
+
+const CHILD_PREFIX: &str = "EVENTS_TEST_BROADCAST_NODE_PREFIX";
+
+/// A node in a process of its own, for the test below to kill: a no-op
+/// unless started with `CHILD_PREFIX`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_node_process() {
+    let Ok(prefix) = std::env::var(CHILD_PREFIX) else {
+        return;
+    };
+    let server = node_beating(&prefix, Duration::from_millis(200)).await;
+    println!("node-port {}", server.addr.port());
+    tokio::time::sleep(Duration::from_secs(60)).await;
 }
 
 /// Deletes every key under `prefix`.
@@ -60,18 +86,19 @@ async fn clean(prefix: &str) {
     }
 }
 
-async fn key_count(prefix: &str) -> usize {
+async fn keys(prefix: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url()).expect("the URL");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("connects");
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query_async(&mut conn)
         .await
         .expect("KEYS");
-    keys.len()
+    keys.sort();
+    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,12 +229,101 @@ async fn presence_members_are_the_same_on_every_node() {
     carl.expect("pusher_internal:member_removed").await;
     carl.close().await;
 
-    // Everyone left: the presence hashes are empty, so Redis holds no key.
+    // Everyone left: the presence hashes and the nodes' socket counts are
+    // empty, so Redis holds only the nodes' beats.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        key_count(&prefix).await,
-        0,
-        "no presence key is left behind"
+        keys(&prefix).await,
+        [format!("{prefix}:nodes")],
+        "nothing but the beats is left behind"
     );
+    clean(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_presence_members_of_a_killed_node_are_announced_gone() {
+    use std::io::BufRead;
+    let prefix = unique_prefix("killed");
+    let one = node_beating(&prefix, Duration::from_millis(200)).await;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "child_node_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PREFIX, &prefix)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child node starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let port: u16 = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .find_map(|line| {
+                let line = line.ok()?;
+                let at = line.find("node-port ")?;
+                line[at + "node-port ".len()..].trim().parse().ok()
+            })
+            .expect("the child says its port")
+    })
+    .await
+    .expect("the reader");
+    let two = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    let channel = "presence-room.1";
+    let mut ann = Client::connect(one.addr, KEY).await;
+    ann.subscribe_presence(channel, "7", json!(null)).await;
+    let mut bob = Client::connect(two, KEY).await;
+    let joined = bob.subscribe_presence(channel, "9", json!(null)).await;
+    assert_eq!(presence_of(&joined).count, 2);
+    ann.expect("pusher_internal:member_added").await;
+
+    // The child dies without closing anything.
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let removed = ann.expect("pusher_internal:member_removed").await;
+    assert_eq!(data(&removed), json!({"user_id": "9"}));
+
+    // Every node agrees: a newcomer sees Ann alone.
+    let mut carl = Client::connect(one.addr, KEY).await;
+    let joined = carl.subscribe_presence(channel, "11", json!(null)).await;
+    assert_eq!(presence_of(&joined).ids, vec!["11", "7"]);
+    drop(bob);
+    clean(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taken_for_dead_sends_its_presence_sockets_to_join_again() {
+    let prefix = unique_prefix("swept");
+    let one = node_beating(&prefix, Duration::from_millis(200)).await;
+    let mut ann = Client::connect(one.addr, KEY).await;
+    ann.subscribe_presence("presence-room.1", "7", json!(null))
+        .await;
+    let mut reader = Client::connect(one.addr, KEY).await;
+    reader.subscribe("news").await;
+
+    // As another node's sweep would after a long silence: the node and
+    // its members are gone from Redis.
+    let client = redis::Client::open(redis_url()).expect("the URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:nodes"))
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+
+    let (code, reason, _) = ann.closed().await;
+    assert_eq!(
+        code,
+        events_broadcast::protocol::codes::RECONNECT,
+        "{reason}"
+    );
+    // A socket on no presence channel stays.
+    reader.send(json!({"event": "pusher:ping"})).await;
+    reader.expect("pusher:pong").await;
     clean(&prefix).await;
 }
