@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::hub::{AppHub, Delivery};
 use crate::protocol::{ChannelKind, validate_channel, validate_socket_id};
-use crate::sign::{now_seconds, verify_api_request};
+use crate::sign::{SignatureError, now_seconds, verify_api_request};
 use crate::{BroadcastError, Inner};
 
 /// The most channels one event may go to (Pusher's 100).
@@ -65,16 +65,28 @@ fn verified(
         ));
     };
     let params = params(uri);
-    verify_api_request(
-        app.app.key(),
-        app.app.secret(),
-        method.as_str(),
-        uri.path(),
-        &params,
-        body,
-        now_seconds(),
-    )
-    .map_err(|e| refuse(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let now = now_seconds();
+    let verify = |path: &str| {
+        verify_api_request(
+            app.app.key(),
+            app.app.secret(),
+            method.as_str(),
+            path,
+            &params,
+            body,
+            now,
+        )
+    };
+    // Signed over the path as requested, or (when the router is nested
+    // under a prefix) as it starts at `/apps/`: either proves the secret.
+    let checked = match verify(uri.path()) {
+        Err(SignatureError::BadSignature) => match uri.path().find("/apps/") {
+            Some(at) if at > 0 => verify(&uri.path()[at..]),
+            _ => Err(SignatureError::BadSignature),
+        },
+        other => other,
+    };
+    checked.map_err(|e| refuse(StatusCode::UNAUTHORIZED, e.to_string()))?;
     Ok((app.clone(), params))
 }
 

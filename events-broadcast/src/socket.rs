@@ -412,7 +412,17 @@ impl Session {
         if let Some(user_id) = self.subscriptions.get(&channel).cloned() {
             // Subscribing twice is harmless: say it worked again.
             let presence = match user_id {
-                Some(_) => Some(self.members(&channel).await?),
+                Some(_) => match self.inner.presence_members(&self.app, &channel).await {
+                    Ok(members) => Some(PresenceData::of(&members)),
+                    Err(e) => {
+                        return self
+                            .error(
+                                codes::BAD_MESSAGE,
+                                format!("cannot list the members now: {e}"),
+                            )
+                            .await;
+                    }
+                },
                 None => None,
             };
             return self.succeeded(&channel, presence).await;
@@ -481,20 +491,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    async fn members(&mut self, channel: &str) -> Result<PresenceData, Option<Close>> {
-        match self.inner.presence_members(&self.app, channel).await {
-            Ok(members) => Ok(PresenceData::of(&members)),
-            Err(e) => {
-                self.error(
-                    codes::BAD_MESSAGE,
-                    format!("cannot list the members now: {e}"),
-                )
-                .await?;
-                Err(None)
-            }
-        }
     }
 
     async fn succeeded(

@@ -469,3 +469,43 @@ async fn async_authenticators_work() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_nested_router_takes_either_path_s_signature() {
+    let broadcaster = Broadcaster::builder().app(app()).build().expect("builds");
+    let router = axum::Router::new().nest("/ws", broadcaster.router());
+    let event = json!({"name": "e", "channels": ["a"], "data": "{}"});
+    let body = event.to_string();
+    for signed_path in ["/ws/apps/1/events", "/apps/1/events"] {
+        let query = signed_query(
+            KEY,
+            SECRET,
+            "POST",
+            signed_path,
+            &[],
+            body.as_bytes(),
+            now(),
+        );
+        let request = Request::post(format!("/ws/apps/1/events?{query}"))
+            .body(Body::from(body.clone()))
+            .expect("a request");
+        assert_eq!(
+            call(&router, request).await.0,
+            StatusCode::OK,
+            "{signed_path}"
+        );
+    }
+    let query = signed_query(
+        KEY,
+        SECRET,
+        "POST",
+        "/other/apps/1/events",
+        &[],
+        body.as_bytes(),
+        now(),
+    );
+    let request = Request::post(format!("/ws/apps/1/events?{query}"))
+        .body(Body::from(body))
+        .expect("a request");
+    assert_eq!(call(&router, request).await.0, StatusCode::UNAUTHORIZED);
+}
