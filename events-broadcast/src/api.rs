@@ -272,8 +272,12 @@ async fn channels(
             "info=user_count needs filter_by_prefix=presence- (only presence channels have users)",
         );
     }
+    let occupied = match inner.occupied(&app, None).await {
+        Ok(occupied) => occupied,
+        Err(e) => return unavailable(&e),
+    };
     let mut out = serde_json::Map::new();
-    for (name, _) in app.occupied() {
+    for (name, _) in occupied {
         if !name.starts_with(prefix) {
             continue;
         }
@@ -306,7 +310,10 @@ async fn channel(
     }
     let info = info(&params);
     let presence = ChannelKind::of(&name) == ChannelKind::Presence;
-    let subscriptions = app.subscription_count(&name);
+    let subscriptions = match inner.occupied(&app, Some(&name)).await {
+        Ok(occupied) => occupied.get(&name).copied().unwrap_or(0),
+        Err(e) => return unavailable(&e),
+    };
     let mut out = serde_json::Map::new();
     let mut occupied = subscriptions > 0;
     if presence {

@@ -126,6 +126,12 @@ impl Hub {
         Hub { by_id, by_key }
     }
 
+    /// Every app's hub.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn apps(&self) -> impl Iterator<Item = &Arc<AppHub>> {
+        self.by_id.values()
+    }
+
     pub(crate) fn by_id(&self, id: &str) -> Option<&Arc<AppHub>> {
         self.by_id.get(id)
     }
@@ -239,11 +245,6 @@ impl AppHub {
                 channels.remove(channel);
             }
         }
-    }
-
-    /// How many of this process's sockets are on `channel`.
-    pub(crate) fn subscription_count(&self, channel: &str) -> usize {
-        read(&self.channels).get(channel).map_or(0, HashMap::len)
     }
 
     /// The channels with a socket in this process, and how many.

@@ -580,6 +580,42 @@ impl Inner {
         }
     }
 
+    /// Counts a socket on (`+1`) or off (`-1`) a channel where every node
+    /// sees it (Redis); this process's hub counts for itself.
+    pub(crate) async fn count(&self, app: &hub::AppHub, channel: &str, by: i64) {
+        match &self.fanout {
+            Fanout::Local => {
+                let _ = (app, channel, by);
+            }
+            #[cfg(feature = "redis")]
+            Fanout::Redis(redis) => {
+                if let Err(e) = redis.count(app.app.id(), channel, by).await {
+                    tracing::warn!(%channel, error = %events_core::error::Chain(&e), "cannot count a socket in Redis");
+                }
+            }
+        }
+    }
+
+    /// The sockets on each occupied channel of `app` (or on `only`), on
+    /// every node.
+    pub(crate) async fn occupied(
+        &self,
+        app: &hub::AppHub,
+        only: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, usize>, BroadcastError> {
+        match &self.fanout {
+            Fanout::Local => {
+                let mut occupied = app.occupied();
+                if let Some(only) = only {
+                    occupied.retain(|channel, _| channel == only);
+                }
+                Ok(occupied)
+            }
+            #[cfg(feature = "redis")]
+            Fanout::Redis(redis) => redis.occupied(app.app.id(), only).await,
+        }
+    }
+
     /// A connection opened.
     pub(crate) fn opened(&self) {
         self.open.fetch_add(1, Ordering::AcqRel);

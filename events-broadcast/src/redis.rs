@@ -7,7 +7,9 @@
 //! Keys, per app and presence channel (`{p}` the prefix):
 //! `{p}:presence:{app}:{channel}:sockets` (`node:socket` → user id),
 //! `..:users` (user id → how many sockets), `..:info` (user id → their
-//! info as JSON). Each node beats in `{p}:nodes` (a sorted set scored by
+//! info as JSON). Each node counts its sockets per channel in
+//! `{p}:node:{id}:subs` (`app:channel` → sockets), which the HTTP API sums
+//! over the live nodes. Each node beats in `{p}:nodes` (a sorted set scored by
 //! the deadline of its next beat, on Redis's clock) and counts its sockets per
 //! presence channel under `{p}:node:{id}:presence` (a hash that empties as
 //! they leave). A node that
@@ -103,9 +105,55 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
     end
   end
   redis.call('DEL', index)
+  redis.call('DEL', prefix .. ':node:' .. node .. ':subs')
   redis.call('ZREM', KEYS[1], node)
 end
 return left
+";
+
+/// Counts a socket on or off a channel in this node's hash: ARGV[1] the
+/// field, ARGV[2] +1 or -1.
+const COUNT: &str = r"
+if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+";
+
+/// The sockets on every channel of an app (ARGV[2], as `app:`) over the
+/// live nodes: flat `channel, count` pairs. With ARGV[3], that channel
+/// only.
+const OCCUPIED: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local prefix, app, only = ARGV[1], ARGV[2], ARGV[3]
+local totals, order = {}, {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local subs = prefix .. ':node:' .. node .. ':subs'
+  local all
+  if only then
+    all = {app .. only, redis.call('HGET', subs, app .. only)}
+  else
+    all = redis.call('HGETALL', subs)
+  end
+  for i = 1, #all, 2 do
+    local field, n = all[i], tonumber(all[i + 1])
+    if n and string.sub(field, 1, #app) == app then
+      local channel = string.sub(field, #app + 1)
+      if not totals[channel] then
+        totals[channel] = 0
+        table.insert(order, channel)
+      end
+      totals[channel] = totals[channel] + n
+    end
+  end
+end
+local out = {}
+for _, channel in ipairs(order) do
+  table.insert(out, channel)
+  table.insert(out, totals[channel])
+end
+return out
 ";
 
 /// The Redis a [`Broadcaster`](crate::Broadcaster) fans out through:
@@ -130,6 +178,8 @@ pub struct RedisFanout {
     heartbeat: Duration,
     join: redis::Script,
     leave: redis::Script,
+    count: redis::Script,
+    occupied: redis::Script,
 }
 
 impl std::fmt::Debug for RedisFanout {
@@ -202,6 +252,8 @@ impl RedisFanout {
             heartbeat: Duration::from_secs(5),
             join: redis::Script::new(JOIN),
             leave: redis::Script::new(LEAVE),
+            count: redis::Script::new(COUNT),
+            occupied: redis::Script::new(OCCUPIED),
         })
     }
 
@@ -283,6 +335,54 @@ impl RedisFanout {
             .await
             .map_err(Self::redis_error)?;
         Ok(())
+    }
+
+    /// This node's socket counts per channel, `app:channel` → sockets.
+    fn node_subs(&self) -> String {
+        format!("{}:node:{}:subs", self.prefix, self.node)
+    }
+
+    /// Counts this node's socket on (`+1`) or off (`-1`) `channel`.
+    pub(crate) async fn count(
+        &self,
+        app: &str,
+        channel: &str,
+        by: i64,
+    ) -> Result<(), BroadcastError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .count
+            .key(self.node_subs())
+            .arg(format!("{app}:{channel}"))
+            .arg(by)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Self::redis_error)?;
+        Ok(())
+    }
+
+    /// The sockets on each of the app's channels (or on `only`), over
+    /// every live node.
+    pub(crate) async fn occupied(
+        &self,
+        app: &str,
+        only: Option<&str>,
+    ) -> Result<std::collections::BTreeMap<String, usize>, BroadcastError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.occupied.key(format!("{}:nodes", self.prefix));
+        invocation.arg(&self.prefix).arg(format!("{app}:"));
+        if let Some(channel) = only {
+            invocation.arg(channel);
+        }
+        let pairs: Vec<(String, i64)> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Self::redis_error)?;
+        Ok(pairs
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(channel, n)| (channel, usize::try_from(n).unwrap_or(0)))
+            .collect())
     }
 
     /// This node's socket counts per presence channel.
@@ -417,6 +517,24 @@ async fn beat(beat: Beat) {
             Ok(1) if beaten => {
                 tracing::warn!(%node, "this node was taken for dead (no beat for three beats): its presence sockets reconnect to join again");
                 hub.kick_presence(crate::protocol::codes::RECONNECT);
+                // The sweep dropped its counts: write them again.
+                let subs = format!("{prefix}:node:{node}:subs");
+                let counts: Vec<(String, usize)> = hub
+                    .apps()
+                    .flat_map(|app| {
+                        app.occupied()
+                            .into_iter()
+                            .filter(|(channel, _)| !channel.starts_with("presence-"))
+                            .map(|(channel, n)| (format!("{}:{channel}", app.app.id()), n))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if !counts.is_empty() {
+                    let written: Result<(), _> = conn.hset_multiple(&subs, &counts).await;
+                    if let Err(e) = written {
+                        tracing::warn!(%node, error = %e, "cannot count this node's sockets again");
+                    }
+                }
             }
             Ok(_) => beaten = true,
             Err(e) => tracing::warn!(%node, error = %e, "cannot beat in Redis"),

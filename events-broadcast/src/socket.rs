@@ -441,6 +441,7 @@ impl Session {
             self.app
                 .subscribe(&channel, &self.socket_id, self.conn.clone());
             self.subscriptions.insert(channel.clone(), None);
+            self.inner.count(&self.app, &channel, 1).await;
             return self.succeeded(&channel, None).await;
         }
         let member: Member = match serde_json::from_str(channel_data.as_deref().unwrap_or("")) {
@@ -477,6 +478,7 @@ impl Session {
             .subscribe(&channel, &self.socket_id, self.conn.clone());
         self.subscriptions
             .insert(channel.clone(), Some(member.user_id.clone()));
+        self.inner.count(&self.app, &channel, 1).await;
         self.succeeded(&channel, Some(PresenceData::of(&members)))
             .await?;
         if first {
@@ -511,6 +513,7 @@ impl Session {
             return;
         };
         self.app.unsubscribe(channel, &self.socket_id);
+        self.inner.count(&self.app, channel, -1).await;
         if user_id.is_some() {
             self.leave_presence(channel).await;
         }

@@ -327,3 +327,115 @@ async fn a_node_taken_for_dead_sends_its_presence_sockets_to_join_again() {
     reader.expect("pusher:pong").await;
     clean(&prefix).await;
 }
+
+/// A signed GET of the HTTP API through `server`'s router.
+async fn api_get(server: &Server, path: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+    use tower::ServiceExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let query = events_broadcast::sign::signed_query(
+        support::KEY,
+        support::SECRET,
+        "GET",
+        path,
+        extra,
+        b"",
+        now,
+    );
+    let request = axum::http::Request::get(format!("{path}?{query}"))
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    let response = server
+        .broadcaster
+        .router()
+        .oneshot(request)
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+/// Asks until `path` answers `expected` (the nodes' first beats may still
+/// be on their way), for at most 5 s.
+async fn api_eventually(
+    server: &Server,
+    path: &str,
+    extra: &[(&str, &str)],
+    expected: serde_json::Value,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = api_get(server, path, extra).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} answers {got}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_counts_the_sockets_of_every_node() {
+    let prefix = unique_prefix("counts");
+    let one = node_beating(&prefix, Duration::from_millis(200)).await;
+    let two = node_beating(&prefix, Duration::from_millis(200)).await;
+    let mut a = Client::connect(one.addr, KEY).await;
+    let mut b = Client::connect(one.addr, KEY).await;
+    let mut c = Client::connect(two.addr, KEY).await;
+    let mut d = Client::connect(two.addr, KEY).await;
+    for client in [&mut a, &mut b, &mut c] {
+        client.subscribe("news").await;
+    }
+    d.subscribe("sports").await;
+    d.subscribe_presence("presence-room", "9", json!(null))
+        .await;
+
+    api_eventually(
+        &one,
+        "/apps/1/channels",
+        &[],
+        json!({"channels": {"news": {}, "presence-room": {}, "sports": {}}}),
+    )
+    .await;
+    api_eventually(
+        &one,
+        "/apps/1/channels",
+        &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+        json!({"channels": {"presence-room": {"user_count": 1}}}),
+    )
+    .await;
+    api_eventually(
+        &two,
+        "/apps/1/channels/news",
+        &[("info", "subscription_count")],
+        json!({"occupied": true, "subscription_count": 3}),
+    )
+    .await;
+
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}}))
+        .await;
+    d.close().await;
+    api_eventually(
+        &one,
+        "/apps/1/channels/news",
+        &[("info", "subscription_count")],
+        json!({"occupied": true, "subscription_count": 2}),
+    )
+    .await;
+    api_eventually(
+        &one,
+        "/apps/1/channels",
+        &[],
+        json!({"channels": {"news": {}}}),
+    )
+    .await;
+    clean(&prefix).await;
+}
