@@ -228,6 +228,54 @@ async fn mistakes_are_reported_in_words() {
 
 // --- configuration ------------------------------------------------------------
 
+/// The rows of `config`'s table that the capability crates compiled in
+/// add: each registers its variables when it is linked.
+fn capability_rows() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut rows = Vec::new();
+    if cfg!(feature = "broadcast") {
+        for name in [
+            "EVENTS_BROADCAST_APP_ID",
+            "EVENTS_BROADCAST_APP_KEY",
+            "EVENTS_BROADCAST_APP_SECRET",
+            "EVENTS_BROADCAST_REDIS_URL",
+        ] {
+            rows.push((name, "(unset)", "default"));
+        }
+    }
+    if cfg!(feature = "dashboard") {
+        rows.push(("EVENTS_DASHBOARD_TOKEN", "(unset)", "default"));
+    }
+    rows
+}
+
+/// The width of `config`'s name column: the longest name, and two spaces.
+fn name_width() -> usize {
+    capability_rows()
+        .iter()
+        .map(|(name, _, _)| name.len())
+        .chain(std::iter::once("EVENTS_RETRY_DELAY_SECONDS".len()))
+        .max()
+        .unwrap_or(0)
+        + 2
+}
+
+/// `config`'s table of `rows`, as it prints it.
+fn table(rows: &[(&str, &str, &str)]) -> String {
+    let name = name_width();
+    let value = rows
+        .iter()
+        .map(|(_, v, _)| v.len())
+        .max()
+        .unwrap_or(0)
+        .max(5)
+        + 2;
+    let mut out = format!("{:name$}{:value$}SOURCE\n", "VARIABLE", "VALUE");
+    for (n, v, source) in rows {
+        out += &format!("{n:name$}{v:value$}{source}\n");
+    }
+    out
+}
+
 async fn cli_env(
     queue: Option<&Queue>,
     env: &[(&str, &str)],
@@ -250,29 +298,32 @@ async fn config_shows_each_setting_its_value_and_source() {
     ];
     let (result, out) = cli_env(None, &env, &["config"]).await;
     result.unwrap();
-    // The dashboard's crate registers its variable when it is linked.
-    let dashboard = if cfg!(feature = "dashboard") {
-        "EVENTS_DASHBOARD_TOKEN      (unset)                       default\n"
-    } else {
-        ""
-    };
+    let mut rows = vec![
+        ("EVENTS_DEFAULT_QUEUE", "default", "default"),
+        ("EVENTS_ENABLED", "true", "default"),
+        (
+            "EVENTS_QUEUE_URL",
+            "redis://app:***@cache:6379/0",
+            "env EVENTS_QUEUE_URL",
+        ),
+        ("EVENTS_RETRY_ATTEMPTS", "1", "default"),
+        (
+            "EVENTS_RETRY_DELAY_SECONDS",
+            "1,5,15",
+            "env EVENTS_RETRY_DELAY_SECONDS",
+        ),
+        ("EVENTS_TIMEOUT", "60s", "default"),
+        (
+            "EVENTS_WORKER_CONCURRENCY",
+            "4",
+            "env EVENTS_WORKER_CONCURRENCY",
+        ),
+    ];
+    rows.extend(capability_rows());
+    rows.sort();
     assert_eq!(
         out,
-        "\
-VARIABLE                    VALUE                         SOURCE
-"
-        .to_owned()
-            + dashboard
-            + "\
-EVENTS_DEFAULT_QUEUE        default                       default
-EVENTS_ENABLED              true                          default
-EVENTS_QUEUE_URL            redis://app:***@cache:6379/0  env EVENTS_QUEUE_URL
-EVENTS_RETRY_ATTEMPTS       1                             default
-EVENTS_RETRY_DELAY_SECONDS  1,5,15                        env EVENTS_RETRY_DELAY_SECONDS
-EVENTS_TIMEOUT              60s                           default
-EVENTS_WORKER_CONCURRENCY   4                             env EVENTS_WORKER_CONCURRENCY
-warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?
-"
+        table(&rows) + "warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?\n"
     );
 
     // A flag overrides the environment and says so.
@@ -291,7 +342,7 @@ warning: unknown variable EVENTS_TIMOUT: did you mean EVENTS_TIMEOUT?
     result.unwrap();
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let settings = json["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 7 + usize::from(cfg!(feature = "dashboard")));
+    assert_eq!(settings.len(), 7 + capability_rows().len());
     let concurrency = settings
         .iter()
         .find(|s| s["name"] == "EVENTS_WORKER_CONCURRENCY")
@@ -323,8 +374,12 @@ async fn bad_values_are_shown_by_config_and_stop_every_other_command() {
         ("EVENTS_WORKER_CONCURRENCY", "lots"),
     ];
     let (result, out) = cli_env(None, &env, &["config"]).await;
+    let width = name_width();
     assert!(
-        out.contains("EVENTS_ENABLED              flase (invalid)  env EVENTS_ENABLED\n"),
+        out.contains(&format!(
+            "{:width$}flase (invalid)  env EVENTS_ENABLED\n",
+            "EVENTS_ENABLED"
+        )),
         "{out}"
     );
     assert!(
