@@ -69,20 +69,30 @@ fn args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Raises the soft open-files limit to the hard one, for this process and
-/// the servers it starts.
-fn raise_open_files() -> u64 {
+/// Raises the open-files limit for this process and the servers it starts
+/// (they inherit it): to `want` where the system lets (root may raise the
+/// hard limit too), else to the hard limit. Returns the limit in force.
+fn raise_open_files(want: u64) -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit and setrlimit write and read the struct given,
-    // which lives on this stack frame for both calls.
+    // SAFETY: getrlimit and setrlimit only read and write the struct
+    // given, which lives on this stack frame for every call.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
         }
+        let raised = libc::rlimit {
+            rlim_cur: want.max(limit.rlim_cur),
+            rlim_max: want.max(limit.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
     }
     limit.rlim_cur
 }
@@ -112,6 +122,11 @@ async fn serve(redis: Option<String>) {
         listener.local_addr().expect("its address").port()
     );
     let router = broadcaster.router();
+    // As `cli serve` does: small frames leave at once (no Nagle delay).
+    use events::broadcast::axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { events::broadcast::axum::serve(listener, router).await });
     // Until the driver closes stdin (or dies).
     let _ = tokio::task::spawn_blocking(|| {
@@ -158,6 +173,25 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time `pid` has used (user and system), in seconds: less
+/// sensitive than wall-clock time to other programs sharing the cores.
+fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command's `)`: state is the first, utime
+            // the 12th, stime the 13th.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Publishes through the signed HTTP API; `sent` is the driver's clock.
 async fn publish(port: u16, sent: u128) {
     let body = serde_json::json!({
@@ -199,6 +233,26 @@ async fn publish(port: u16, sent: u128) {
     );
 }
 
+/// Deletes the keys the two nodes left under their prefix (their beats).
+fn clean_redis(url: &str) {
+    let Some((base, prefix)) = url.split_once("?prefix=") else {
+        return;
+    };
+    let Ok(client) = redis::Client::open(base) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut conn)
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+    }
+}
+
 fn percentile(sorted: &[u128], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -220,9 +274,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let files = raise_open_files();
+    // The clients' sockets here, and the server's in its own process.
+    let want = args.clients as u64 + 1024;
+    let files = raise_open_files(want);
     assert!(
-        files as usize > args.clients * 2 + 100,
+        files >= want,
         "the open-files limit is {files}: too low for {} clients and their server",
         args.clients
     );
@@ -290,6 +346,17 @@ async fn main() {
                 }
             }
             drop(permit);
+            if std::env::var_os("LOAD_DEBUG").is_some() {
+                let slow: Vec<usize> = mine
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| **l > 500_000_000)
+                    .map(|(at, _)| at)
+                    .collect();
+                if !slow.is_empty() {
+                    eprintln!("debug: client {i} slow at messages {slow:?}");
+                }
+            }
             latencies.lock().expect("the samples").extend(mine);
             let _ = ws.close(None).await;
         }));
@@ -304,15 +371,29 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss: Vec<u64> = nodes.iter().map(|n| rss_kib(n.child.id())).collect();
 
+    let cpu_before: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.child.id())).collect();
+    let mut round_trips = Vec::with_capacity(args.messages);
     for _ in 0..args.messages {
+        let at = Instant::now();
         publish(nodes[0].port, epoch.elapsed().as_nanos()).await;
+        round_trips.push(at.elapsed().as_nanos());
         tokio::time::sleep(args.every).await;
     }
+    round_trips.sort_unstable();
     let deadline = Duration::from_secs(60);
     for task in tasks {
         let _ = tokio::time::timeout(deadline, task).await;
     }
+    let cpu: Vec<f64> = nodes
+        .iter()
+        .zip(&cpu_before)
+        .map(|(n, before)| cpu_seconds(n.child.id()) - before)
+        .collect();
     let mut samples = std::mem::take(&mut *latencies.lock().expect("the samples"));
+    if std::env::var_os("LOAD_DEBUG").is_some() {
+        let slow = samples.iter().filter(|l| **l > 500_000_000).count();
+        eprintln!("debug: {slow} samples over 500 ms");
+    }
     samples.sort_unstable();
     let expected = args.clients * args.messages;
     println!(
@@ -336,6 +417,19 @@ async fn main() {
             rss.saturating_sub(*base) as f64 * (args.nodes as f64) / args.clients as f64
         );
     }
+    for (i, cpu) in cpu.iter().enumerate() {
+        println!(
+            "node {i}: {:.2} s of CPU while publishing, {:.2} µs a delivery",
+            cpu,
+            cpu * 1e6 / (samples.len().max(1) as f64 / args.nodes as f64)
+        );
+    }
+    println!(
+        "the HTTP API's answer: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&round_trips, 0.50),
+        percentile(&round_trips, 0.99),
+        percentile(&round_trips, 1.0)
+    );
     println!(
         "publish -> receive: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&samples, 0.50),
@@ -346,6 +440,9 @@ async fn main() {
     for node in &mut nodes {
         drop(node.child.stdin.take());
         let _ = node.child.wait();
+    }
+    if let Some(url) = &redis {
+        clean_redis(url);
     }
     if samples.len() != expected {
         eprintln!("some deliveries were missing");

@@ -122,6 +122,13 @@ impl Server for Parts {
                     #[cfg(feature = "broadcast")]
                     broadcaster.shutdown().await;
                 };
+                // Small frames go out at once, not after the peer's delayed
+                // ACK (Nagle): WebSocket latency depends on it.
+                use axum::serve::ListenerExt as _;
+                let listener = listener.tap_io(|tcp| {
+                    // Without it the socket still works, only slower.
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await

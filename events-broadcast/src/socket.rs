@@ -211,6 +211,11 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
     } else if session.send(established).await.is_err() {
         None
     } else {
+        // Each of these completes once and ends the loop: made once, not
+        // on every wake-up (each registers a waiter under a lock).
+        let kicked = kick.kicked();
+        let shutting_down = closing.changed();
+        tokio::pin!(kicked, shutting_down);
         loop {
             tokio::select! {
                 message = stream.next() => match message {
@@ -239,7 +244,7 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
                         break None;
                     }
                 }
-                code = kick.kicked() => {
+                code = &mut kicked => {
                     let reason = if code == codes::OVER_CAPACITY {
                         "the connection could not keep up with its messages"
                     } else {
@@ -247,7 +252,7 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
                     };
                     break Some((code, reason));
                 }
-                _ = closing.changed() => {
+                _ = &mut shutting_down => {
                     break Some((codes::RECONNECT, "the server is shutting down"));
                 }
                 _ = tick.tick() => {
