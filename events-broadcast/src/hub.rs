@@ -40,12 +40,18 @@ pub(crate) enum Delivery {
         /// The socket that joined: it learns the members from its
         /// subscription_succeeded.
         except: String,
+        /// When the change happened (0: no order to keep, one process).
+        #[serde(default)]
+        version: u64,
     },
     /// A user's last connection left a presence channel.
     MemberRemoved {
         app: String,
         channel: String,
         user_id: String,
+        /// When the change happened (0: no order to keep, one process).
+        #[serde(default)]
+        version: u64,
     },
 }
 
@@ -69,16 +75,26 @@ impl Kick {
     }
 }
 
+/// A frame on its way to one socket. A presence change carries its
+/// channel and version: the socket's task drops it when the members it
+/// was sent already include it (a change that crossed Redis more slowly
+/// than the socket's own join).
+#[derive(Debug, Clone)]
+pub(crate) struct Out {
+    pub(crate) frame: Utf8Bytes,
+    pub(crate) change: Option<(Arc<str>, u64)>,
+}
+
 /// One subscribed socket, as the hub delivers to it.
 #[derive(Debug, Clone)]
 pub(crate) struct Conn {
-    pub(crate) tx: mpsc::Sender<Utf8Bytes>,
+    pub(crate) tx: mpsc::Sender<Out>,
     pub(crate) kick: Arc<Kick>,
 }
 
 impl Conn {
-    fn send(&self, frame: &Utf8Bytes) {
-        match self.tx.try_send(frame.clone()) {
+    fn send(&self, out: &Out) {
+        match self.tx.try_send(out.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.kick.kick(codes::OVER_CAPACITY),
             // The connection is going away: nothing to do.
@@ -95,11 +111,20 @@ struct LocalMember {
     sockets: BTreeSet<String>,
 }
 
+/// A socket on a channel: where to deliver, and the version of the
+/// presence members it was sent when it joined (member events no newer
+/// than that are already in what it knows; 0 elsewhere).
+#[derive(Debug, Clone)]
+struct Sub {
+    conn: Conn,
+    since: u64,
+}
+
 /// One app's channels in this process.
 #[derive(Debug)]
 pub(crate) struct AppHub {
     pub(crate) app: App,
-    channels: RwLock<HashMap<String, HashMap<String, Conn>>>,
+    channels: RwLock<HashMap<String, HashMap<String, Sub>>>,
     presence: Mutex<HashMap<String, BTreeMap<String, LocalMember>>>,
 }
 
@@ -147,8 +172,8 @@ impl Hub {
         for hub in self.by_id.values() {
             for (channel, sockets) in read(&hub.channels).iter() {
                 if channel.starts_with("presence-") {
-                    for conn in sockets.values() {
-                        conn.kick.kick(code);
+                    for sub in sockets.values() {
+                        sub.conn.kick.kick(code);
                     }
                 }
             }
@@ -175,7 +200,7 @@ impl Hub {
                         user_id: user_id.as_deref(),
                     }
                     .to_json();
-                    hub.send(channel, frame, except.as_deref());
+                    hub.send(channel, frame, except.as_deref(), 0);
                 }
             }
             Delivery::MemberAdded {
@@ -183,20 +208,22 @@ impl Hub {
                 channel,
                 member,
                 except,
+                version,
             } => {
                 if let Some(hub) = self.by_id(app) {
                     let frame = ServerMessage::MemberAdded { channel, member }.to_json();
-                    hub.send(channel, frame, Some(except));
+                    hub.send(channel, frame, Some(except), *version);
                 }
             }
             Delivery::MemberRemoved {
                 app,
                 channel,
                 user_id,
+                version,
             } => {
                 if let Some(hub) = self.by_id(app) {
                     let frame = ServerMessage::MemberRemoved { channel, user_id }.to_json();
-                    hub.send(channel, frame, None);
+                    hub.send(channel, frame, None, *version);
                 }
             }
         }
@@ -216,25 +243,44 @@ fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AppHub {
-    /// Sends `frame` to every socket on `channel` but `except`.
-    fn send(&self, channel: &str, frame: String, except: Option<&str>) {
-        let frame = Utf8Bytes::from(frame);
+    /// Sends `frame` to every socket on `channel` but `except`, and (for a
+    /// presence change of `version`) but those whose members already
+    /// include it.
+    fn send(&self, channel: &str, frame: String, except: Option<&str>, version: u64) {
+        let out = Out {
+            frame: Utf8Bytes::from(frame),
+            change: (version != 0).then(|| (Arc::from(channel), version)),
+        };
         let channels = read(&self.channels);
         let Some(sockets) = channels.get(channel) else {
             return;
         };
-        for (socket_id, conn) in sockets {
-            if except != Some(socket_id.as_str()) {
-                conn.send(&frame);
+        for (socket_id, sub) in sockets {
+            let known = version != 0 && version <= sub.since;
+            if except != Some(socket_id.as_str()) && !known {
+                sub.conn.send(&out);
             }
         }
     }
 
-    pub(crate) fn subscribe(&self, channel: &str, socket_id: &str, conn: Conn) {
+    /// Puts `socket_id` on `channel`; `since` is the version of the
+    /// presence members it was sent (0 on other channels).
+    pub(crate) fn subscribe(&self, channel: &str, socket_id: &str, conn: Conn, since: u64) {
         write(&self.channels)
             .entry(channel.to_owned())
             .or_default()
-            .insert(socket_id.to_owned(), conn);
+            .insert(socket_id.to_owned(), Sub { conn, since });
+    }
+
+    /// Sets the version of the presence members `socket_id` was sent on
+    /// `channel`.
+    pub(crate) fn set_since(&self, channel: &str, socket_id: &str, since: u64) {
+        if let Some(sub) = write(&self.channels)
+            .get_mut(channel)
+            .and_then(|sockets| sockets.get_mut(socket_id))
+        {
+            sub.since = since;
+        }
     }
 
     pub(crate) fn unsubscribe(&self, channel: &str, socket_id: &str) {
@@ -326,7 +372,7 @@ mod tests {
         Hub::new(&[App::new("1", "k", "s")])
     }
 
-    fn conn(capacity: usize) -> (Conn, mpsc::Receiver<Utf8Bytes>) {
+    fn conn(capacity: usize) -> (Conn, mpsc::Receiver<Out>) {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Conn {
@@ -343,8 +389,8 @@ mod tests {
         let app = hub.by_id("1").expect("the app").clone();
         let (a, mut a_rx) = conn(4);
         let (b, mut b_rx) = conn(4);
-        app.subscribe("chat", "1.1", a);
-        app.subscribe("chat", "2.2", b);
+        app.subscribe("chat", "1.1", a, 0);
+        app.subscribe("chat", "2.2", b, 0);
         hub.deliver(&Delivery::Event {
             app: "1".into(),
             channels: vec!["chat".into(), "elsewhere".into()],
@@ -355,7 +401,7 @@ mod tests {
         });
         let frame = a_rx.try_recv().expect("a gets it");
         assert_eq!(
-            frame.as_str(),
+            frame.frame.as_str(),
             r#"{"event":"said","channel":"chat","data":"{}"}"#
         );
         assert!(b_rx.try_recv().is_err(), "b sent it");
@@ -380,15 +426,41 @@ mod tests {
         let app = hub.by_id("1").expect("the app").clone();
         let (a, _rx) = conn(1);
         let kick = a.kick.clone();
-        app.subscribe("chat", "1.1", a);
+        app.subscribe("chat", "1.1", a, 0);
         for _ in 0..2 {
             hub.deliver(&Delivery::MemberRemoved {
                 app: "1".into(),
                 channel: "chat".into(),
                 user_id: "7".into(),
+                version: 0,
             });
         }
         assert_eq!(kick.code.load(Ordering::Acquire), codes::OVER_CAPACITY);
+    }
+
+    #[test]
+    fn member_events_already_in_a_socket_s_members_are_not_sent_again() {
+        let hub = hub();
+        let app = hub.by_id("1").expect("the app").clone();
+        let (early, mut early_rx) = conn(4);
+        let (late, mut late_rx) = conn(4);
+        app.subscribe("presence-a", "1.1", early, 10);
+        app.subscribe("presence-a", "2.2", late, 20);
+        let added = |version| Delivery::MemberAdded {
+            app: "1".into(),
+            channel: "presence-a".into(),
+            member: Member::new("7"),
+            except: "3.3".into(),
+            version,
+        };
+        // Joined at 15: the early socket's members lack it, the late one's
+        // have it.
+        hub.deliver(&added(15));
+        assert!(early_rx.try_recv().is_ok());
+        assert!(late_rx.try_recv().is_err());
+        hub.deliver(&added(21));
+        assert!(early_rx.try_recv().is_ok());
+        assert!(late_rx.try_recv().is_ok());
     }
 
     #[test]

@@ -533,16 +533,20 @@ impl Inner {
     }
 
     /// Adds a presence member: whether this is the user's first connection
-    /// there, and every member.
+    /// there, every member, and the version of that list (0 in one
+    /// process, where deliveries keep their order).
     pub(crate) async fn presence_join(
         &self,
         app: &hub::AppHub,
         channel: &str,
         socket_id: &str,
         member: &Member,
-    ) -> Result<(bool, Vec<Member>), BroadcastError> {
+    ) -> Result<(bool, Vec<Member>, u64), BroadcastError> {
         match &self.fanout {
-            Fanout::Local => Ok(app.presence_join(channel, socket_id, member)),
+            Fanout::Local => {
+                let (first, members) = app.presence_join(channel, socket_id, member);
+                Ok((first, members, 0))
+            }
             #[cfg(feature = "redis")]
             Fanout::Redis(redis) => {
                 redis
@@ -553,15 +557,15 @@ impl Inner {
     }
 
     /// Takes a socket off a presence channel: the user id when it was the
-    /// user's last connection there.
+    /// user's last connection there, and the version of the change.
     pub(crate) async fn presence_leave(
         &self,
         app: &hub::AppHub,
         channel: &str,
         socket_id: &str,
-    ) -> Result<Option<String>, BroadcastError> {
+    ) -> Result<Option<(String, u64)>, BroadcastError> {
         match &self.fanout {
-            Fanout::Local => Ok(app.presence_leave(channel, socket_id)),
+            Fanout::Local => Ok(app.presence_leave(channel, socket_id).map(|user| (user, 0))),
             #[cfg(feature = "redis")]
             Fanout::Redis(redis) => redis.presence_leave(app.app.id(), channel, socket_id).await,
         }

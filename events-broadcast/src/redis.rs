@@ -33,10 +33,14 @@ use crate::{BroadcastError, BuildError};
 /// The key prefix when the URL names none.
 pub const DEFAULT_PREFIX: &str = "events";
 
-/// Adds a socket to a presence channel: `{first, info hash}`.
+/// Adds a socket to a presence channel: `{first, version, info hash}`.
+/// Versions are Redis's clock in microseconds: scripts run one at a time,
+/// so a member list and the changes after it are ordered by them.
 const JOIN: &str = r"
+local t = redis.call('TIME')
+local version = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  return {0, redis.call('HGETALL', KEYS[3])}
+  return {0, version, redis.call('HGETALL', KEYS[3])}
 end
 redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -44,11 +48,11 @@ local n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 if n == 1 then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 end
-return {n == 1 and 1 or 0, redis.call('HGETALL', KEYS[3])}
+return {n == 1 and 1 or 0, version, redis.call('HGETALL', KEYS[3])}
 ";
 
-/// Takes a socket off a presence channel: the user id when it was their
-/// last socket there, else nil.
+/// Takes a socket off a presence channel: `{user id, version}` when it
+/// was their last socket there, else nil.
 const LEAVE: &str = r"
 local user = redis.call('HGET', KEYS[1], ARGV[1])
 if not user then
@@ -62,7 +66,8 @@ local n = redis.call('HINCRBY', KEYS[2], user, -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], user)
   redis.call('HDEL', KEYS[3], user)
-  return user
+  local t = redis.call('TIME')
+  return {user, tonumber(t[1]) * 1000000 + tonumber(t[2])}
 end
 return false
 ";
@@ -77,13 +82,14 @@ return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 ";
 
 /// Takes the sockets of every node past its deadline off the presence
-/// channels it listed. Returns `entry, user id` pairs (flat) of the users
-/// who left, `entry` being `app:channel`.
+/// channels it listed. Returns the version (Redis's clock in µs), then
+/// `entry, user id` pairs (flat) of the users who left, `entry` being
+/// `app:channel`.
 const SWEEP: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix = ARGV[1]
-local left = {}
+local left = {tostring(tonumber(t[1]) * 1000000 + tonumber(t[2]))}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   local index = prefix .. ':node:' .. node .. ':presence'
   local mine = node .. ':'
@@ -400,11 +406,11 @@ impl RedisFanout {
         channel: &str,
         socket_id: &str,
         member: &Member,
-    ) -> Result<(bool, Vec<Member>), BroadcastError> {
+    ) -> Result<(bool, Vec<Member>, u64), BroadcastError> {
         let [sockets, users, info] = self.keys(app, channel);
         let info_json = serde_json::to_string(&member.user_info).map_err(BroadcastError::Data)?;
         let mut conn = self.conn.clone();
-        let (first, hash): (i64, Vec<(String, String)>) = self
+        let (first, version, hash): (i64, u64, Vec<(String, String)>) = self
             .join
             .key(sockets)
             .key(users)
@@ -417,7 +423,7 @@ impl RedisFanout {
             .invoke_async(&mut conn)
             .await
             .map_err(Self::redis_error)?;
-        Ok((first == 1, members(hash)))
+        Ok((first == 1, members(hash), version))
     }
 
     pub(crate) async fn presence_leave(
@@ -425,7 +431,7 @@ impl RedisFanout {
         app: &str,
         channel: &str,
         socket_id: &str,
-    ) -> Result<Option<String>, BroadcastError> {
+    ) -> Result<Option<(String, u64)>, BroadcastError> {
         let [sockets, users, info] = self.keys(app, channel);
         let mut conn = self.conn.clone();
         self.leave
@@ -546,7 +552,8 @@ async fn beat(beat: Beat) {
             .await;
         match left {
             Ok(left) => {
-                for pair in left.chunks(2) {
+                let version: u64 = left.first().and_then(|v| v.parse().ok()).unwrap_or(0);
+                for pair in left.get(1..).unwrap_or_default().chunks(2) {
                     let [entry, user_id] = pair else { continue };
                     let Some((app, presence)) = entry.rsplit_once(':') else {
                         continue;
@@ -555,6 +562,7 @@ async fn beat(beat: Beat) {
                         app: app.to_owned(),
                         channel: presence.to_owned(),
                         user_id: user_id.clone(),
+                        version,
                     };
                     let Ok(payload) = serde_json::to_string(&removed) else {
                         continue;

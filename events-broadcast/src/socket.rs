@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::Inner;
-use crate::hub::{AppHub, Conn, Delivery, Kick};
+use crate::hub::{self, AppHub, Conn, Delivery, Kick};
 use crate::protocol::{
     ChannelKind, ClientMessage, ConnectionEstablished, Member, PresenceData, ServerMessage,
     Subscribe, SubscriptionError, SubscriptionSucceeded, codes, error_frame, validate_channel,
@@ -157,6 +157,9 @@ struct Session {
     sink: SplitSink<WebSocket, Message>,
     /// Each subscribed channel, with the user id on presence channels.
     subscriptions: HashMap<String, Option<String>>,
+    /// On each presence channel, the version of the members this socket
+    /// was sent: changes no newer are in them already.
+    since: HashMap<String, u64>,
     last_seen: Instant,
     pinged_at: Option<Instant>,
     bucket: Bucket,
@@ -185,6 +188,7 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
         },
         sink,
         subscriptions: HashMap::new(),
+        since: HashMap::new(),
         last_seen: Instant::now(),
         pinged_at: None,
         bucket: Bucket::new(inner.options.client_events_per_second),
@@ -239,8 +243,11 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
                     }
                     Some(Err(_)) | None => break None,
                 },
-                Some(frame) = rx.recv() => {
-                    if session.sink.send(Message::Text(frame)).await.is_err() {
+                Some(out) = rx.recv() => {
+                    if session.known(&out) {
+                        continue;
+                    }
+                    if session.sink.send(Message::Text(out.frame)).await.is_err() {
                         break None;
                     }
                 }
@@ -276,6 +283,16 @@ async fn run(socket: WebSocket, inner: Arc<Inner>, app: Arc<AppHub>) {
 }
 
 impl Session {
+    /// Whether `out` is a presence change the members this socket was
+    /// sent already include.
+    fn known(&self, out: &hub::Out) -> bool {
+        out.change.as_ref().is_some_and(|(channel, version)| {
+            self.since
+                .get(&**channel)
+                .is_some_and(|since| version <= since)
+        })
+    }
+
     async fn send(&mut self, frame: String) -> Result<(), Close> {
         self.sink
             .send(Message::Text(frame.into()))
@@ -448,7 +465,7 @@ impl Session {
         }
         if kind != ChannelKind::Presence {
             self.app
-                .subscribe(&channel, &self.socket_id, self.conn.clone());
+                .subscribe(&channel, &self.socket_id, self.conn.clone(), 0);
             self.subscriptions.insert(channel.clone(), None);
             self.inner.count(&self.app, &channel, 1).await;
             return self.succeeded(&channel, None).await;
@@ -466,13 +483,19 @@ impl Session {
                     .await;
             }
         };
+        // On the channel before joining, so no change made after the
+        // members are read is missed; what comes meanwhile is sent after
+        // subscription_succeeded (this task sends that first).
+        self.app
+            .subscribe(&channel, &self.socket_id, self.conn.clone(), 0);
         let joined = self
             .inner
             .presence_join(&self.app, &channel, &self.socket_id, &member)
             .await;
-        let (first, members) = match joined {
+        let (first, members, version) = match joined {
             Ok(joined) => joined,
             Err(e) => {
+                self.app.unsubscribe(&channel, &self.socket_id);
                 return self
                     .refuse(
                         &channel,
@@ -483,8 +506,9 @@ impl Session {
                     .await;
             }
         };
-        self.app
-            .subscribe(&channel, &self.socket_id, self.conn.clone());
+        // Changes up to `version` are in `members`: not sent again.
+        self.app.set_since(&channel, &self.socket_id, version);
+        self.since.insert(channel.clone(), version);
         self.subscriptions
             .insert(channel.clone(), Some(member.user_id.clone()));
         self.inner.count(&self.app, &channel, 1).await;
@@ -496,6 +520,7 @@ impl Session {
                 channel: channel.clone(),
                 member,
                 except: self.socket_id.clone(),
+                version,
             };
             if let Err(e) = self.inner.send(added).await {
                 tracing::warn!(%channel, error = %e, "cannot announce a presence member");
@@ -521,6 +546,7 @@ impl Session {
         let Some(user_id) = self.subscriptions.remove(channel) else {
             return;
         };
+        self.since.remove(channel);
         self.app.unsubscribe(channel, &self.socket_id);
         self.inner.count(&self.app, channel, -1).await;
         if user_id.is_some() {
@@ -534,11 +560,12 @@ impl Session {
             .presence_leave(&self.app, channel, &self.socket_id)
             .await
         {
-            Ok(Some(user_id)) => {
+            Ok(Some((user_id, version))) => {
                 let removed = Delivery::MemberRemoved {
                     app: self.app.app.id().to_owned(),
                     channel: channel.to_owned(),
                     user_id,
+                    version,
                 };
                 if let Err(e) = self.inner.send(removed).await {
                     tracing::warn!(%channel, error = %e, "cannot announce that a member left");

@@ -439,3 +439,39 @@ async fn the_http_api_counts_the_sockets_of_every_node() {
     .await;
     clean(&prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_change_older_than_a_socket_s_members_is_not_sent_to_it() {
+    let prefix = unique_prefix("stale");
+    let one = node(&prefix).await;
+    let mut ann = Client::connect(one.addr, KEY).await;
+    ann.subscribe_presence("presence-room.1", "7", json!(null))
+        .await;
+    // As a node would publish a change that crossed Redis more slowly than
+    // Ann's own join: one from 2001 (older than her members), one from
+    // 2286 (newer). Versions are Redis's clock in microseconds.
+    let client = redis::Client::open(redis_url()).expect("the URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    for (user, version) in [
+        ("9", 1_000_000_000_000_000_u64),
+        ("11", 9_999_999_999_000_000),
+    ] {
+        let change = json!({
+            "kind": "member_added", "app": "1", "channel": "presence-room.1",
+            "member": {"user_id": user}, "except": "0.0", "version": version,
+        });
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("{prefix}:broadcast"))
+            .arg(change.to_string())
+            .query_async(&mut conn)
+            .await
+            .expect("PUBLISH");
+    }
+    let added = ann.expect("pusher_internal:member_added").await;
+    assert_eq!(data(&added)["user_id"], "11", "only the newer change");
+    ann.nothing_for(Duration::from_millis(300)).await;
+    clean(&prefix).await;
+}
