@@ -41,6 +41,9 @@
 //! - `redis`: the Redis queue for workers on many machines,
 //!   `redis://host:port/db` (`rediss://` for TLS, `?prefix=app`; crate
 //!   `events-redis`), and `events::queue::RedisBackend`.
+//! - `postgres`: the event log on PostgreSQL, `postgres://user@host/db`
+//!   (and `postgresql://`; crate `events-postgres`), and
+//!   `events::postgres::PostgresStore`.
 //! - `cli` (default): the operator commands, `events::cli::run()`.
 //! - `metrics`: Prometheus metrics, [`metrics::Metrics`] (an observer
 //!   recording through the `metrics` facade), a `/metrics` endpoint, and
@@ -61,7 +64,7 @@
 #![warn(missing_docs)]
 
 pub use events_core::*;
-pub use events_macros::{channel, event, listen, listener, subscriber};
+pub use events_macros::{channel, event, listen, listener, subscriber, upcast};
 
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the
@@ -119,6 +122,14 @@ pub mod queue {
         crate::link_backends();
         events_core::queue::from_env()
     }
+}
+
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    //! The event log on PostgreSQL (feature `postgres`): [`PostgresStore`],
+    //! opened by `events::store::Store::open("postgres://..")` or
+    //! `EVENTS_STORE_URL`. See the README's "Event log on PostgreSQL".
+    pub use events_postgres::*;
 }
 
 #[cfg(feature = "metrics")]
@@ -229,11 +240,13 @@ fn link_backends() {
     events_sqlite::link();
     #[cfg(feature = "redis")]
     events_redis::link();
+    #[cfg(feature = "postgres")]
+    events_postgres::link();
 }
 
 /// The attributes, `Event`, the `Dispatch` extension trait, `Flow` and
 /// `AnyEvent`: `use events::prelude::*;`.
 pub mod prelude {
     pub use events_core::{AnyEvent, Dispatch, Event, Flow};
-    pub use events_macros::{event, listen, listener, subscriber};
+    pub use events_macros::{event, listen, listener, subscriber, upcast};
 }

@@ -312,6 +312,9 @@ async fn config_shows_each_setting_its_value_and_source() {
             "1,5,15",
             "env EVENTS_RETRY_DELAY_SECONDS",
         ),
+        // The event log's, in the core.
+        ("EVENTS_STORE_ENABLED", "false", "default"),
+        ("EVENTS_STORE_URL", "(unset)", "default"),
         ("EVENTS_TIMEOUT", "60s", "default"),
         (
             "EVENTS_WORKER_CONCURRENCY",
@@ -342,7 +345,7 @@ async fn config_shows_each_setting_its_value_and_source() {
     result.unwrap();
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let settings = json["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 7 + capability_rows().len());
+    assert_eq!(settings.len(), 9 + capability_rows().len());
     let concurrency = settings
         .iter()
         .find(|s| s["name"] == "EVENTS_WORKER_CONCURRENCY")

@@ -19,4 +19,5 @@ fn ui() {
     t.compile_fail("tests/ui/subscriber/*.rs");
     t.compile_fail("tests/ui/assert/*.rs");
     t.compile_fail("tests/ui/channel/*.rs");
+    t.compile_fail("tests/ui/upcast/*.rs");
 }

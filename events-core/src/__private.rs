@@ -28,6 +28,31 @@ use crate::listener::check_round_trip;
 pub fn event_def<E: Event>() -> Option<&'static EventDef> {
     crate::event::def_of::<E>()
 }
+
+/// What `#[event]` says of `E` for the event log, for its [`EventEntry`].
+pub fn event_log_def<E: Event>() -> Option<&'static LogDef> {
+    crate::event::log_of::<E>()
+}
+
+pub use crate::event::LogDef;
+pub use crate::store::Entity;
+pub use crate::store::UpcastDef;
+pub use std::any::Any;
+pub use std::format;
+
+/// Raised, on the `store` key, by an event in the event log whose type is
+/// not `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` goes into the event log, so it must implement `Serialize`",
+    label = "the event log stores the event as JSON",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (Deserialize too, to replay it)"
+)]
+pub trait Storable {}
+
+impl<T: serde::Serialize> Storable for T {}
+
+/// The check behind [`Storable`]'s message.
+pub const fn assert_storable<T: Storable>() {}
 pub use crate::listener::{
     BoxFuture, EncodeError, IntoOutcome, JobFn, Listener, ListenerDef, Listens, Outcome,
     QueueOptions, Run, Target, TypedCall, TypedListener,
@@ -264,13 +289,35 @@ pub fn build_registry() -> crate::registry::Registry {
 #[macro_export]
 macro_rules! __events_event {
     ($ty:ty, $name:literal, $line:literal) => {
+        $crate::__events_event!(@impl $ty, $name, $line, $crate::__private::LogDef::NONE;);
+    };
+    ($ty:ty, $name:literal, $line:literal, log($store:literal, $version:literal)) => {
+        $crate::__events_event!(@impl $ty, $name, $line,
+            $crate::__private::LogDef::new($store, $version, $crate::__private::None,
+                $crate::__events_event!(@schema $ty)););
+    };
+    ($ty:ty, $name:literal, $line:literal, log($store:literal, $version:literal) entity { $($entity:tt)* }) => {
+        $crate::__events_event!(@impl $ty, $name, $line,
+            $crate::__private::LogDef::new($store, $version, $crate::__private::Some(__events_entity),
+                $crate::__events_event!(@schema $ty));
+            $($entity)*);
+    };
+    (@schema $ty:ty) => {
+        || {
+            #[allow(unused_imports)]
+            use $crate::__private::spec::SchemaProbe as _;
+            (&&$crate::__private::spec::Probe::<$ty>($crate::__private::PhantomData)).__events_schema()
+        }
+    };
+    (@impl $ty:ty, $name:literal, $line:literal, $log:expr; $($items:tt)*) => {
         impl $crate::__private::Event for $ty {
             const NAME: &'static str = $name;
 
             fn __static()
             -> $crate::__private::Option<&'static $crate::__private::EventStatic<Self>> {
+                $($items)*
                 static __EVENTS_STATIC: $crate::__private::EventStatic<$ty> =
-                    $crate::__private::EventStatic::new($crate::__private::EventDef {
+                    $crate::__private::EventStatic::logged($crate::__private::EventDef {
                         name: $name,
                         type_name: $crate::__private::type_name::<$ty>,
                         type_id: $crate::__private::TypeId::of::<$ty>,
@@ -284,13 +331,16 @@ macro_rules! __events_event {
                         },
                         file: $crate::__private::file!(),
                         line: $line,
-                    });
+                    }, $log);
                 $crate::__private::Some(&__EVENTS_STATIC)
             }
         }
 
         $crate::__private::inventory::submit! {
-            $crate::__private::EventEntry { def: $crate::__private::event_def::<$ty> }
+            $crate::__private::EventEntry {
+                def: $crate::__private::event_def::<$ty>,
+                log: $crate::__private::event_log_def::<$ty>,
+            }
         }
     };
 }

@@ -88,6 +88,17 @@ pub enum CliError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The command needs the event log and none is configured.
+    #[error(
+        "no event store configured: pass --store-url, set EVENTS_STORE_URL, or install a dispatcher with a store"
+    )]
+    NoStore,
+    /// The event store failed (or its URL cannot be opened).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A replay stopped; its checkpoints stand at what it handled.
+    #[error(transparent)]
+    Replay(#[from] crate::store::ReplayError),
     /// `EVENTS_QUEUE_URL` names a queue that cannot be opened.
     #[error("cannot open the queue that EVENTS_QUEUE_URL names")]
     QueueUrl(#[source] std::sync::Arc<QueueError>),
@@ -168,6 +179,10 @@ struct Cli {
     /// The queue to use (memory://, sqlite://path); default: EVENTS_QUEUE_URL.
     #[arg(long, global = true, value_name = "URL")]
     queue_url: Option<String>,
+    /// The event log to use (sqlite://path, postgres://..); default:
+    /// EVENTS_STORE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    store_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -269,6 +284,48 @@ enum Command {
     },
     /// Events and listeners as a Mermaid flowchart.
     Graph,
+    /// Replay stored events into the listeners named (projectors), each
+    /// from its checkpoint; no other listener runs.
+    Replay {
+        /// The listeners to replay into (as `list` names them).
+        #[arg(
+            long = "listener",
+            value_delimiter = ',',
+            value_name = "LISTENERS",
+            required = true
+        )]
+        listeners: Vec<String>,
+        /// Only events of this name or pattern (repeatable).
+        #[arg(long = "event", value_name = "NAME")]
+        events: Vec<String>,
+        /// Only events about this entity, `type:id`.
+        #[arg(long, value_name = "ENTITY")]
+        entity: Option<String>,
+        /// Start after this position (unless a checkpoint is further on).
+        #[arg(long, value_name = "POSITION")]
+        from: Option<u64>,
+        /// Stop at this position.
+        #[arg(long, value_name = "POSITION")]
+        to: Option<u64>,
+        /// Ignore the checkpoints: start at --from (or the beginning).
+        #[arg(long)]
+        restart: bool,
+        /// Count what would be replayed; run nothing, move no checkpoint.
+        #[arg(long)]
+        dry_run: bool,
+        /// Events read per page.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        batch: usize,
+    },
+    /// Delete stored events that occurred longer ago than --older-than.
+    Prune {
+        /// How long ago: a duration such as 90d, 12h or 30m.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "AGE")]
+        older_than: Duration,
+        /// Only events of this name or pattern (repeatable).
+        #[arg(long = "event", value_name = "NAME")]
+        events: Vec<String>,
+    },
     /// Serve every server part compiled in (the dashboard at /dashboard,
     /// Prometheus metrics at /metrics, the broadcast server at /app/{key})
     /// until SIGINT/SIGTERM.
@@ -482,6 +539,7 @@ pub trait Server: Send + Sync + 'static {
 #[must_use]
 pub struct Commands {
     queue: Option<Queue>,
+    store: Option<crate::store::Store>,
     worker: Vec<WorkerSetup>,
     version: Option<&'static str>,
     metrics: Option<Box<dyn MetricsEndpoint>>,
@@ -498,6 +556,13 @@ impl Commands {
     /// Runs the commands on `queue` unless `--queue-url` names another.
     pub fn queue(mut self, queue: Queue) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// Runs `replay` and `prune` on `store` unless `--store-url` names
+    /// another.
+    pub fn store(mut self, store: crate::store::Store) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -687,7 +752,14 @@ where
         }
         Err(e) => return Err(e.into()),
     };
-    let mut flags = vec![(config::QUEUE_URL, "--queue-url", cli.queue_url.as_deref())];
+    let mut flags = vec![
+        (config::QUEUE_URL, "--queue-url", cli.queue_url.as_deref()),
+        (
+            crate::store::STORE_URL,
+            "--store-url",
+            cli.store_url.as_deref(),
+        ),
+    ];
     if let Command::Work {
         concurrency,
         timeout,
@@ -716,6 +788,7 @@ where
         return Err(ConfigError::new(problems).into());
     }
     let queue = || open_queue(&config, queue.as_ref());
+    let store = || open_store(&config, commands.store.as_ref());
     match &cli.command {
         Command::List { json } => {
             warn_if_nothing_registered(io.err)?;
@@ -774,6 +847,56 @@ where
                 after: *max_time,
             };
             work(out, io.err, worker, stop, *quiet).await
+        }
+        Command::Replay {
+            listeners,
+            events,
+            entity,
+            from,
+            to,
+            restart,
+            dry_run,
+            batch,
+        } => {
+            let mut replay = store()?
+                .replay()
+                .batch(*batch)
+                .restart(*restart)
+                .dry_run(*dry_run);
+            for listener in listeners {
+                replay = replay.listener(listener.clone());
+            }
+            for event in events {
+                replay = replay.name(event.clone());
+            }
+            if let Some(entity) = entity {
+                replay = replay.entity(entity.parse()?);
+            }
+            if let Some(from) = from {
+                replay = replay.from(*from);
+            }
+            if let Some(to) = to {
+                replay = replay.until_position(*to);
+            }
+            replay_command(out, replay).await
+        }
+        Command::Prune { older_than, events } => {
+            let mut prune = crate::store::Prune::older_than(*older_than);
+            for event in events {
+                prune = prune.name(event.clone());
+            }
+            let n = store()?.prune(&prune).await?;
+            let which = if events.is_empty() {
+                String::new()
+            } else {
+                format!(" of {}", events.join(", "))
+            };
+            writeln!(
+                out,
+                "{n} stored event(s){which} older than {} deleted",
+                format_duration(*older_than)
+            )?;
+            Ok(())
         }
         Command::Failed { filter } => failed(out, &queue()?, filter).await,
         Command::Retry { id, filter } => retry(out, &queue()?, id.as_deref(), filter).await,
@@ -1089,6 +1212,77 @@ impl crate::observe::Observer for JobLines {
 /// program passed; else the global dispatcher's, when it is the one
 /// `EVENTS_QUEUE_URL` names or that names none (opening the URL again would
 /// give `memory://` a second, empty queue); else `EVENTS_QUEUE_URL`'s.
+/// The event log `replay` and `prune` work on: `--store-url`, else the
+/// store the program gave, else the installed dispatcher's, else
+/// `EVENTS_STORE_URL`.
+fn open_store(
+    config: &Config,
+    given: Option<&crate::store::Store>,
+) -> Result<crate::store::Store, CliError> {
+    let setting = config.get(crate::store::STORE_URL);
+    let flagged = setting.filter(|s| matches!(s.source(), Source::Flag(_)));
+    if let Some(setting) = flagged {
+        return Ok(crate::store::Store::open(setting.value())?);
+    }
+    if let Some(store) = given {
+        return Ok(store.clone());
+    }
+    if let Ok(dispatcher) = global()
+        && let Some(store) = dispatcher.store()
+    {
+        return Ok(store.clone());
+    }
+    match setting {
+        Some(setting) => Ok(crate::store::Store::open(setting.value())?),
+        None => Err(CliError::NoStore),
+    }
+}
+
+/// The `replay` command: a progress bar on a terminal's stderr, then one
+/// line per listener.
+async fn replay_command(out: &mut dyn Write, replay: crate::store::Replay) -> Result<(), CliError> {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replaying [{bar:40}] {pos}/{len} positions ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let shown = bar.clone();
+    let report = replay
+        .progress(move |p| {
+            shown.set_length(p.last);
+            shown.set_position(p.position);
+        })
+        .run()
+        .await;
+    bar.finish_and_clear();
+    let report = report?;
+    let verb = if report.dry_run { "would get" } else { "got" };
+    for run in &report.listeners {
+        writeln!(
+            out,
+            "{}: {verb} {} event(s), positions {}..={}",
+            run.listener, run.events, run.from, run.to
+        )?;
+    }
+    writeln!(
+        out,
+        "{} stored event(s) read in {} ({:.0}/s){}",
+        report.read,
+        format_duration(report.took),
+        report.per_second(),
+        if report.dry_run {
+            "; dry run: nothing ran, no checkpoint moved"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
 fn open_queue(config: &Config, given: Option<&Queue>) -> Result<Queue, CliError> {
     let url = config.queue_url();
     let flagged = config

@@ -761,7 +761,10 @@ fn parse_duration(value: &str) -> Option<Duration> {
 /// The known name closest to `name` by edit distance (after the shared
 /// `EVENTS_` prefix, ignoring case), if it is close: at most a third of the
 /// name's length, and at most 3 edits. Ties go to the first in name order.
-fn nearest(name: &str, known: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+pub(crate) fn nearest(
+    name: &str,
+    known: impl Iterator<Item = &'static str>,
+) -> Option<&'static str> {
     let tail = |n: &str| {
         n.strip_prefix(PREFIX)
             .unwrap_or(n)

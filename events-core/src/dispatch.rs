@@ -22,6 +22,7 @@ use crate::listener::UnitFn;
 use crate::listener::{BoxError, EncodeError, Flow, ListenerDef, Outcome, RetryDefaults, Run};
 use crate::queue::{Job, JobEnv, JobSink, Queue, QueueError, QueueTarget};
 use crate::registry::{self, Call, Inline, RegistryError, Table};
+use crate::store::{AppendHook, NewEvent, Store};
 use crate::testing;
 
 /// What a dispatch did.
@@ -121,6 +122,17 @@ pub enum DispatchError {
         #[source]
         source: Box<crate::queue::QueueError>,
     },
+    /// The event log refused the event: nothing of the dispatch was
+    /// stored or enqueued (or, with a store apart from the queue, the event
+    /// was stored and its jobs were not: [`StoreError::Enqueue`](crate::store::StoreError::Enqueue)).
+    #[error("cannot store `{event}` in the event log")]
+    Store {
+        /// The event's name.
+        event: &'static str,
+        /// What the store said.
+        #[source]
+        source: Box<crate::store::StoreError>,
+    },
     /// The registry has a problem (duplicate names) that start-up validation
     /// found.
     #[error("the event registry is invalid")]
@@ -187,6 +199,7 @@ impl DispatchError {
             | DispatchError::Enqueue { listener, .. } => Some(listener),
             DispatchError::NotInstalled { listener, .. } => Some(listener),
             DispatchError::Registry(_)
+            | DispatchError::Store { .. }
             | DispatchError::QueueUrl(_)
             | DispatchError::Blocking { .. }
             | DispatchError::Config(_) => None,
@@ -224,6 +237,8 @@ struct Inner {
     /// by this dispatcher get.
     jobs: JobEnv,
     metadata: Option<MetadataProvider>,
+    /// The event log, when events are stored.
+    log: Option<EventLog>,
     /// `false`: the kill switch is on (see `start_slow`).
     enabled: bool,
     /// What the observers want of a dispatch.
@@ -275,6 +290,14 @@ impl Drop for Inner {
     }
 }
 
+/// Where a dispatcher stores events, and which.
+struct EventLog {
+    store: Store,
+    /// Every event, not only `#[event(store)]` ones (`EVENTS_STORE_ENABLED`).
+    all: bool,
+    hooks: Vec<Arc<dyn AppendHook>>,
+}
+
 /// Fills the metadata of every dispatch of a dispatcher, given the event's
 /// name (see [`DispatcherBuilder::metadata`]).
 pub type MetadataProvider = Arc<dyn Fn(&str, &mut Metadata) + Send + Sync>;
@@ -289,9 +312,62 @@ pub struct DispatcherBuilder {
     metadata: Option<MetadataProvider>,
     retry: RetryDefaults,
     disabled: bool,
+    store: Option<Store>,
+    store_all: bool,
+    hooks: Vec<Arc<dyn AppendHook>>,
 }
 
 impl DispatcherBuilder {
+    /// Stores events in the event log `store`: those declared
+    /// `#[event(store)]`, or every event with [`store_all`](Self::store_all).
+    ///
+    /// An event is stored once its sync listeners have run (a listener
+    /// that fails the dispatch keeps it out; one that halts with
+    /// `Flow::Stop` does not), together with its queued jobs: in one
+    /// transaction where the store and the queue share a database
+    /// ([`EventStore::append_with_jobs`](crate::store::EventStore::append_with_jobs)).
+    /// An event whose type is not `Serialize` cannot be stored and is
+    /// skipped by `store_all`.
+    ///
+    /// ```
+    /// use events::prelude::*;
+    /// use events::store::{EventQuery, Store};
+    /// use serde::Serialize;
+    ///
+    /// #[event(name = "appointment.booked", store, entity = "appointment:{id}")]
+    /// #[derive(Serialize)]
+    /// struct Booked { id: u64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::memory();
+    /// let dispatcher = events::Dispatcher::builder().store(store.clone()).build()?;
+    /// dispatcher.dispatch(Booked { id: 123 }).with("actor_id", "ada").await?;
+    ///
+    /// let page = store.events(&EventQuery::new().actor("ada")).await?;
+    /// assert_eq!(page.events[0].name, "appointment.booked");
+    /// assert_eq!(page.events[0].entity.as_ref().unwrap().to_string(), "appointment:123");
+    /// # Ok(()) }
+    /// ```
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// `true` stores every dispatched event, not only `#[event(store)]`
+    /// ones (`EVENTS_STORE_ENABLED=true`). Needs a [`store`](Self::store).
+    pub fn store_all(mut self, all: bool) -> Self {
+        self.store_all = all;
+        self
+    }
+
+    /// Adds jobs to every append of stored events, in the same write: how
+    /// webhook deliveries are enqueued with the event they deliver.
+    pub fn on_append(mut self, hook: impl AppendHook) -> Self {
+        self.hooks.push(Arc::new(hook));
+        self
+    }
+
     /// Sends queued listeners' jobs to `queue`, for workers to run.
     ///
     /// Without one, jobs run in this process on the dispatching Tokio
@@ -389,8 +465,12 @@ impl DispatcherBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn config(self, config: &Config) -> Self {
+        let all = config
+            .get(crate::store::STORE_ENABLED)
+            .is_some_and(|s| matches!(s.value().trim(), "true" | "1" | "yes" | "on"));
         self.enabled(config.enabled())
             .retry_defaults(config.retry_defaults().clone())
+            .store_all(all)
     }
 
     /// Validates the registry and makes the dispatcher.
@@ -401,6 +481,11 @@ impl DispatcherBuilder {
     pub fn build(self) -> Result<Dispatcher, RegistryError> {
         let registry = registry::registry();
         registry.validate()?;
+        if self.store.is_some()
+            && let Some(problem) = crate::store::upcast_problems().first()
+        {
+            return Err(problem.clone());
+        }
         // A disabled dispatcher runs nothing, so needs nothing.
         let in_process = self.queue.is_none();
         if !self.disabled {
@@ -428,6 +513,11 @@ impl DispatcherBuilder {
                     in_flight: Arc::default(),
                 },
                 metadata: self.metadata,
+                log: self.store.map(|store| EventLog {
+                    store,
+                    all: self.store_all,
+                    hooks: self.hooks,
+                }),
                 enabled: !self.disabled,
                 path,
             }),
@@ -459,6 +549,11 @@ impl Dispatcher {
             QueueTarget::Queue(queue) => Some(queue),
             QueueTarget::InProcess => None,
         }
+    }
+
+    /// The event log it stores events in, if any.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.log.as_ref().map(|log| &log.store)
     }
 
     /// Whether it dispatches at all: `false` when built disabled
@@ -763,6 +858,7 @@ fn start<'d, E: Event>(
         let table = registry::table::<E>();
         if let Some(plain) = &table.plain
             && table.queued.is_empty()
+            && !stores::<E>(dispatcher)
         {
             return Poll::Ready(Ok(Dispatched {
                 ran: run_plain(table, plain, &event),
@@ -889,7 +985,7 @@ fn start_slow<'d, E: Event>(
         )));
         return poll_waiting(state, cx);
     }
-    if nothing_to_enqueue(table, &done) {
+    if nothing_to_enqueue(table, &done) && !stores::<E>(dispatcher) {
         return Poll::Ready(Ok(done));
     }
     let from = table.inline.len();
@@ -938,7 +1034,9 @@ fn start_lean<'d, E: Event>(
         };
         let ended = match ran {
             Err(failed) => Some(Err(listener_error::<E>(failed))),
-            Ok(()) if nothing_to_enqueue(table, &done) => Some(Ok(std::mem::take(&mut done))),
+            Ok(()) if nothing_to_enqueue(table, &done) && !stores::<E>(dispatcher) => {
+                Some(Ok(std::mem::take(&mut done)))
+            }
             Ok(()) => None,
         };
         if let Some(result) = ended {
@@ -1004,6 +1102,45 @@ fn nothing_to_enqueue(table: &Table, done: &Dispatched) -> bool {
     done.halted_by.is_some() || table.queued.is_empty()
 }
 
+/// Whether `dispatcher` stores events of type `E` in its event log.
+#[inline(always)]
+fn stores<E: Event>(dispatcher: &Dispatcher) -> bool {
+    match &dispatcher.inner.log {
+        None => false,
+        Some(log) => log.all || crate::event::log_of::<E>().is_some_and(|l| l.store),
+    }
+}
+
+/// The record of a dispatch for the event log: `None` when the event's
+/// type is not `Serialize` (only `store_all` gets here with one).
+fn record_of<E: Event>(event: &E, envelope: &Envelope) -> Result<Option<NewEvent>, DispatchError> {
+    let json = match crate::event::to_json(event) {
+        Some(Ok(json)) => json,
+        Some(Err(e)) => {
+            return Err(DispatchError::Store {
+                event: E::NAME,
+                source: Box::new(crate::store::StoreError::Invalid(format!(
+                    "`{}` failed to serialize: {e}",
+                    E::NAME
+                ))),
+            });
+        }
+        None => return Ok(None),
+    };
+    let log = crate::event::log_of::<E>();
+    let mut record = NewEvent::new(E::NAME, json)
+        .id(envelope.id)
+        .occurred_at(envelope.occurred_at)
+        .metadata(envelope.metadata.clone());
+    if let Some(log) = log {
+        record = record.version(log.version);
+        if let Some(entity) = log.entity.and_then(|f| f(event)) {
+            record = record.entity(entity);
+        }
+    }
+    Ok(Some(record))
+}
+
 /// A dispatch on a dispatcher with observers: the envelope is built first,
 /// the rest runs in the observers' span, each listener is timed, and the
 /// observers see how it ended.
@@ -1057,25 +1194,43 @@ async fn finish<E: Event>(
     )
     .await
     .map_err(listener_error::<E>)?;
-    if nothing_to_enqueue(table, &done) {
+    let dispatcher = context.dispatcher;
+    let stored = stores::<E>(dispatcher);
+    let no_jobs = nothing_to_enqueue(table, &done);
+    if no_jobs && !stored {
         return Ok(done);
     }
-    let dispatcher = context.dispatcher;
     let envelope = context.envelope();
+    let record = if stored {
+        record_of(&event, envelope)?
+    } else {
+        None
+    };
     let queue_fake = fakes.and_then(|f| f.queue);
     let sink = match &queue_fake {
         Some(fake) => JobSink::Fake(fake, &dispatcher.inner.jobs),
         None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.jobs),
     };
     let retry = &dispatcher.inner.jobs.retry;
+    let queued: &[&'static ListenerDef] = if no_jobs { &[] } else { &table.queued };
     enqueue(
-        &table.queued,
+        queued,
         AnyEvent::new(&event),
         envelope,
         &sink,
         retry,
         &mut done,
         observers,
+        record.map(|r| {
+            (
+                r,
+                dispatcher
+                    .inner
+                    .log
+                    .as_ref()
+                    .expect("a dispatcher that stores has a log"),
+            )
+        }),
     )
     .await?;
     Ok(done)
@@ -1282,6 +1437,8 @@ fn admits(def: &ListenerDef, event: &AnyEvent) -> bool {
 /// the event once, all in one write: if the queue refuses them, none is
 /// stored. A queued wildcard listener skips events whose type is not
 /// `Serialize`: they cannot be stored.
+// One call site; the arguments are the dispatch's parts, named.
+#[allow(clippy::too_many_arguments)]
 async fn enqueue(
     queued: &[&'static ListenerDef],
     event: &AnyEvent,
@@ -1290,6 +1447,7 @@ async fn enqueue(
     retry: &RetryDefaults,
     done: &mut Dispatched,
     observers: Option<&Observers>,
+    record: Option<(NewEvent, &EventLog)>,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
     let mut jobs = Vec::with_capacity(queued.len());
@@ -1329,6 +1487,10 @@ async fn enqueue(
         job.max_tries = options.tries_or(retry);
         jobs.push((def, job));
     }
+    if let Some((record, log)) = record {
+        let name = event.erased().static_name().unwrap_or("an event");
+        return store_and_enqueue(name, record, log, jobs, sink, done, observers).await;
+    }
     let Some(&(first, _)) = jobs.first() else {
         return Ok(());
     };
@@ -1352,6 +1514,66 @@ async fn enqueue(
         source: Box::new(source),
     })?;
     done.queued += count as u32;
+    Ok(())
+}
+
+/// Stores a dispatch's event with its jobs (and the jobs the log's hooks
+/// add): in one write through the store when the jobs go to a queue, else
+/// the event first, then the jobs to the fake or the in-process runner.
+async fn store_and_enqueue(
+    event: &'static str,
+    record: NewEvent,
+    log: &EventLog,
+    mut jobs: Vec<(&'static ListenerDef, Job)>,
+    sink: &JobSink<'_>,
+    done: &mut Dispatched,
+    observers: Option<&Observers>,
+) -> Result<(), DispatchError> {
+    let first = jobs.first().map_or("the event log", |(def, _)| def.name);
+    let failed = |source: crate::store::StoreError| DispatchError::Store {
+        event,
+        source: Box::new(source),
+    };
+    let records = std::slice::from_ref(&record);
+    for hook in &log.hooks {
+        for job in hook.jobs(records).await.map_err(failed)? {
+            let Some(def) = registry::registry().listener(&job.listener).map(|l| l.def) else {
+                return Err(failed(crate::store::StoreError::Invalid(format!(
+                    "an append hook made a job for listener `{}`, which is not registered",
+                    job.listener
+                ))));
+            };
+            jobs.push((def, job));
+        }
+    }
+    let count = jobs.len() as u32;
+    match sink {
+        JobSink::Target(QueueTarget::Queue(queue), _) => {
+            let plain: Vec<Job> = jobs.iter().map(|(_, job)| job.clone()).collect();
+            log.store
+                .append_with_jobs(vec![record], plain, queue)
+                .await
+                .map_err(failed)?;
+            if let Some(observers) = observers.filter(|o| o.want(Interest::JOBS)) {
+                for (_, job) in &jobs {
+                    observers.each(Interest::JOBS, |o| o.job_enqueued(job));
+                }
+            }
+        }
+        _ => {
+            log.store.append(vec![record]).await.map_err(failed)?;
+            if !jobs.is_empty() {
+                sink.push_all(jobs, observers)
+                    .await
+                    .map_err(|source| DispatchError::Enqueue {
+                        listener: first,
+                        event,
+                        source: Box::new(source),
+                    })?;
+            }
+        }
+    }
+    done.queued += count;
     Ok(())
 }
 

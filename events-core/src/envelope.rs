@@ -26,6 +26,10 @@ pub mod keys {
     pub const TRACEPARENT: &str = "traceparent";
     /// The W3C trace state that goes with [`TRACEPARENT`].
     pub const TRACESTATE: &str = "tracestate";
+    /// Further entities the event concerns, as `type:id` separated by
+    /// commas (`invoice:5,customer:9`): the event log lists the event on
+    /// their timelines too, when asked for related events.
+    pub const RELATED: &str = "related";
 }
 
 /// An event's id: a ULID (48 bits of milliseconds since the epoch, then 80
@@ -327,7 +331,7 @@ impl Default for Envelope {
 }
 
 /// `SystemTime` as integer milliseconds since the epoch.
-mod epoch_millis {
+pub(crate) mod epoch_millis {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     pub fn serialize<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -270,17 +270,82 @@ impl fmt::Debug for EventDef {
 pub struct EventStatic<E: ?Sized> {
     /// The type's description.
     pub def: EventDef,
+    /// What the event log needs to know of it.
+    pub log: LogDef,
     /// Its listener table, once dispatch has looked it up.
     pub slot: crate::registry::TableSlot<E>,
 }
 
 impl<E: ?Sized> EventStatic<E> {
-    /// The static for a type described by `def`.
+    /// The static for a type described by `def`, not in the event log.
     pub const fn new(def: EventDef) -> EventStatic<E> {
+        EventStatic::logged(def, LogDef::NONE)
+    }
+
+    /// The static for a type described by `def` and, for the event log,
+    /// `log`.
+    pub const fn logged(def: EventDef, log: LogDef) -> EventStatic<E> {
         EventStatic {
             def,
+            log,
             slot: crate::registry::TableSlot::new(),
         }
+    }
+}
+
+/// What `#[event(store, entity = "..", version = N)]` says of a type for
+/// the event log.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct LogDef {
+    /// `store`: a dispatcher with a store keeps every dispatch of it.
+    pub store: bool,
+    /// The version of its shape (1 unless `version` sets one).
+    pub version: u32,
+    /// The entity an event of the type concerns, from the template
+    /// (`None` if handed another type).
+    pub entity: Option<fn(&dyn Any) -> Option<crate::store::Entity>>,
+    /// Its JSON Schema, where the type implements `schemars::JsonSchema`
+    /// and the `schemars` feature is on.
+    pub schema: fn() -> Option<serde_json::Value>,
+}
+
+fn no_schema() -> Option<serde_json::Value> {
+    None
+}
+
+impl LogDef {
+    /// Not stored unless every event is, version 1, no entity.
+    pub const NONE: LogDef = LogDef {
+        store: false,
+        version: 1,
+        entity: None,
+        schema: no_schema,
+    };
+
+    /// A description.
+    pub const fn new(
+        store: bool,
+        version: u32,
+        entity: Option<fn(&dyn Any) -> Option<crate::store::Entity>>,
+        schema: fn() -> Option<serde_json::Value>,
+    ) -> LogDef {
+        LogDef {
+            store,
+            version,
+            entity,
+            schema,
+        }
+    }
+}
+
+impl fmt::Debug for LogDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogDef")
+            .field("store", &self.store)
+            .field("version", &self.version)
+            .field("entity", &self.entity.is_some())
+            .finish()
     }
 }
 
@@ -292,6 +357,8 @@ pub struct EventEntry {
     /// The type's description (`None` for a hand-written impl whose static
     /// describes another type).
     pub def: fn() -> Option<&'static EventDef>,
+    /// What the event log needs to know of it (`None` likewise).
+    pub log: fn() -> Option<&'static LogDef>,
 }
 
 inventory::collect!(EventEntry);
@@ -303,6 +370,14 @@ pub(crate) fn def_of<E: Event>() -> Option<&'static EventDef> {
     E::__static()
         .map(|s| &s.def)
         .filter(|def| (def.type_id)() == TypeId::of::<E>())
+}
+
+/// What the event log needs to know of `E`, when `#[event]` generated its
+/// static ([`def_of`]'s check applies).
+pub(crate) fn log_of<E: Event>() -> Option<&'static LogDef> {
+    E::__static()
+        .filter(|s| (s.def.type_id)() == TypeId::of::<E>())
+        .map(|s| &s.log)
 }
 
 /// The event as JSON, when its type implements `Serialize`.
@@ -345,6 +420,27 @@ pub mod spec {
 
     /// Wraps a type for method-resolution-based specialization.
     pub struct Probe<T>(pub PhantomData<T>);
+
+    /// The probe for a JSON Schema: `&Probe<T>` has one where `T`
+    /// implements `schemars::JsonSchema` (feature `schemars`), `Probe<T>`
+    /// none.
+    pub trait SchemaProbe {
+        /// The type's JSON Schema, if it has one.
+        fn __events_schema(&self) -> Option<serde_json::Value>;
+    }
+
+    #[cfg(feature = "schemars")]
+    impl<T: schemars::JsonSchema> SchemaProbe for &Probe<T> {
+        fn __events_schema(&self) -> Option<serde_json::Value> {
+            serde_json::to_value(schemars::schema_for!(T)).ok()
+        }
+    }
+
+    impl<T> SchemaProbe for Probe<T> {
+        fn __events_schema(&self) -> Option<serde_json::Value> {
+            None
+        }
+    }
 
     /// The probe's one method, implemented at four depths of reference.
     pub trait JsonProbe {

@@ -18,6 +18,7 @@ pub mod observe;
 mod pattern;
 pub mod queue;
 mod registry;
+pub mod store;
 mod testing;
 mod worker;
 

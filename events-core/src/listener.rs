@@ -1,7 +1,7 @@
 //! Listeners: what `#[listener]` and `#[subscriber]` register, the return
 //! types a listener may have, and the options of a queued listener.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
@@ -508,6 +508,32 @@ impl TypedCall {
         // SAFETY: `erased` came from a `fn(&E) -> Outcome` (see `new`), and
         // the caller vouches that this `E` is that `E`.
         unsafe { std::mem::transmute::<*const (), fn(&E) -> Outcome>(self.erased) }
+    }
+
+    /// Calls it with `event` when `event` is of the type it was built for
+    /// (its `TypeId` says so); `None` otherwise. What a replay calls a
+    /// typed listener with, holding the event only as `Any`.
+    pub(crate) fn call_any(self, event: &dyn Any) -> Option<Outcome> {
+        if event.type_id() != self.type_id() {
+            return None;
+        }
+        let data = event as *const dyn Any as *const ();
+        if self.unit {
+            // SAFETY: `erased` came from a `fn(&E)` (see `unit`), and
+            // `event` is an `E` (the `TypeId`s match), so `data` points to
+            // a live `E` for this call. A thin `*const ()` and a `&E` of a
+            // sized `E` are ABI-compatible (std's `fn` docs, "ABI
+            // compatibility"), so calling the function through this
+            // pointer type is calling it with `&E`.
+            let call = unsafe { std::mem::transmute::<*const (), fn(*const ())>(self.erased) };
+            call(data);
+            Some(Ok(Flow::Continue))
+        } else {
+            // SAFETY: as above, for a `fn(&E) -> Outcome` (see `new`).
+            let call =
+                unsafe { std::mem::transmute::<*const (), fn(*const ()) -> Outcome>(self.erased) };
+            Some(call(data))
+        }
     }
 
     /// The bare function pointer of a unit call, for a table's dense array

@@ -155,6 +155,18 @@ pub enum RegistryError {
         /// Its line.
         second_line: u32,
     },
+    /// An event's upcasters do not lead from every older version to its
+    /// current one (`#[event(version = N)]`), or one is declared twice or
+    /// beyond the current version.
+    #[error("event `{event}` is at version {version}, and its upcasters are wrong: {reason}")]
+    UpcastChain {
+        /// The event's name.
+        event: &'static str,
+        /// Its current version.
+        version: u32,
+        /// What is wrong, in words.
+        reason: String,
+    },
     /// A listener takes `State<T>` and nothing gave a `T` to what runs it.
     #[error(
         "listener `{listener}` ({file}:{line}) takes `State<{type_name}>`, but no `{type_name}` was given: \

@@ -130,7 +130,21 @@ impl ListenerArgs {
 #[derive(Default)]
 pub struct EventArgs {
     pub name: Option<Spanned<String>>,
+    /// `store`: the event goes into the event log.
+    pub store: Option<Spanned<bool>>,
+    /// `entity = "type:{field}"`: the template, as written.
+    pub entity: Option<Spanned<LitStr>>,
+    /// `version = N`.
+    pub version: Option<Spanned<u32>>,
     pub krate: Option<Path>,
+}
+
+impl EventArgs {
+    /// Whether any key of the event log is set: the expansion then needs
+    /// the item's fields, and the log's description.
+    pub fn logs(&self) -> bool {
+        self.store.is_some() || self.entity.is_some() || self.version.is_some()
+    }
 }
 
 /// Parses `#[listener(..)]` (`keys` = the keys the attribute takes).
@@ -268,11 +282,45 @@ pub fn parse_listener(
 /// Parses `#[event(..)]`.
 pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
     let mut name = Slot::new(cx, NAME);
+    let mut store = Slot::new(cx, STORE);
+    let mut entity = Slot::new(cx, ENTITY);
+    let mut version = Slot::new(cx, VERSION);
     let mut krate = Slot::new(cx, CRATE);
     let parser = syn::meta::parser(|meta| {
         let key = key_of(&meta.path);
         let span = meta.path.span();
         match key.as_str() {
+            STORE => {
+                if meta.input.peek(syn::Token![=]) {
+                    let value: Expr = ungroup(meta.value()?.parse()?);
+                    match &value {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Bool(b), ..
+                        }) => store.set(span, b.value),
+                        other => cx.error_spanned_by(
+                            other,
+                            "`store` is a flag: write `store` (or `store = true` / `store = false`)",
+                        ),
+                    }
+                } else {
+                    store.set(span, true);
+                }
+            }
+            ENTITY => {
+                let value: Expr = ungroup(meta.value()?.parse()?);
+                if let Some(s) = string(cx, ENTITY, &value) {
+                    entity.set(span, s);
+                }
+            }
+            VERSION => {
+                let value: Expr = ungroup(meta.value()?.parse()?);
+                if let Some(n) = integer::<u32>(cx, VERSION, &value) {
+                    if n == 0 {
+                        cx.error_spanned_by(&value, "`version` starts at 1");
+                    }
+                    version.set(span, n);
+                }
+            }
             NAME => {
                 let value: Expr = ungroup(meta.value()?.parse()?);
                 if let Some(s) = string(cx, NAME, &value) {
@@ -300,6 +348,9 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
     }
     EventArgs {
         name: name.get(),
+        store: store.get(),
+        entity: entity.get(),
+        version: version.get(),
         krate: krate.get().map(|s| s.value),
     }
 }

@@ -25,6 +25,10 @@ use symbol::LISTENER_KEYS;
 
 /// Makes a struct or an enum an event: implements `Event` with `NAME` (the
 /// type's name, or `name = "a.b"`) and registers the type at link time.
+///
+/// Event-log keys: `store` (every dispatch of it is stored by a dispatcher
+/// with a store), `entity = "type:{field}"` (the entity it concerns, a
+/// template checked against the fields), `version = N` (default 1).
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let input = TokenStream2::from(input);
@@ -32,6 +36,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let args = attr::parse_event(&cx, args.into());
     let krate = expand::crate_path(args.krate.clone());
     if !cx.has_errors()
+        && !args.logs()
         && let Some(ident) = ast::plain_type_name(&input)
     {
         let expanded = expand::event::expand_plain(&krate, &args, &ident, input);
@@ -144,6 +149,37 @@ pub fn subscriber(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     with_errors(cx, expanded)
+}
+
+/// Registers an upcaster of a versioned event: a
+/// `fn(serde_json::Value) -> serde_json::Value` that turns a stored payload
+/// of version `from` into version `from + 1`, run when an older record is
+/// read (replay). `#[upcast(AppointmentCreated, from = 1)]`; an event at
+/// `#[event(version = N)]` needs one from every version below `N`, or a
+/// dispatcher with a store refuses to start.
+#[proc_macro_attribute]
+pub fn upcast(args: TokenStream, input: TokenStream) -> TokenStream {
+    let input = TokenStream2::from(input);
+    let args = match syn::parse::<expand::upcast::UpcastArgs>(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let e = e.to_compile_error();
+            return quote!(#e #input).into();
+        }
+    };
+    let krate = expand::crate_path(args.krate.clone());
+    match syn::parse2::<syn::ItemFn>(input.clone()) {
+        Ok(item) => expand::upcast::expand(&krate, &args, &item).into(),
+        Err(_) => {
+            let anchor: TokenStream2 = input.clone().into_iter().take(2).collect();
+            let e = syn::Error::new_spanned(
+                anchor,
+                "`#[upcast]` goes on a `fn(serde_json::Value) -> serde_json::Value`",
+            )
+            .to_compile_error();
+            quote!(#e #input).into()
+        }
+    }
 }
 
 /// Marks a method of a `#[subscriber]` impl as a listener. Takes the keys of

@@ -12,6 +12,9 @@ pub const WHEN: &str = "when";
 pub const ON_FAILURE: &str = "on_failure";
 pub const CRATE: &str = "crate";
 pub const AFTER_COMMIT: &str = "after_commit";
+pub const STORE: &str = "store";
+pub const ENTITY: &str = "entity";
+pub const VERSION: &str = "version";
 
 /// Keys of `#[listener(..)]`.
 pub const LISTENER_KEYS: &[&str] = &[
@@ -43,7 +46,7 @@ pub const LISTEN_KEYS: &[&str] = &[
     AFTER_COMMIT,
 ];
 /// Keys of `#[event(..)]`.
-pub const EVENT_KEYS: &[&str] = &[NAME, CRATE];
+pub const EVENT_KEYS: &[&str] = &[NAME, STORE, ENTITY, VERSION, CRATE];
 /// Keys of `#[subscriber(..)]`: defaults for its `#[listen]` methods, and
 /// the crate path.
 pub const SUBSCRIBER_KEYS: &[&str] = &[QUEUE, TRIES, BACKOFF, DELAY, TIMEOUT, CRATE];

@@ -150,27 +150,56 @@ impl SqliteOptions {
 /// still runs (a claim made so is handed back when its lease lapses). The
 /// threads end when the handle is dropped.
 pub struct SqliteBackend {
-    path: String,
-    // The writer is dropped (and joined) first: its last commit lands
-    // before the reader closes.
-    writer: Thread,
-    reader: Thread,
+    db: Arc<Db>,
     /// Wakes workers in this process when this handle enqueues; workers in
     /// other processes find new jobs at their next poll.
     wake: Notify,
 }
 
-impl SqliteBackend {
-    /// Opens (creating and migrating when needed) the database at `path`,
-    /// with the default [`SqliteOptions`]. The file is opened on the
-    /// backend's own thread; this call waits for it, so from async code
-    /// prefer `events::queue::connect`, which waits without blocking.
-    pub fn open(path: &Path) -> Result<SqliteBackend, QueueError> {
-        SqliteBackend::open_with(path, &SqliteOptions::default())
-    }
+/// One opened database: its two connection threads. A queue handle owns
+/// one; an event store opened on the queue ([`SqliteStore::on_queue`](crate::SqliteStore::on_queue))
+/// shares it, so the two write through one connection and one
+/// transaction can hold an append and its jobs.
+pub(crate) struct Db {
+    /// The file, as given (for messages).
+    pub(crate) path: String,
+    /// The file's canonical path, to tell whether two handles opened one
+    /// database (`None` when it could not be resolved).
+    pub(crate) canonical: Option<std::path::PathBuf>,
+    // The writer is dropped (and joined) first: its last commit lands
+    // before the reader closes.
+    writer: Thread,
+    reader: Thread,
+}
 
-    /// Opens the database at `path` with `options`: [`SqliteBackend::open`].
-    pub fn open_with(path: &Path, options: &SqliteOptions) -> Result<SqliteBackend, QueueError> {
+/// Why an operation sent to a connection's thread failed.
+pub(crate) enum Failure {
+    /// SQLite said no.
+    Sqlite(rusqlite::Error),
+    /// The thread is gone.
+    Stopped,
+}
+
+impl Failure {
+    /// As the queue reports it.
+    pub(crate) fn into_queue_error(self, path: &str) -> QueueError {
+        match self {
+            Failure::Sqlite(source) => SqliteError::Sqlite {
+                path: path.to_owned(),
+                source,
+            },
+            Failure::Stopped => SqliteError::Stopped {
+                path: path.to_owned(),
+            },
+        }
+        .into()
+    }
+}
+
+impl Db {
+    /// Opens the database at `path`: the writer (WAL, schema), then the
+    /// reader.
+    pub(crate) fn open(path: &Path, options: &SqliteOptions) -> Result<Db, SqliteError> {
         let name = path.display().to_string();
         let synchronous = options.synchronous;
         let writer = spawn(
@@ -189,12 +218,95 @@ impl SqliteBackend {
             thread::reader,
             open_reader,
         )?;
-        Ok(SqliteBackend {
+        Ok(Db {
+            canonical: std::fs::canonicalize(path).ok(),
             path: name,
             writer,
             reader,
+        })
+    }
+
+    /// Whether `self` and `other` are one database file.
+    pub(crate) fn same_file(&self, other: &Db) -> bool {
+        std::ptr::eq(self, other)
+            || matches!((&self.canonical, &other.canonical), (Some(a), Some(b)) if a == b)
+    }
+
+    /// Runs `f` on the writer thread: see `SqliteBackend::write`.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        send(&self.writer, f).await
+    }
+
+    /// Runs a read on the reader thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        send(&self.reader, f).await
+    }
+}
+
+/// Sends `f` to `to` and awaits its result.
+async fn send<T, F>(to: &Thread, f: F) -> Result<T, Failure>
+where
+    T: Send + 'static,
+    F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let (op, mut reply) = thread::call(f);
+    to.send(op).map_err(|_| Failure::Stopped)?;
+    // Most operations take some tens of microseconds. Poll for the
+    // reply for a moment, yielding to the runtime between polls (its
+    // other tasks run meanwhile; nothing blocks), before waiting to be
+    // woken: waking a parked runtime thread costs about as much again.
+    let until = Instant::now() + REPLY_SPIN;
+    while Instant::now() < until {
+        match reply.try_recv() {
+            Ok(result) => return result.map_err(Failure::Sqlite),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Err(Failure::Stopped);
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    match reply.await {
+        Ok(result) => result.map_err(Failure::Sqlite),
+        Err(_) => Err(Failure::Stopped),
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating and migrating when needed) the database at `path`,
+    /// with the default [`SqliteOptions`]. The file is opened on the
+    /// backend's own thread; this call waits for it, so from async code
+    /// prefer `events::queue::connect`, which waits without blocking.
+    pub fn open(path: &Path) -> Result<SqliteBackend, QueueError> {
+        SqliteBackend::open_with(path, &SqliteOptions::default())
+    }
+
+    /// Opens the database at `path` with `options`: [`SqliteBackend::open`].
+    pub fn open_with(path: &Path, options: &SqliteOptions) -> Result<SqliteBackend, QueueError> {
+        Ok(SqliteBackend {
+            db: Arc::new(Db::open(path, options)?),
             wake: Notify::new(),
         })
+    }
+
+    /// The database this handle runs on, for an event store sharing it.
+    pub(crate) fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// Wakes this process's workers waiting on this handle: jobs were
+    /// written to its file (by an event store appending with jobs).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// A [`Queue`] over the SQLite file at `path` (created and migrated
@@ -228,7 +340,10 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.send(&self.writer, f).await
+        self.db
+            .write(f)
+            .await
+            .map_err(|failure| failure.into_queue_error(&self.db.path))
     }
 
     /// Runs a read on the reader thread.
@@ -237,51 +352,10 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.send(&self.reader, f).await
-    }
-
-    async fn send<T, F>(&self, to: &Thread, f: F) -> Result<T, QueueError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let (op, mut reply) = thread::call(f);
-        to.send(op).map_err(|_| self.stopped())?;
-        // Most operations take some tens of microseconds. Poll for the
-        // reply for a moment, yielding to the runtime between polls (its
-        // other tasks run meanwhile; nothing blocks), before waiting to be
-        // woken: waking a parked runtime thread costs about as much again.
-        let until = Instant::now() + REPLY_SPIN;
-        while Instant::now() < until {
-            match reply.try_recv() {
-                Ok(result) => return result.map_err(|source| self.error(source)),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(self.stopped());
-                }
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
-        match reply.await {
-            Ok(result) => result.map_err(|source| self.error(source)),
-            Err(_) => Err(self.stopped()),
-        }
-    }
-
-    fn error(&self, source: rusqlite::Error) -> QueueError {
-        SqliteError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
-        .into()
-    }
-
-    fn stopped(&self) -> QueueError {
-        SqliteError::Stopped {
-            path: self.path.clone(),
-        }
-        .into()
+        self.db
+            .read(f)
+            .await
+            .map_err(|failure| failure.into_queue_error(&self.db.path))
     }
 }
 
@@ -294,7 +368,7 @@ fn spawn(
     role: &str,
     serve: fn(Connection, mpsc::Receiver<Box<dyn Op>>),
     open: impl FnOnce(&Path, &str) -> Result<Connection, SqliteError> + Send + 'static,
-) -> Result<Thread, QueueError> {
+) -> Result<Thread, SqliteError> {
     let (sender, ops) = mpsc::channel();
     let (opened, is_open) = mpsc::sync_channel(1);
     let (path, thread_name) = (path.to_owned(), name.to_owned());
@@ -315,11 +389,10 @@ fn spawn(
         })?;
     match is_open.recv() {
         Ok(Ok(())) => Ok(Thread::new(sender, handle)),
-        Ok(Err(error)) => Err(error.into()),
+        Ok(Err(error)) => Err(error),
         Err(_) => Err(SqliteError::Stopped {
             path: name.to_owned(),
-        }
-        .into()),
+        }),
     }
 }
 
@@ -589,7 +662,7 @@ fn insert_sql(rows: usize) -> String {
 /// [`INSERT_ROWS`] at a time while there are as many, then one at a time:
 /// one statement per row cost SQLite a statement journal and a statement's
 /// setup per row (about half the time of an `enqueue_many` of 100).
-fn insert_jobs(tx: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
+pub(crate) fn insert_jobs(tx: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let mut chunks = jobs.chunks_exact(INSERT_ROWS);
     if chunks.len() > 0 {
         let mut insert = tx.prepare_cached(&insert_sql(INSERT_ROWS))?;
@@ -815,6 +888,13 @@ pub(crate) fn job_from_row_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Jo
 
 #[async_trait]
 impl Backend for SqliteBackend {
+    /// The [`SqliteBackend`] itself, so an event store on the same file
+    /// ([`SqliteStore`](crate::SqliteStore)) appends and enqueues in one
+    /// transaction.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<(), QueueError> {
         jobs.iter().try_for_each(Job::validate)?;
         // One transaction: a job SQLite refuses rolls back the whole batch.

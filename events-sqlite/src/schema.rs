@@ -48,6 +48,25 @@
 //!   rows, tried first) cost the worker 10–20 % of its jobs per second.
 //!   An earlier release on such a file claims in the same order, sorting
 //!   jobs due in the same millisecond by `seq` itself.
+//! - The event log of [`SqliteStore`](crate::SqliteStore), on its own
+//!   file or on the queue's: `events_log` (one row per event; `position`
+//!   its `INTEGER PRIMARY KEY`, handed out by the store above both the
+//!   highest row and `events_log_last`, the highest position a prune
+//!   deleted, so a pruned position is never handed out again, without
+//!   `AUTOINCREMENT`'s write of `sqlite_sequence` at every commit; `id`
+//!   the event id's 16 bytes, unique; `occurred_at` in
+//!   milliseconds; `metadata` and `related` JSON or NULL; `actor` the
+//!   metadata's `actor_id`), its indexes `events_log_id`,
+//!   `events_log_entity` (`entity_type, entity_id, position`, partial: only
+//!   events with an entity pay for it; the timeline and the stream
+//!   versions), `events_log_name` (history by exact name, paged by
+//!   position) and `events_log_time` (`occurred_at, name`: time ranges,
+//!   prune, and the stats from the index alone); `events_log_related` (the
+//!   timelines of related entities), `events_stream_tails` (the version of
+//!   a stream whose newest events were pruned), `events_checkpoints`,
+//!   `events_subscriptions`, `events_deliveries` and its indexes. A file of
+//!   an earlier release (schema 3 without them) gains them when this
+//!   build opens it, and still opens with that release.
 
 use std::time::SystemTime;
 
@@ -198,6 +217,119 @@ pub(crate) const ADDITIONS: &[(&str, &str)] = &[
     (
         "events_failed_jobs_at",
         "CREATE INDEX IF NOT EXISTS events_failed_jobs_at ON events_failed_jobs (queue, failed_at)",
+    ),
+    // The event log (`SqliteStore`): see `crate::store`.
+    (
+        "events_log",
+        "CREATE TABLE IF NOT EXISTS events_log (
+            position       INTEGER PRIMARY KEY,
+            id             BLOB NOT NULL,
+            name           TEXT NOT NULL,
+            version        INTEGER NOT NULL,
+            payload        TEXT NOT NULL,
+            occurred_at    INTEGER NOT NULL,
+            metadata       TEXT,
+            entity_type    TEXT,
+            entity_id      TEXT,
+            entity_version INTEGER,
+            related        TEXT,
+            actor          TEXT
+        )",
+    ),
+    (
+        "events_log_last",
+        "CREATE TABLE IF NOT EXISTS events_log_last (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            position INTEGER NOT NULL
+        )",
+    ),
+    (
+        "events_log_id",
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_log_id ON events_log (id)",
+    ),
+    (
+        "events_log_entity",
+        "CREATE INDEX IF NOT EXISTS events_log_entity ON events_log (entity_type, entity_id, position)
+            WHERE entity_type IS NOT NULL",
+    ),
+    (
+        "events_log_name",
+        "CREATE INDEX IF NOT EXISTS events_log_name ON events_log (name)",
+    ),
+    (
+        "events_log_time",
+        "CREATE INDEX IF NOT EXISTS events_log_time ON events_log (occurred_at, name)",
+    ),
+    (
+        "events_log_related",
+        "CREATE TABLE IF NOT EXISTS events_log_related (
+            entity_type TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            position    INTEGER NOT NULL,
+            PRIMARY KEY (entity_type, entity_id, position)
+        ) WITHOUT ROWID",
+    ),
+    (
+        "events_stream_tails",
+        "CREATE TABLE IF NOT EXISTS events_stream_tails (
+            entity_type TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            version     INTEGER NOT NULL,
+            PRIMARY KEY (entity_type, entity_id)
+        ) WITHOUT ROWID",
+    ),
+    (
+        "events_checkpoints",
+        "CREATE TABLE IF NOT EXISTS events_checkpoints (
+            projector  TEXT PRIMARY KEY,
+            position   INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID",
+    ),
+    (
+        "events_subscriptions",
+        "CREATE TABLE IF NOT EXISTS events_subscriptions (
+            seq                  INTEGER PRIMARY KEY,
+            id                   TEXT NOT NULL UNIQUE,
+            url                  TEXT NOT NULL,
+            event_names          TEXT NOT NULL,
+            filters              TEXT,
+            active               INTEGER NOT NULL,
+            secret               TEXT NOT NULL,
+            description          TEXT,
+            created_at           INTEGER NOT NULL,
+            consecutive_failures INTEGER NOT NULL,
+            disabled_reason      TEXT
+        )",
+    ),
+    (
+        "events_deliveries",
+        "CREATE TABLE IF NOT EXISTS events_deliveries (
+            seq             INTEGER PRIMARY KEY,
+            id              TEXT NOT NULL,
+            webhook_id      TEXT NOT NULL,
+            subscription_id TEXT NOT NULL,
+            event_id        TEXT NOT NULL,
+            event_name      TEXT NOT NULL,
+            url             TEXT NOT NULL,
+            attempt         INTEGER NOT NULL,
+            at              INTEGER NOT NULL,
+            status          INTEGER,
+            latency_ms      INTEGER NOT NULL,
+            response        TEXT,
+            error           TEXT,
+            succeeded       INTEGER NOT NULL,
+            replay          INTEGER NOT NULL
+        )",
+    ),
+    (
+        "events_deliveries_at",
+        "CREATE INDEX IF NOT EXISTS events_deliveries_at ON events_deliveries (at)",
+    ),
+    (
+        "events_deliveries_subscription",
+        "CREATE INDEX IF NOT EXISTS events_deliveries_subscription
+            ON events_deliveries (subscription_id, at)",
     ),
     (
         "events_jobs_due",

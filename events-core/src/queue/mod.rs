@@ -679,6 +679,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The backend as `Any`, so code that knows a backend's type can find
+    /// it behind a [`Queue`]: an event store living in the same database
+    /// appends and enqueues in one transaction through it
+    /// ([`EventStore::append_with_jobs`](crate::store::EventStore::append_with_jobs)).
+    /// The default is `None`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// What every worker reported: the workers alive, the per-minute
     /// counts from `since` on, the newest finished jobs. The default says
     /// the backend keeps none ([`QueueError::Unsupported`]).

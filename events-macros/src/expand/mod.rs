@@ -4,6 +4,7 @@ pub mod channel;
 pub mod event;
 pub mod listener;
 pub mod subscriber;
+pub mod upcast;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;

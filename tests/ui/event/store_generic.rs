@@ -1,0 +1,8 @@
+use events::prelude::*;
+
+#[event(store)]
+struct Wrapped<T> {
+    inner: T,
+}
+
+fn main() {}
