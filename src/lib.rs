@@ -62,6 +62,11 @@
 //! - `http`: the event log's HTTP API, `events::http::Api` (an axum
 //!   `Router` of JSON routes under `/events` with an OpenAPI description;
 //!   crate `events-http`), which `cli serve` mounts.
+//! - `broadcast`: the broadcast server, `events::broadcast::Broadcaster`
+//!   (an axum `Router` speaking the Pusher Channels protocol v7, so
+//!   pusher-js and Laravel Echo connect unchanged; crate
+//!   `events-broadcast`), which `cli serve` mounts; with `redis` too,
+//!   fan-out between server processes through Redis.
 //! - `conformance`: the backend conformance suite,
 //!   `events::conformance_tests!`, for a queue backend's own tests.
 //!
@@ -71,7 +76,7 @@
 #![warn(missing_docs)]
 
 pub use events_core::*;
-pub use events_macros::{event, listen, listener, subscriber, upcast};
+pub use events_macros::{channel, event, listen, listener, subscriber, upcast};
 
 pub mod queue {
     //! Queues for queued listeners: the job a dispatch enqueues, the
@@ -213,22 +218,45 @@ pub mod http {
     pub use events_http::*;
 }
 
+#[cfg(feature = "broadcast")]
+pub mod broadcast {
+    //! The broadcast server (feature `broadcast`): [`Broadcaster`], an
+    //! axum `Router` speaking the Pusher Channels protocol v7 at
+    //! `/app/{key}`, the signed HTTP API under `/apps/{id}` and
+    //! `POST /broadcasting/auth`; [`Channels`] for the application's
+    //! channel authorization; with the `redis` feature too,
+    //! [`RedisFanout`](events_broadcast::RedisFanout) between server
+    //! processes. See the README's "Broadcasting" section.
+    pub use events_broadcast::*;
+}
+
 #[cfg(all(
     feature = "cli",
-    any(feature = "metrics", feature = "dashboard", feature = "http")
+    any(
+        feature = "metrics",
+        feature = "dashboard",
+        feature = "http",
+        feature = "broadcast"
+    )
 ))]
 mod serve;
 
 #[cfg(all(
     feature = "cli",
-    any(feature = "metrics", feature = "dashboard", feature = "http")
+    any(
+        feature = "metrics",
+        feature = "dashboard",
+        feature = "http",
+        feature = "broadcast"
+    )
 ))]
 pub mod cli {
     //! The operator commands (see `events_core::cli`), with what this
     //! build's features add: `work --metrics-addr ADDR` (feature
     //! `metrics`) and `serve` (the dashboard at `/dashboard` with
     //! `dashboard`, the event log's API at `/events` with `http`, metrics
-    //! at `/metrics` with `metrics`).
+    //! at `/metrics` with `metrics`, the broadcast server at `/app/{key}`,
+    //! `/apps/{id}` and `/broadcasting/auth` with `broadcast`).
     pub use crate::serve::Parts;
     pub use events_core::cli::*;
 

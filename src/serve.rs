@@ -1,6 +1,7 @@
 //! What `cli serve` runs: every server part compiled into the facade, on
 //! one port (the dashboard at `/dashboard`, the event log's API at
-//! `/events`, metrics at `/metrics`).
+//! `/events`, metrics at `/metrics`, the broadcast server at `/app/{key}`,
+//! `/apps/{id}` and `/broadcasting/auth`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,9 @@ use events_core::cli::{ServeFuture, Server};
 use events_core::queue::Queue;
 use events_core::store::Store;
 
-#[cfg(all(feature = "dashboard", not(feature = "http")))]
+#[cfg(all(feature = "broadcast", not(feature = "http")))]
+use crate::broadcast::axum;
+#[cfg(all(feature = "dashboard", not(any(feature = "http", feature = "broadcast"))))]
 use events_dashboard::axum;
 #[cfg(feature = "http")]
 use events_http::axum;
@@ -20,6 +23,21 @@ use events_http::axum;
 /// The server parts of this build, for [`Commands::server`](events_core::cli::Commands::server).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Parts;
+
+/// The start line's words for the broadcast server under `config`.
+#[cfg(feature = "broadcast")]
+fn broadcast_part(config: &Config) -> String {
+    use crate::broadcast::App;
+    match App::from_config(config) {
+        Ok(Some(app)) => format!(
+            "broadcasting at /app/{} with its API at /apps/{} and auth at /broadcasting/auth",
+            app.key(),
+            app.id()
+        ),
+        Ok(None) => "broadcasting at /app/{key} with no app: set EVENTS_BROADCAST_APP_ID, _KEY and _SECRET (or REVERB_APP_*)".to_owned(),
+        Err(error) => format!("broadcasting not started: {error}"),
+    }
+}
 
 impl Server for Parts {
     // Each push has a feature of its own.
@@ -38,7 +56,9 @@ impl Server for Parts {
         parts.push(http_part(config, store).to_owned());
         #[cfg(not(feature = "http"))]
         let _ = store;
-        #[cfg(not(any(feature = "dashboard", feature = "http")))]
+        #[cfg(feature = "broadcast")]
+        parts.push(broadcast_part(config));
+        #[cfg(not(any(feature = "dashboard", feature = "http", feature = "broadcast")))]
         let _ = config;
         #[cfg(feature = "metrics")]
         parts.push("metrics at /metrics".to_owned());
@@ -60,7 +80,7 @@ impl Server for Parts {
                 metrics.watch_queue(queue.clone(), Duration::from_secs(5));
                 metrics
             };
-            #[cfg(any(feature = "dashboard", feature = "http"))]
+            #[cfg(any(feature = "dashboard", feature = "http", feature = "broadcast"))]
             {
                 #[allow(unused_mut)]
                 let mut app = axum::Router::new();
@@ -77,6 +97,14 @@ impl Server for Parts {
                 {
                     app = app.merge(http_routes(store, config)?);
                 }
+                #[cfg(feature = "broadcast")]
+                let broadcaster = {
+                    let broadcaster = crate::broadcast::Broadcaster::from_config(config)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    app = app.merge(broadcaster.router());
+                    broadcaster
+                };
                 #[cfg(feature = "metrics")]
                 {
                     app = app.route(
@@ -101,11 +129,26 @@ impl Server for Parts {
                         }),
                     );
                 }
+                let shutdown = async move {
+                    shutdown.await;
+                    // WebSockets outlive axum's graceful shutdown: close
+                    // them with 4200 so clients reconnect (to this server
+                    // once it is back, or to another node).
+                    #[cfg(feature = "broadcast")]
+                    broadcaster.shutdown().await;
+                };
+                // Small frames go out at once, not after the peer's delayed
+                // ACK (Nagle): WebSocket latency depends on it.
+                use axum::serve::ListenerExt as _;
+                let listener = listener.tap_io(|tcp| {
+                    // Without it the socket still works, only slower.
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
-            #[cfg(not(any(feature = "dashboard", feature = "http")))]
+            #[cfg(not(any(feature = "dashboard", feature = "http", feature = "broadcast")))]
             {
                 let _ = (queue, store, config);
                 tokio::select! {

@@ -18,5 +18,6 @@ fn ui() {
     t.compile_fail("tests/ui/listener/*.rs");
     t.compile_fail("tests/ui/subscriber/*.rs");
     t.compile_fail("tests/ui/assert/*.rs");
+    t.compile_fail("tests/ui/channel/*.rs");
     t.compile_fail("tests/ui/upcast/*.rs");
 }

@@ -59,6 +59,40 @@ pub use crate::listener::{
 };
 pub use crate::queue::FailedJob;
 
+pub use crate::channel::{
+    Answer as ChannelAnswer, AnyUser as ChannelUser, ChannelDef, Member as ChannelMember,
+    Params as ChannelParams, PlaceholderParam, PresenceAnswer, PrivateAnswer,
+};
+
+/// `#[channel]`'s user, downcast to the type its function takes.
+pub fn channel_user<U: 'static>(user: &ChannelUser) -> Option<&U> {
+    user.downcast_ref::<U>()
+}
+
+/// `#[channel]`'s placeholder `name`, parsed as its parameter's type: the
+/// one place generated code requires `T: FromStr`.
+pub fn channel_param<T: PlaceholderParam>(
+    params: &ChannelParams,
+    name: &'static str,
+) -> Result<T, crate::channel::Answer> {
+    params
+        .get(name)
+        .and_then(T::parse_param)
+        .ok_or(crate::channel::Answer::BadParam(name))
+}
+
+/// A private channel's answer: the one place generated code requires
+/// `bool`.
+pub fn channel_private<T: PrivateAnswer>(answer: T) -> crate::channel::Answer {
+    answer.answer()
+}
+
+/// A presence channel's answer: the one place generated code requires
+/// `Option<Member>`.
+pub fn channel_presence<T: PresenceAnswer>(answer: T) -> crate::channel::Answer {
+    answer.answer()
+}
+
 use crate::event::RawEvent;
 use crate::registry::registry;
 

@@ -68,7 +68,7 @@ pub enum CliError {
     },
     /// `serve` was run by a program built with no server part.
     #[error(
-        "nothing to serve: this build has no server part; turn on a feature of `events` that has one (`dashboard`, `metrics`), or give `Commands::server` one"
+        "nothing to serve: this build has no server part; turn on a feature of `events` that has one (`dashboard`, `metrics`, `broadcast`), or give `Commands::server` one"
     )]
     NothingToServe,
     /// `serve` could not bind its address, or its server failed.
@@ -327,7 +327,8 @@ enum Command {
         events: Vec<String>,
     },
     /// Serve every server part compiled in (the dashboard at /dashboard,
-    /// Prometheus metrics at /metrics) until SIGINT/SIGTERM.
+    /// Prometheus metrics at /metrics, the broadcast server at /app/{key})
+    /// until SIGINT/SIGTERM.
     Serve {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1")]

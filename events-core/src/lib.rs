@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;

@@ -196,6 +196,21 @@ pub fn listen(_args: TokenStream, input: TokenStream) -> TokenStream {
     quote!(#error #input).into()
 }
 
+/// Authorizes the broadcast channels a pattern matches:
+/// `#[channel("private-session.{id}")] fn session(user: &User, id: u64) -> bool`,
+/// or for a presence channel `-> Option<Member>` (the member others see).
+/// Each `{placeholder}` is parsed into the parameter of its name (any
+/// `FromStr` type); the function may be `async`. Registered at link time;
+/// the broadcast server's `Channels` picks it up. Keys: the pattern, then
+/// `crate = path`.
+#[proc_macro_attribute]
+pub fn channel(args: TokenStream, input: TokenStream) -> TokenStream {
+    let cx = Ctxt::new();
+    let args = expand::channel::parse_args(&cx, args.into());
+    let expanded = expand::channel::expand(&cx, &args, input.into());
+    with_errors(cx, expanded)
+}
+
 fn with_errors(cx: Ctxt, expanded: TokenStream2) -> TokenStream {
     let errors = cx.check().err().map(|e| e.to_compile_error());
     quote!(#errors #expanded).into()

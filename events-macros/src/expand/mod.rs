@@ -1,5 +1,6 @@
 //! Code generation: one file per attribute.
 
+pub mod channel;
 pub mod event;
 pub mod listener;
 pub mod subscriber;

@@ -1,0 +1,451 @@
+//! A load tool for the broadcast server: N WebSocket clients subscribed to
+//! one channel, events published through the signed HTTP API, and the
+//! publish → receive latency every client sees, with the server's memory.
+//!
+//! ```sh
+//! cargo run --release --example broadcast_load --features broadcast -- --clients 10000 --messages 100
+//! cargo run --release --example broadcast_load --features broadcast,redis -- --clients 1000 --nodes 2
+//! ```
+//!
+//! The server runs in a process of its own (this binary with `serve`), so
+//! its resident memory (`VmRSS`) is measured apart from the clients'. With
+//! `--nodes 2` two servers share a Redis (`EVENTS_TEST_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`) under a fresh prefix; clients are split
+//! between them and events are published on the first. The open-files
+//! limit is raised here, for this run, not in the library. Everything
+//! stays on 127.0.0.1, bounded in count and time.
+
+use std::io::BufRead;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use events::broadcast::{App, Broadcaster};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+const ID: &str = "load";
+const KEY: &str = "load-key";
+const SECRET: &str = "load-secret";
+const CHANNEL: &str = "bench";
+
+struct Args {
+    clients: usize,
+    messages: usize,
+    every: Duration,
+    nodes: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut args = Args {
+        clients: 1000,
+        messages: 100,
+        every: Duration::from_millis(20),
+        nodes: 1,
+    };
+    let mut given = std::env::args().skip(1);
+    while let Some(flag) = given.next() {
+        let mut value = || given.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--clients" => {
+                args.clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?
+            }
+            "--messages" => {
+                args.messages = value()?.parse().map_err(|e| format!("--messages: {e}"))?;
+            }
+            "--every-ms" => {
+                args.every = Duration::from_millis(
+                    value()?.parse().map_err(|e| format!("--every-ms: {e}"))?,
+                );
+            }
+            "--nodes" => args.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if !(1..=2).contains(&args.nodes) || args.clients == 0 || args.messages == 0 {
+        return Err("--nodes is 1 or 2; --clients and --messages at least 1".into());
+    }
+    Ok(args)
+}
+
+/// Raises the open-files limit for this process and the servers it starts
+/// (they inherit it): to `want` where the system lets (root may raise the
+/// hard limit too), else to the hard limit. Returns the limit in force.
+fn raise_open_files(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct
+    // given, which lives on this stack frame for every call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: want.max(limit.rlim_cur),
+            rlim_max: want.max(limit.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// `serve [redis-url]`: one server, its port on stdout, until stdin closes.
+async fn serve(redis: Option<String>) {
+    let builder = Broadcaster::builder()
+        .app(App::new(ID, KEY, SECRET))
+        .client_events_per_second(0);
+    #[cfg(feature = "redis")]
+    let builder = match redis {
+        Some(url) => builder.redis(
+            events::broadcast::RedisFanout::connect(&url)
+                .await
+                .expect("the Redis for two nodes"),
+        ),
+        None => builder,
+    };
+    #[cfg(not(feature = "redis"))]
+    assert!(redis.is_none(), "two nodes need the redis feature");
+    let broadcaster = builder.build().expect("the server builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    println!(
+        "port {}",
+        listener.local_addr().expect("its address").port()
+    );
+    let router = broadcaster.router();
+    // As `cli serve` does: small frames leave at once (no Nagle delay).
+    use events::broadcast::axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { events::broadcast::axum::serve(listener, router).await });
+    // Until the driver closes stdin (or dies).
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+    })
+    .await;
+}
+
+struct Node {
+    child: std::process::Child,
+    port: u16,
+}
+
+fn start_node(redis: Option<&str>) -> Node {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("this binary"));
+    command.arg("serve");
+    if let Some(url) = redis {
+        command.arg(url);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let port = std::io::BufReader::new(stdout)
+        .lines()
+        .find_map(|l| l.ok()?.strip_prefix("port ")?.trim().parse().ok())
+        .expect("the server says its port");
+    Node { child, port }
+}
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU time `pid` has used (user and system), in seconds: less
+/// sensitive than wall-clock time to other programs sharing the cores.
+fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command's `)`: state is the first, utime
+            // the 12th, stime the 13th.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Publishes through the signed HTTP API; `sent` is the driver's clock.
+async fn publish(port: u16, sent: u128) {
+    let body = serde_json::json!({
+        "name": "tick",
+        "channel": CHANNEL,
+        "data": format!("{{\"t\":{sent}}}"),
+    })
+    .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = format!("/apps/{ID}/events");
+    let query = events::broadcast::sign::signed_query(
+        KEY,
+        SECRET,
+        "POST",
+        &path,
+        &[],
+        body.as_bytes(),
+        now,
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects to publish");
+    let request = format!(
+        "POST {path}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("publishes");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+}
+
+/// Deletes the keys the two nodes left under their prefix (their beats).
+fn clean_redis(url: &str) {
+    let Some((base, prefix)) = url.split_once("?prefix=") else {
+        return;
+    };
+    let Ok(client) = redis::Client::open(base) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut conn)
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+    }
+}
+
+fn percentile(sorted: &[u128], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at] as f64 / 1e6
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("serve") {
+        return serve(argv.next()).await;
+    }
+    let args = match args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    // The clients' sockets here, and the server's in its own process.
+    let want = args.clients as u64 + 1024;
+    let files = raise_open_files(want);
+    assert!(
+        files >= want,
+        "the open-files limit is {files}: too low for {} clients and their server",
+        args.clients
+    );
+    let redis = (args.nodes == 2).then(|| {
+        let base = std::env::var("EVENTS_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        format!("{base}?prefix=events-bc-load-{}", std::process::id())
+    });
+    let mut nodes: Vec<Node> = (0..args.nodes)
+        .map(|_| start_node(redis.as_deref()))
+        .collect();
+    let base_rss: Vec<u64> = nodes.iter().map(|n| rss_kib(n.child.id())).collect();
+
+    let epoch = Instant::now();
+    let latencies: Arc<Mutex<Vec<u128>>> = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.clients);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let started = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(200));
+    let mut tasks = Vec::with_capacity(args.clients);
+    for i in 0..args.clients {
+        let port = nodes[i % nodes.len()].port;
+        let latencies = latencies.clone();
+        let ready = ready_tx.clone();
+        let gate = gate.clone();
+        let expected = args.messages;
+        tasks.push(tokio::spawn(async move {
+            // At most 200 handshakes in flight; let go once subscribed.
+            let mut permit = Some(gate.acquire_owned().await.expect("the gate"));
+            let url = format!("ws://127.0.0.1:{port}/app/{KEY}?protocol=7&client=load&version=1");
+            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+                .await
+                .expect("connects");
+            ws.send(Message::Text(
+                format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{CHANNEL}"}}}}"#)
+                    .into(),
+            ))
+            .await
+            .expect("subscribes");
+            let mut mine = Vec::with_capacity(expected);
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let text = text.as_str();
+                if text.contains("subscription_succeeded") {
+                    permit = None;
+                    let _ = ready.send(()).await;
+                    continue;
+                }
+                // data is "{\"t\":123}": read the number after t\":
+                if let Some(at) = text.find("t\\\":") {
+                    let digits: String = text[at + 4..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(sent) = digits.parse::<u128>() {
+                        mine.push(epoch.elapsed().as_nanos().saturating_sub(sent));
+                        if mine.len() == expected {
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(permit);
+            if std::env::var_os("LOAD_DEBUG").is_some() {
+                let slow: Vec<usize> = mine
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| **l > 500_000_000)
+                    .map(|(at, _)| at)
+                    .collect();
+                if !slow.is_empty() {
+                    eprintln!("debug: client {i} slow at messages {slow:?}");
+                }
+            }
+            latencies.lock().expect("the samples").extend(mine);
+            let _ = ws.close(None).await;
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..args.clients {
+        tokio::time::timeout(Duration::from_secs(120), ready_rx.recv())
+            .await
+            .expect("every client subscribes within 120 s");
+    }
+    let connect_time = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss: Vec<u64> = nodes.iter().map(|n| rss_kib(n.child.id())).collect();
+
+    let cpu_before: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.child.id())).collect();
+    let mut round_trips = Vec::with_capacity(args.messages);
+    for _ in 0..args.messages {
+        let at = Instant::now();
+        publish(nodes[0].port, epoch.elapsed().as_nanos()).await;
+        round_trips.push(at.elapsed().as_nanos());
+        tokio::time::sleep(args.every).await;
+    }
+    round_trips.sort_unstable();
+    let deadline = Duration::from_secs(60);
+    for task in tasks {
+        let _ = tokio::time::timeout(deadline, task).await;
+    }
+    let cpu: Vec<f64> = nodes
+        .iter()
+        .zip(&cpu_before)
+        .map(|(n, before)| cpu_seconds(n.child.id()) - before)
+        .collect();
+    let mut samples = std::mem::take(&mut *latencies.lock().expect("the samples"));
+    if std::env::var_os("LOAD_DEBUG").is_some() {
+        let slow = samples.iter().filter(|l| **l > 500_000_000).count();
+        eprintln!("debug: {slow} samples over 500 ms");
+    }
+    samples.sort_unstable();
+    let expected = args.clients * args.messages;
+    println!(
+        "clients {} on {} node(s), {} messages every {:?}: {} of {} deliveries",
+        args.clients,
+        args.nodes,
+        args.messages,
+        args.every,
+        samples.len(),
+        expected
+    );
+    println!(
+        "connected and subscribed in {:.2} s",
+        connect_time.as_secs_f64()
+    );
+    for (i, (rss, base)) in rss.iter().zip(&base_rss).enumerate() {
+        println!(
+            "node {i}: RSS {:.1} MB with its sockets ({:.1} MB idle; {:.1} KB a connection)",
+            *rss as f64 / 1024.0,
+            *base as f64 / 1024.0,
+            rss.saturating_sub(*base) as f64 * (args.nodes as f64) / args.clients as f64
+        );
+    }
+    for (i, cpu) in cpu.iter().enumerate() {
+        println!(
+            "node {i}: {:.2} s of CPU while publishing, {:.2} µs a delivery",
+            cpu,
+            cpu * 1e6 / (samples.len().max(1) as f64 / args.nodes as f64)
+        );
+    }
+    println!(
+        "the HTTP API's answer: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&round_trips, 0.50),
+        percentile(&round_trips, 0.99),
+        percentile(&round_trips, 1.0)
+    );
+    println!(
+        "publish -> receive: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.95),
+        percentile(&samples, 0.99),
+        percentile(&samples, 1.0)
+    );
+    for node in &mut nodes {
+        drop(node.child.stdin.take());
+        let _ = node.child.wait();
+    }
+    if let Some(url) = &redis {
+        clean_redis(url);
+    }
+    if samples.len() != expected {
+        eprintln!("some deliveries were missing");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,231 @@
+//! The broadcast server as browsers use it: the real npm `pusher-js`
+//! client (`tests/pusher/pusher.mjs`, run with the machine's Node; `npm
+//! ci` in `tests/pusher` first) connects, subscribes to a public, a
+//! private and a presence channel through the real `/broadcasting/auth`,
+//! receives events published from Rust with their name and data, sees
+//! `member_added` / `member_removed`, is refused a private channel by the
+//! endpoint (someone else's, nobody signed in) and by the server (a forged
+//! signature), and reconnects on its own after the server restarts on the
+//! same port.
+//!
+//! Under `CI=true` a missing `node` or `tests/pusher/node_modules` fails
+//! the test; elsewhere it says what is missing and passes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use events::broadcast::axum::http::request::Parts;
+use events::broadcast::{App, Broadcaster, Channels, Member};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const KEY: &str = "pusher-test-key";
+
+/// What is missing to run the client, in words; `None`: nothing.
+fn missing(dir: &Path) -> Option<String> {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("`node` is not on PATH (apt-get install nodejs)".into());
+    }
+    if !dir.join("node_modules/pusher-js").exists() {
+        return Some(format!(
+            "pusher-js is not installed: run `npm ci` in {}",
+            dir.display()
+        ));
+    }
+    None
+}
+
+struct User {
+    id: u64,
+    name: String,
+}
+
+fn user_of(parts: &Parts) -> Option<User> {
+    let value = parts.headers.get("authorization")?.to_str().ok()?;
+    match value.strip_prefix("Bearer ")? {
+        "ann" => Some(User {
+            id: 7,
+            name: "ann".into(),
+        }),
+        "bob" => Some(User {
+            id: 9,
+            name: "bob".into(),
+        }),
+        _ => None,
+    }
+}
+
+/// A fresh server (as after a restart) on `listener`.
+fn start(listener: tokio::net::TcpListener) -> (Broadcaster, tokio::task::JoinHandle<()>) {
+    let channels = Channels::new(user_of)
+        .channel("private-session.{id}", |user: &User, params| {
+            params.parse::<u64>("id") == Some(user.id)
+        })
+        .presence("presence-room.{room}", |user: &User, _| {
+            Some(Member::new(user.id.to_string()).info(json!({ "name": user.name })))
+        });
+    let broadcaster = Broadcaster::builder()
+        .app(App::new("1", KEY, "pusher-test-secret"))
+        .channels(channels)
+        .build()
+        .expect("the broadcaster builds");
+    let router = broadcaster.router();
+    let task = tokio::spawn(async move {
+        events::broadcast::axum::serve(listener, router)
+            .await
+            .expect("serves");
+    });
+    (broadcaster, task)
+}
+
+/// Reads the script's lines until `step NAME`; its JSON.
+async fn step(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    name: &str,
+    seen: &mut Vec<String>,
+) -> Value {
+    let wait = async {
+        while let Some(line) = lines.next_line().await.expect("reads the script's output") {
+            seen.push(line.clone());
+            if let Some(rest) = line.strip_prefix("step ") {
+                let (got, json) = rest.split_once(' ').unwrap_or((rest, "{}"));
+                assert_eq!(got, name, "the script's steps so far: {seen:#?}");
+                return serde_json::from_str(json).expect("the step's JSON");
+            }
+            assert!(
+                !line.starts_with("failed:"),
+                "the pusher-js script failed: {seen:#?}"
+            );
+        }
+        panic!("the script ended before `{name}`: {seen:#?}");
+    };
+    tokio::time::timeout(Duration::from_secs(45), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no `{name}` within 45 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher");
+    if let Some(what) = missing(&dir) {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("the pusher-js test cannot run under CI: {what}");
+        }
+        eprintln!("skipping the pusher-js test: {what}");
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr: SocketAddr = listener.local_addr().expect("its address");
+    let (broadcaster, task) = start(listener);
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("pusher.mjs"))
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(KEY)
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut stdin = child.stdin.take().expect("its stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
+    let mut seen = Vec::new();
+
+    let subscribed = step(&mut lines, "subscribed", &mut seen).await;
+    assert!(subscribed["socket_id"].is_string(), "{subscribed}");
+    broadcaster
+        .publish(
+            "1",
+            &["messages", "private-session.7"],
+            "message_post",
+            &json!({"id": 1, "text": "hello"}),
+            None,
+        )
+        .await
+        .expect("publishes");
+    let received = step(&mut lines, "received", &mut seen).await;
+    assert_eq!(
+        received["events"],
+        json!([
+            {"channel": "messages", "data": {"id": 1, "text": "hello"}},
+            {"channel": "private-session.7", "data": {"id": 1, "text": "hello"}},
+        ])
+    );
+
+    let added = step(&mut lines, "member_added", &mut seen).await;
+    assert_eq!(
+        added,
+        json!({"id": "9", "info": {"name": "bob"}, "count": 2})
+    );
+    let removed = step(&mut lines, "member_removed", &mut seen).await;
+    assert_eq!(removed, json!({"id": "9", "count": 1}));
+
+    let refused = step(&mut lines, "refused", &mut seen).await;
+    assert_eq!(
+        refused,
+        json!({
+            "endpoint": 403,
+            "anonymous": 403,
+            "server": {"type": "AuthError", "status": 401, "code": 4009},
+        })
+    );
+
+    // The restart: close every socket with 4200, stop, serve again on the
+    // same port with a fresh server.
+    step(&mut lines, "restart", &mut seen).await;
+    broadcaster.shutdown().await;
+    task.abort();
+    let _ = task.await;
+    let listener = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the port is free again");
+    let (broadcaster, _task) = start(listener);
+    stdin
+        .write_all(b"go restarted\n")
+        .await
+        .expect("tells the script");
+
+    let reconnected = step(&mut lines, "reconnected", &mut seen).await;
+    assert_ne!(reconnected["socket_id"], subscribed["socket_id"]);
+    assert_eq!(reconnected["members"], 1, "{reconnected}");
+    let states: Vec<&str> = reconnected["states"]
+        .as_array()
+        .expect("states")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        states.first() != Some(&"connected") && states.last() == Some(&"connected"),
+        "the client went away and came back: {states:?}"
+    );
+    broadcaster
+        .publish("1", &["messages"], "message_post", &json!({"id": 2}), None)
+        .await
+        .expect("publishes");
+    let again = step(&mut lines, "received_again", &mut seen).await;
+    assert_eq!(again["data"], json!({"id": 2}));
+
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the script ends")
+        .expect("waits");
+    assert!(status.success(), "{status:?}: {seen:#?}");
+    println!("the pusher-js script's steps:\n{}", seen.join("\n"));
+}

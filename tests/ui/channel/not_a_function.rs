@@ -1,0 +1,8 @@
+use events::channel;
+
+#[channel("private-session.{id}")]
+pub struct Session {
+    pub id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use events::channel;
+
+pub struct User {
+    pub id: u64,
+}
+
+#[channel("private-session.{id}")]
+fn session(user: User, id: u64) -> bool {
+    user.id == id
+}
+
+fn main() {}
