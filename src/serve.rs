@@ -15,7 +15,10 @@ use events_core::store::Store;
 
 #[cfg(all(feature = "broadcast", not(feature = "http")))]
 use crate::broadcast::axum;
-#[cfg(all(feature = "dashboard", not(any(feature = "http", feature = "broadcast"))))]
+#[cfg(all(
+    feature = "dashboard",
+    not(any(feature = "http", feature = "broadcast"))
+))]
 use events_dashboard::axum;
 #[cfg(feature = "http")]
 use events_http::axum;
