@@ -726,6 +726,35 @@ fn random_hex(bytes: usize) -> Result<String, WebhookError> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A dispatcher given the `Webhooks` with
+/// [`DispatcherBuilder::on_append`](events_core::DispatcherBuilder::on_append)
+/// enqueues each stored event's deliveries in the same write as the event
+/// (one transaction where the store and the queue share a SQLite file).
+///
+/// ```no_run
+/// # async fn run(queue: events::Queue, store: events::store::Store) -> Result<(), Box<dyn std::error::Error>> {
+/// let webhooks = events::webhooks::Webhooks::new(store.clone());
+/// let dispatcher = events::Dispatcher::builder()
+///     .queue(queue)
+///     .store(store)
+///     .on_append(webhooks.clone())
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[async_trait::async_trait]
+impl events_core::store::AppendHook for Webhooks {
+    async fn jobs(&self, events: &[NewEvent]) -> Result<Vec<Job>, StoreError> {
+        self.jobs_for_new(events)
+            .await
+            .map_err(|error| match error {
+                WebhookError::Store(error) => error,
+                other => StoreError::Invalid(format!(
+                    "the webhook deliveries of the stored events could not be made: {other}"
+                )),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,34 +810,5 @@ mod tests {
         assert_eq!(WebhookError::Http("x".into()).status(), 502);
         assert!(WebhookError::Invalid("x".into()).is_client_error());
         assert!(!WebhookError::Store(StoreError::Corrupt("x".into())).is_client_error());
-    }
-}
-
-/// A dispatcher given the `Webhooks` with
-/// [`DispatcherBuilder::on_append`](events_core::DispatcherBuilder::on_append)
-/// enqueues each stored event's deliveries in the same write as the event
-/// (one transaction where the store and the queue share a SQLite file).
-///
-/// ```no_run
-/// # async fn run(queue: events::Queue, store: events::store::Store) -> Result<(), Box<dyn std::error::Error>> {
-/// let webhooks = events::webhooks::Webhooks::new(store.clone());
-/// let dispatcher = events::Dispatcher::builder()
-///     .queue(queue)
-///     .store(store)
-///     .on_append(webhooks.clone())
-///     .build()?;
-/// # Ok(()) }
-/// ```
-#[async_trait::async_trait]
-impl events_core::store::AppendHook for Webhooks {
-    async fn jobs(&self, events: &[NewEvent]) -> Result<Vec<Job>, StoreError> {
-        self.jobs_for_new(events)
-            .await
-            .map_err(|error| match error {
-                WebhookError::Store(error) => error,
-                other => StoreError::Invalid(format!(
-                    "the webhook deliveries of the stored events could not be made: {other}"
-                )),
-            })
     }
 }
