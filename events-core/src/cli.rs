@@ -1845,7 +1845,7 @@ async fn clear(
 }
 
 fn format_time(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
+    crate::time::rfc3339_seconds(at)
 }
 
 /// Per queue: jobs ready to run, delayed (a `delay`, a backoff), held by

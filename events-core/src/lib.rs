@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod queue;
 mod registry;
 pub mod store;
 mod testing;
+pub mod time;
 mod worker;
 
 #[doc(hidden)]

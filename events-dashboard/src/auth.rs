@@ -6,6 +6,7 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use events_core::auth::constant_time_eq;
 
 use crate::{Auth, Shared};
 
@@ -49,7 +50,7 @@ pub(crate) async fn check(State(shared): State<Shared>, request: Request, next: 
     if let Some(token) = token
         && let Some(given) = query_token(parts.uri.query())
     {
-        if !same(given.as_bytes(), token.as_bytes()) {
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "the token given is not the dashboard's",
@@ -63,7 +64,9 @@ pub(crate) async fn check(State(shared): State<Shared>, request: Request, next: 
     }
     let proof = match token {
         Some(token) => match bearer(&parts.headers) {
-            Some(given) if same(given.as_bytes(), token.as_bytes()) => Some(Proof::Bearer),
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+                Some(Proof::Bearer)
+            }
             Some(_) => {
                 return refuse(
                     StatusCode::FORBIDDEN,
@@ -71,7 +74,9 @@ pub(crate) async fn check(State(shared): State<Shared>, request: Request, next: 
                 );
             }
             None => match cookie(&parts.headers) {
-                Some(given) if same(given.as_bytes(), hex(token).as_bytes()) => Some(Proof::Cookie),
+                Some(given) if constant_time_eq(given.as_bytes(), hex(token).as_bytes()) => {
+                    Some(Proof::Cookie)
+                }
                 _ => None,
             },
         },
@@ -167,9 +172,7 @@ fn set_cookie_and_redirect(
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    events_core::auth::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 fn cookie(headers: &HeaderMap) -> Option<&str> {
@@ -181,18 +184,6 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value)
-}
-
-/// Whether `a` and `b` are equal, in time that depends on their lengths
-/// only, not on where they first differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// The cookie carries the token hex-encoded: any byte survives it.
@@ -227,14 +218,6 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"abcd"));
-        assert!(!same(b"", b"a"));
-    }
 
     #[test]
     fn the_token_leaves_the_address() {

@@ -8,37 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// milliseconds since the epoch.
 const LAST_MS: u64 = 253_402_300_799_999;
 
-/// `at` as RFC 3339 in UTC to the millisecond (`2026-12-06T22:30:40.123Z`).
-/// Times before the epoch are written as the epoch (stores keep none);
-/// past the year 9999 the year takes more digits (no panic, no lie).
+/// `at` as RFC 3339 in UTC to the millisecond (`2026-12-06T22:30:40.123Z`);
+/// see [`events_core::time`] for times outside RFC 3339's range.
 pub(crate) fn format(at: SystemTime) -> String {
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
-    let in_day = ms % 86_400_000;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
-}
-
-/// The date `days` after 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    events_core::time::rfc3339_millis(at)
 }
 
 /// Reads a time given as RFC 3339 (`2026-12-06T22:30:40Z`,

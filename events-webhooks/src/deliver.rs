@@ -115,7 +115,7 @@ pub(crate) fn body(
 ) -> Result<String, WebhookError> {
     serde_json::from_str::<serde::de::IgnoredAny>(payload)
         .map_err(|e| WebhookError::Invalid(format!("the payload of `{name}` is not JSON ({e})")))?;
-    let timestamp = humantime::format_rfc3339_millis(occurred_at).to_string();
+    let timestamp = events_core::time::rfc3339_millis(occurred_at);
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
     Ok(format!(
         r#"{{"type":{},"timestamp":{},"data":{}}}"#,
@@ -620,6 +620,16 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["data"]["id"], 7);
         assert!(body("x", at, "{not json").is_err());
+    }
+
+    #[test]
+    fn a_stored_time_past_the_year_9999_still_makes_a_body() {
+        let at = events_core::queue::from_millis(253_402_300_800_000);
+        let text = body("x", at, "{}").unwrap();
+        assert!(
+            text.contains(r#""timestamp":"10000-01-01T00:00:00.000Z""#),
+            "{text}"
+        );
     }
 
     #[test]
