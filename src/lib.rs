@@ -218,16 +218,19 @@ pub mod http {
     pub use events_http::*;
 }
 
-#[cfg(feature = "broadcast")]
 pub mod broadcast {
-    //! The broadcast server (feature `broadcast`): [`Broadcaster`], an
-    //! axum `Router` speaking the Pusher Channels protocol v7 at
-    //! `/app/{key}`, the signed HTTP API under `/apps/{id}` and
-    //! `POST /broadcasting/auth`; [`Channels`] for the application's
-    //! channel authorization; with the `redis` feature too,
-    //! [`RedisFanout`](events_broadcast::RedisFanout) between server
-    //! processes. See the README's "Broadcasting" section.
+    //! Broadcasting: what `#[event(broadcast = [..])]` declares
+    //! ([`Channel`], [`Broadcast`]), where broadcasts go ([`Publish`],
+    //! given as the [`Broadcasts`] state), and, with the feature
+    //! `broadcast`, the broadcast server: `Broadcaster`, an axum `Router`
+    //! speaking the Pusher Channels protocol v7 at `/app/{key}`, the
+    //! signed HTTP API under `/apps/{id}` and `POST /broadcasting/auth`;
+    //! `Channels` for the application's channel authorization; with the
+    //! `redis` feature too, `RedisFanout` between server processes. See
+    //! the README's "Broadcasting" section.
+    #[cfg(feature = "broadcast")]
     pub use events_broadcast::*;
+    pub use events_core::broadcast::*;
 }
 
 #[cfg(all(

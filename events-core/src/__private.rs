@@ -16,6 +16,7 @@ pub use std::option::Option::{self, None, Some};
 pub use std::result::Result::{self, Err, Ok};
 pub use std::string::String;
 pub use std::time::Duration;
+pub use std::vec::Vec;
 
 pub use crate::context::{Context, FromContext, FromContextRef, StateNeed};
 pub use crate::event::{
@@ -58,6 +59,18 @@ pub use crate::listener::{
     QueueOptions, Run, Target, TypedCall, TypedListener,
 };
 pub use crate::queue::FailedJob;
+
+pub use crate::broadcast::{
+    BroadcastEntry, BroadcastJob, BroadcastSpec, Broadcastable, Channel as BroadcastChannel,
+    broadcast_job, given_data as broadcast_given_data, json_data as broadcast_json_data,
+    render_any as broadcast_render_any, run_now as broadcast_run_now,
+};
+
+/// A queued broadcast's backoff between its three tries.
+pub const BROADCAST_BACKOFF: &[Duration] = &[Duration::from_secs(1), Duration::from_secs(5)];
+
+/// A queued broadcast job's timeout.
+pub const BROADCAST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub use crate::channel::{
     Answer as ChannelAnswer, AnyUser as ChannelUser, ChannelDef, Member as ChannelMember,
@@ -152,6 +165,13 @@ pub const fn codec<E: Queueable + 'static>() -> Codec<E> {
 
 fn decode<E: serde::de::DeserializeOwned>(json: &str) -> Result<E, serde_json::Error> {
     serde_json::from_str(json)
+}
+
+/// A queued listener's encoder for `E` (what [`codec`] holds).
+pub(crate) fn encode_queued<E: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+    event: &AnyEvent,
+) -> Option<Result<String, EncodeError>> {
+    encode::<E>(event)
 }
 
 fn encode<E: serde::Serialize + serde::de::DeserializeOwned + 'static>(
@@ -472,5 +492,57 @@ macro_rules! __events_listener {
     };
 }
 
+/// The listener `#[event(broadcast ..)]` registers for a type: inside
+/// dispatch (`now`) or as a job on `queued(queue)`, named
+/// `module::Type::broadcast`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __events_broadcast {
+    ($ty:ty, $ident:literal, $line:literal, now, $when:expr) => {
+        $crate::__events_listener! {
+            @submit
+            name: $crate::__private::concat!($crate::__private::module_path!(), "::", $ident, "::broadcast"),
+            target: $crate::__private::event_target::<$ty>(),
+            priority: 0,
+            when: $when,
+            run: $crate::__private::Run::AsyncCx($crate::__private::broadcast_run_now::<$ty>),
+            on_failure: $crate::__private::None,
+            needs: &[],
+            line: $line,
+        }
+    };
+    ($ty:ty, $ident:literal, $line:literal, queued($queue:literal, $job:expr), $when:expr) => {
+        $crate::__events_listener! {
+            @submit
+            name: $crate::__private::concat!($crate::__private::module_path!(), "::", $ident, "::broadcast"),
+            target: $crate::__private::event_target::<$ty>(),
+            priority: 0,
+            when: $when,
+            run: $crate::__private::Run::Queued {
+                options: $crate::__private::QueueOptions::__new(
+                    $queue,
+                    3,
+                    $crate::__private::BROADCAST_BACKOFF,
+                    $crate::__private::Duration::ZERO,
+                    $crate::__private::Some($crate::__private::BROADCAST_TIMEOUT),
+                ),
+                job: $job.job,
+                encode: $job.encode,
+                is_async: true,
+            },
+            on_failure: $crate::__private::None,
+            needs: &[],
+            line: $line,
+        }
+        $crate::__private::inventory::submit! {
+            $crate::__private::BroadcastEntry {
+                listener: $crate::__private::concat!($crate::__private::module_path!(), "::", $ident, "::broadcast"),
+                render: $crate::__private::broadcast_render_any::<$ty>,
+            }
+        }
+    };
+}
+
+pub use crate::__events_broadcast as broadcast;
 pub use crate::__events_event as event;
 pub use crate::__events_listener as listener;

@@ -721,6 +721,29 @@ impl<'d, E: Event> Dispatching<'d, E> {
             metadata,
         }
     }
+
+    /// Leaves the socket `socket_id` out of the event's broadcasts: the
+    /// client that caused the event (Laravel's `toOthers()`; Laravel Echo
+    /// sends its socket id as the `X-Socket-ID` header). It is the
+    /// metadata key [`keys::SOCKET_ID`](crate::keys::SOCKET_ID).
+    ///
+    /// ```
+    /// use events::prelude::*;
+    ///
+    /// #[event(broadcast = ["chat"], broadcast_now)]
+    /// #[derive(serde::Serialize)]
+    /// struct Said { text: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), events::DispatchError> {
+    /// let broadcasts = events::fake_broadcasts();
+    /// Said { text: "hi".into() }.dispatch().to_others("1234.5678").await?;
+    /// broadcasts.assert_broadcast_where::<Said>(|b| b.except.as_deref() == Some("1234.5678"));
+    /// # Ok(()) }
+    /// ```
+    pub fn to_others(self, socket_id: impl Into<String>) -> Dispatching<'d, E, Metadata> {
+        self.with(crate::keys::SOCKET_ID, socket_id)
+    }
 }
 
 impl<'d, E: Event> Dispatching<'d, E, Metadata> {
@@ -729,6 +752,12 @@ impl<'d, E: Event> Dispatching<'d, E, Metadata> {
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key, value);
         self
+    }
+
+    /// Leaves the socket `socket_id` out of the event's broadcasts (see
+    /// [`Dispatching::to_others`]).
+    pub fn to_others(self, socket_id: impl Into<String>) -> Self {
+        self.with(crate::keys::SOCKET_ID, socket_id)
     }
 }
 
@@ -1210,7 +1239,10 @@ async fn finish<E: Event>(
     } else {
         None
     };
-    let queue_fake = fakes.and_then(|f| f.queue);
+    let (queue_fake, broadcast_fake) = match fakes {
+        Some(fakes) => (fakes.queue, fakes.broadcasts),
+        None => (None, None),
+    };
     let sink = match &queue_fake {
         Some(fake) => JobSink::Fake(fake, &dispatcher.inner.jobs),
         None => JobSink::Target(&dispatcher.inner.target, &dispatcher.inner.jobs),
@@ -1225,6 +1257,7 @@ async fn finish<E: Event>(
         retry,
         &mut done,
         observers,
+        broadcast_fake.as_deref(),
         record.map(|r| {
             (
                 r,
@@ -1451,6 +1484,7 @@ async fn enqueue(
     retry: &RetryDefaults,
     done: &mut Dispatched,
     observers: Option<&Observers>,
+    broadcasts: Option<&crate::broadcast::BroadcastFakeState>,
     record: Option<(NewEvent, &EventLog)>,
 ) -> Result<(), DispatchError> {
     let mut payload: Option<String> = None;
@@ -1458,6 +1492,24 @@ async fn enqueue(
     for &def in queued {
         if !admits(def, event) {
             done.skipped += 1;
+            continue;
+        }
+        // A broadcast fake records a queued broadcast as its job would
+        // publish it, instead of enqueueing the job.
+        if let Some(fake) = broadcasts
+            && let Some(entry) = crate::broadcast::entry(def.name)
+        {
+            match (entry.render)(event, &envelope.metadata) {
+                Some(Ok(Some(broadcast))) => fake.record(broadcast),
+                Some(Ok(None)) | None => {}
+                Some(Err(source)) => {
+                    return Err(DispatchError::Listener {
+                        listener: def.name,
+                        event: event_name(def, event),
+                        source,
+                    });
+                }
+            }
             continue;
         }
         let Run::Queued {

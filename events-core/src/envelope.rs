@@ -30,6 +30,10 @@ pub mod keys {
     /// commas (`invoice:5,customer:9`): the event log lists the event on
     /// their timelines too, when asked for related events.
     pub const RELATED: &str = "related";
+    /// The socket id of the client that caused the event (the
+    /// `X-Socket-ID` header Laravel Echo sends): its broadcasts leave that
+    /// socket out (`to_others`).
+    pub const SOCKET_ID: &str = "socket_id";
 }
 
 /// An event's id: a ULID (48 bits of milliseconds since the epoch, then 80

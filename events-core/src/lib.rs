@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod broadcast;
 pub mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -27,6 +28,7 @@ mod worker;
 #[doc(hidden)]
 pub mod __private;
 
+pub use broadcast::{BroadcastFake, fake_broadcasts};
 pub use config::Config;
 pub use context::{
     Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateNeed,

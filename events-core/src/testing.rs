@@ -21,6 +21,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::broadcast::BroadcastFakeState;
 use crate::context::lock;
 use crate::event::Event;
 use crate::listener::{Listener, TypedListener};
@@ -53,6 +54,7 @@ pub(crate) fn undivert() {
 struct Stacks {
     events: Vec<Arc<EventFakeState>>,
     queue: Vec<Arc<QueueFakeState>>,
+    broadcasts: Vec<Arc<BroadcastFakeState>>,
 }
 
 /// The fakes in force for one dispatch.
@@ -60,6 +62,7 @@ struct Stacks {
 pub(crate) struct Scope {
     events: Option<Arc<EventFakeState>>,
     pub(crate) queue: Option<Arc<QueueFakeState>>,
+    pub(crate) broadcasts: Option<Arc<BroadcastFakeState>>,
 }
 
 impl Scope {
@@ -97,6 +100,9 @@ fn newest<'a>(installed: impl DoubleEndedIterator<Item = &'a Installed>) -> Scop
                 scope.events = Some(state.clone());
             }
             Installed::Queue(state) if scope.queue.is_none() => scope.queue = Some(state.clone()),
+            Installed::Broadcasts(state) if scope.broadcasts.is_none() => {
+                scope.broadcasts = Some(state.clone());
+            }
             _ => {}
         }
     }
@@ -132,9 +138,10 @@ pub(crate) fn current() -> Option<Scope> {
         Scope {
             events: stacks.events.last().cloned(),
             queue: stacks.queue.last().cloned(),
+            broadcasts: stacks.broadcasts.last().cloned(),
         }
     });
-    if (scope.events.is_none() || scope.queue.is_none())
+    if (scope.events.is_none() || scope.queue.is_none() || scope.broadcasts.is_none())
         && RUNTIME_FAKES.load(Ordering::Acquire) != 0
         && let Ok(runtime) = tokio::runtime::Handle::try_current()
     {
@@ -143,8 +150,9 @@ pub(crate) fn current() -> Option<Scope> {
         let found = newest(by_runtime.iter().filter(|(r, _)| *r == id).map(|(_, i)| i));
         scope.events = scope.events.or(found.events);
         scope.queue = scope.queue.or(found.queue);
+        scope.broadcasts = scope.broadcasts.or(found.broadcasts);
     }
-    (scope.events.is_some() || scope.queue.is_some()).then_some(scope)
+    (scope.events.is_some() || scope.queue.is_some() || scope.broadcasts.is_some()).then_some(scope)
 }
 
 /// Which fake a guard installed.
@@ -152,10 +160,11 @@ pub(crate) fn current() -> Option<Scope> {
 enum Installed {
     Events(Arc<EventFakeState>),
     Queue(Arc<QueueFakeState>),
+    Broadcasts(Arc<BroadcastFakeState>),
 }
 
 /// Installs a fake on this thread until dropped.
-struct Guard {
+pub(crate) struct Guard {
     installed: Installed,
     /// The runtime it was made in, if any: its tasks see the fake too.
     runtime: Option<tokio::runtime::Id>,
@@ -168,6 +177,7 @@ impl Installed {
         match (self, other) {
             (Installed::Events(a), Installed::Events(b)) => Arc::ptr_eq(a, b),
             (Installed::Queue(a), Installed::Queue(b)) => Arc::ptr_eq(a, b),
+            (Installed::Broadcasts(a), Installed::Broadcasts(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -181,6 +191,7 @@ impl Guard {
             match &installed {
                 Installed::Events(state) => stacks.events.push(state.clone()),
                 Installed::Queue(state) => stacks.queue.push(state.clone()),
+                Installed::Broadcasts(state) => stacks.broadcasts.push(state.clone()),
             }
         });
         let runtime = tokio::runtime::Handle::try_current().ok().map(|r| r.id());
@@ -204,6 +215,9 @@ impl Drop for Guard {
             match &self.installed {
                 Installed::Events(mine) => stacks.events.retain(|s| !Arc::ptr_eq(s, mine)),
                 Installed::Queue(mine) => stacks.queue.retain(|s| !Arc::ptr_eq(s, mine)),
+                Installed::Broadcasts(mine) => {
+                    stacks.broadcasts.retain(|s| !Arc::ptr_eq(s, mine));
+                }
             }
         });
         if self.runtime.is_some() {
@@ -212,6 +226,11 @@ impl Drop for Guard {
         }
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Installs a broadcast fake (see [`crate::fake_broadcasts`]).
+pub(crate) fn install_broadcasts(state: Arc<BroadcastFakeState>) -> Guard {
+    Guard::install(Installed::Broadcasts(state))
 }
 
 /// One recorded dispatch.

@@ -136,6 +136,20 @@ pub struct EventArgs {
     pub entity: Option<Spanned<LitStr>>,
     /// `version = N`.
     pub version: Option<Spanned<u32>>,
+    /// `broadcast = ["channel", "private-x.{field}"]`: the templates.
+    pub broadcast: Option<Spanned<Vec<LitStr>>>,
+    /// `broadcast_as = "name"`.
+    pub broadcast_as: Option<Spanned<LitStr>>,
+    /// `broadcast_on = path`: `fn(&E) -> Vec<Channel>`.
+    pub broadcast_on: Option<Spanned<Path>>,
+    /// `broadcast_when = path`: `fn(&E) -> bool`.
+    pub broadcast_when: Option<Spanned<Path>>,
+    /// `broadcast_with = path`: `fn(&E) -> serde_json::Value`.
+    pub broadcast_with: Option<Spanned<Path>>,
+    /// `broadcast_now`: inside dispatch, not through the queue.
+    pub broadcast_now: Option<Spanned<bool>>,
+    /// `broadcast_queue = "name"`.
+    pub broadcast_queue: Option<Spanned<LitStr>>,
     pub krate: Option<Path>,
 }
 
@@ -144,6 +158,27 @@ impl EventArgs {
     /// the item's fields, and the log's description.
     pub fn logs(&self) -> bool {
         self.store.is_some() || self.entity.is_some() || self.version.is_some()
+    }
+
+    /// Whether the event is broadcast: it has templates or `broadcast_on`.
+    pub fn broadcasts(&self) -> bool {
+        self.broadcast.is_some() || self.broadcast_on.is_some()
+    }
+
+    /// The span of the first broadcast key set.
+    pub fn broadcast_span(&self) -> Option<Span> {
+        [
+            self.broadcast.as_ref().map(|s| s.span),
+            self.broadcast_on.as_ref().map(|s| s.span),
+            self.broadcast_as.as_ref().map(|s| s.span),
+            self.broadcast_when.as_ref().map(|s| s.span),
+            self.broadcast_with.as_ref().map(|s| s.span),
+            self.broadcast_now.as_ref().map(|s| s.span),
+            self.broadcast_queue.as_ref().map(|s| s.span),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
     }
 }
 
@@ -285,11 +320,106 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
     let mut store = Slot::new(cx, STORE);
     let mut entity = Slot::new(cx, ENTITY);
     let mut version = Slot::new(cx, VERSION);
+    let mut broadcast = Slot::new(cx, BROADCAST);
+    let mut broadcast_as = Slot::new(cx, BROADCAST_AS);
+    let mut broadcast_on = Slot::new(cx, BROADCAST_ON);
+    let mut broadcast_when = Slot::new(cx, BROADCAST_WHEN);
+    let mut broadcast_with = Slot::new(cx, BROADCAST_WITH);
+    let mut broadcast_now = Slot::new(cx, BROADCAST_NOW);
+    let mut broadcast_queue = Slot::new(cx, BROADCAST_QUEUE);
     let mut krate = Slot::new(cx, CRATE);
     let parser = syn::meta::parser(|meta| {
         let key = key_of(&meta.path);
         let span = meta.path.span();
         match key.as_str() {
+            BROADCAST => {
+                let value: Expr = ungroup(meta.value()?.parse()?);
+                let items: Vec<&Expr> = match &value {
+                    Expr::Array(array) => array.elems.iter().collect(),
+                    single @ Expr::Lit(_) => vec![single],
+                    other => {
+                        cx.error_spanned_by(
+                            other,
+                            "`broadcast` takes a list of channel names, such as `broadcast = [\"messages\", \"private-session.{session_id}\"]`",
+                        );
+                        return Ok(());
+                    }
+                };
+                if items.is_empty() {
+                    cx.error_spanned_by(
+                        &value,
+                        "`broadcast` needs at least one channel, such as `[\"messages\"]` (or use `broadcast_on = path`)",
+                    );
+                    return Ok(());
+                }
+                let list: Vec<LitStr> = items
+                    .into_iter()
+                    .filter_map(|e| string(cx, BROADCAST, e))
+                    .collect();
+                broadcast.set(span, list);
+            }
+            BROADCAST_AS | BROADCAST_QUEUE => {
+                let value: Expr = ungroup(meta.value()?.parse()?);
+                if let Some(s) = string(cx, &key, &value) {
+                    let text = s.value();
+                    if text.trim().is_empty() || text.chars().any(char::is_whitespace) {
+                        cx.error_spanned_by(
+                            &s,
+                            format!(
+                                "`{key}` needs a name without whitespace, such as `{key} = \"{}\"`",
+                                if key == BROADCAST_AS {
+                                    "message_post"
+                                } else {
+                                    "broadcasts"
+                                }
+                            ),
+                        );
+                    }
+                    if key == BROADCAST_AS {
+                        broadcast_as.set(span, s);
+                    } else {
+                        broadcast_queue.set(span, s);
+                    }
+                }
+            }
+            BROADCAST_ON | BROADCAST_WHEN | BROADCAST_WITH => {
+                let value: Expr = ungroup(meta.value()?.parse()?);
+                let shape = match key.as_str() {
+                    BROADCAST_ON => "fn(&E) -> Vec<Channel>",
+                    BROADCAST_WHEN => "fn(&E) -> bool",
+                    _ => "fn(&E) -> serde_json::Value",
+                };
+                match value {
+                    Expr::Path(p) if p.qself.is_none() => {
+                        let slot = match key.as_str() {
+                            BROADCAST_ON => &mut broadcast_on,
+                            BROADCAST_WHEN => &mut broadcast_when,
+                            _ => &mut broadcast_with,
+                        };
+                        slot.set(span, p.path);
+                    }
+                    other => cx.error_spanned_by(
+                        &other,
+                        format!("`{key}` takes the path of a function `{shape}`, such as `{key} = my_fn`"),
+                    ),
+                }
+            }
+            BROADCAST_NOW => {
+                if meta.input.peek(syn::Token![=]) {
+                    let value: Expr = ungroup(meta.value()?.parse()?);
+                    match &value {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Bool(b), ..
+                        }) => broadcast_now.set(span, b.value),
+                        other => cx.error_spanned_by(
+                            other,
+                            "`broadcast_now` is a flag: write `broadcast_now` (or `broadcast_now = true` / `false`)",
+                        ),
+                    }
+                } else {
+                    broadcast_now.set(span, true);
+                }
+            }
             STORE => {
                 if meta.input.peek(syn::Token![=]) {
                     let value: Expr = ungroup(meta.value()?.parse()?);
@@ -351,6 +481,13 @@ pub fn parse_event(cx: &Ctxt, tokens: TokenStream) -> EventArgs {
         store: store.get(),
         entity: entity.get(),
         version: version.get(),
+        broadcast: broadcast.get(),
+        broadcast_as: broadcast_as.get(),
+        broadcast_on: broadcast_on.get(),
+        broadcast_when: broadcast_when.get(),
+        broadcast_with: broadcast_with.get(),
+        broadcast_now: broadcast_now.get(),
+        broadcast_queue: broadcast_queue.get(),
         krate: krate.get().map(|s| s.value),
     }
 }

@@ -29,6 +29,12 @@ use symbol::LISTENER_KEYS;
 /// Event-log keys: `store` (every dispatch of it is stored by a dispatcher
 /// with a store), `entity = "type:{field}"` (the entity it concerns, a
 /// template checked against the fields), `version = N` (default 1).
+///
+/// Broadcasting (see `events::broadcast`): `broadcast = ["channel",
+/// "private-session.{field}"]` (templates checked against the fields),
+/// `broadcast_as = "name"`, `broadcast_on = path`, `broadcast_when = path`,
+/// `broadcast_with = path`, `broadcast_now`, `broadcast_queue = "name"`
+/// (default `broadcasts`).
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let input = TokenStream2::from(input);
@@ -37,6 +43,7 @@ pub fn event(args: TokenStream, input: TokenStream) -> TokenStream {
     let krate = expand::crate_path(args.krate.clone());
     if !cx.has_errors()
         && !args.logs()
+        && args.broadcast_span().is_none()
         && let Some(ident) = ast::plain_type_name(&input)
     {
         let expanded = expand::event::expand_plain(&krate, &args, &ident, input);

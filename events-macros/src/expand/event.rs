@@ -37,10 +37,22 @@ pub fn expand(
         // A non-generic type gets its `static`: the description the registry
         // learns through the type's listeners, with the JSON support found
         // by one autoref probe, and the slot caching its listener table.
-        if args.logs() {
-            return expand_logged(krate, args, item, ident, input.clone());
-        }
-        return Ok(expand_plain(krate, args, ident, input.clone()));
+        let broadcast = match args.broadcast_span() {
+            Some(_) => expand_broadcast(krate, args, item, ident)?,
+            None => TokenStream::new(),
+        };
+        let event = if args.logs() {
+            expand_logged(krate, args, item, ident, input.clone())?
+        } else {
+            expand_plain(krate, args, ident, input.clone())
+        };
+        return Ok(quote!(#event #broadcast));
+    }
+    if let Some(span) = args.broadcast_span() {
+        return Err(syn::Error::new(
+            span,
+            "a generic event cannot be broadcast: its broadcast is registered once, by name, and one name would stand for every instantiation",
+        ));
     }
     if let Some(span) = log_key_span(args) {
         return Err(syn::Error::new(
@@ -119,13 +131,7 @@ fn expand_logged(
     let entity = match &args.entity {
         Some(template) => {
             let (kind, format, fields) = entity_template(&template.value, item, ident)?;
-            let span = template.value.span();
-            let accesses = fields.iter().map(|f| {
-                let f = syn::parse_str::<syn::Ident>(f)
-                    .map(|i| syn::Ident::new(&i.to_string(), span))
-                    .unwrap_or_else(|_| syn::Ident::new_raw(f, span));
-                quote::quote_spanned!(span=> e.#f)
-            });
+            let accesses = accesses(&fields, template.value.span());
             quote! {
                 entity {
                     fn __events_entity(
@@ -153,6 +159,157 @@ fn expand_logged(
     })
 }
 
+/// What `#[event(broadcast ..)]` adds for a non-generic type: its
+/// `Broadcastable` impl (name, channels from the templates and
+/// `broadcast_on`, data) and its listener, inside dispatch
+/// (`broadcast_now`) or queued.
+fn expand_broadcast(
+    krate: &Path,
+    args: &EventArgs,
+    item: &Item,
+    ident: &proc_macro2::Ident,
+) -> syn::Result<TokenStream> {
+    let private = quote!(#krate::__private);
+    let span = args
+        .broadcast_span()
+        .unwrap_or_else(proc_macro2::Span::call_site);
+    if !args.broadcasts() {
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "this says how `{ident}` is broadcast, but not where: add `broadcast = [\"channel\"]` or `broadcast_on = path`"
+            ),
+        ));
+    }
+    let now = args.broadcast_now.as_ref().is_some_and(|n| n.value);
+    if now && let Some(queue) = &args.broadcast_queue {
+        return Err(syn::Error::new(
+            queue.span,
+            "`broadcast_queue` names the queue of a queued broadcast, and `broadcast_now` publishes inside dispatch: keep one",
+        ));
+    }
+    let event_name = match &args.name {
+        Some(name) => name.value.clone(),
+        None => ident.unraw().to_string(),
+    };
+    let name = args
+        .broadcast_as
+        .as_ref()
+        .map_or(event_name, |n| n.value.value());
+    let mut pushes = Vec::new();
+    for template in args.broadcast.iter().flat_map(|b| b.value.iter()) {
+        let text = template.value();
+        let err = |message: String| syn::Error::new(template.span(), message);
+        let (format, fields) = placeholders(&text, &text, &err)?;
+        let literal = format.replace("{}", "");
+        if let Some(bad) = literal
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "_-=@,.;".contains(*c)))
+        {
+            return Err(err(format!(
+                "`{text}` cannot be a channel name: `{bad}` is not allowed (channel names hold letters, digits and `_ - = @ , . ;`)"
+            )));
+        }
+        if fields.is_empty() && (text.is_empty() || text.len() > 164) {
+            return Err(err(format!(
+                "`{text}` cannot be a channel name: it must hold 1 to 164 characters"
+            )));
+        }
+        check_fields("channel template", &fields, item, ident, &err)?;
+        let accesses = accesses(&fields, template.span());
+        pushes.push(quote::quote_spanned! {template.span()=>
+            channels.push(#private::BroadcastChannel::new(#private::format!(#format #(, #accesses)*)));
+        });
+    }
+    let on = args.broadcast_on.as_ref().map(|on| {
+        let path = &on.value;
+        let path_span = syn::spanned::Spanned::span(path);
+        quote::quote_spanned! {path_span=>
+            let __events_on: fn(&#ident) -> #private::Vec<#private::BroadcastChannel> = #path;
+            channels.extend(__events_on(e));
+        }
+    });
+    let key_span = args.broadcast.as_ref().map(|b| b.span).unwrap_or(span);
+    let (job, data_default) = if now {
+        (
+            quote!(),
+            quote::quote_spanned!(key_span=> #private::broadcast_json_data::<#ident>),
+        )
+    } else {
+        (
+            quote::quote_spanned! {key_span=>
+                const __EVENTS_BROADCAST_JOB: #private::BroadcastJob<#ident> =
+                    #private::broadcast_job::<#ident>();
+            },
+            quote!(__EVENTS_BROADCAST_JOB.data),
+        )
+    };
+    let data = match &args.broadcast_with {
+        Some(with) => {
+            let path = &with.value;
+            let path_span = syn::spanned::Spanned::span(path);
+            quote::quote_spanned! {path_span=> {
+                fn __events_data(
+                    e: &#ident,
+                ) -> #private::Result<#private::serde_json::Value, #private::serde_json::Error> {
+                    let __events_with: fn(&#ident) -> #private::serde_json::Value = #path;
+                    #private::broadcast_given_data(__events_with(e))
+                }
+                __events_data
+            }}
+        }
+        None => data_default,
+    };
+    let when = match &args.broadcast_when {
+        Some(when) => {
+            let path = &when.value;
+            let path_span = syn::spanned::Spanned::span(path);
+            quote::quote_spanned! {path_span=> #private::Some({
+                fn __events_when(e: &#private::AnyEvent) -> bool {
+                    let __events_when: fn(&#ident) -> bool = #path;
+                    match #private::downcast::<#ident>(e) {
+                        #private::Some(e) => __events_when(e),
+                        #private::None => false,
+                    }
+                }
+                __events_when
+            })}
+        }
+        None => quote!(#private::None),
+    };
+    let type_name = ident.unraw().to_string();
+    let line = crate::expand::line_of(ident.span());
+    let mode = if now {
+        quote!(now)
+    } else {
+        let queue = args
+            .broadcast_queue
+            .as_ref()
+            .map_or_else(|| "broadcasts".to_owned(), |q| q.value.value());
+        quote!(queued(#queue, __EVENTS_BROADCAST_JOB))
+    };
+    Ok(quote! {
+        const _: () = {
+            #job
+            fn __events_channels(e: &#ident) -> #private::Vec<#private::BroadcastChannel> {
+                let _ = e;
+                let mut channels = #private::Vec::new();
+                #(#pushes)*
+                #on
+                channels
+            }
+            impl #private::Broadcastable for #ident {
+                const BROADCAST: #private::BroadcastSpec<Self> = #private::BroadcastSpec {
+                    name: #name,
+                    channels: __events_channels,
+                    data: #data,
+                };
+            }
+            #private::broadcast!(#ident, #type_name, #line, #mode, #when);
+        };
+    })
+}
+
 /// Splits `type:{field}..` into the entity type, the format string of the
 /// id (placeholders as `{}`), and the fields it names, checked against the
 /// struct's named fields.
@@ -173,9 +330,26 @@ fn entity_template(
             "the entity's type, before the first `:`, must be written out (`appointment:{appointment_id}`), not empty or a placeholder".into(),
         ));
     }
+    let (format, fields) = placeholders(&text, id, &err)?;
+    if fields.is_empty() && format.is_empty() {
+        return Err(err(format!(
+            "the entity template `{text}` has no id after `:`: name a field, such as `{kind}:{{id}}`"
+        )));
+    }
+    check_fields("entity template", &fields, item, ident, &err)?;
+    Ok((kind.to_owned(), format, fields))
+}
+
+/// The format string of `rest` (a part of the template `text`) with its
+/// `{field}` placeholders as `{}`, and the fields they name.
+fn placeholders(
+    text: &str,
+    rest: &str,
+    err: &impl Fn(String) -> syn::Error,
+) -> syn::Result<(String, Vec<String>)> {
     let mut format = String::new();
     let mut fields = Vec::new();
-    let mut rest = id;
+    let mut rest = rest;
     while let Some(open) = rest.find(['{', '}']) {
         if rest[open..].starts_with('}') {
             return Err(err(format!("`}}` without an opening `{{` in `{text}`")));
@@ -197,38 +371,58 @@ fn entity_template(
         rest = &after[close + 1..];
     }
     format.push_str(rest);
-    if fields.is_empty() && format.is_empty() {
-        return Err(err(format!(
-            "the entity template `{text}` has no id after `:`: name a field, such as `{kind}:{{id}}`"
-        )));
+    Ok((format, fields))
+}
+
+/// Checks that `fields`, named by a `what` (`entity template`, `channel
+/// template`), are named fields of the struct `item`.
+fn check_fields(
+    what: &str,
+    fields: &[String],
+    item: &Item,
+    ident: &proc_macro2::Ident,
+    err: &impl Fn(String) -> syn::Error,
+) -> syn::Result<()> {
+    if fields.is_empty() {
+        return Ok(());
     }
-    let known: Vec<String> = match item {
-        Item::Struct(s) => match &s.fields {
-            syn::Fields::Named(named) => named
-                .named
-                .iter()
-                .filter_map(|f| f.ident.as_ref().map(|i| i.unraw().to_string()))
-                .collect(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
+    let Item::Struct(syn::ItemStruct {
+        fields: syn::Fields::Named(named),
+        ..
+    }) = item
+    else {
+        return Err(err(format!(
+            "the {what} names fields, and `{ident}` has no named fields: templates work on a struct with named fields"
+        )));
     };
-    if !fields.is_empty()
-        && !matches!(item, Item::Struct(s) if matches!(s.fields, syn::Fields::Named(_)))
-    {
-        return Err(err(format!(
-            "the entity template names fields, and `{ident}` has no named fields: templates work on a struct with named fields"
-        )));
-    }
-    for field in &fields {
+    let known: Vec<String> = named
+        .named
+        .iter()
+        .filter_map(|f| f.ident.as_ref().map(|i| i.unraw().to_string()))
+        .collect();
+    for field in fields {
         if !known.contains(field) {
             return Err(err(format!(
-                "the entity template names `{{{field}}}`, but `{ident}` has no field `{field}` (its fields: {})",
+                "the {what} names `{{{field}}}`, but `{ident}` has no field `{field}` (its fields: {})",
                 known.join(", ")
             )));
         }
     }
-    Ok((kind.to_owned(), format, fields))
+    Ok(())
+}
+
+/// `e.field` for each field, spanned on `span` (a raw identifier where the
+/// name is a keyword).
+fn accesses(fields: &[String], span: proc_macro2::Span) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .map(|f| {
+            let f = syn::parse_str::<syn::Ident>(f)
+                .map(|i| syn::Ident::new(&i.to_string(), span))
+                .unwrap_or_else(|_| syn::Ident::new_raw(f, span));
+            quote::quote_spanned!(span=> e.#f)
+        })
+        .collect()
 }
 
 fn not_a_type(item: &Item) -> syn::Error {
