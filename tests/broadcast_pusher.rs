@@ -17,11 +17,32 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use events::broadcast::axum::http::request::Parts;
-use events::broadcast::{App, Broadcaster, Channels, Member};
+use events::broadcast::{App, Broadcaster, Broadcasts, Channels, Member};
+use events::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const KEY: &str = "pusher-test-key";
+
+/// Declared as an application declares it: queued (the default), sent
+/// to pusher-js as `message_post` with the data `wire` makes.
+#[event(
+    name = "message.ready",
+    broadcast = ["messages", "private-session.{session}"],
+    broadcast_as = "message_post",
+    broadcast_with = wire
+)]
+#[derive(Serialize, Deserialize)]
+struct MessageReady {
+    id: u64,
+    session: u64,
+    text: String,
+}
+
+fn wire(e: &MessageReady) -> Value {
+    json!({"id": e.id, "text": e.text})
+}
 
 /// What is missing to run the client, in words; `None`: nothing.
 fn missing(dir: &Path) -> Option<String> {
@@ -143,16 +164,28 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
 
     let subscribed = step(&mut lines, "subscribed", &mut seen).await;
     assert!(subscribed["socket_id"].is_string(), "{subscribed}");
-    broadcaster
-        .publish(
-            "1",
-            &["messages", "private-session.7"],
-            "message_post",
-            &json!({"id": 1, "text": "hello"}),
-            None,
-        )
+    // Dispatched from Rust: the event's job waits on the queue, and a
+    // worker given the broadcaster publishes it.
+    let queue = events::Queue::memory();
+    let dispatcher = events::Dispatcher::builder()
+        .queue(queue.clone())
+        .build()
+        .expect("the dispatcher builds");
+    dispatcher
+        .dispatch(MessageReady {
+            id: 1,
+            session: 7,
+            text: "hello".into(),
+        })
         .await
-        .expect("publishes");
+        .expect("dispatches");
+    let report = events::Worker::new(queue)
+        .queues(["broadcasts"])
+        .state(Broadcasts::new(broadcaster.clone()))
+        .run_until_empty()
+        .await
+        .expect("the worker runs");
+    assert_eq!(report.succeeded, 1, "{report:?}");
     let received = step(&mut lines, "received", &mut seen).await;
     assert_eq!(
         received["events"],

@@ -518,6 +518,84 @@ impl Broadcaster {
     }
 }
 
+/// A [`Broadcaster`] is where `#[event(broadcast ..)]` events go when it
+/// is the dispatcher's or the worker's
+/// [`Broadcasts`](events_core::broadcast::Broadcasts): it publishes them to
+/// its first app (the auth endpoint's, with [`Builder::auth_app`]); for
+/// another app, see [`Broadcaster::to_app`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use events_broadcast::{App, Broadcaster};
+/// use events_core::broadcast::Broadcasts;
+///
+/// let broadcaster = Broadcaster::builder().app(App::new("1", "key", "secret")).build()?;
+/// let dispatcher = events_core::Dispatcher::builder()
+///     .state(Broadcasts::new(broadcaster.clone()))
+///     .build()?;
+/// # let _ = dispatcher; Ok(()) }
+/// ```
+#[async_trait::async_trait]
+impl events_core::broadcast::Publish for Broadcaster {
+    async fn publish(
+        &self,
+        broadcast: &events_core::broadcast::Broadcast,
+    ) -> Result<(), events_core::BoxError> {
+        let app = self
+            .inner
+            .auth_app
+            .as_ref()
+            .map(|a| a.id().to_owned())
+            .ok_or("the broadcaster serves no app: give it one with `Builder::app` or the EVENTS_BROADCAST_APP_* variables")?;
+        publish_to(self, &app, broadcast).await
+    }
+}
+
+/// Broadcasts to one app of a [`Broadcaster`]: [`Broadcaster::to_app`].
+#[derive(Clone, Debug)]
+pub struct AppBroadcaster {
+    broadcaster: Broadcaster,
+    app: String,
+}
+
+impl Broadcaster {
+    /// Where `#[event(broadcast ..)]` events go to reach the app `app_id`
+    /// of this server (for a server of several apps).
+    pub fn to_app(&self, app_id: impl Into<String>) -> AppBroadcaster {
+        AppBroadcaster {
+            broadcaster: self.clone(),
+            app: app_id.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl events_core::broadcast::Publish for AppBroadcaster {
+    async fn publish(
+        &self,
+        broadcast: &events_core::broadcast::Broadcast,
+    ) -> Result<(), events_core::BoxError> {
+        publish_to(&self.broadcaster, &self.app, broadcast).await
+    }
+}
+
+async fn publish_to(
+    broadcaster: &Broadcaster,
+    app: &str,
+    broadcast: &events_core::broadcast::Broadcast,
+) -> Result<(), events_core::BoxError> {
+    broadcaster
+        .publish(
+            app,
+            &broadcast.channels,
+            &broadcast.name,
+            &broadcast.data,
+            broadcast.except.as_deref(),
+        )
+        .await
+        .map_err(Into::into)
+}
+
 impl Inner {
     /// Delivers everywhere: to this process's sockets, or through Redis
     /// to every node's.
