@@ -474,6 +474,11 @@ pub(crate) fn run_job<E: Broadcastable + serde::de::DeserializeOwned>(
     }))
 }
 
+/// Renders an event's broadcast, `None` if handed another type (see
+/// [`BroadcastEntry`]).
+#[doc(hidden)]
+pub type RenderFn = fn(&AnyEvent, &Metadata) -> Option<Result<Option<Broadcast>, BoxError>>;
+
 /// A queued broadcast's listener, by name, and how to render its event at
 /// dispatch: what [`fake_broadcasts`] records instead of enqueueing.
 #[doc(hidden)]
@@ -481,7 +486,7 @@ pub struct BroadcastEntry {
     /// The listener's name.
     pub listener: &'static str,
     /// Renders the event (`None` if handed another type).
-    pub render: fn(&AnyEvent, &Metadata) -> Option<Result<Option<Broadcast>, BoxError>>,
+    pub render: RenderFn,
 }
 
 inventory::collect!(BroadcastEntry);
