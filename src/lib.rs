@@ -270,7 +270,9 @@ pub mod cli {
     }
 
     /// [`Commands::new`] with this build's parts: `work --metrics-addr`
-    /// with `metrics`, and `serve` running [`Parts`]. Add state and
+    /// with `metrics`, `work` publishing broadcasts as the environment
+    /// says with `broadcast` (`events::broadcast::Publisher::configured`),
+    /// and `serve` running [`Parts`]. Add state and
     /// observers to it as to `Commands::new()`.
     pub fn commands() -> Commands {
         #[allow(unused_mut)]
@@ -278,6 +280,15 @@ pub mod cli {
         #[cfg(feature = "metrics")]
         {
             commands = commands.metrics_endpoint(crate::metrics::Endpoint);
+        }
+        #[cfg(feature = "broadcast")]
+        {
+            // `work` publishes `#[event(broadcast)]` jobs where the
+            // environment says (the server's HTTP API or its Redis), read
+            // at the first one; `.state(Broadcasts::new(..))` replaces it.
+            commands = commands.state(crate::broadcast::Broadcasts::new(
+                crate::broadcast::Publisher::configured(),
+            ));
         }
         commands
     }

@@ -61,6 +61,7 @@ mod app;
 mod auth;
 mod hub;
 pub mod protocol;
+mod publisher;
 #[cfg(feature = "redis")]
 mod redis;
 pub mod sign;
@@ -77,6 +78,7 @@ use tokio::sync::{Notify, watch};
 pub use app::{APP_ID_VAR, APP_KEY_VAR, APP_SECRET_VAR, App, REDIS_URL_VAR};
 pub use auth::{Channels, Params};
 pub use protocol::Member;
+pub use publisher::{HOST_VAR, PORT_VAR, Publisher, SCHEME_VAR, VIA_VAR};
 #[cfg(feature = "redis")]
 pub use redis::RedisFanout;
 
@@ -177,6 +179,9 @@ pub enum BuildError {
     /// The Redis URL or connection (feature `redis`).
     #[error("broadcast fan-out through Redis: {0}")]
     Redis(String),
+    /// A [`Publisher`] the configuration or its URL cannot make.
+    #[error("publishing broadcasts: {0}")]
+    Publisher(String),
 }
 
 /// Why a publish failed.

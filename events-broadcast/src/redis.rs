@@ -334,13 +334,7 @@ impl RedisFanout {
                     .into(),
             ));
         }
-        let payload = serde_json::to_string(delivery).map_err(BroadcastError::Data)?;
-        let mut conn = self.conn.clone();
-        let _: i64 = conn
-            .publish(self.channel(), payload)
-            .await
-            .map_err(Self::redis_error)?;
-        Ok(())
+        send(&self.conn, &self.channel(), delivery).await
     }
 
     /// This node's socket counts per channel, `app:channel` → sockets.
@@ -471,6 +465,73 @@ fn members(hash: Vec<(String, String)>) -> Vec<Member> {
         .collect();
     members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     members
+}
+
+/// Publishes `delivery` on `channel`, for every node to deliver.
+async fn send(
+    conn: &redis::aio::ConnectionManager,
+    channel: &str,
+    delivery: &Delivery,
+) -> Result<(), BroadcastError> {
+    let payload = serde_json::to_string(delivery).map_err(BroadcastError::Data)?;
+    let mut conn = conn.clone();
+    let _: i64 = conn
+        .publish(channel, payload)
+        .await
+        .map_err(RedisFanout::redis_error)?;
+    Ok(())
+}
+
+/// A publisher into the servers' Redis from a process that serves no
+/// sockets: it publishes where the nodes listen, and listens to nothing.
+pub(crate) struct RedisPublisher {
+    conn: redis::aio::ConnectionManager,
+    channel: String,
+    app: String,
+    /// Where, in words (no password).
+    said: String,
+}
+
+impl RedisPublisher {
+    pub(crate) async fn connect(url: &str, app: String) -> Result<RedisPublisher, BuildError> {
+        let (base, prefix) = parse(url)?;
+        let redacted = redact(&base);
+        let client = redis::Client::open(base.as_str())
+            .map_err(|e| BuildError::Redis(format!("{redacted}: {e}")))?;
+        let conn = redis::aio::ConnectionManager::new(client)
+            .await
+            .map_err(|e| BuildError::Redis(format!("cannot connect to {redacted}: {e}")))?;
+        Ok(RedisPublisher {
+            conn,
+            channel: format!("{prefix}:broadcast"),
+            said: format!("Redis at {redacted}, prefix {prefix} (app {app})"),
+            app,
+        })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.said.clone()
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        broadcast: &events_core::broadcast::Broadcast,
+        data: String,
+    ) -> Result<(), BroadcastError> {
+        let delivery = Delivery::Event {
+            app: self.app.clone(),
+            channels: broadcast
+                .channels
+                .iter()
+                .map(|c| c.as_ref().to_owned())
+                .collect(),
+            event: broadcast.name.clone(),
+            data,
+            except: broadcast.except.clone(),
+            user_id: None,
+        };
+        send(&self.conn, &self.channel, &delivery).await
+    }
 }
 
 /// The URL without its password, for messages.

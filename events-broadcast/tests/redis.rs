@@ -475,3 +475,43 @@ async fn a_member_change_older_than_a_socket_s_members_is_not_sent_to_it() {
     ann.nothing_for(Duration::from_millis(300)).await;
     clean(&prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_without_sockets_reaches_every_node_through_redis() {
+    use events_core::broadcast::{Broadcast, Channel, Publish};
+    let prefix = unique_prefix("publisher");
+    let (one, two) = (node(&prefix).await, node(&prefix).await);
+    let mut a = Client::connect(one.addr, KEY).await;
+    let mut b = Client::connect(two.addr, KEY).await;
+    a.subscribe("news").await;
+    b.subscribe("news").await;
+
+    let url = format!("{}?prefix={prefix}", redis_url());
+    let publisher = events_broadcast::Publisher::redis(&url, "1")
+        .await
+        .expect("connects");
+    assert!(
+        publisher.describe().starts_with("Redis at redis://")
+            && publisher
+                .describe()
+                .ends_with(&format!("prefix {prefix} (app 1)")),
+        "{}",
+        publisher.describe()
+    );
+    let story = Broadcast::new(
+        "story.published",
+        "story",
+        [Channel::public("news")],
+        json!({"n": 1}),
+    );
+    publisher.publish(&story).await.expect("publishes");
+    assert_eq!(data(&a.expect("story").await), json!({"n": 1}));
+    assert_eq!(data(&b.expect("story").await), json!({"n": 1}));
+    publisher
+        .publish(&story.clone().except(b.socket_id.clone()))
+        .await
+        .expect("publishes");
+    a.expect("story").await;
+    b.nothing_for(Duration::from_millis(300)).await;
+    clean(&prefix).await;
+}
