@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use events::broadcast::axum::http::request::Parts;
 use events::broadcast::{App, Broadcaster, Channels, Member, sign};
-use events::channel;
+use events::{State, channel};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -29,9 +29,16 @@ async fn room(user: &User, room: String) -> Option<Member> {
     (room != "closed").then(|| Member::new(user.id.to_string()).info(json!({"name": user.name})))
 }
 
+/// Who is in which team: application state the callback takes.
+#[derive(Clone)]
+struct Teams(std::sync::Arc<Vec<(&'static str, u64)>>);
+
+/// State comes from `Channels::state`, in any place among the placeholders.
 #[channel("private-team.{team}.{member_id}")]
-fn team(user: &User, team: String, member_id: u64) -> bool {
-    user.teams.contains(&team) && member_id == user.id
+fn team(user: &User, team: String, State(teams): State<Teams>, member_id: u64) -> bool {
+    user.teams.contains(&team)
+        && member_id == user.id
+        && teams.0.iter().any(|(t, id)| *t == team && *id == member_id)
 }
 
 fn user_of(parts: &Parts) -> Option<User> {
@@ -40,7 +47,7 @@ fn user_of(parts: &Parts) -> Option<User> {
         "ann" => Some(User {
             id: 7,
             name: "Ann".into(),
-            teams: vec!["red".into()],
+            teams: vec!["red".into(), "green".into()],
         }),
         _ => None,
     }
@@ -103,7 +110,9 @@ fn the_callbacks_are_registered_by_pattern() {
 async fn registered_callbacks_decide_the_auth_endpoint() {
     let broadcaster = Broadcaster::builder()
         .app(App::new("1", "key", "secret"))
-        .channels(Channels::new(user_of))
+        .channels(
+            Channels::new(user_of).state(Teams(std::sync::Arc::new(vec![("red", 7), ("blue", 9)]))),
+        )
         .build()
         .expect("builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -162,6 +171,8 @@ async fn registered_callbacks_decide_the_auth_endpoint() {
         "presence-room.closed",
         "private-team.blue.7",
         "private-team.red.x",
+        // ann says she is in green, but the state's teams say not.
+        "private-team.green.7",
     ] {
         let (status, body) = post_form(&addr, "/broadcasting/auth", "ann", &form(channel)).await;
         assert_eq!(status, 403, "{channel}: {body}");
@@ -174,6 +185,21 @@ async fn registered_callbacks_decide_the_auth_endpoint() {
     )
     .await;
     assert_eq!(status, 403, "nobody signed in");
+}
+
+#[test]
+fn a_callback_whose_state_was_not_given_refuses_to_start() {
+    let error = Broadcaster::builder()
+        .app(App::new("1", "key", "secret"))
+        .channels(Channels::new(user_of))
+        .build()
+        .expect_err("team takes State<Teams>");
+    let text = error.to_string();
+    assert!(
+        text.contains("the channel callback `broadcast_channel::team` for `private-team.{team}.{member_id}`")
+            && text.contains("takes `State<broadcast_channel::Teams>`, which was not given: add it with `Channels::state(..)`"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use events_core::StateMap;
 use events_core::channel::{Answer, ChannelDef};
 
 use crate::Inner;
@@ -164,6 +165,7 @@ pub struct Channels<U> {
     authenticate: Authenticate<U>,
     routes: Vec<Route<U>>,
     problems: Vec<String>,
+    state: StateMap,
 }
 
 impl<U> std::fmt::Debug for Channels<U> {
@@ -193,6 +195,7 @@ impl<U: Send + Sync + 'static> Channels<U> {
             }),
             routes: Vec::new(),
             problems: Vec::new(),
+            state: StateMap::new(),
         }
         .with_registered()
     }
@@ -218,6 +221,7 @@ impl<U: Send + Sync + 'static> Channels<U> {
             authenticate: Arc::new(move |parts| Box::pin(authenticate(parts))),
             routes: Vec::new(),
             problems: Vec::new(),
+            state: StateMap::new(),
         }
         .with_registered()
     }
@@ -310,8 +314,38 @@ impl<U: Send + Sync + 'static> Channels<U> {
         )
     }
 
-    pub(crate) fn problems(&self) -> &[String] {
-        &self.problems
+    /// Gives the `#[channel]` callbacks the state their `State<T>`
+    /// parameters take (a database pool, a team directory), as
+    /// `Worker::state` gives listeners theirs; a callback whose state type
+    /// nobody gave is an error of [`build`](crate::Builder::build), naming
+    /// both. Give several types with several calls.
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// What cannot work, in words: bad patterns, callbacks of another user
+    /// type, and state the callbacks take that was not given.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = self.problems.clone();
+        for route in &self.routes {
+            let Decide::Registered(def) = &route.decide else {
+                continue;
+            };
+            for need in def.needs {
+                if !self.state.has(need.type_id()) {
+                    problems.push(format!(
+                        "the channel callback `{}` for `{}` ({}:{}) takes `State<{}>`, which was not given: add it with `Channels::state(..)`",
+                        def.name,
+                        def.pattern,
+                        def.file,
+                        def.line,
+                        need.type_name(),
+                    ));
+                }
+            }
+        }
+        problems
     }
 }
 
@@ -347,11 +381,22 @@ impl<U: Send + Sync + 'static> Authorize for Channels<U> {
             };
             let decision = match &route.decide {
                 Decide::Now(decide) => decide(&user, &params),
-                Decide::Registered(def) => match (def.authorize)(&user, &params).await {
-                    Answer::Allowed => Decision::Allow,
-                    Answer::Member(member) => Decision::Member(member),
-                    _ => Decision::Deny,
-                },
+                Decide::Registered(def) => {
+                    match (def.authorize)(&user, &params, &self.state).await {
+                        Answer::Allowed => Decision::Allow,
+                        Answer::Member(member) => Decision::Member(member),
+                        Answer::MissingState(type_name) => {
+                            // The build refuses this; a server that got
+                            // here anyway says so rather than deny quietly.
+                            tracing::error!(
+                                callback = def.name,
+                                "the channel callback takes State<{type_name}>, which the server was not given"
+                            );
+                            Decision::Deny
+                        }
+                        _ => Decision::Deny,
+                    }
+                }
             };
             match decision {
                 Decision::Deny => Err("the user may not join this channel"),

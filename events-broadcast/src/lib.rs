@@ -251,7 +251,7 @@ impl Builder {
     /// everyone (clients whose own backend signs, as Laravel's does, need
     /// none here).
     pub fn channels<U: Send + Sync + 'static>(mut self, channels: Channels<U>) -> Self {
-        self.channel_problems = channels.problems().to_vec();
+        self.channel_problems = channels.problems();
         self.channels = Some(Arc::new(channels));
         self
     }

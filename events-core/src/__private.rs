@@ -94,6 +94,30 @@ pub fn channel_param<T: PlaceholderParam>(
         .ok_or(crate::channel::Answer::BadParam(name))
 }
 
+/// A `#[channel]` parameter taken from the server's state: `State<T>`.
+pub trait ChannelStateParam: Sized {
+    /// The state type, for the server's start-up check.
+    const NEED: crate::StateNeed;
+    /// The parameter, or the answer when the state was not given.
+    fn take(state: &crate::StateMap) -> Result<Self, crate::channel::Answer>;
+}
+
+impl<T: Clone + Send + Sync + 'static> ChannelStateParam for crate::State<T> {
+    const NEED: crate::StateNeed = crate::StateNeed::of::<T>();
+
+    fn take(state: &crate::StateMap) -> Result<Self, crate::channel::Answer> {
+        state
+            .get::<T>()
+            .cloned()
+            .map(crate::State)
+            .ok_or(crate::channel::Answer::MissingState(
+                std::any::type_name::<T>(),
+            ))
+    }
+}
+
+pub use crate::StateMap as ChannelState;
+
 /// A private channel's answer: the one place generated code requires
 /// `bool`.
 pub fn channel_private<T: PrivateAnswer>(answer: T) -> crate::channel::Answer {

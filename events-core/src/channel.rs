@@ -116,6 +116,9 @@ pub enum Answer {
     BadParam(&'static str),
     /// The user given is not of the type the callback takes.
     WrongUser,
+    /// A `State<T>` parameter's type was not given to the server (its
+    /// start-up check reports it first), by name.
+    MissingState(&'static str),
 }
 
 /// The user, as the server hands it to a registered callback.
@@ -132,8 +135,12 @@ pub struct ChannelDef {
     pub user_type: fn() -> TypeId,
     /// That type's name, for messages.
     pub user_type_name: fn() -> &'static str,
-    /// Runs the callback.
-    pub authorize: for<'a> fn(&'a AnyUser, &'a Params) -> BoxFuture<'a, Answer>,
+    /// The state types its `State<T>` parameters take, checked when the
+    /// server is built.
+    pub needs: &'static [crate::StateNeed],
+    /// Runs the callback, its `State<T>` parameters taken from the state.
+    pub authorize:
+        for<'a> fn(&'a AnyUser, &'a Params, &'a crate::StateMap) -> BoxFuture<'a, Answer>,
     /// The source file.
     pub file: &'static str,
     /// The line of the function.

@@ -298,25 +298,31 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Application state, by type: what `Dispatcher::builder().state(..)` and
-/// `Worker::state(..)` collect.
+/// `Worker::state(..)` collect, and what `State<T>` parameters (of
+/// listeners, of `#[channel]` callbacks) are taken from.
 #[derive(Default)]
 pub struct StateMap {
     values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl StateMap {
+    /// No state.
+    pub fn new() -> StateMap {
+        StateMap::default()
+    }
+
     /// Adds `value`, replacing a value of the same type.
-    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
         self.values.insert(TypeId::of::<T>(), Box::new(value));
     }
 
     /// The value of type `T`.
-    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+    pub fn get<T: 'static>(&self) -> Option<&T> {
         self.values.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
     /// Whether a value of the type is present.
-    pub(crate) fn has(&self, type_id: TypeId) -> bool {
+    pub fn has(&self, type_id: TypeId) -> bool {
         self.values.contains_key(&type_id)
     }
 }

@@ -31,7 +31,7 @@ pub mod __private;
 pub use broadcast::{BroadcastFake, fake_broadcasts};
 pub use config::Config;
 pub use context::{
-    Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateNeed,
+    Context, ExtractError, FromContext, FromContextRef, JobContext, State, StateMap, StateNeed,
 };
 pub use dispatch::{
     Dispatch, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, Dispatching, GivenMetadata,

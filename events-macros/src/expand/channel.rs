@@ -223,8 +223,15 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
         }
     };
     let mut params: Vec<(syn::Ident, Type)> = Vec::new();
+    // Parameters taken from the server's state, in order among the others:
+    // (index among all parameters after the user, type).
+    let mut states: Vec<(usize, Type)> = Vec::new();
     for arg in inputs {
         let FnArg::Typed(arg) = arg else { continue };
+        if is_state(&arg.ty) {
+            states.push((params.len() + states.len(), (*arg.ty).clone()));
+            continue;
+        }
         let Pat::Ident(pat) = &*arg.pat else {
             cx.error_spanned_by(
                 &arg.pat,
@@ -284,19 +291,41 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
     let authorize = local("__events_authorize");
     // Each value gets a local of its own: a parameter may share the
     // function's name (`fn room(user: &User, room: String)`).
-    let values: Vec<syn::Ident> = (0..params.len())
+    let state = local("__events_state");
+    let count = params.len() + states.len();
+    let values: Vec<syn::Ident> = (0..count)
         .map(|i| local(&format!("__events_param_{i}")))
         .collect();
-    let bindings = params.iter().zip(&values).map(|((ident, ty), value)| {
-        let name = ident.unraw().to_string();
-        let parse = quote_spanned!(ty.span()=> #private::channel_param::<#ty>);
-        quote! {
-            let #value: #ty = match #parse(#raw_params, #name) {
-                #private::Ok(value) => value,
-                #private::Err(answer) => return answer,
-            };
-        }
-    });
+    let mut placeholders_left = params.iter();
+    let bindings: Vec<TokenStream> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            if let Some((_, ty)) = states.iter().find(|(at, _)| *at == i) {
+                let take = quote_spanned!(ty.span()=> <#ty as #private::ChannelStateParam>::take);
+                return quote! {
+                    let #value: #ty = match #take(#state) {
+                        #private::Ok(value) => value,
+                        #private::Err(answer) => return answer,
+                    };
+                };
+            }
+            let (ident, ty) = placeholders_left
+                .next()
+                .expect("one placeholder parameter per remaining value");
+            let name = ident.unraw().to_string();
+            let parse = quote_spanned!(ty.span()=> #private::channel_param::<#ty>);
+            quote! {
+                let #value: #ty = match #parse(#raw_params, #name) {
+                    #private::Ok(value) => value,
+                    #private::Err(answer) => return answer,
+                };
+            }
+        })
+        .collect();
+    let needs = states
+        .iter()
+        .map(|(_, ty)| quote!(<#ty as #private::ChannelStateParam>::NEED));
     let args_passed = values.iter();
     let call = if sig.asyncness.is_some() {
         quote!(#ident(#user, #(#args_passed),*).await)
@@ -329,7 +358,9 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
             fn #authorize<'a>(
                 #user: &'a #private::ChannelUser,
                 #raw_params: &'a #private::ChannelParams,
+                #state: &'a #private::ChannelState,
             ) -> #private::BoxFuture<'a, #private::ChannelAnswer> {
+                let _ = #state;
                 #private::Box::pin(async move {
                     let #user = match #user_check(#user) {
                         #private::Some(user) => user,
@@ -347,6 +378,7 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
                     name: #private::concat!(#private::module_path!(), "::", #fn_name),
                     user_type: #private::TypeId::of::<#user_ty>,
                     user_type_name: #private::type_name::<#user_ty>,
+                    needs: &[#(#needs),*],
                     authorize: #authorize,
                     file: #private::file!(),
                     line: #line,
@@ -356,9 +388,34 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
     }
 }
 
+/// Whether a parameter's type is `State<..>` (the extractor of listeners):
+/// taken from the server's state, not from a placeholder.
+fn is_state(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|last| {
+            last.ident == "State" && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_parameters_are_told_apart() {
+        for (ty, state) in [
+            ("State<Pool>", true),
+            ("events::State<Pool>", true),
+            ("u64", false),
+            ("State", false),
+            ("Stateful<Pool>", false),
+        ] {
+            let ty: Type = syn::parse_str(ty).expect("a type");
+            assert_eq!(is_state(&ty), state, "{}", ty.to_token_stream());
+        }
+    }
 
     #[test]
     fn placeholders_in_order() {
