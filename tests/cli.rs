@@ -241,7 +241,11 @@ fn capability_rows() -> Vec<(&'static str, &'static str, &'static str)> {
             "EVENTS_BROADCAST_APP_ID",
             "EVENTS_BROADCAST_APP_KEY",
             "EVENTS_BROADCAST_APP_SECRET",
+            "EVENTS_BROADCAST_HOST",
+            "EVENTS_BROADCAST_PORT",
             "EVENTS_BROADCAST_REDIS_URL",
+            "EVENTS_BROADCAST_SCHEME",
+            "EVENTS_BROADCAST_VIA",
         ] {
             rows.push((name, "(unset)", "default"));
         }
