@@ -19,32 +19,14 @@
 #[path = "support/dashboard_app.rs"]
 mod dashboard_app;
 
-use std::time::Duration;
+#[path = "support/port.rs"]
+mod port;
 
-fn port() -> Result<u16, String> {
-    let mut args = std::env::args().skip(1);
-    let mut port = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = Some(args.next().ok_or("--port needs a number")?),
-            other => match other.strip_prefix("--port=") {
-                Some(n) => port = Some(n.to_owned()),
-                None => return Err(format!("unknown argument `{other}`: try --port N")),
-            },
-        }
-    }
-    let port = port.or_else(|| std::env::var("PORT").ok());
-    match port {
-        None => Ok(8080),
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("the port must be a number from 0 to 65535, not `{text}`")),
-    }
-}
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = port()?;
+    let port = port::port()?;
     let token = std::env::var(events::dashboard::TOKEN_VAR)
         .ok()
         .filter(|t| !t.is_empty())

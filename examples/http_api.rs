@@ -16,31 +16,14 @@
 //! `EVENTS_WEBHOOKS_REQUIRE_HTTPS` as an example's settings), so
 //! `POST /events/test-webhook` can reach a local receiver. Ctrl-C stops it.
 
+#[path = "support/port.rs"]
+mod port;
+
 use std::time::{Duration, SystemTime};
 
 use events::http::Api;
 use events::store::{Entity, NewEvent, Store};
 use events::webhooks::{NewSubscription, Webhooks};
-
-fn port() -> Result<u16, String> {
-    let mut args = std::env::args().skip(1);
-    let mut port = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => port = Some(args.next().ok_or("--port needs a number")?),
-            other => match other.strip_prefix("--port=") {
-                Some(n) => port = Some(n.to_owned()),
-                None => return Err(format!("unknown argument `{other}`: try --port N")),
-            },
-        }
-    }
-    match port.or_else(|| std::env::var("PORT").ok()) {
-        None => Ok(8080),
-        Some(text) => text
-            .parse()
-            .map_err(|_| format!("the port must be a number from 0 to 65535, not `{text}`")),
-    }
-}
 
 /// Three days of the appointment story, ending now.
 fn story() -> Vec<NewEvent> {
@@ -97,7 +80,7 @@ fn story() -> Vec<NewEvent> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = port()?;
+    let port = port::port()?;
     let token = std::env::var(events::http::TOKEN_VAR)
         .ok()
         .filter(|t| !t.is_empty())

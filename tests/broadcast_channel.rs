@@ -3,13 +3,15 @@
 //! into typed parameters; a server whose users are of another type refuses
 //! to start, naming the callback.
 
+#[path = "support/http.rs"]
+mod http_support;
+
 use std::time::Duration;
 
 use events::broadcast::axum::http::request::Parts;
 use events::broadcast::{App, Broadcaster, Channels, Member, sign};
 use events::{State, channel};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug)]
 struct User {
@@ -53,28 +55,14 @@ fn user_of(parts: &Parts) -> Option<User> {
     }
 }
 
-/// A raw HTTP/1.1 POST of a form; the status and the JSON body.
+/// A POST of a form from `user`; the status and the JSON body.
 async fn post_form(addr: &str, path: &str, user: &str, form: &str) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {user}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
-    )
+    let bearer = format!("Bearer {user}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    http_support::json(addr, "POST", path, &headers, form).await
 }
 
 #[test]

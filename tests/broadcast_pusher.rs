@@ -11,6 +11,9 @@
 //! Under `CI=true` a missing `node` or `tests/pusher/node_modules` fails
 //! the test; elsewhere it says what is missing and passes.
 
+#[path = "support/node.rs"]
+mod node_support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -42,24 +45,6 @@ struct MessageReady {
 
 fn wire(e: &MessageReady) -> Value {
     json!({"id": e.id, "text": e.text})
-}
-
-/// What is missing to run the client, in words; `None`: nothing.
-fn missing(dir: &Path) -> Option<String> {
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("`node` is not on PATH (apt-get install nodejs)".into());
-    }
-    if !dir.join("node_modules/pusher-js").exists() {
-        return Some(format!(
-            "pusher-js is not installed: run `npm ci` in {}",
-            dir.display()
-        ));
-    }
-    None
 }
 
 struct User {
@@ -105,40 +90,17 @@ fn start(listener: tokio::net::TcpListener) -> (Broadcaster, tokio::task::JoinHa
     (broadcaster, task)
 }
 
-/// Reads the script's lines until `step NAME`; its JSON.
-async fn step(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    name: &str,
-    seen: &mut Vec<String>,
-) -> Value {
-    let wait = async {
-        while let Some(line) = lines.next_line().await.expect("reads the script's output") {
-            seen.push(line.clone());
-            if let Some(rest) = line.strip_prefix("step ") {
-                let (got, json) = rest.split_once(' ').unwrap_or((rest, "{}"));
-                assert_eq!(got, name, "the script's steps so far: {seen:#?}");
-                return serde_json::from_str(json).expect("the step's JSON");
-            }
-            assert!(
-                !line.starts_with("failed:"),
-                "the pusher-js script failed: {seen:#?}"
-            );
-        }
-        panic!("the script ended before `{name}`: {seen:#?}");
-    };
-    tokio::time::timeout(Duration::from_secs(45), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no `{name}` within 45 s"))
+async fn step(lines: &mut node_support::Lines, name: &str, seen: &mut Vec<String>) -> Value {
+    node_support::step(lines, name, seen, Duration::from_secs(45)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher");
-    if let Some(what) = missing(&dir) {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("the pusher-js test cannot run under CI: {what}");
-        }
-        eprintln!("skipping the pusher-js test: {what}");
+    if !node_support::can_run(
+        "the pusher-js test",
+        node_support::missing(&dir, "pusher-js", false),
+    ) {
         return;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -4,13 +4,18 @@
 //! published through the signed HTTP API reaches it, and SIGTERM closes it
 //! with 4200 (reconnect) before the process exits.
 
+#[path = "support/cli.rs"]
+mod cli_support;
+
+#[path = "support/http.rs"]
+mod http_support;
+
 use std::io::BufRead;
 use std::time::Duration;
 
 use events::broadcast::protocol::{ConnectionEstablished, Frame};
 use events::broadcast::sign;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 const CHILD_ARGS: &str = "EVENTS_TEST_BROADCAST_SERVE_ARGS";
@@ -19,19 +24,7 @@ const CHILD_ARGS: &str = "EVENTS_TEST_BROADCAST_SERVE_ARGS";
 /// this binary with `CHILD_ARGS`.
 #[tokio::test]
 async fn child_serve_process() {
-    let Ok(args) = std::env::var(CHILD_ARGS) else {
-        return;
-    };
-    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
-    let mut stdout = std::io::stdout();
-    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
-        Ok(()) => 0,
-        Err(error) => {
-            error.report();
-            error.exit_code()
-        }
-    };
-    std::process::exit(status.into());
+    cli_support::run_child(CHILD_ARGS).await;
 }
 
 type Socket =
@@ -45,28 +38,10 @@ async fn next(ws: &mut Socket) -> Option<Message> {
         .map(|m| m.expect("no error"))
 }
 
-/// A raw HTTP/1.1 request; the status and the body.
+/// A JSON request; the status and the body.
 async fn http(addr: &str, method: &str, target: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let json = [("Content-Type", "application/json")];
+    http_support::request(addr, method, target, &json, body).await
 }
 
 #[tokio::test]

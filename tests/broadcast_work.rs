@@ -5,6 +5,9 @@
 //! and the server's WebSocket client receives it, leaving out the sender's
 //! socket; with nowhere configured, the job fails in words.
 
+#[path = "support/cli.rs"]
+mod cli_support;
+
 use std::time::Duration;
 
 use events::broadcast::protocol::{ConnectionEstablished, Frame};
@@ -29,19 +32,7 @@ struct OrderShipped {
 /// this binary with `CHILD_ARGS`.
 #[tokio::test]
 async fn child_work_process() {
-    let Ok(args) = std::env::var(CHILD_ARGS) else {
-        return;
-    };
-    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
-    let mut stdout = std::io::stdout();
-    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
-        Ok(()) => 0,
-        Err(error) => {
-            error.report();
-            error.exit_code()
-        }
-    };
-    std::process::exit(status.into());
+    cli_support::run_child(CHILD_ARGS).await;
 }
 
 /// Runs `work --stop-when-empty` on `queue_url` in a child process with

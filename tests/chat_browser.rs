@@ -16,76 +16,28 @@
 #[path = "../examples/support/chat_app.rs"]
 mod chat_app;
 
+#[path = "support/http.rs"]
+mod http_support;
+#[path = "support/node.rs"]
+mod node_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// What is missing to run the browser, in words; `None`: nothing.
-fn missing(browser_dir: &Path) -> Option<String> {
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("`node` is not on PATH (apt-get install nodejs)".into());
-    }
-    if !chromium().exists() {
-        return Some(format!(
-            "{} is missing (apt-get install chromium, or set CHROMIUM)",
-            chromium().display()
-        ));
-    }
-    if !browser_dir.join("node_modules/playwright-core").exists() {
-        return Some(format!(
-            "playwright-core is not installed: run `npm ci` in {}",
-            browser_dir.display()
-        ));
-    }
-    None
-}
-
-/// Reads the script's lines until `step NAME`; its JSON.
-async fn step(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    name: &str,
-    seen: &mut Vec<String>,
-) -> Value {
-    let wait = async {
-        while let Some(line) = lines.next_line().await.expect("reads the script's output") {
-            seen.push(line.clone());
-            if let Some(rest) = line.strip_prefix("step ") {
-                let (got, json) = rest.split_once(' ').unwrap_or((rest, "{}"));
-                assert_eq!(got, name, "the script's steps so far: {seen:#?}");
-                return serde_json::from_str(json).expect("the step's JSON");
-            }
-            assert!(
-                !line.starts_with("failed:"),
-                "the browser script failed: {seen:#?}"
-            );
-        }
-        panic!("the script ended before `{name}`: {seen:#?}");
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no `{name}` within 60 s: {seen:#?}"))
+async fn step(lines: &mut node_support::Lines, name: &str, seen: &mut Vec<String>) -> Value {
+    node_support::step(lines, name, seen, Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser_dir = root.join("tests/browser");
-    if let Some(what) = missing(&browser_dir) {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("the chat's browser test cannot run under CI: {what}");
-        }
-        eprintln!("skipping the chat's browser test: {what}");
+    let missing = node_support::missing(&browser_dir, "playwright-core", true);
+    if !node_support::can_run("the chat's browser test", missing) {
         return;
     }
     let chat = chat_app::start(0).await.expect("the chat starts");
@@ -155,33 +107,12 @@ async fn two_people_chat_in_chromium() {
     chat.task.abort();
 }
 
-/// A raw HTTP/1.1 POST of JSON; the status and the JSON body.
+/// A POST of JSON to `/messages`; the status and the JSON body.
 async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
     let addr = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let extra: String = headers
-        .iter()
-        .map(|(name, value)| format!("{name}: {value}\r\n"))
-        .collect();
-    let request = format!(
-        "POST /messages HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
-    )
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    http_support::json(addr, "POST", "/messages", &all, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

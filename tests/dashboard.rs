@@ -9,6 +9,9 @@
 
 mod redis_support;
 
+#[path = "support/cli.rs"]
+mod cli_support;
+
 use std::time::{Duration, SystemTime};
 
 use events::Envelope;
@@ -520,19 +523,7 @@ const CHILD_ARGS: &str = "EVENTS_TEST_SERVE_ARGS";
 /// `CHILD_ARGS` it does nothing.
 #[tokio::test]
 async fn child_serve_process() {
-    let Ok(args) = std::env::var(CHILD_ARGS) else {
-        return;
-    };
-    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
-    let mut stdout = std::io::stdout();
-    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
-        Ok(()) => 0,
-        Err(error) => {
-            error.report();
-            error.exit_code()
-        }
-    };
-    std::process::exit(status.into());
+    cli_support::run_child(CHILD_ARGS).await;
 }
 
 /// `serve` in a real process: one port with the dashboard (behind its

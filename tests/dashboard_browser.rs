@@ -13,45 +13,21 @@
 #[path = "../examples/support/dashboard_app.rs"]
 mod dashboard_app;
 
+#[path = "support/node.rs"]
+mod node_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use events::queue::JobState;
 
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// What is missing to run the browser, in words; `None`: nothing.
-fn missing(browser_dir: &Path) -> Option<String> {
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("`node` is not on PATH (apt-get install nodejs)".into());
-    }
-    if !chromium().exists() {
-        return Some(format!(
-            "{} is missing (apt-get install chromium, or set CHROMIUM)",
-            chromium().display()
-        ));
-    }
-    if !browser_dir.join("node_modules/playwright-core").exists() {
-        return Some(format!(
-            "playwright-core is not installed: run `npm ci` in {}",
-            browser_dir.display()
-        ));
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_sees_the_failed_job_and_retries_it_from_the_page() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser_dir = root.join("tests/browser");
-    if let Some(what) = missing(&browser_dir) {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("the dashboard's browser test cannot run under CI: {what}");
-        }
-        eprintln!("skipping the dashboard's browser test: {what}");
+    let missing = node_support::missing(&browser_dir, "playwright-core", true);
+    if !node_support::can_run("the dashboard's browser test", missing) {
         return;
     }
 

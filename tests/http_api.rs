@@ -4,11 +4,15 @@
 //! answers 503 saying which variable to set. The routes themselves are
 //! tested in `events-http/tests`.
 
+#[path = "support/cli.rs"]
+mod cli_support;
+
+#[path = "support/http.rs"]
+mod http_support;
+
 use std::io::BufRead;
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "serve-t0ken";
 
@@ -21,19 +25,7 @@ const CHILD_ARGS: &str = "EVENTS_TEST_SERVE_ARGS";
 /// `CHILD_ARGS` it does nothing.
 #[tokio::test]
 async fn child_serve_process() {
-    let Ok(args) = std::env::var(CHILD_ARGS) else {
-        return;
-    };
-    let argv = std::iter::once("app").chain(args.lines().filter(|a| !a.is_empty()));
-    let mut stdout = std::io::stdout();
-    let status = match events::cli::commands().run_to(argv, &mut stdout).await {
-        Ok(()) => 0,
-        Err(error) => {
-            error.report();
-            error.exit_code()
-        }
-    };
-    std::process::exit(status.into());
+    cli_support::run_child(CHILD_ARGS).await;
 }
 
 /// A `serve` child process and its address.
@@ -103,24 +95,16 @@ async fn start_with(args: &[&str], env: &[(&str, &str)]) -> Served {
     Served { child, line, addr }
 }
 
-/// One HTTP/1.1 request on its own connection: status and body.
+/// One GET on its own connection: status and JSON body.
 async fn request(addr: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut text = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    if let Some(token) = token {
-        text.push_str(&format!("authorization: Bearer {token}\r\n"));
-    }
-    text.push_str("\r\n");
-    stream.write_all(text.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| ("authorization", b))
+        .into_iter()
+        .collect();
+    let (status, body) = http_support::request(addr, "GET", path, &headers, "").await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
     (status, json)
 }
 
