@@ -16,7 +16,6 @@ mod node_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use events::broadcast::axum::http::request::Parts;
@@ -24,7 +23,6 @@ use events::broadcast::{App, Broadcaster, Broadcasts, Channels, Member};
 use events::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const KEY: &str = "pusher-test-key";
 
@@ -90,10 +88,6 @@ fn start(listener: tokio::net::TcpListener) -> (Broadcaster, tokio::task::JoinHa
     (broadcaster, task)
 }
 
-async fn step(lines: &mut node_support::Lines, name: &str, seen: &mut Vec<String>) -> Value {
-    node_support::step(lines, name, seen, Duration::from_secs(45)).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher");
@@ -109,22 +103,15 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
     let addr: SocketAddr = listener.local_addr().expect("its address");
     let (broadcaster, task) = start(listener);
 
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("pusher.mjs"))
-        .arg(addr.ip().to_string())
-        .arg(addr.port().to_string())
-        .arg(KEY)
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stdin = child.stdin.take().expect("its stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
-    let mut seen = Vec::new();
+    let port = addr.port().to_string();
+    let mut script = node_support::Script::start(
+        &dir,
+        "pusher.mjs",
+        [addr.ip().to_string().as_str(), port.as_str(), KEY],
+        Duration::from_secs(45),
+    );
 
-    let subscribed = step(&mut lines, "subscribed", &mut seen).await;
+    let subscribed = script.step("subscribed").await;
     assert!(subscribed["socket_id"].is_string(), "{subscribed}");
     // Dispatched from Rust: the event's job waits on the queue, and a
     // worker given the broadcaster publishes it.
@@ -148,7 +135,7 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
         .await
         .expect("the worker runs");
     assert_eq!(report.succeeded, 1, "{report:?}");
-    let received = step(&mut lines, "received", &mut seen).await;
+    let received = script.step("received").await;
     assert_eq!(
         received["events"],
         json!([
@@ -157,15 +144,15 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
         ])
     );
 
-    let added = step(&mut lines, "member_added", &mut seen).await;
+    let added = script.step("member_added").await;
     assert_eq!(
         added,
         json!({"id": "9", "info": {"name": "bob"}, "count": 2})
     );
-    let removed = step(&mut lines, "member_removed", &mut seen).await;
+    let removed = script.step("member_removed").await;
     assert_eq!(removed, json!({"id": "9", "count": 1}));
 
-    let refused = step(&mut lines, "refused", &mut seen).await;
+    let refused = script.step("refused").await;
     assert_eq!(
         refused,
         json!({
@@ -177,7 +164,7 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
 
     // The restart: close every socket with 4200, stop, serve again on the
     // same port with a fresh server.
-    step(&mut lines, "restart", &mut seen).await;
+    script.step("restart").await;
     broadcaster.shutdown().await;
     task.abort();
     let _ = task.await;
@@ -192,12 +179,9 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
     .await
     .expect("the port is free again");
     let (broadcaster, _task) = start(listener);
-    stdin
-        .write_all(b"go restarted\n")
-        .await
-        .expect("tells the script");
+    script.tell("go restarted").await;
 
-    let reconnected = step(&mut lines, "reconnected", &mut seen).await;
+    let reconnected = script.step("reconnected").await;
     assert_ne!(reconnected["socket_id"], subscribed["socket_id"]);
     assert_eq!(reconnected["members"], 1, "{reconnected}");
     let states: Vec<&str> = reconnected["states"]
@@ -214,13 +198,9 @@ async fn pusher_js_subscribes_receives_sees_members_is_refused_and_reconnects() 
         .publish("1", &["messages"], "message_post", &json!({"id": 2}), None)
         .await
         .expect("publishes");
-    let again = step(&mut lines, "received_again", &mut seen).await;
+    let again = script.step("received_again").await;
     assert_eq!(again["data"], json!({"id": 2}));
 
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the script ends")
-        .expect("waits");
-    assert!(status.success(), "{status:?}: {seen:#?}");
+    let seen = script.finish().await;
     println!("the pusher-js script's steps:\n{}", seen.join("\n"));
 }

@@ -22,15 +22,9 @@ mod http_support;
 mod node_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-async fn step(lines: &mut node_support::Lines, name: &str, seen: &mut Vec<String>) -> Value {
-    node_support::step(lines, name, seen, Duration::from_secs(60)).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_in_chromium() {
@@ -44,25 +38,18 @@ async fn two_people_chat_in_chromium() {
     let shots = std::env::var_os("EVENTS_SCREENSHOTS")
         .map_or_else(|| root.join("target/chat-screenshots"), PathBuf::from);
 
-    let mut child = tokio::process::Command::new("node")
-        .arg(browser_dir.join("chat.mjs"))
-        .arg(&chat.url)
-        .arg(&shots)
-        .current_dir(&browser_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let mut stdin = child.stdin.take().expect("its stdin");
-    let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
-    let mut seen = Vec::new();
+    let mut script = node_support::Script::start(
+        &browser_dir,
+        "chat.mjs",
+        [std::ffi::OsStr::new(&chat.url), shots.as_os_str()],
+        Duration::from_secs(60),
+    );
 
-    let joined = step(&mut lines, "joined", &mut seen).await;
+    let joined = script.step("joined").await;
     assert_eq!(joined["members"], json!(["ann", "bob"]));
     assert_eq!(chat.broadcaster.connections(), 2, "one socket per page");
 
-    let posted = step(&mut lines, "posted", &mut seen).await;
+    let posted = script.step("posted").await;
     assert_eq!(posted["bob"], json!([{"user": "ann", "text": "hello bob"}]));
 
     chat.dispatcher
@@ -73,11 +60,8 @@ async fn two_people_chat_in_chromium() {
         })
         .await
         .expect("dispatches");
-    stdin
-        .write_all(b"dispatched\n")
-        .await
-        .expect("tells the script");
-    let received = step(&mut lines, "received", &mut seen).await;
+    script.tell("dispatched").await;
+    let received = script.step("received").await;
     for who in ["ann", "bob"] {
         assert_eq!(
             received[who],
@@ -86,17 +70,9 @@ async fn two_people_chat_in_chromium() {
         );
     }
 
-    let left = step(&mut lines, "left", &mut seen).await;
+    let left = script.step("left").await;
     assert_eq!(left["members"], json!(["ann"]));
-    drop(stdin);
-    while let Ok(Some(line)) = lines.next_line().await {
-        seen.push(line);
-    }
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the script ends")
-        .expect("its status");
-    assert!(status.success(), "the script: {status}, {seen:#?}");
+    script.finish().await;
     assert!(
         chat.dispatcher
             .drain(Duration::from_secs(5))

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::BufReader;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The Chromium the browser scripts drive: `CHROMIUM`, else Debian's.
 pub fn chromium() -> PathBuf {
@@ -76,4 +76,72 @@ pub async fn step(lines: &mut Lines, name: &str, seen: &mut Vec<String>, wait: D
     tokio::time::timeout(wait, read)
         .await
         .unwrap_or_else(|_| panic!("no `{name}` within {wait:?}: {seen:#?}"))
+}
+
+/// A Node script that talks in lines: it prints `step NAME JSON` as it
+/// goes, and reads lines the test writes.
+pub struct Script {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: Lines,
+    /// Every line it printed so far.
+    pub seen: Vec<String>,
+    wait: Duration,
+}
+
+impl Script {
+    /// Starts `node SCRIPT ARGS..` in `dir`; each step may take `wait`.
+    pub fn start<I, A>(dir: &Path, script: &str, args: I, wait: Duration) -> Script
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<std::ffi::OsStr>,
+    {
+        let mut child = tokio::process::Command::new("node")
+            .arg(dir.join(script))
+            .args(args)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
+        Script {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            wait,
+        }
+    }
+
+    /// The JSON of its next step, which must be `name`.
+    pub async fn step(&mut self, name: &str) -> Value {
+        step(&mut self.lines, name, &mut self.seen, self.wait).await
+    }
+
+    /// Writes `line` to its input.
+    pub async fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("its input is open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("tells the script");
+    }
+
+    /// Closes its input, reads the rest of its output, and checks that it
+    /// exits with success within 30 s; every line it printed.
+    pub async fn finish(mut self) -> Vec<String> {
+        drop(self.stdin.take());
+        while let Ok(Some(line)) = self.lines.next_line().await {
+            self.seen.push(line);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the script ends")
+            .expect("its status");
+        assert!(status.success(), "the script: {status}, {:#?}", self.seen);
+        self.seen
+    }
 }
