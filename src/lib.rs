@@ -53,6 +53,9 @@
 //! - `metrics`: Prometheus metrics, [`metrics::Metrics`] (an observer
 //!   recording through the `metrics` facade), a `/metrics` endpoint, and
 //!   `work --metrics-addr ADDR` (crate `events-metrics`).
+//! - `otel`: OpenTelemetry spans, `events::otel::OpenTelemetry` (an
+//!   observer) and `events::otel::layer` (crate `events-otel`); off by
+//!   default.
 //! - `dashboard`: the dashboard in the browser, `events::dashboard::Dashboard`
 //!   (an axum `Router`; crate `events-dashboard`), which `cli serve` mounts.
 //! - `webhooks`: outgoing webhooks, `events::webhooks::Webhooks`:
@@ -188,6 +191,16 @@ pub mod metrics {
     //! for dispatchers and workers, and a `/metrics` endpoint. See the
     //! README's "Metrics" section for the table of names.
     pub use events_metrics::*;
+}
+
+#[cfg(feature = "otel")]
+pub mod otel {
+    //! OpenTelemetry (feature `otel`): [`OpenTelemetry`], an observer
+    //! whose `events.dispatch` and `events.job` spans are OpenTelemetry
+    //! spans of one trace, from the dispatch to every try on any worker,
+    //! and [`layer`] for the application's subscriber. See the README's
+    //! "Tracing with OpenTelemetry".
+    pub use events_otel::*;
 }
 
 #[cfg(feature = "dashboard")]

@@ -951,6 +951,12 @@ impl<'d> LazyContext<'d> {
         })
     }
 
+    /// The envelope, to change before the context is made (`None` after).
+    fn envelope_mut(&mut self) -> Option<&mut Envelope> {
+        self.envelope();
+        self.envelope.as_mut()
+    }
+
     /// The context listeners get, made once, around the envelope.
     fn get(&mut self) -> &Context {
         let (dispatcher, event) = (self.dispatcher, self.event);
@@ -1188,6 +1194,18 @@ async fn observed<E: Event>(
     let started = Stopwatch::start(dispatcher.inner.jobs.observers.want(Interest::TIMING));
     let observers = &dispatcher.inner.jobs.observers;
     let mut context = LazyContext::new(dispatcher, E::NAME, metadata);
+    // The span comes first: an observer whose spans carry their own trace
+    // context (OpenTelemetry's) puts it in the envelope the jobs carry.
+    let envelope = context.envelope();
+    let span = observers.span(|o| o.dispatch_span(E::NAME, envelope));
+    if let Some(span) = &span
+        && let Some(parent) = observers.trace_context(span)
+        && let Some(envelope) = context.envelope_mut()
+    {
+        envelope
+            .metadata
+            .insert(crate::keys::TRACEPARENT, parent.to_string());
+    }
     let ctx = context.get().clone();
     let rest = finish(
         table,
@@ -1198,7 +1216,7 @@ async fn observed<E: Event>(
         context,
         Some(observers),
     );
-    let result = match observers.span(|o| o.dispatch_span(E::NAME, ctx.envelope())) {
+    let result = match span {
         Some(span) => rest.instrument(span).await,
         None => rest.await,
     };

@@ -202,6 +202,16 @@ pub trait Observer: Send + Sync + 'static {
         None
     }
 
+    /// The W3C trace context (`traceparent`) of `span`, the span this
+    /// observer made with [`dispatch_span`](Self::dispatch_span), when the
+    /// span itself knows it (an OpenTelemetry bridge, whose span ids are
+    /// its own). It replaces the metadata's
+    /// [`traceparent`](crate::keys::TRACEPARENT) before any listener or job
+    /// sees the envelope, so the jobs' spans join that span's trace.
+    fn trace_context(&self, span: &tracing::Span) -> Option<TraceParent> {
+        None
+    }
+
     /// A span one sync listener's run inside dispatch runs in (a child of
     /// the dispatch's span).
     fn listener_span(
@@ -268,6 +278,9 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
     }
     fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
         (**self).dispatch_span(event, envelope)
+    }
+    fn trace_context(&self, span: &tracing::Span) -> Option<TraceParent> {
+        (**self).trace_context(span)
     }
     fn listener_span(
         &self,
@@ -406,6 +419,23 @@ impl Observers {
 
     /// The first span an observer that wants [`Interest::SPANS`] gives; a
     /// panicking observer is logged and skipped, as in [`each`](Self::each).
+    /// The trace context the first observer that knows one gives for
+    /// `span`.
+    pub(crate) fn trace_context(&self, span: &tracing::Span) -> Option<TraceParent> {
+        self.list
+            .iter()
+            .filter(|(_, interest)| interest.intersects(Interest::SPANS))
+            .find_map(|(observer, _)| {
+                let call = std::panic::AssertUnwindSafe(|| observer.trace_context(span));
+                std::panic::catch_unwind(call).unwrap_or_else(|_| {
+                    tracing::error!(
+                        "an observer panicked while giving a trace context; it is skipped"
+                    );
+                    None
+                })
+            })
+    }
+
     pub(crate) fn span(
         &self,
         f: impl Fn(&dyn Observer) -> Option<tracing::Span>,
@@ -587,16 +617,28 @@ impl Observer for Tracing {
     }
 }
 
-/// A W3C `traceparent` (version 00): trace id and parent span id.
+/// A W3C `traceparent` (version 00): the trace id and the parent span's
+/// id, what travels in the metadata as
+/// [`traceparent`](crate::keys::TRACEPARENT).
+///
+/// ```
+/// use events::observe::TraceParent;
+/// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+/// assert_eq!(parent.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+/// assert_eq!(parent.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// assert!(TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TraceParent {
-    trace_id: u128,
-    span_id: u64,
+pub struct TraceParent {
+    /// The trace's id (never 0).
+    pub trace_id: u128,
+    /// The parent span's id (never 0).
+    pub span_id: u64,
 }
 
 impl TraceParent {
     /// Reads `00-<32 hex>-<16 hex>-<2 hex>`; all-zero ids are invalid.
-    fn parse(text: &str) -> Option<TraceParent> {
+    pub fn parse(text: &str) -> Option<TraceParent> {
         let mut parts = text.trim().split('-');
         let (version, trace, span, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
