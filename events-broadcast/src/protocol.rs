@@ -35,7 +35,7 @@ use serde_json::Value;
 pub const PROTOCOL_VERSION: u8 = 7;
 
 /// The longest channel name accepted, in bytes.
-pub const MAX_CHANNEL_NAME: usize = 164;
+pub use events_core::broadcast::MAX_CHANNEL_NAME;
 
 /// The default limit on a message's size, in bytes: a frame a client sends,
 /// and an event's `data` published through the HTTP API (10 KB, Pusher's).
@@ -154,25 +154,13 @@ impl ChannelKind {
 /// assert!(validate_channel(&"a".repeat(165)).is_err());
 /// ```
 pub fn validate_channel(name: &str) -> Result<(), ProtocolError> {
-    let bad = |reason| ProtocolError::BadChannel {
-        name: name.chars().take(MAX_CHANNEL_NAME).collect(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(bad("it is empty"));
+    match events_core::broadcast::channel_name_problem(name) {
+        None => Ok(()),
+        Some(reason) => Err(ProtocolError::BadChannel {
+            name: name.chars().take(MAX_CHANNEL_NAME).collect(),
+            reason,
+        }),
     }
-    if name.len() > MAX_CHANNEL_NAME {
-        return Err(bad("it is longer than 164 characters"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
-    {
-        return Err(bad(
-            "it may hold only letters, digits and the characters _ - = @ , . ;",
-        ));
-    }
-    Ok(())
 }
 
 /// Checks a socket id: `\d+\.\d+`.

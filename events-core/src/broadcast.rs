@@ -139,21 +139,36 @@ impl Channel {
     /// assert!(Channel::new("chat room").validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), String> {
-        let name = &self.0;
-        let why = if name.is_empty() {
-            "it is empty"
-        } else if name.len() > MAX_CHANNEL_NAME {
-            "it is longer than 164 characters"
-        } else if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
-        {
-            "it may hold only letters, digits and the characters _ - = @ , . ;"
-        } else {
+        let Some(why) = channel_name_problem(&self.0) else {
             return Ok(());
         };
-        let shown: String = name.chars().take(MAX_CHANNEL_NAME).collect();
+        let shown: String = self.0.chars().take(MAX_CHANNEL_NAME).collect();
         Err(format!("`{shown}` is not a channel name: {why}"))
+    }
+}
+
+/// What is wrong with `name` as a channel name, in words (1 to
+/// [`MAX_CHANNEL_NAME`] characters of letters, digits and `_ - = @ , .
+/// ;`); `None` when nothing is. The one rule, for declarations and for the
+/// broadcast server.
+///
+/// ```
+/// use events::broadcast::channel_name_problem;
+/// assert_eq!(channel_name_problem("presence-room;a=b,c@d"), None);
+/// assert_eq!(channel_name_problem(""), Some("it is empty"));
+/// ```
+pub fn channel_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_CHANNEL_NAME {
+        Some("it is longer than 164 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
+    {
+        Some("it may hold only letters, digits and the characters _ - = @ , . ;")
+    } else {
+        None
     }
 }
 

@@ -579,6 +579,9 @@ pub async fn prune_deletes_older_events_per_name(store: Store) {
         ns(&store.events(&EventQuery::new()).await.unwrap()),
         vec![3]
     );
+    // Pruning everything leaves the highest position given out.
+    assert_eq!(store.prune(&Prune::before(at(1_000))).await.unwrap(), 1);
+    assert_eq!(store.last_position().await.unwrap(), last);
     let next = store.append(vec![event("x", 4)]).await.unwrap();
     assert!(next[0].position > last);
 }

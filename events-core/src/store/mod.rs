@@ -929,7 +929,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// none).
     async fn stream_version(&self, entity: &Entity) -> Result<u64, StoreError>;
 
-    /// The highest position stored, 0 for an empty log.
+    /// The highest position ever given out (pruning does not lower it:
+    /// positions are never reused), 0 for a log that never held an event.
     async fn last_position(&self) -> Result<u64, StoreError>;
 
     /// Counts per name per bucket, ordered by bucket start, then name.
