@@ -114,7 +114,9 @@ fn setting(config: &Config, name: &str) -> Option<String> {
 impl Publisher {
     /// Publishes through the HTTP API of the broadcast server at `url`
     /// (`http://host[:port][/path]`; `https://` too), for `app`, whose key
-    /// and secret sign each request.
+    /// and secret sign each request. A broadcast to more than 100 channels
+    /// goes out in requests of 100 (Pusher's limit); when a later one
+    /// fails, the job's retry sends the earlier ones again.
     pub fn http(url: &str, app: App) -> Result<Publisher, BuildError> {
         Ok(Publisher {
             route: Arc::new(Route::Http(HttpApi::new(url, app)?)),
