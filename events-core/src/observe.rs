@@ -417,10 +417,8 @@ impl Observers {
         }
     }
 
-    /// The first span an observer that wants [`Interest::SPANS`] gives; a
-    /// panicking observer is logged and skipped, as in [`each`](Self::each).
     /// The trace context the first observer that knows one gives for
-    /// `span`.
+    /// `span`; a panicking observer is logged and skipped.
     pub(crate) fn trace_context(&self, span: &tracing::Span) -> Option<TraceParent> {
         self.list
             .iter()
@@ -436,6 +434,8 @@ impl Observers {
             })
     }
 
+    /// The first span an observer that wants [`Interest::SPANS`] gives; a
+    /// panicking observer is logged and skipped, as in [`each`](Self::each).
     pub(crate) fn span(
         &self,
         f: impl Fn(&dyn Observer) -> Option<tracing::Span>,
