@@ -319,6 +319,12 @@ impl HttpApi {
                 "has a query: the API's paths and signatures are added to it",
             ));
         }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(BuildError::Publisher(
+                "the broadcast server's URL names a user: leave it out (requests are signed with the app's secret)"
+                    .into(),
+            ));
+        }
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         let tls = if secure {
             let connector = tokio_native_tls::native_tls::TlsConnector::new()

@@ -150,6 +150,7 @@ async fn refusals_and_an_absent_server_are_errors_in_words() {
         ("host:8080", "scheme"),
         ("http://", "not a URL"),
         ("http://host?x=1", "query"),
+        ("http://ann:secret@host", "names a user"),
     ] {
         let error = Publisher::http(url, app()).expect_err(url).to_string();
         assert!(error.contains(words), "{url}: {error}");
