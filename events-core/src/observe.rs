@@ -536,18 +536,16 @@ impl Observer for Tracing {
             .metadata
             .get(crate::keys::TRACEPARENT)
             .and_then(TraceParent::parse)?;
-        Some(tracing::info_span!(
-            "events.dispatch",
-            otel.name = %format_args!("dispatch {event}"),
-            otel.kind = "producer",
-            messaging.system = "events",
-            messaging.operation.type = "create",
-            messaging.operation.name = "dispatch",
-            messaging.destination.name = %event,
-            messaging.message.id = %envelope.id,
-            trace_id = %format_args!("{:032x}", context.trace_id),
-            span_id = %format_args!("{:016x}", context.span_id),
-        ))
+        let span = spans::dispatch(event, envelope);
+        span.record(
+            "trace_id",
+            tracing::field::display(format_args!("{:032x}", context.trace_id)),
+        );
+        span.record(
+            "span_id",
+            tracing::field::display(format_args!("{:016x}", context.span_id)),
+        );
+        Some(span)
     }
 
     fn listener_span(
@@ -591,7 +589,53 @@ impl Observer for Tracing {
             .get(crate::keys::TRACEPARENT)
             .and_then(TraceParent::parse);
         let trace = parent.map_or_else(random_trace_id, |p| p.trace_id);
-        let span = tracing::info_span!(
+        let span = spans::job(job);
+        span.record(
+            "trace_id",
+            tracing::field::display(format_args!("{trace:032x}")),
+        );
+        span.record(
+            "span_id",
+            tracing::field::display(format_args!("{:016x}", random_span_id())),
+        );
+        if let Some(parent) = parent {
+            span.record(
+                "parent_span_id",
+                tracing::field::display(format_args!("{:016x}", parent.span_id)),
+            );
+        }
+        Some(span)
+    }
+}
+
+/// The spans [`Tracing`] makes, for observers of other crates that make
+/// the same ones (an OpenTelemetry bridge): named and kinded after
+/// OpenTelemetry's messaging conventions, with their `trace_id`, `span_id`
+/// (and `parent_span_id`) fields declared empty, for the observer to
+/// record or leave to its layer.
+pub mod spans {
+    use crate::envelope::Envelope;
+    use crate::queue::Job;
+
+    /// `events.dispatch` (producer) for a dispatch of `event`.
+    pub fn dispatch(event: &str, envelope: &Envelope) -> tracing::Span {
+        tracing::info_span!(
+            "events.dispatch",
+            otel.name = %format_args!("dispatch {event}"),
+            otel.kind = "producer",
+            messaging.system = "events",
+            messaging.operation.type = "create",
+            messaging.operation.name = "dispatch",
+            messaging.destination.name = %event,
+            messaging.message.id = %envelope.id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        )
+    }
+
+    /// `events.job` (consumer) for one try of `job`.
+    pub fn job(job: &Job) -> tracing::Span {
+        tracing::info_span!(
             "events.job",
             otel.name = %format_args!("process {}", job.queue),
             otel.kind = "consumer",
@@ -603,17 +647,10 @@ impl Observer for Tracing {
             listener = %job.listener,
             job.id = %job.id,
             attempt = job.attempt,
-            trace_id = %format_args!("{trace:032x}"),
-            span_id = %format_args!("{:016x}", random_span_id()),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
             parent_span_id = tracing::field::Empty,
-        );
-        if let Some(parent) = parent {
-            span.record(
-                "parent_span_id",
-                tracing::field::display(format_args!("{:016x}", parent.span_id)),
-            );
-        }
-        Some(span)
+        )
     }
 }
 

@@ -40,7 +40,7 @@
 
 use events_core::Envelope;
 use events_core::keys::TRACEPARENT;
-use events_core::observe::{Interest, Observer, TraceParent, Tracing};
+use events_core::observe::{Interest, Observer, TraceParent, Tracing, spans};
 use events_core::queue::Job;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
@@ -90,16 +90,8 @@ impl Observer for OpenTelemetry {
     }
 
     fn dispatch_span(&self, event: &str, envelope: &Envelope) -> Option<tracing::Span> {
-        let span = tracing::info_span!(
-            "events.dispatch",
-            otel.name = %format_args!("dispatch {event}"),
-            otel.kind = "producer",
-            messaging.system = "events",
-            messaging.operation.type = "create",
-            messaging.operation.name = "dispatch",
-            messaging.destination.name = %event,
-            messaging.message.id = %envelope.id,
-        );
+        // `Tracing`'s span, its id fields left empty: the layer has the ids.
+        let span = spans::dispatch(event, envelope);
         if let Some(parent) = remote(envelope.metadata.get(TRACEPARENT)) {
             // Without the layer there is nothing to parent; the span works.
             let _ = span.set_parent(parent);
@@ -131,19 +123,7 @@ impl Observer for OpenTelemetry {
     }
 
     fn job_span(&self, job: &Job) -> Option<tracing::Span> {
-        let span = tracing::info_span!(
-            "events.job",
-            otel.name = %format_args!("process {}", job.queue),
-            otel.kind = "consumer",
-            messaging.system = "events",
-            messaging.operation.type = "process",
-            messaging.operation.name = "process",
-            messaging.destination.name = %job.queue,
-            messaging.message.id = %job.envelope.id,
-            listener = %job.listener,
-            job.id = %job.id,
-            attempt = job.attempt,
-        );
+        let span = spans::job(job);
         if let Some(parent) = remote(job.envelope.metadata.get(TRACEPARENT)) {
             let _ = span.set_parent(parent);
         }
