@@ -15,12 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::hub::{AppHub, Delivery};
-use crate::protocol::{ChannelKind, validate_channel, validate_socket_id};
+use crate::protocol::{
+    ChannelKind, MAX_EVENT_CHANNELS as MAX_CHANNELS, validate_channel, validate_targets,
+};
 use crate::sign::{SignatureError, now_seconds, verify_api_request};
 use crate::{BroadcastError, Inner};
 
-/// The most channels one event may go to (Pusher's 100).
-const MAX_CHANNELS: usize = 100;
 /// The most events in one batch (Pusher's 10).
 const MAX_BATCH: usize = 10;
 /// The longest event name (Pusher's 200).
@@ -127,12 +127,7 @@ fn delivery(inner: &Inner, app: &AppHub, body: EventBody) -> Result<Delivery, Re
             channels.len()
         )));
     }
-    for channel in &channels {
-        validate_channel(channel).map_err(|e| bad(e.to_string()))?;
-    }
-    if let Some(socket) = &body.socket_id {
-        validate_socket_id(socket).map_err(|e| bad(e.to_string()))?;
-    }
+    validate_targets(&channels, body.socket_id.as_deref()).map_err(|e| bad(e.to_string()))?;
     let data = match body.data {
         Value::String(text) => text,
         other => other.to_string(),

@@ -48,6 +48,14 @@ inventory::submit! {
     .secret()
 }
 
+/// `config`'s value of `name`, trimmed, when set and not blank.
+pub(crate) fn setting(config: &Config, name: &str) -> Option<String> {
+    config
+        .get(name)
+        .map(|s| s.value().trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// An application of the server: its id (the HTTP API's `/apps/{id}`), its
 /// public key (the WebSocket's `/app/{key}`) and its secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,12 +104,7 @@ impl App {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_config(config: &Config) -> Result<Option<App>, crate::BuildError> {
-        let get = |name: &str| {
-            config
-                .get(name)
-                .map(|s| s.value().trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name| setting(config, name);
         let (id, key, secret) = (get(APP_ID_VAR), get(APP_KEY_VAR), get(APP_SECRET_VAR));
         match (id, key, secret) {
             (None, None, None) => Ok(None),

@@ -404,10 +404,7 @@ impl Broadcaster {
     /// error). `cli serve` runs this.
     pub async fn from_config(config: &Config) -> Result<Broadcaster, BuildError> {
         let builder = Broadcaster::builder().config(config);
-        let url = config
-            .get(REDIS_URL_VAR)
-            .map(|s| s.value().trim().to_owned())
-            .filter(|v| !v.is_empty());
+        let url = app::setting(config, REDIS_URL_VAR);
         #[cfg(feature = "redis")]
         let builder = match url {
             Some(url) => builder.redis(RedisFanout::connect(&url).await?),
@@ -484,18 +481,11 @@ impl Broadcaster {
         if self.inner.hub.by_id(app_id).is_none() {
             return Err(BroadcastError::UnknownApp(app_id.to_owned()));
         }
-        let mut names = Vec::with_capacity(channels.len());
-        for channel in channels {
-            protocol::validate_channel(channel.as_ref())?;
-            names.push(channel.as_ref().to_owned());
-        }
-        if let Some(socket) = except_socket {
-            protocol::validate_socket_id(socket)?;
-        }
+        protocol::validate_targets(channels, except_socket)?;
         self.inner
             .send(Delivery::Event {
                 app: app_id.to_owned(),
-                channels: names,
+                channels: channels.iter().map(|c| c.as_ref().to_owned()).collect(),
                 event: event.to_owned(),
                 data,
                 except: except_socket.map(str::to_owned),

@@ -163,6 +163,24 @@ pub fn validate_channel(name: &str) -> Result<(), ProtocolError> {
     }
 }
 
+/// The most channels one event may go to (Pusher's 100).
+pub(crate) const MAX_EVENT_CHANNELS: usize = 100;
+
+/// Checks where one event goes: each channel's name, and the socket it
+/// leaves out (the sender's, for `to_others`).
+pub(crate) fn validate_targets<C: AsRef<str>>(
+    channels: &[C],
+    except: Option<&str>,
+) -> Result<(), ProtocolError> {
+    for channel in channels {
+        validate_channel(channel.as_ref())?;
+    }
+    if let Some(socket) = except {
+        validate_socket_id(socket)?;
+    }
+    Ok(())
+}
+
 /// Checks a socket id: `\d+\.\d+`.
 ///
 /// ```

@@ -15,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::app::{App, REDIS_URL_VAR};
+use crate::app::{App, REDIS_URL_VAR, setting};
 use crate::{BuildError, protocol, sign};
 
 /// The variable naming the broadcast server's host for publishing through
@@ -62,9 +62,6 @@ inventory::submit! {
     )
 }
 
-/// The most channels one HTTP API request may name (Pusher's 100): a
-/// broadcast to more goes out in several requests.
-const MAX_CHANNELS: usize = 100;
 /// How long one request to the server may take, connecting included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many idle connections to the server are kept.
@@ -101,14 +98,6 @@ impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Publisher").field(&self.describe()).finish()
     }
-}
-
-/// `config`'s value of `name`, trimmed, when set and not empty.
-fn setting(config: &Config, name: &str) -> Option<String> {
-    config
-        .get(name)
-        .map(|s| s.value().trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 impl Publisher {
@@ -232,19 +221,22 @@ impl Publisher {
         }
     }
 
-    /// Publishes `broadcast` (boxed: [`Route::Configured`] recurses once).
-    fn send<'a>(
+    /// Publishes `broadcast`: checks it and writes its data once, then
+    /// hands it to the route.
+    async fn send(&self, broadcast: &Broadcast) -> Result<(), events_core::BoxError> {
+        protocol::validate_targets(&broadcast.channels, broadcast.except.as_deref())?;
+        let data = serde_json::to_string(&broadcast.data)?;
+        self.deliver(broadcast, data).await
+    }
+
+    /// Sends the checked `broadcast` with its `data` on this route (boxed:
+    /// [`Route::Configured`] goes on to the route it makes).
+    fn deliver<'a>(
         &'a self,
         broadcast: &'a Broadcast,
+        data: String,
     ) -> futures_util::future::BoxFuture<'a, Result<(), events_core::BoxError>> {
         Box::pin(async move {
-            for channel in &broadcast.channels {
-                protocol::validate_channel(channel.as_ref())?;
-            }
-            if let Some(socket) = &broadcast.except {
-                protocol::validate_socket_id(socket)?;
-            }
-            let data = serde_json::to_string(&broadcast.data)?;
             match &*self.route {
                 Route::Http(api) => api.publish(broadcast, &data).await,
                 #[cfg(feature = "redis")]
@@ -261,7 +253,7 @@ impl Publisher {
                             Ok::<_, events_core::BoxError>(publisher)
                         })
                         .await?;
-                    publisher.send(broadcast).await
+                    publisher.deliver(broadcast, data).await
                 }
             }
         })
@@ -400,7 +392,7 @@ impl HttpApi {
         data: &str,
     ) -> Result<(), events_core::BoxError> {
         let path = format!("{}/apps/{}/events", self.path, self.app.id());
-        for channels in broadcast.channels.chunks(MAX_CHANNELS) {
+        for channels in broadcast.channels.chunks(protocol::MAX_EVENT_CHANNELS) {
             let channels: Vec<&str> = channels.iter().map(AsRef::as_ref).collect();
             let mut body = serde_json::json!({
                 "name": broadcast.name,
@@ -452,20 +444,14 @@ impl HttpApi {
             Some(sender) => (sender, true),
             None => (self.connect().await?, false),
         };
-        let first = async {
-            sender.ready().await?;
-            Ok::<_, events_core::BoxError>(sender.send_request(request(body.clone())?).await?)
+        let mut sent = send(&mut sender, request(body.clone())?).await;
+        if sent.is_err() && reused {
+            // The server had closed the kept connection: once more, on a
+            // new one.
+            sender = self.connect().await?;
+            sent = send(&mut sender, request(body)?).await;
         }
-        .await;
-        let response = match first {
-            Ok(response) => response,
-            Err(_) if reused => {
-                sender = self.connect().await?;
-                sender.ready().await?;
-                sender.send_request(request(body)?).await?
-            }
-            Err(error) => return Err(self.failed(&error).into()),
-        };
+        let response = sent.map_err(|e| format!("the broadcast server at {}: {e}", self.base))?;
         let status = response.status();
         let text = response.into_body().collect().await?.to_bytes();
         if status == StatusCode::OK {
@@ -480,10 +466,15 @@ impl HttpApi {
         )
         .into())
     }
+}
 
-    fn failed(&self, error: &events_core::BoxError) -> String {
-        format!("the broadcast server at {}: {error}", self.base)
-    }
+/// One request on `sender`, once it is ready.
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
+    sender.ready().await?;
+    sender.send_request(request).await
 }
 
 #[cfg(test)]

@@ -241,13 +241,12 @@ impl RedisFanout {
     /// with `?prefix=name` (letters, digits, `-`, `_`, `.`; default
     /// `events`) to keep applications sharing one Redis apart.
     pub async fn connect(url: &str) -> Result<RedisFanout, BuildError> {
-        let (base, prefix) = parse(url)?;
-        let redacted = redact(&base);
-        let client = redis::Client::open(base.as_str())
-            .map_err(|e| BuildError::Redis(format!("{redacted}: {e}")))?;
-        let conn = redis::aio::ConnectionManager::new(client.clone())
-            .await
-            .map_err(|e| BuildError::Redis(format!("cannot connect to {redacted}: {e}")))?;
+        let Opened {
+            client,
+            conn,
+            prefix,
+            ..
+        } = open(url).await?;
         Ok(RedisFanout {
             client,
             conn,
@@ -277,7 +276,7 @@ impl RedisFanout {
     }
 
     fn channel(&self) -> String {
-        format!("{}:broadcast", self.prefix)
+        broadcast_channel(&self.prefix)
     }
 
     fn keys(&self, app: &str, channel: &str) -> [String; 3] {
@@ -467,6 +466,37 @@ fn members(hash: Vec<(String, String)>) -> Vec<Member> {
     members
 }
 
+/// The pub/sub channel every node of `prefix` listens on.
+fn broadcast_channel(prefix: &str) -> String {
+    format!("{prefix}:broadcast")
+}
+
+/// A connection to the Redis of a `redis://..?prefix=` URL.
+struct Opened {
+    client: redis::Client,
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    /// The URL without its password, for messages.
+    redacted: String,
+}
+
+/// Connects to the Redis `url` names, under its prefix.
+async fn open(url: &str) -> Result<Opened, BuildError> {
+    let (base, prefix) = parse(url)?;
+    let redacted = redact(&base);
+    let client = redis::Client::open(base.as_str())
+        .map_err(|e| BuildError::Redis(format!("{redacted}: {e}")))?;
+    let conn = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .map_err(|e| BuildError::Redis(format!("cannot connect to {redacted}: {e}")))?;
+    Ok(Opened {
+        client,
+        conn,
+        prefix,
+        redacted,
+    })
+}
+
 /// Publishes `delivery` on `channel`, for every node to deliver.
 async fn send(
     conn: &redis::aio::ConnectionManager,
@@ -494,16 +524,15 @@ pub(crate) struct RedisPublisher {
 
 impl RedisPublisher {
     pub(crate) async fn connect(url: &str, app: String) -> Result<RedisPublisher, BuildError> {
-        let (base, prefix) = parse(url)?;
-        let redacted = redact(&base);
-        let client = redis::Client::open(base.as_str())
-            .map_err(|e| BuildError::Redis(format!("{redacted}: {e}")))?;
-        let conn = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| BuildError::Redis(format!("cannot connect to {redacted}: {e}")))?;
+        let Opened {
+            conn,
+            prefix,
+            redacted,
+            ..
+        } = open(url).await?;
         Ok(RedisPublisher {
             conn,
-            channel: format!("{prefix}:broadcast"),
+            channel: broadcast_channel(&prefix),
             said: format!("Redis at {redacted}, prefix {prefix} (app {app})"),
             app,
         })
@@ -568,7 +597,7 @@ async fn beat(beat: Beat) {
         hub,
     } = beat;
     let nodes = format!("{prefix}:nodes");
-    let channel = format!("{prefix}:broadcast");
+    let channel = broadcast_channel(&prefix);
     let beat_script = redis::Script::new(BEAT);
     let sweep_script = redis::Script::new(SWEEP);
     let deadline_ms = u64::try_from((every * 3).as_millis()).unwrap_or(u64::MAX);
