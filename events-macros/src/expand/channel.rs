@@ -222,14 +222,12 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
             None
         }
     };
-    let mut params: Vec<(syn::Ident, Type)> = Vec::new();
-    // Parameters taken from the server's state, in order among the others:
-    // (index among all parameters after the user, type).
-    let mut states: Vec<(usize, Type)> = Vec::new();
+    // The parameters after the user, in order.
+    let mut params: Vec<Param> = Vec::new();
     for arg in inputs {
         let FnArg::Typed(arg) = arg else { continue };
         if is_state(&arg.ty) {
-            states.push((params.len() + states.len(), (*arg.ty).clone()));
+            params.push(Param::State((*arg.ty).clone()));
             continue;
         }
         let Pat::Ident(pat) = &*arg.pat else {
@@ -256,10 +254,12 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
             );
             continue;
         }
-        params.push((pat.ident.clone(), (*arg.ty).clone()));
+        params.push(Param::Placeholder(pat.ident.clone(), (*arg.ty).clone()));
     }
     for name in &names {
-        if !params.iter().any(|(ident, _)| ident.unraw() == name) {
+        let named =
+            |param: &Param| matches!(param, Param::Placeholder(ident, _) if ident.unraw() == name);
+        if !params.iter().any(named) {
             let suggestion = if name == "id" || name.ends_with("_id") {
                 format!("{name}: u64")
             } else {
@@ -292,40 +292,32 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
     // Each value gets a local of its own: a parameter may share the
     // function's name (`fn room(user: &User, room: String)`).
     let state = local("__events_state");
-    let count = params.len() + states.len();
-    let values: Vec<syn::Ident> = (0..count)
+    let values: Vec<syn::Ident> = (0..params.len())
         .map(|i| local(&format!("__events_param_{i}")))
         .collect();
-    let mut placeholders_left = params.iter();
-    let bindings: Vec<TokenStream> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            if let Some((_, ty)) = states.iter().find(|(at, _)| *at == i) {
+    let bindings = params.iter().zip(&values).map(|(param, value)| {
+        let (ty, taken) = match param {
+            Param::Placeholder(ident, ty) => {
+                let name = ident.unraw().to_string();
+                let parse = quote_spanned!(ty.span()=> #private::channel_param::<#ty>);
+                (ty, quote!(#parse(#raw_params, #name)))
+            }
+            Param::State(ty) => {
                 let take = quote_spanned!(ty.span()=> <#ty as #private::ChannelStateParam>::take);
-                return quote! {
-                    let #value: #ty = match #take(#state) {
-                        #private::Ok(value) => value,
-                        #private::Err(answer) => return answer,
-                    };
-                };
+                (ty, quote!(#take(#state)))
             }
-            let (ident, ty) = placeholders_left
-                .next()
-                .expect("one placeholder parameter per remaining value");
-            let name = ident.unraw().to_string();
-            let parse = quote_spanned!(ty.span()=> #private::channel_param::<#ty>);
-            quote! {
-                let #value: #ty = match #parse(#raw_params, #name) {
-                    #private::Ok(value) => value,
-                    #private::Err(answer) => return answer,
-                };
-            }
-        })
-        .collect();
-    let needs = states
-        .iter()
-        .map(|(_, ty)| quote!(<#ty as #private::ChannelStateParam>::NEED));
+        };
+        quote! {
+            let #value: #ty = match #taken {
+                #private::Ok(value) => value,
+                #private::Err(answer) => return answer,
+            };
+        }
+    });
+    let needs = params.iter().filter_map(|param| match param {
+        Param::State(ty) => Some(quote!(<#ty as #private::ChannelStateParam>::NEED)),
+        Param::Placeholder(..) => None,
+    });
     let args_passed = values.iter();
     let call = if sig.asyncness.is_some() {
         quote!(#ident(#user, #(#args_passed),*).await)
@@ -386,6 +378,14 @@ pub fn expand(cx: &Ctxt, args: &ChannelArgs, input: TokenStream) -> TokenStream 
             }
         };
     }
+}
+
+/// A callback's parameter after the user.
+enum Param {
+    /// Parsed from the placeholder of its name.
+    Placeholder(syn::Ident, Type),
+    /// Taken from the server's state: `State<T>`.
+    State(Type),
 }
 
 /// Whether a parameter's type is `State<..>` (the extractor of listeners):
