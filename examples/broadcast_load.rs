@@ -14,6 +14,14 @@
 //! between them and events are published on the first. The open-files
 //! limit is raised here, for this run, not in the library. Everything
 //! stays on 127.0.0.1, bounded in count and time.
+//!
+//! `--bare` runs the same clients against the floor instead: a server of
+//! a few lines (`serve-bare`) that answers the handshake and the
+//! subscription, then writes each event as one prepared WebSocket frame to
+//! every socket from a task per socket, with no protocol, hub or HTTP API
+//! (events come in on a plain control socket). Its figures are what this
+//! machine's loopback and two cores allow any server; run it beside the
+//! real one.
 
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};
@@ -21,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use events::broadcast::{App, Broadcaster};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -35,6 +43,7 @@ struct Args {
     messages: usize,
     every: Duration,
     nodes: usize,
+    bare: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -43,6 +52,7 @@ fn args() -> Result<Args, String> {
         messages: 100,
         every: Duration::from_millis(20),
         nodes: 1,
+        bare: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -60,11 +70,15 @@ fn args() -> Result<Args, String> {
                 );
             }
             "--nodes" => args.nodes = value()?.parse().map_err(|e| format!("--nodes: {e}"))?,
+            "--bare" => args.bare = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if !(1..=2).contains(&args.nodes) || args.clients == 0 || args.messages == 0 {
         return Err("--nodes is 1 or 2; --clients and --messages at least 1".into());
+    }
+    if args.bare && args.nodes != 1 {
+        return Err("--bare runs one node".into());
     }
     Ok(args)
 }
@@ -136,14 +150,110 @@ async fn serve(redis: Option<String>) {
     .await;
 }
 
+/// `serve-bare`: the floor. Answers the WebSocket handshake and the
+/// client's subscription, then writes each event, read as a line of
+/// digits (the driver's clock) from a control socket, as one prepared
+/// text frame straight to every socket's `TcpStream`, from a task per
+/// socket woken through a channel. Says `port P` then `control C`.
+async fn serve_bare() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let control = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    println!(
+        "port {}",
+        listener.local_addr().expect("its address").port()
+    );
+    println!(
+        "control {}",
+        control.local_addr().expect("its address").port()
+    );
+    let sockets: Arc<Mutex<Vec<Outbox>>> = Arc::default();
+    let accepting = sockets.clone();
+    tokio::spawn(async move {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0);
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let sockets = accepting.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+                else {
+                    return;
+                };
+                // The client's pusher:subscribe, answered as the server does.
+                let _ = ws.next().await;
+                let succeeded = format!(
+                    r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{CHANNEL}","data":"{{}}"}}"#
+                );
+                if ws.send(Message::Text(succeeded.into())).await.is_err() {
+                    return;
+                }
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<[u8]>>(256);
+                sockets.lock().expect("the sockets").push(tx);
+                // Nothing of tungstenite's is buffered (no write buffer,
+                // the send above flushed): frames go to the socket as is.
+                while let Some(frame) = rx.recv().await {
+                    if ws.get_mut().write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    tokio::spawn(async move {
+        let (control, _) = control.accept().await.expect("the driver");
+        fan_out(control, sockets).await;
+    });
+    // Until the driver closes stdin (or dies), as `serve`.
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+    })
+    .await;
+}
+
+/// The bare server's fan-out: each line from `control` to every socket.
+async fn fan_out(control: tokio::net::TcpStream, sockets: Arc<Mutex<Vec<Outbox>>>) {
+    let mut lines = tokio::io::BufReader::new(control).lines();
+    while let Ok(Some(sent)) = lines.next_line().await {
+        let text = format!(r#"{{"event":"tick","channel":"{CHANNEL}","data":"{{\"t\":{sent}}}"}}"#);
+        // An unmasked text frame (server to client), 7- or 16-bit length.
+        let mut frame = vec![0x81];
+        match u16::try_from(text.len()) {
+            Ok(len) if len < 126 => frame.push(len as u8),
+            Ok(len) => {
+                frame.push(126);
+                frame.extend_from_slice(&len.to_be_bytes());
+            }
+            Err(_) => panic!("a tick is a short frame"),
+        }
+        frame.extend_from_slice(text.as_bytes());
+        let frame: Arc<[u8]> = frame.into();
+        let outboxes = sockets.lock().expect("the sockets").clone();
+        for outbox in &outboxes {
+            let _ = outbox.try_send(frame.clone());
+        }
+    }
+}
+
+/// A bare socket's queue of frames.
+type Outbox = tokio::sync::mpsc::Sender<Arc<[u8]>>;
+
 struct Node {
     child: std::process::Child,
     port: u16,
+    /// `--bare`: the bare server's control port.
+    control: Option<u16>,
 }
 
-fn start_node(redis: Option<&str>) -> Node {
+fn start_node(redis: Option<&str>, bare: bool) -> Node {
     let mut command = std::process::Command::new(std::env::current_exe().expect("this binary"));
-    command.arg("serve");
+    command.arg(if bare { "serve-bare" } else { "serve" });
     if let Some(url) = redis {
         command.arg(url);
     }
@@ -153,11 +263,19 @@ fn start_node(redis: Option<&str>) -> Node {
         .spawn()
         .expect("the server starts");
     let stdout = child.stdout.take().expect("its stdout");
-    let port = std::io::BufReader::new(stdout)
-        .lines()
-        .find_map(|l| l.ok()?.strip_prefix("port ")?.trim().parse().ok())
-        .expect("the server says its port");
-    Node { child, port }
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut said = |what: &str| {
+        lines
+            .find_map(|l| l.ok()?.strip_prefix(what)?.trim().parse().ok())
+            .expect("the server says its ports")
+    };
+    let port = said("port ");
+    let control = bare.then(|| said("control "));
+    Node {
+        child,
+        port,
+        control,
+    }
 }
 
 /// The server's resident memory, in KiB.
@@ -267,6 +385,9 @@ async fn main() {
     if argv.next().as_deref() == Some("serve") {
         return serve(argv.next()).await;
     }
+    if std::env::args().nth(1).as_deref() == Some("serve-bare") {
+        return serve_bare().await;
+    }
     let args = match args() {
         Ok(args) => args,
         Err(e) => {
@@ -288,13 +409,18 @@ async fn main() {
         format!("{base}?prefix=events-bc-load-{}", std::process::id())
     });
     let mut nodes: Vec<Node> = (0..args.nodes)
-        .map(|_| start_node(redis.as_deref()))
+        .map(|_| start_node(redis.as_deref(), args.bare))
         .collect();
     let base_rss: Vec<u64> = nodes.iter().map(|n| rss_kib(n.child.id())).collect();
 
     let epoch = Instant::now();
     let latencies: Arc<Mutex<Vec<u128>>> = Arc::new(Mutex::new(Vec::new()));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.clients);
+    // Each client says when it has all its events, then waits to close
+    // until every client has them: closing sockets while others still
+    // receive would put the teardown's work into the last event's latency.
+    let (finished_tx, mut finished_rx) = tokio::sync::mpsc::channel::<()>(args.clients);
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
@@ -306,6 +432,8 @@ async fn main() {
         let latencies = latencies.clone();
         let ready = ready_tx.clone();
         let gate = gate.clone();
+        let finished = finished_tx.clone();
+        let mut close = close_rx.clone();
         let expected = args.messages;
         tasks.push(tokio::spawn(async move {
             // At most 200 handshakes in flight; let go once subscribed.
@@ -331,9 +459,16 @@ async fn main() {
                     let _ = ready.send(()).await;
                     continue;
                 }
-                // data is "{\"t\":123}": read the number after t\":
-                if let Some(at) = text.find("t\\\":") {
-                    let digits: String = text[at + 4..]
+                // Only the ticks: other frames have numbers too
+                // (`connection_established` has `activity_timeout\":120`,
+                // which an earlier version of this tool read as a tick).
+                // The tick's data is "{\"t\":123}": read the number after it.
+                const TICK: &str = r#""event":"tick""#;
+                const T: &str = r#""data":"{\"t\":"#;
+                if text.contains(TICK)
+                    && let Some(at) = text.find(T)
+                {
+                    let digits: String = text[at + T.len()..]
                         .chars()
                         .take_while(char::is_ascii_digit)
                         .collect();
@@ -358,10 +493,13 @@ async fn main() {
                 }
             }
             latencies.lock().expect("the samples").extend(mine);
+            let _ = finished.send(()).await;
+            let _ = close.wait_for(|close| *close).await;
             let _ = ws.close(None).await;
         }));
     }
     drop(ready_tx);
+    drop(finished_tx);
     for _ in 0..args.clients {
         tokio::time::timeout(Duration::from_secs(120), ready_rx.recv())
             .await
@@ -373,14 +511,36 @@ async fn main() {
 
     let cpu_before: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.child.id())).collect();
     let mut round_trips = Vec::with_capacity(args.messages);
+    let mut control = match nodes[0].control {
+        Some(port) => Some(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("the bare server's control socket"),
+        ),
+        None => None,
+    };
     for _ in 0..args.messages {
         let at = Instant::now();
-        publish(nodes[0].port, epoch.elapsed().as_nanos()).await;
+        let sent = epoch.elapsed().as_nanos();
+        match &mut control {
+            Some(control) => control
+                .write_all(format!("{sent}\n").as_bytes())
+                .await
+                .expect("the bare server takes the event"),
+            None => publish(nodes[0].port, sent).await,
+        }
         round_trips.push(at.elapsed().as_nanos());
         tokio::time::sleep(args.every).await;
     }
     round_trips.sort_unstable();
     let deadline = Duration::from_secs(60);
+    let _ = tokio::time::timeout(deadline, async {
+        for _ in 0..args.clients {
+            finished_rx.recv().await;
+        }
+    })
+    .await;
+    let _ = close_tx.send(true);
     for task in tasks {
         let _ = tokio::time::timeout(deadline, task).await;
     }
@@ -397,7 +557,12 @@ async fn main() {
     samples.sort_unstable();
     let expected = args.clients * args.messages;
     println!(
-        "clients {} on {} node(s), {} messages every {:?}: {} of {} deliveries",
+        "{}clients {} on {} node(s), {} messages every {:?}: {} of {} deliveries",
+        if args.bare {
+            "BARE SERVER (the floor): "
+        } else {
+            ""
+        },
         args.clients,
         args.nodes,
         args.messages,
@@ -425,7 +590,12 @@ async fn main() {
         );
     }
     println!(
-        "the HTTP API's answer: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        if args.bare {
+            "the control socket's write"
+        } else {
+            "the HTTP API's answer"
+        },
         percentile(&round_trips, 0.50),
         percentile(&round_trips, 0.99),
         percentile(&round_trips, 1.0)
