@@ -4,7 +4,8 @@
 //! exporter. The dispatch span is the request span's child, the listener
 //! and enqueue spans the dispatch's, and each try's `events.job` span
 //! (consumer) has the dispatch span as its remote parent, through the
-//! job's `traceparent`; a `traceparent` given at the dispatch is continued.
+//! job's `traceparent`; a `traceparent` given at the dispatch is continued,
+//! and one whose caller did not sample the trace is sampled nowhere.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,6 +64,7 @@ fn one_opentelemetry_trace_from_the_request_to_every_try() {
         .build()
         .unwrap();
     let caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let unsampled = "00-1bf7651916cd43dd8448eb211c80319d-c7ad6b7169203332-00";
     runtime.block_on(async {
         let queue = Queue::memory();
         let dispatcher = Dispatcher::builder()
@@ -94,12 +96,28 @@ fn one_opentelemetry_trace_from_the_request_to_every_try() {
             .with("traceparent", caller)
             .await
             .unwrap();
-        Worker::new(queue)
+        Worker::new(queue.clone())
             .queues(["otel-parcels"])
             .observe(OpenTelemetry)
             .run_until_empty()
             .await
             .unwrap();
+
+        // A caller that did not sample its trace: the dispatch and its job
+        // run, and no span of that trace is recorded (the sampled flag
+        // travels in the job's traceparent too).
+        dispatcher
+            .dispatch(ParcelShipped { parcel: 3 })
+            .with("traceparent", unsampled)
+            .await
+            .unwrap();
+        let report = Worker::new(queue)
+            .queues(["otel-parcels"])
+            .observe(OpenTelemetry)
+            .run_until_empty()
+            .await
+            .unwrap();
+        assert_eq!(report.succeeded, 1, "the unsampled dispatch's job ran");
     });
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
@@ -175,4 +193,16 @@ fn one_opentelemetry_trace_from_the_request_to_every_try() {
         .find(|j| j.span_context.trace_id() == caller_trace)
         .expect("its job joins it");
     assert_eq!(job.parent_span_id, continued.span_context.span_id());
+
+    // The third: nothing of the unsampled trace was exported.
+    let unsampled_trace = TraceId::from_hex("1bf7651916cd43dd8448eb211c80319d").unwrap();
+    let recorded: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == unsampled_trace)
+        .map(|s| &*s.name)
+        .collect();
+    assert!(
+        recorded.is_empty(),
+        "spans of a trace its caller did not sample: {recorded:?}"
+    );
 }

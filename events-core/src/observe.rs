@@ -520,13 +520,18 @@ impl Observer for Tracing {
     }
 
     fn enrich(&self, _event: &str, metadata: &mut Metadata) {
-        let trace = metadata
+        // The caller's trace and its sampling decision, or a new trace.
+        let (trace, sampled) = metadata
             .get(crate::keys::TRACEPARENT)
             .and_then(TraceParent::parse)
-            .map_or_else(random_trace_id, |parent| parent.trace_id);
+            .map_or_else(
+                || (random_trace_id(), true),
+                |parent| (parent.trace_id, parent.sampled),
+            );
         let context = TraceParent {
             trace_id: trace,
             span_id: random_span_id(),
+            sampled,
         };
         metadata.insert(crate::keys::TRACEPARENT, context.to_string());
     }
@@ -654,15 +659,20 @@ pub mod spans {
     }
 }
 
-/// A W3C `traceparent` (version 00): the trace id and the parent span's
-/// id, what travels in the metadata as
-/// [`traceparent`](crate::keys::TRACEPARENT).
+/// A W3C `traceparent` (version 00): the trace id, the parent span's id
+/// and whether the caller sampled the trace, what travels in the metadata
+/// as [`traceparent`](crate::keys::TRACEPARENT).
 ///
 /// ```
 /// use events::observe::TraceParent;
 /// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
 /// assert_eq!(parent.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+/// assert!(parent.sampled);
 /// assert_eq!(parent.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// // A caller that did not sample the trace: kept, not sampled here either.
+/// let unsampled = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+/// assert!(!unsampled.sampled);
+/// assert!(unsampled.to_string().ends_with("-00"));
 /// assert!(TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -671,10 +681,15 @@ pub struct TraceParent {
     pub trace_id: u128,
     /// The parent span's id (never 0).
     pub span_id: u64,
+    /// The `sampled` trace flag: whether the caller records this trace.
+    /// An observer that exports spans (OpenTelemetry's sampler) follows
+    /// it; a trace started here is sampled.
+    pub sampled: bool,
 }
 
 impl TraceParent {
-    /// Reads `00-<32 hex>-<16 hex>-<2 hex>`; all-zero ids are invalid.
+    /// Reads `00-<32 hex>-<16 hex>-<2 hex>` (the last: the trace flags, of
+    /// which bit 0 is `sampled`); all-zero ids are invalid.
     pub fn parse(text: &str) -> Option<TraceParent> {
         let mut parts = text.trim().split('-');
         let (version, trace, span, flags) =
@@ -684,13 +699,24 @@ impl TraceParent {
         }
         let trace_id = u128::from_str_radix(trace, 16).ok()?;
         let span_id = u64::from_str_radix(span, 16).ok()?;
-        (trace_id != 0 && span_id != 0).then_some(TraceParent { trace_id, span_id })
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceParent {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
     }
 }
 
 impl std::fmt::Display for TraceParent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
     }
 }
 
@@ -722,6 +748,7 @@ mod tests {
         let context = TraceParent {
             trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
             span_id: 0x00f067aa0ba902b7,
+            sampled: true,
         };
         let text = context.to_string();
         assert_eq!(
@@ -729,11 +756,26 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         );
         assert_eq!(TraceParent::parse(&text), Some(context));
+        let unsampled = TraceParent {
+            sampled: false,
+            ..context
+        };
+        assert_eq!(
+            unsampled.to_string(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        );
+        assert_eq!(TraceParent::parse(&unsampled.to_string()), Some(unsampled));
+        // Flags other than `sampled` are read past (W3C: unknown flags are
+        // ignored), and `sampled` is bit 0 only.
+        let other = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-";
+        assert_eq!(TraceParent::parse(&format!("{other}02")), Some(unsampled));
+        assert_eq!(TraceParent::parse(&format!("{other}03")), Some(context));
         for bad in [
             "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }

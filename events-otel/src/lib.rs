@@ -77,7 +77,12 @@ fn remote(traceparent: Option<&str>) -> Option<opentelemetry::Context> {
     let context = SpanContext::new(
         TraceId::from(parent.trace_id),
         SpanId::from(parent.span_id),
-        TraceFlags::SAMPLED,
+        // The caller's decision: the SDK's parent-based sampler follows it.
+        if parent.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        },
         true,
         TraceState::default(),
     );
@@ -105,6 +110,7 @@ impl Observer for OpenTelemetry {
         span_context.is_valid().then(|| TraceParent {
             trace_id: u128::from_be_bytes(span_context.trace_id().to_bytes()),
             span_id: u64::from_be_bytes(span_context.span_id().to_bytes()),
+            sampled: span_context.is_sampled(),
         })
     }
 
