@@ -16,7 +16,7 @@
 //! stays on 127.0.0.1, bounded in count and time.
 //!
 //! `--bare` runs the same clients against the floor instead: a server of
-//! a few lines (`serve-bare`) that answers the handshake and the
+//! a few dozen lines (`serve-bare`) that answers the handshake and the
 //! subscription, then writes each event as one prepared WebSocket frame to
 //! every socket from a task per socket, with no protocol, hub or HTTP API
 //! (events come in on a plain control socket). Its figures are what this
@@ -128,13 +128,7 @@ async fn serve(redis: Option<String>) {
     #[cfg(not(feature = "redis"))]
     assert!(redis.is_none(), "two nodes need the redis feature");
     let broadcaster = builder.build().expect("the server builds");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    println!(
-        "port {}",
-        listener.local_addr().expect("its address").port()
-    );
+    let listener = bind_and_say("port").await;
     let router = broadcaster.router();
     // As `cli serve` does: small frames leave at once (no Nagle delay).
     use events::broadcast::axum::serve::ListenerExt as _;
@@ -142,7 +136,24 @@ async fn serve(redis: Option<String>) {
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(async move { events::broadcast::axum::serve(listener, router).await });
-    // Until the driver closes stdin (or dies).
+    until_stdin_closes().await;
+}
+
+/// Binds a free port on 127.0.0.1 and says it on stdout as `{what} P`,
+/// for the driver ([`start_node`]).
+async fn bind_and_say(what: &str) -> tokio::net::TcpListener {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    println!(
+        "{what} {}",
+        listener.local_addr().expect("its address").port()
+    );
+    listener
+}
+
+/// Returns when the driver closes this server's stdin (or dies).
+async fn until_stdin_closes() {
     let _ = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
         while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
@@ -156,20 +167,8 @@ async fn serve(redis: Option<String>) {
 /// text frame straight to every socket's `TcpStream`, from a task per
 /// socket woken through a channel. Says `port P` then `control C`.
 async fn serve_bare() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let control = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    println!(
-        "port {}",
-        listener.local_addr().expect("its address").port()
-    );
-    println!(
-        "control {}",
-        control.local_addr().expect("its address").port()
-    );
+    let listener = bind_and_say("port").await;
+    let control = bind_and_say("control").await;
     let sockets: Arc<Mutex<Vec<Outbox>>> = Arc::default();
     let accepting = sockets.clone();
     tokio::spawn(async move {
@@ -209,12 +208,7 @@ async fn serve_bare() {
         let (control, _) = control.accept().await.expect("the driver");
         fan_out(control, sockets).await;
     });
-    // Until the driver closes stdin (or dies), as `serve`.
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-    })
-    .await;
+    until_stdin_closes().await;
 }
 
 /// The bare server's fan-out: each line from `control` to every socket.
@@ -382,11 +376,10 @@ fn percentile(sorted: &[u128], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut argv = std::env::args().skip(1);
-    if argv.next().as_deref() == Some("serve") {
-        return serve(argv.next()).await;
-    }
-    if std::env::args().nth(1).as_deref() == Some("serve-bare") {
-        return serve_bare().await;
+    match argv.next().as_deref() {
+        Some("serve") => return serve(argv.next()).await,
+        Some("serve-bare") => return serve_bare().await,
+        _ => {}
     }
     let args = match args() {
         Ok(args) => args,
